@@ -1,0 +1,619 @@
+//! `switchboard`: runs the hub and talks to it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use switchboard_client::{Client, ClientError, InboxOptions};
+use switchboard_core::api::{AgentStatus, Capability, Part, RegisterAgent, SendMessage};
+use switchboard_server::{Config, Hub, Settings};
+
+mod table;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Messaging hub for AI agents and the people who work with them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the hub is and who we are, for client commands.
+#[derive(Args, Clone)]
+struct Conn {
+    /// Hub URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_URL",
+        default_value = "http://127.0.0.1:7777",
+        global = true
+    )]
+    url: String,
+    /// Agent API key or admin token. Defaults to ./switchboard-data/admin.token when present.
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub.
+    Serve(ServeArgs),
+    /// Register, list, show and remove agents.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Send a message.
+    Send(SendArgs),
+    /// Show a message and its deliveries.
+    Message {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Take messages from this agent's inbox.
+    Inbox(InboxArgs),
+    /// Follow this agent's messages as they arrive (WebSocket), acknowledging each.
+    Tail {
+        /// Do not acknowledge: messages come back after their lease.
+        #[arg(long)]
+        no_ack: bool,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<String>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// postgres://… selects PostgreSQL (not in this build yet).
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Configuration file (default: ./switchboard.toml when present).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest message body in bytes (default 1 MiB).
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
+    /// Lease of a delivered message before redelivery, ms (default 30000).
+    #[arg(long, env = "SWITCHBOARD_VISIBILITY_TIMEOUT_MS")]
+    visibility_timeout_ms: Option<u64>,
+    /// An agent not seen for this long is inactive, ms (default 60000).
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_WINDOW_MS")]
+    heartbeat_window_ms: Option<u64>,
+    /// Attempts before a delivery goes to dead letters (default 10).
+    #[arg(long, env = "SWITCHBOARD_MAX_ATTEMPTS")]
+    max_attempts: Option<u32>,
+    /// Unacknowledged messages per stream connection (default 1000).
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// Log as JSON lines.
+    #[arg(long, env = "SWITCHBOARD_LOG_JSON")]
+    log_json: bool,
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    /// Register an agent (admin token); prints its API key once.
+    Register {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "agent-version")]
+        version: Option<String>,
+        /// Push endpoint URL.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// A capability name; repeat for several.
+        #[arg(long = "capability", short = 'c')]
+        capabilities: Vec<String>,
+        /// A full card as JSON (file path), instead of the flags.
+        #[arg(long, conflicts_with_all = ["description", "capabilities", "endpoint"])]
+        card: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List agents.
+    List {
+        #[arg(long)]
+        capability: Option<String>,
+        /// active, inactive or error.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one agent.
+    Show {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove an agent (admin token).
+    Rm {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// Recipient address, e.g. agent:<id> or capability:<name>.
+    #[arg(long)]
+    to: String,
+    /// Text of the message.
+    text: Option<String>,
+    /// A JSON data part.
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    conversation: Option<String>,
+    #[arg(long)]
+    correlation_id: Option<String>,
+    #[arg(long)]
+    in_reply_to: Option<String>,
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Seconds before an undelivered message expires.
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Wait until the message is delivered (ms).
+    #[arg(long)]
+    wait_ms: Option<u64>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Args)]
+struct InboxArgs {
+    /// Wait this long for a message when none is there, ms.
+    #[arg(long, default_value_t = 0)]
+    wait_ms: u64,
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Acknowledge what is shown.
+    #[arg(long)]
+    ack: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+fn client(conn: &Conn) -> Client {
+    let token = conn.token.clone().or_else(|| {
+        let dir =
+            std::env::var("SWITCHBOARD_DATA_DIR").unwrap_or_else(|_| "./switchboard-data".into());
+        std::fs::read_to_string(PathBuf::from(dir).join("admin.token"))
+            .ok()
+            .map(|t| t.trim().to_owned())
+    });
+    Client::new(conn.url.clone(), token)
+}
+
+fn init_logs(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        other => {
+            init_logs("warn", false);
+            run_client(other).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match e.downcast_ref::<ClientError>() {
+                Some(ClientError::Api(p)) => {
+                    eprintln!("error: {} ({})\n  {}", p.title, p.code, p.detail);
+                    for fe in &p.errors {
+                        eprintln!(
+                            "  - {}: {}",
+                            if fe.path.is_empty() {
+                                "(body)"
+                            } else {
+                                &fe.path
+                            },
+                            fe.message
+                        );
+                    }
+                    if p.code == "unauthenticated" {
+                        eprintln!(
+                            "  hint: set SWITCHBOARD_TOKEN to an agent API key or the admin token"
+                        );
+                    }
+                }
+                _ => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    init_logs("warn,switchboard_server=info,switchboard=info", a.log_json);
+    let file_path = a.config.clone().or_else(|| {
+        let p = PathBuf::from("switchboard.toml");
+        p.exists().then_some(p)
+    });
+    let file = match &file_path {
+        Some(p) => Settings::from_file(p)?,
+        None => Settings::default(),
+    };
+    let flags = Settings {
+        listen: a.listen,
+        data_dir: a.data_dir,
+        database_url: a.database_url,
+        admin_token: std::env::var("SWITCHBOARD_ADMIN_TOKEN").ok(),
+        max_message_bytes: a.max_message_bytes,
+        visibility_timeout_ms: a.visibility_timeout_ms,
+        heartbeat_window_ms: a.heartbeat_window_ms,
+        max_attempts: a.max_attempts,
+        max_in_flight: a.max_in_flight,
+        reaper_interval_ms: None,
+    };
+    let config = Config::resolve(flags, file)?;
+    let data_dir = config.data_dir.clone();
+    let hub = Hub::start(config).await?;
+    println!(
+        "switchboard listening on {} (data in {})",
+        hub.url(),
+        data_dir.display()
+    );
+    if let Some(t) = &hub.generated_admin_token {
+        println!(
+            "admin token (shown once; also saved to {}):",
+            data_dir.join("admin.token").display()
+        );
+        println!("  {t}");
+    }
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing in-flight requests…");
+    hub.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn text_of(parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            Part::Text { text } => text.clone(),
+            Part::Data { data } => data.to_string(),
+            Part::File { file } => format!("[file {}]", file.name.as_deref().unwrap_or("")),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn run_client(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Serve(_) => unreachable!("serve is handled by main"),
+        Command::Agent(AgentCmd::Register {
+            name,
+            description,
+            version,
+            endpoint,
+            capabilities,
+            card,
+            conn,
+        }) => {
+            let req = match card {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let mut r: RegisterAgent = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not an agent card", path.display()))?;
+                    r.name = name;
+                    r
+                }
+                None => RegisterAgent {
+                    name,
+                    description,
+                    version,
+                    endpoint,
+                    capabilities: capabilities
+                        .into_iter()
+                        .map(|c| Capability {
+                            name: c,
+                            description: None,
+                            tags: vec![],
+                            examples: vec![],
+                            input_schema: None,
+                            output_schema: None,
+                        })
+                        .collect(),
+                    metadata: None,
+                },
+            };
+            let r = client(&conn).register_agent(&req).await?;
+            if conn.json {
+                return print_json(&r);
+            }
+            println!("registered agent {} ({})", r.agent.name, r.agent.id);
+            println!("address:  agent:{}", r.agent.id);
+            println!("api key:  {}   (shown once; store it now)", r.api_key);
+        }
+        Command::Agent(AgentCmd::List {
+            capability,
+            status,
+            conn,
+        }) => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("active") => Some(AgentStatus::Active),
+                Some("inactive") => Some(AgentStatus::Inactive),
+                Some("error") => Some(AgentStatus::Error),
+                Some(s) => bail!("--status {s}: use active, inactive or error"),
+            };
+            let list = client(&conn)
+                .list_agents(capability.as_deref(), status)
+                .await?;
+            if conn.json {
+                return print_json(&list);
+            }
+            let rows = list
+                .agents
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.name.clone(),
+                        a.status.as_str().to_owned(),
+                        a.capabilities
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        a.last_seen_at.clone().unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"], rows)
+            );
+        }
+        Command::Agent(AgentCmd::Show { id, conn }) => {
+            let a = client(&conn).get_agent(&id).await?;
+            if conn.json {
+                return print_json(&a);
+            }
+            let rows = vec![
+                vec!["id".into(), a.id.clone()],
+                vec!["name".into(), a.name.clone()],
+                vec!["status".into(), a.status.as_str().into()],
+                vec![
+                    "description".into(),
+                    a.description.clone().unwrap_or_default(),
+                ],
+                vec!["version".into(), a.version.clone().unwrap_or_default()],
+                vec![
+                    "endpoint".into(),
+                    a.endpoint.clone().unwrap_or_else(|| "(pull)".into()),
+                ],
+                vec![
+                    "capabilities".into(),
+                    a.capabilities
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ],
+                vec![
+                    "last seen".into(),
+                    a.last_seen_at.clone().unwrap_or_else(|| "never".into()),
+                ],
+                vec!["created".into(), a.created_at.clone()],
+            ];
+            print!("{}", table::render(&["FIELD", "VALUE"], rows));
+        }
+        Command::Agent(AgentCmd::Rm { id, conn }) => {
+            client(&conn).delete_agent(&id).await?;
+            if conn.json {
+                return print_json(&serde_json::json!({"deleted": id}));
+            }
+            println!("deleted agent {id}");
+        }
+        Command::Send(a) => {
+            let mut parts = Vec::new();
+            if let Some(t) = a.text {
+                parts.push(Part::text(t));
+            }
+            if let Some(d) = a.data {
+                let data = serde_json::from_str(&d).context("--data must be JSON")?;
+                parts.push(Part::Data { data });
+            }
+            if parts.is_empty() {
+                bail!("nothing to send: give the text as an argument, or --data '{{…}}'");
+            }
+            let m = SendMessage {
+                to: a.to,
+                parts,
+                conversation_id: a.conversation,
+                correlation_id: a.correlation_id,
+                in_reply_to: a.in_reply_to,
+                idempotency_key: a.idempotency_key,
+                ttl_seconds: a.ttl,
+                metadata: None,
+            };
+            let c = client(&a.conn);
+            let r = match a.wait_ms {
+                Some(ms) => c.send_and_wait(&m, ms).await?,
+                None => c.send(&m).await?,
+            };
+            if a.conn.json {
+                return print_json(&r);
+            }
+            println!(
+                "accepted {} → {}{}",
+                r.id,
+                r.recipients.join(", "),
+                if r.duplicate { " (duplicate)" } else { "" }
+            );
+            if let Some(ds) = r.deliveries {
+                for d in ds {
+                    println!("  {}  {}", d.recipient, d.state.as_str());
+                }
+            }
+        }
+        Command::Message { id, conn } => {
+            let s = client(&conn).get_message(&id).await?;
+            if conn.json {
+                return print_json(&s);
+            }
+            println!(
+                "{}  from {} to {}  at {}",
+                s.message.id, s.message.from, s.message.to, s.message.created_at
+            );
+            println!("  {}", text_of(&s.message.parts));
+            let rows = s
+                .deliveries
+                .iter()
+                .map(|d| {
+                    vec![
+                        d.recipient.clone(),
+                        d.state.as_str().into(),
+                        d.attempts.to_string(),
+                        d.updated_at.clone(),
+                        d.last_error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(
+                    &["RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "ERROR"],
+                    rows
+                )
+            );
+        }
+        Command::Inbox(a) => {
+            let c = client(&a.conn);
+            let inbox = c
+                .inbox(&InboxOptions {
+                    wait_ms: Some(a.wait_ms),
+                    limit: Some(a.limit),
+                    visibility_ms: None,
+                })
+                .await?;
+            if a.ack && !inbox.messages.is_empty() {
+                c.ack(
+                    inbox
+                        .messages
+                        .iter()
+                        .map(|m| m.message.id.clone())
+                        .collect(),
+                )
+                .await?;
+            }
+            if a.conn.json {
+                return print_json(&inbox);
+            }
+            if inbox.messages.is_empty() {
+                println!("inbox is empty");
+                return Ok(());
+            }
+            let rows = inbox
+                .messages
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.message.id.clone(),
+                        m.message.from.clone(),
+                        m.attempt.to_string(),
+                        text_of(&m.message.parts),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(&["ID", "FROM", "ATTEMPT", "TEXT"], rows)
+            );
+            if !a.ack {
+                println!("(not acknowledged: run with --ack, or they come back after their lease)");
+            }
+        }
+        Command::Tail {
+            no_ack,
+            count,
+            conn,
+        } => {
+            let mut stream = client(&conn).stream().await?;
+            let mut seen = 0;
+            while let Some(m) = stream.next_message().await? {
+                if conn.json {
+                    println!("{}", serde_json::to_string(&m)?);
+                } else {
+                    println!(
+                        "{}  {}  #{}  {}",
+                        m.message.created_at,
+                        m.message.from,
+                        m.attempt,
+                        text_of(&m.message.parts)
+                    );
+                }
+                if !no_ack {
+                    stream.ack(&m.message.id).await?;
+                }
+                seen += 1;
+                if count.is_some_and(|c| seen >= c) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}

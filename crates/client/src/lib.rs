@@ -1,0 +1,457 @@
+//! Rust client for a Switchboard hub: the CLI, the tests and the benchmarks all use it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), switchboard_client::ClientError> {
+//! use switchboard_client::Client;
+//! use switchboard_core::api::SendMessage;
+//! let hub = Client::new("http://127.0.0.1:7777", Some("sbk_…".into()));
+//! let mut stream = hub.stream().await?;
+//! while let Some(m) = stream.next_message().await? {
+//!     println!("{:?}", m.message.parts);
+//!     stream.ack(&m.message.id).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchboard_core::api::*;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// What can go wrong talking to the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The hub refused the request; the problem says why and what to do.
+    #[error("{} ({}): {}", .0.title, .0.code, .0.detail)]
+    Api(Problem),
+    /// The hub could not be reached.
+    #[error("cannot reach the hub at {url}: {source}")]
+    Transport { url: String, source: reqwest::Error },
+    /// The hub answered something this client does not understand.
+    #[error("unexpected answer from the hub: {0}")]
+    Protocol(String),
+    #[error("stream: {0}")]
+    Stream(String),
+}
+
+impl ClientError {
+    /// The problem `code` when the hub refused the request.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api(p) => Some(&p.code),
+            _ => None,
+        }
+    }
+}
+
+/// Result of client calls.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// A connection to one hub, as one principal (an agent key or the admin token).
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// Options of `GET /v1/inbox`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InboxOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility_ms: Option<u64>,
+}
+
+impl Client {
+    /// A client for the hub at `base` (e.g. `http://127.0.0.1:7777`).
+    pub fn new(base: impl Into<String>, token: Option<String>) -> Client {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default();
+        Client {
+            http,
+            base: base.into().trim_end_matches('/').to_owned(),
+            token,
+        }
+    }
+
+    /// `SWITCHBOARD_URL` (default `http://127.0.0.1:7777`) and `SWITCHBOARD_TOKEN`.
+    pub fn from_env() -> Client {
+        let url =
+            std::env::var("SWITCHBOARD_URL").unwrap_or_else(|_| "http://127.0.0.1:7777".into());
+        Client::new(
+            url,
+            std::env::var("SWITCHBOARD_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+        )
+    }
+
+    /// The same hub as another principal.
+    pub fn with_token(&self, token: impl Into<String>) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: Some(token.into()),
+        }
+    }
+
+    /// The hub's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(p) => ClientError::Api(p),
+                Err(_) => ClientError::Protocol(format!(
+                    "{status} from {url}: {}",
+                    String::from_utf8_lossy(&bytes)
+                )),
+            });
+        }
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes[..]
+        };
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(format!("{url}: {e}")))
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<Health> {
+        self.call::<(), _>(Method::GET, "/health", None).await
+    }
+
+    /// Registers an agent (admin token). The answer holds its API key, shown only once.
+    pub async fn register_agent(&self, req: &RegisterAgent) -> Result<AgentRegistered> {
+        self.call(Method::POST, "/v1/agents", Some(req)).await
+    }
+
+    /// Lists agents, optionally by capability and status.
+    pub async fn list_agents(
+        &self,
+        capability: Option<&str>,
+        status: Option<AgentStatus>,
+    ) -> Result<AgentList> {
+        let mut q = Vec::new();
+        if let Some(c) = capability {
+            q.push(format!("capability={}", urlencode(c)));
+        }
+        if let Some(s) = status {
+            q.push(format!("status={}", s.as_str()));
+        }
+        let path = if q.is_empty() {
+            "/v1/agents".to_owned()
+        } else {
+            format!("/v1/agents?{}", q.join("&"))
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    pub async fn get_agent(&self, id: &str) -> Result<Agent> {
+        self.call::<(), _>(Method::GET, &format!("/v1/agents/{}", urlencode(id)), None)
+            .await
+    }
+
+    pub async fn update_agent(&self, id: &str, req: &UpdateAgent) -> Result<Agent> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/agents/{}", urlencode(id)),
+            Some(req),
+        )
+        .await
+    }
+
+    pub async fn delete_agent(&self, id: &str) -> Result<()> {
+        self.call::<(), ()>(
+            Method::DELETE,
+            &format!("/v1/agents/{}", urlencode(id)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn heartbeat(&self, id: &str) -> Result<Agent> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!("/v1/agents/{}/heartbeat", urlencode(id)),
+            None,
+        )
+        .await
+    }
+
+    /// Sends a message; `Ok` means the hub committed it.
+    pub async fn send(&self, m: &SendMessage) -> Result<MessageAccepted> {
+        self.call(Method::POST, "/v1/messages", Some(m)).await
+    }
+
+    /// Sends and waits (up to `wait_ms`) until every recipient has been handed the message.
+    pub async fn send_and_wait(&self, m: &SendMessage, wait_ms: u64) -> Result<MessageAccepted> {
+        self.call(
+            Method::POST,
+            &format!("/v1/messages?wait=delivered&wait_ms={wait_ms}"),
+            Some(m),
+        )
+        .await
+    }
+
+    /// Sends many messages in one request and one commit.
+    pub async fn send_batch(&self, messages: Vec<SendMessage>) -> Result<BatchAccepted> {
+        self.call(
+            Method::POST,
+            "/v1/messages:batch",
+            Some(&SendBatch { messages }),
+        )
+        .await
+    }
+
+    pub async fn get_message(&self, id: &str) -> Result<MessageStatus> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("/v1/messages/{}", urlencode(id)),
+            None,
+        )
+        .await
+    }
+
+    /// Leases due messages (long-polls up to `wait_ms`).
+    pub async fn inbox(&self, opts: &InboxOptions) -> Result<Inbox> {
+        let mut q = Vec::new();
+        if let Some(w) = opts.wait_ms {
+            q.push(format!("wait_ms={w}"));
+        }
+        if let Some(l) = opts.limit {
+            q.push(format!("limit={l}"));
+        }
+        if let Some(v) = opts.visibility_ms {
+            q.push(format!("visibility_ms={v}"));
+        }
+        let path = if q.is_empty() {
+            "/v1/inbox".to_owned()
+        } else {
+            format!("/v1/inbox?{}", q.join("&"))
+        };
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    pub async fn ack(&self, ids: Vec<String>) -> Result<AckResult> {
+        self.call(Method::POST, "/v1/inbox/ack", Some(&AckRequest { ids }))
+            .await
+    }
+
+    pub async fn nack(&self, ids: Vec<String>, retry_in_ms: Option<u64>) -> Result<AckResult> {
+        self.call(
+            Method::POST,
+            "/v1/inbox/nack",
+            Some(&NackRequest { ids, retry_in_ms }),
+        )
+        .await
+    }
+
+    /// Opens the WebSocket stream of this agent's messages.
+    pub async fn stream(&self) -> Result<Stream> {
+        let url = format!("{}/v1/stream", self.base.replacen("http", "ws", 1));
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ClientError::Stream(e.to_string()))?;
+        if let Some(t) = &self.token {
+            let value = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| ClientError::Stream("token is not a valid header".into()))?;
+            req.headers_mut().insert("authorization", value);
+        }
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => Ok(Stream { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                let body = res.body().clone().unwrap_or_default();
+                Err(match serde_json::from_slice::<Problem>(&body) {
+                    Ok(p) => ClientError::Api(p),
+                    Err(_) => ClientError::Stream(format!("{} from {url}", res.status())),
+                })
+            }
+            Err(e) => Err(ClientError::Stream(format!("cannot connect to {url}: {e}"))),
+        }
+    }
+
+    /// Opens the Server-Sent Events stream of this agent's messages.
+    pub async fn events(&self) -> Result<EventStream> {
+        let url = format!("{}/v1/events", self.base);
+        let mut req = self.http.get(&url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.map_err(|source| ClientError::Transport {
+            url: url.clone(),
+            source,
+        })?;
+        if !res.status().is_success() {
+            let status = res.status();
+            let bytes = res.bytes().await.unwrap_or_default();
+            return Err(match serde_json::from_slice::<Problem>(&bytes) {
+                Ok(p) => ClientError::Api(p),
+                Err(_) => ClientError::Protocol(format!("{status} from {url}")),
+            });
+        }
+        Ok(EventStream {
+            body: Box::pin(res.bytes_stream()),
+            buf: String::new(),
+        })
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The WebSocket stream of an agent's messages.
+pub struct Stream {
+    ws: WsStream,
+}
+
+impl Stream {
+    /// The next message, or `None` when the hub closed the stream.
+    pub async fn next_message(&mut self) -> Result<Option<InboxMessage>> {
+        while let Some(frame) = self.ws.next().await {
+            let frame = frame.map_err(|e| ClientError::Stream(e.to_string()))?;
+            match frame {
+                WsMessage::Text(t) => match serde_json::from_str::<StreamFrame>(t.as_str()) {
+                    Ok(StreamFrame::Message(m)) => return Ok(Some(m)),
+                    Ok(StreamFrame::Error { code, detail }) => {
+                        return Err(ClientError::Stream(format!("{code}: {detail}")));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(ClientError::Protocol(format!("stream frame: {e}"))),
+                },
+                WsMessage::Close(_) => return Ok(None),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Acknowledges a message received on this stream.
+    pub async fn ack(&mut self, id: &str) -> Result<()> {
+        self.send(&StreamFrame::Ack { id: id.to_owned() }).await
+    }
+
+    /// Queues an ack without flushing; call [`Stream::flush`] after a batch.
+    pub async fn feed_ack(&mut self, id: &str) -> Result<()> {
+        let text =
+            serde_json::to_string(&StreamFrame::Ack { id: id.to_owned() }).unwrap_or_default();
+        self.ws
+            .feed(WsMessage::text(text))
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))
+    }
+
+    /// Sends queued frames.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.ws
+            .flush()
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))
+    }
+
+    /// Gives a message back for redelivery.
+    pub async fn nack(&mut self, id: &str, retry_in_ms: Option<u64>) -> Result<()> {
+        self.send(&StreamFrame::Nack {
+            id: id.to_owned(),
+            retry_in_ms,
+        })
+        .await
+    }
+
+    async fn send(&mut self, f: &StreamFrame) -> Result<()> {
+        let text = serde_json::to_string(f).unwrap_or_default();
+        self.ws
+            .send(WsMessage::text(text))
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))
+    }
+
+    /// Closes the stream; unacknowledged messages are redelivered after their lease.
+    pub async fn close(mut self) -> Result<()> {
+        self.ws
+            .close(None)
+            .await
+            .map_err(|e| ClientError::Stream(e.to_string()))
+    }
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// The Server-Sent Events stream of an agent's messages. Ack with [`Client::ack`].
+pub struct EventStream {
+    body: ByteStream,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next message, or `None` when the hub closed the stream.
+    pub async fn next_message(&mut self) -> Result<Option<InboxMessage>> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                let mut name = "message";
+                let mut data = String::new();
+                for line in event.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if name == "message" && !data.is_empty() {
+                    return serde_json::from_str(&data)
+                        .map(Some)
+                        .map_err(|e| ClientError::Protocol(format!("event data: {e}")));
+                }
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self
+                    .buf
+                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                Some(Err(e)) => return Err(ClientError::Stream(e.to_string())),
+                None => return Ok(None),
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Addresses: where a message goes (`agent:<id>`, `capability:<name>?all`, …).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A parsed recipient address. See DESIGN.md, "Concepts → Address".
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// `agent:<id>`: one registered agent.
+    Agent(String),
+    /// `user:<id>`: a person.
+    User(String),
+    /// `capability:<name>` (anycast) or `capability:<name>?all` (broadcast).
+    Capability { name: String, all: bool },
+    /// `topic:<name>`: every subscriber of a topic.
+    Topic(String),
+    /// `conversation:<id>`: every participant except the sender.
+    Conversation(String),
+    /// `auto`: the hub picks the capability from the text.
+    Auto,
+}
+
+/// Why an address string could not be parsed; the text is shown to the user as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AddressError(String);
+
+const MAX_NAME: usize = 200;
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
+}
+
+impl FromStr for Address {
+    type Err = AddressError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(Address::Auto);
+        }
+        let Some((kind, rest)) = s.split_once(':') else {
+            return Err(AddressError(format!(
+                "`{s}` is not an address; use `agent:<id>`, `user:<id>`, `capability:<name>`, \
+                 `topic:<name>`, `conversation:<id>` or `auto`"
+            )));
+        };
+        let (name, query) = match rest.split_once('?') {
+            Some((n, q)) => (n, Some(q)),
+            None => (rest, None),
+        };
+        if !valid_name(name) {
+            return Err(AddressError(format!(
+                "`{name}` is not a valid {kind} name: use 1 to {MAX_NAME} letters, digits or `-_./@`"
+            )));
+        }
+        let name = name.to_owned();
+        let addr = match (kind, query) {
+            ("agent", None) => Address::Agent(name),
+            ("user", None) => Address::User(name),
+            ("capability", None) => Address::Capability { name, all: false },
+            ("capability", Some("all")) => Address::Capability { name, all: true },
+            ("topic", None) => Address::Topic(name),
+            ("conversation", None) => Address::Conversation(name),
+            (_, Some(q))
+                if matches!(
+                    kind,
+                    "agent" | "user" | "capability" | "topic" | "conversation"
+                ) =>
+            {
+                return Err(AddressError(format!(
+                    "`?{q}` is not understood on a {kind} address; only `capability:<name>?all` takes a suffix"
+                )));
+            }
+            _ => {
+                return Err(AddressError(format!(
+                    "unknown address kind `{kind}`; use agent, user, capability, topic, conversation or auto"
+                )));
+            }
+        };
+        Ok(addr)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Agent(id) => write!(f, "agent:{id}"),
+            Address::User(id) => write!(f, "user:{id}"),
+            Address::Capability { name, all: false } => write!(f, "capability:{name}"),
+            Address::Capability { name, all: true } => write!(f, "capability:{name}?all"),
+            Address::Topic(t) => write!(f, "topic:{t}"),
+            Address::Conversation(c) => write!(f, "conversation:{c}"),
+            Address::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_every_kind() {
+        for s in [
+            "agent:0192",
+            "user:ann",
+            "capability:translate",
+            "capability:translate?all",
+            "topic:alerts.eu",
+            "conversation:c-1",
+            "auto",
+        ] {
+            let a: Address = s.parse().unwrap();
+            assert_eq!(a.to_string(), s);
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_kind_and_suffix() {
+        assert!("robot:x".parse::<Address>().is_err());
+        assert!("agent:x?all".parse::<Address>().is_err());
+        assert!("agent:".parse::<Address>().is_err());
+        assert!("agent x".parse::<Address>().is_err());
+    }
+}

@@ -1,0 +1,405 @@
+//! Wire types of the `/v1` HTTP API, shared by the server (which parses them and generates the
+//! OpenAPI document from them) and the client (which sends them).
+//!
+//! Requests deny unknown fields: a misspelt optional field (`ttl_secs`) would otherwise be
+//! silently ignored, which is the kind of mistake a user wants to hear about.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A capability (A2A: skill) an agent offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capability {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+    /// JSON Schema that `data` parts sent to this capability must satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
+}
+
+/// `POST /v1/agents`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgent {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Push endpoint (https URL). Without one the agent pulls (inbox, WebSocket, SSE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// `PUT /v1/agents/{id}`: replaces the card's fields (the id and key stay).
+pub type UpdateAgent = RegisterAgent;
+
+/// Whether an agent is reachable, derived from heartbeats and delivery health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Active,
+    Inactive,
+    Error,
+}
+
+impl AgentStatus {
+    /// The lower-case name used in query strings and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Active => "active",
+            AgentStatus::Inactive => "inactive",
+            AgentStatus::Error => "error",
+        }
+    }
+}
+
+/// A registered agent and its card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub capabilities: Vec<Capability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub status: AgentStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<String>,
+}
+
+/// Answer to `POST /v1/agents`: the agent and its API key, shown only this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentRegistered {
+    pub agent: Agent,
+    pub api_key: String,
+}
+
+/// `GET /v1/agents`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A file carried in a message: inline base64 `bytes` or a `uri`, exactly one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilePart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// Standard base64 of the file's content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// One part of a message, A2A style.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Part {
+    Text {
+        text: String,
+    },
+    Data {
+        #[schema(value_type = Object)]
+        data: Value,
+    },
+    File {
+        file: FilePart,
+    },
+}
+
+impl Part {
+    /// A text part.
+    pub fn text(s: impl Into<String>) -> Part {
+        Part::Text { text: s.into() }
+    }
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// Recipient address, e.g. `agent:<id>` or `capability:translate`.
+    pub to: String,
+    pub parts: Vec<Part>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    /// Same key from the same sender → the first answer, and no second message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// After this many seconds an undelivered message expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+impl SendMessage {
+    /// A message of one text part to `to`.
+    pub fn text(to: impl Into<String>, text: impl Into<String>) -> SendMessage {
+        SendMessage {
+            to: to.into(),
+            parts: vec![Part::text(text)],
+            ..Default::default()
+        }
+    }
+}
+
+/// Answer to a send: 202 once the message and its deliveries are committed to disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageAccepted {
+    pub id: String,
+    /// Always `accepted`.
+    pub status: String,
+    pub recipients: Vec<String>,
+    pub created_at: String,
+    /// True when this answer repeats an earlier send with the same idempotency key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// With `?wait=delivered`: the deliveries' states when the answer was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<Vec<Delivery>>,
+}
+
+/// `POST /v1/messages:batch`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBatch {
+    pub messages: Vec<SendMessage>,
+}
+
+/// One entry of a batch answer: the acceptance, or the problem with that message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchItem {
+    Accepted(MessageAccepted),
+    Refused { error: Problem },
+}
+
+/// Answer to `POST /v1/messages:batch`, in the order of the request.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchAccepted {
+    pub results: Vec<BatchItem>,
+}
+
+/// Where a delivery stands. `pending` → `delivered` (handed out under a lease) → `acked`;
+/// or `dead` after too many attempts, or `expired` when the TTL passes first. `leased` marks
+/// a push attempt in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Leased,
+    Delivered,
+    Acked,
+    Failed,
+    Dead,
+    Expired,
+}
+
+impl DeliveryState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Leased => "leased",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Acked => "acked",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Expired => "expired",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        Some(match s {
+            "pending" => DeliveryState::Pending,
+            "leased" => DeliveryState::Leased,
+            "delivered" => DeliveryState::Delivered,
+            "acked" => DeliveryState::Acked,
+            "failed" => DeliveryState::Failed,
+            "dead" => DeliveryState::Dead,
+            "expired" => DeliveryState::Expired,
+            _ => return None,
+        })
+    }
+
+    /// True once nothing more will happen to the delivery.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Acked | DeliveryState::Dead | DeliveryState::Expired
+        )
+    }
+}
+
+/// One recipient's delivery of a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    pub recipient: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A stored message as its sender or the admin sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub parts: Vec<Part>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// `GET /v1/messages/{id}`: the message and its deliveries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageStatus {
+    pub message: Message,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// A message handed to its recipient under a lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InboxMessage {
+    #[serde(flatten)]
+    pub message: Message,
+    /// 1 on first delivery; more on redelivery (same id, so receivers can drop duplicates).
+    pub attempt: u32,
+    pub lease_expires_at: String,
+}
+
+/// `GET /v1/inbox`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Inbox {
+    pub messages: Vec<InboxMessage>,
+}
+
+/// `POST /v1/inbox/ack`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub ids: Vec<String>,
+}
+
+/// `POST /v1/inbox/nack`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NackRequest {
+    pub ids: Vec<String>,
+    /// Redeliver after this many milliseconds (default: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+/// Answer to ack and nack: which ids changed state. Ids that were not leased to the caller
+/// (already acked, unknown, someone else's) are listed in `ignored`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct AckResult {
+    pub ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
+}
+
+/// A frame on the `/v1/stream` WebSocket, either way.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamFrame {
+    /// Server → client: a message, leased to this connection.
+    Message(InboxMessage),
+    /// Client → server: acknowledge a message.
+    Ack { id: String },
+    /// Client → server: give a message back for redelivery.
+    Nack {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+    },
+    /// Server → client: a frame the server could not take, and why.
+    Error { code: String, detail: String },
+}
+
+/// One failing field of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `parts[1].file.bytes`.
+    pub path: String,
+    pub message: String,
+}
+
+/// RFC 9457 problem details, the body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `invalid_body`, `unknown_recipient`.
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// `GET /health` and `/ready`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

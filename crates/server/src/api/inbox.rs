@@ -1,0 +1,119 @@
+//! `/v1/inbox`: long-poll pull with leases, ack and nack.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use serde::Deserialize;
+use switchboard_core::api::{AckRequest, AckResult, Inbox, NackRequest, Problem};
+
+use super::{Q, parse_json};
+use crate::AppState;
+use crate::auth::Auth;
+use crate::delivery;
+use crate::error::ApiError;
+
+const MAX_WAIT_MS: u64 = 60_000;
+const MAX_IDS: usize = 10_000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    /// Wait up to this long for a message when none is due, milliseconds (0 to 60000; default 0).
+    wait_ms: Option<u64>,
+    /// Most messages to return (1 to 1000; default 10).
+    limit: Option<usize>,
+    /// Lease length: how long before an unacknowledged message is delivered again,
+    /// milliseconds (default: the node's visibility timeout).
+    visibility_ms: Option<u64>,
+}
+
+/// Leases the caller's due messages, in accept order. Unacknowledged messages come back
+/// after their lease with a higher `attempt`.
+#[utoipa::path(get, path = "/v1/inbox", params(InboxQuery), responses((status = 200, body = Inbox), (status = 403, body = Problem)))]
+pub async fn fetch(
+    State(state): State<AppState>,
+    auth: Auth,
+    Q(q): Q<InboxQuery>,
+) -> Result<Json<Inbox>, ApiError> {
+    let agent = auth.require_agent()?.to_owned();
+    let tenant = auth.0.tenant.clone();
+    let wait_ms = q.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::InvalidQuery(format!(
+            "`wait_ms` must be at most {MAX_WAIT_MS}"
+        )));
+    }
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidQuery(
+            "`limit` must be between 1 and 1000".into(),
+        ));
+    }
+    let lease_ms = q
+        .visibility_ms
+        .unwrap_or(state.config.visibility_timeout_ms);
+    if !(100..=12 * 3600 * 1000).contains(&lease_ms) {
+        return Err(ApiError::InvalidQuery(
+            "`visibility_ms` must be between 100 and 43200000".into(),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let mut wake = state
+        .store
+        .wakeups()
+        .subscribe((tenant.clone(), format!("agent:{agent}")));
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        wake.borrow_and_update();
+        let messages = delivery::lease(&state, &tenant, &agent, limit, lease_ms).await?;
+        if !messages.is_empty() {
+            return Ok(Json(Inbox { messages }));
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(Json(Inbox { messages })),
+            _ = crate::stopped(&mut shutdown) => return Ok(Json(Inbox { messages })),
+        }
+    }
+}
+
+fn check_ids(ids: &[String]) -> Result<(), ApiError> {
+    if ids.is_empty() || ids.len() > MAX_IDS {
+        return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
+            path: "ids".into(),
+            message: format!("give 1 to {MAX_IDS} message ids"),
+        }]));
+    }
+    Ok(())
+}
+
+/// Acknowledges messages: they will not be delivered again.
+#[utoipa::path(post, path = "/v1/inbox/ack", request_body = AckRequest, responses((status = 200, body = AckResult)))]
+pub async fn ack(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<AckResult>, ApiError> {
+    let agent = auth.require_agent()?.to_owned();
+    let req: AckRequest = parse_json(body, 1024 * 1024).await?;
+    check_ids(&req.ids)?;
+    let (ids, ignored) = delivery::ack(&state, &auth.0.tenant, &agent, req.ids).await?;
+    Ok(Json(AckResult { ids, ignored }))
+}
+
+/// Gives messages back: they are delivered again after `retry_in_ms` (default at once).
+#[utoipa::path(post, path = "/v1/inbox/nack", request_body = NackRequest, responses((status = 200, body = AckResult)))]
+pub async fn nack(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<AckResult>, ApiError> {
+    let agent = auth.require_agent()?.to_owned();
+    let req: NackRequest = parse_json(body, 1024 * 1024).await?;
+    check_ids(&req.ids)?;
+    let retry = req.retry_in_ms.unwrap_or(0).min(24 * 3600 * 1000);
+    let (ids, ignored) = delivery::nack(&state, &auth.0.tenant, &agent, req.ids, retry).await?;
+    Ok(Json(AckResult { ids, ignored }))
+}

@@ -1,0 +1,339 @@
+//! `/v1/messages`: accept (validate, route, commit) and inspect messages.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use switchboard_core::api::{
+    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem,
+    SendBatch, SendMessage,
+};
+use switchboard_core::time::{now_ms, rfc3339};
+use switchboard_core::{Address, validate};
+use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage, Principal, PrincipalKind};
+
+use super::agents::view;
+use super::{Q, parse_json};
+use crate::AppState;
+use crate::auth::Auth;
+use crate::delivery::message_view;
+use crate::error::ApiError;
+
+/// Most messages in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Resolves an address to the agents that get a delivery.
+async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<String>, ApiError> {
+    match to {
+        Address::Agent(id) => {
+            if state.store.get_agent(tenant, id).await?.is_none() {
+                return Err(ApiError::UnknownRecipient(format!(
+                    "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
+                )));
+            }
+            Ok(vec![format!("agent:{id}")])
+        }
+        Address::Capability { name, all } => {
+            let filter = switchboard_store::AgentFilter {
+                capability: Some(name.clone()),
+                after: None,
+                limit: 10_000,
+            };
+            let active: Vec<String> = state
+                .store
+                .list_agents(tenant, filter)
+                .await?
+                .into_iter()
+                .map(|a| view(a, state.config.heartbeat_window_ms))
+                .filter(|a| a.status == switchboard_core::api::AgentStatus::Active)
+                .map(|a| format!("agent:{}", a.id))
+                .collect();
+            if active.is_empty() {
+                return Err(ApiError::UnknownRecipient(format!(
+                    "no active agent offers capability `{name}`; see `switchboard agent list --capability {name}`"
+                )));
+            }
+            if *all {
+                return Ok(active);
+            }
+            // Anycast: least outstanding deliveries; ties rotate so equal agents share work.
+            let counts = state.store.outstanding(tenant, &active).await?;
+            let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
+            let tied: Vec<&String> = counts
+                .iter()
+                .filter(|(_, n)| *n == least)
+                .map(|(r, _)| r)
+                .collect();
+            let pick = state.rr.fetch_add(1, Ordering::Relaxed) % tied.len();
+            Ok(vec![tied[pick].clone()])
+        }
+        Address::User(_) | Address::Topic(_) | Address::Conversation(_) | Address::Auto => {
+            Err(ApiError::UnsupportedAddress(format!(
+                "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`) or a capability (`capability:<name>`)"
+            )))
+        }
+    }
+}
+
+fn request_hash(m: &SendMessage) -> String {
+    let bytes = serde_json::to_vec(m).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Validates and routes one message; nothing is written.
+async fn prepare(
+    state: &AppState,
+    from: &Principal,
+    m: SendMessage,
+) -> Result<NewMessage, ApiError> {
+    let to = validate::send_message(&m).map_err(ApiError::fields)?;
+    let recipients = route(state, &from.tenant, &to).await?;
+    let now = now_ms();
+    let parts = serde_json::to_string(&m.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(NewMessage {
+        tenant: from.tenant.clone(),
+        id: switchboard_core::new_id().to_string(),
+        sender: from.address(),
+        to: to.to_string(),
+        recipients,
+        parts,
+        metadata: m.metadata.as_ref().map(|v| v.to_string()),
+        request_hash: request_hash(&m),
+        conversation_id: m.conversation_id,
+        correlation_id: m.correlation_id,
+        in_reply_to: m.in_reply_to,
+        idempotency_key: m.idempotency_key,
+        created_at: now,
+        expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
+    })
+}
+
+fn answer(state: &AppState, outcome: AcceptOutcome) -> Result<MessageAccepted, ApiError> {
+    match outcome {
+        AcceptOutcome::Accepted {
+            id,
+            recipients,
+            created_at,
+        } => {
+            state.metrics.accepted.inc();
+            Ok(MessageAccepted {
+                id,
+                status: "accepted".into(),
+                recipients,
+                created_at: rfc3339(created_at),
+                duplicate: false,
+                deliveries: None,
+            })
+        }
+        AcceptOutcome::Duplicate {
+            id,
+            recipients,
+            created_at,
+        } => Ok(MessageAccepted {
+            id,
+            status: "accepted".into(),
+            recipients,
+            created_at: rfc3339(created_at),
+            duplicate: true,
+            deliveries: None,
+        }),
+        AcceptOutcome::KeyReused { id } => Err(ApiError::Conflict(format!(
+            "this idempotency key was already used by this sender for a different message ({id}); use a new key for a new message"
+        ))),
+    }
+}
+
+/// The API view of a delivery.
+pub fn delivery_view(d: DeliveryRecord) -> Delivery {
+    Delivery {
+        recipient: d.recipient,
+        state: d.state,
+        attempts: d.attempts,
+        updated_at: rfc3339(d.updated_at),
+        delivered_at: d.delivered_at.map(rfc3339),
+        acked_at: d.acked_at.map(rfc3339),
+        lease_expires_at: d
+            .lease_expires_at
+            .filter(|_| !d.state.is_final())
+            .map(rfc3339),
+        last_error: d.last_error,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SendQuery {
+    /// `delivered`: answer once every recipient has been handed the message (or `wait_ms` passes).
+    wait: Option<String>,
+    /// How long `wait=delivered` may take, milliseconds (default 30000, at most 120000).
+    wait_ms: Option<u64>,
+}
+
+/// Polls the deliveries until each is handed out or final. Opt-in and bounded, so a poll with
+/// back-off is simpler than a per-message notification on the hot path.
+async fn wait_delivered(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+    wait_ms: u64,
+) -> Result<Vec<Delivery>, ApiError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let (_, deliveries) = state.store.get_message(tenant, id).await?.ok_or_else(|| {
+            ApiError::Internal(format!("message {id} vanished after it was accepted"))
+        })?;
+        let done = deliveries
+            .iter()
+            .all(|d| d.state == DeliveryState::Delivered || d.state.is_final());
+        if done || tokio::time::Instant::now() >= deadline {
+            return Ok(deliveries.into_iter().map(delivery_view).collect());
+        }
+        tokio::time::sleep(
+            pause.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+        )
+        .await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Sends a message. 202 means it is committed to disk and will be delivered.
+#[utoipa::path(post, path = "/v1/messages", request_body = SendMessage, params(SendQuery),
+    responses((status = 202, body = MessageAccepted), (status = 409, body = Problem), (status = 413, body = Problem),
+              (status = 422, body = Problem), (status = 503, body = Problem)))]
+pub async fn send(
+    State(state): State<AppState>,
+    auth: Auth,
+    Q(q): Q<SendQuery>,
+    body: Body,
+) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
+    let wait_ms = match q.wait.as_deref() {
+        None => None,
+        Some("delivered") => Some(q.wait_ms.unwrap_or(30_000).min(120_000)),
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "`wait={other}` is not understood; use `wait=delivered`"
+            )));
+        }
+    };
+    let req: SendMessage = parse_json(body, state.config.max_message_bytes).await?;
+    let m = prepare(&state, &auth.0, req).await?;
+    let outcome = state
+        .store
+        .accept(vec![m])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("the store answered no outcome".into()))?;
+    let mut accepted = answer(&state, outcome)?;
+    if let Some(ms) = wait_ms {
+        accepted.deliveries = Some(wait_delivered(&state, &auth.0.tenant, &accepted.id, ms).await?);
+    }
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Sends many messages in one request and one commit. Each is accepted or refused alone;
+/// the answer lists the results in request order.
+#[utoipa::path(post, path = "/v1/messages:batch", request_body = SendBatch,
+    responses((status = 202, body = BatchAccepted), (status = 413, body = Problem), (status = 422, body = Problem)))]
+pub async fn send_batch(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
+    let limit = state.config.max_message_bytes.saturating_mul(16);
+    let req: SendBatch = parse_json(body, limit).await?;
+    if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
+        return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
+            path: "messages".into(),
+            message: format!("send 1 to {MAX_BATCH} messages per batch"),
+        }]));
+    }
+    let mut results: Vec<Option<Result<MessageAccepted, Problem>>> =
+        Vec::with_capacity(req.messages.len());
+    let mut ready = Vec::new();
+    let mut slots = Vec::new();
+    for (i, m) in req.messages.into_iter().enumerate() {
+        let size = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(0);
+        let prepared = if size > state.config.max_message_bytes {
+            Err(ApiError::PayloadTooLarge(format!(
+                "message {i} is {size} bytes, over the limit of {} bytes",
+                state.config.max_message_bytes
+            )))
+        } else {
+            prepare(&state, &auth.0, m).await
+        };
+        match prepared {
+            Ok(nm) => {
+                ready.push(nm);
+                slots.push(i);
+                results.push(None);
+            }
+            Err(e) => results.push(Some(Err(prefix_paths(e.problem(), i)))),
+        }
+    }
+    if !ready.is_empty() {
+        let outcomes = state.store.accept(ready).await?;
+        for (slot, outcome) in slots.into_iter().zip(outcomes) {
+            results[slot] = Some(answer(&state, outcome).map_err(|e| e.problem()));
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|r| match r {
+            Some(Ok(a)) => BatchItem::Accepted(a),
+            Some(Err(p)) => BatchItem::Refused { error: p },
+            None => BatchItem::Refused {
+                error: ApiError::Internal("no outcome".into()).problem(),
+            },
+        })
+        .collect();
+    Ok((StatusCode::ACCEPTED, Json(BatchAccepted { results })))
+}
+
+fn prefix_paths(mut p: Problem, i: usize) -> Problem {
+    for e in &mut p.errors {
+        e.path = if e.path.is_empty() {
+            format!("messages[{i}]")
+        } else {
+            format!("messages[{i}].{}", e.path)
+        };
+    }
+    p
+}
+
+/// A message and the state of each of its deliveries. Visible to its sender, its recipients
+/// and the admin.
+#[utoipa::path(get, path = "/v1/messages/{id}", responses((status = 200, body = MessageStatus), (status = 404, body = Problem)))]
+pub async fn show(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<MessageStatus>, ApiError> {
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "message {id} does not exist, or is not visible to you"
+        ))
+    };
+    let (m, deliveries) = state
+        .store
+        .get_message(&auth.0.tenant, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let me = auth.0.address();
+    let visible = matches!(auth.0.kind, PrincipalKind::Admin)
+        || m.sender == me
+        || deliveries.iter().any(|d| d.recipient == me);
+    if !visible {
+        return Err(not_found());
+    }
+    Ok(Json(MessageStatus {
+        message: message_view(m)?,
+        deliveries: deliveries.into_iter().map(delivery_view).collect(),
+    }))
+}

@@ -1,0 +1,230 @@
+//! `/v1/stream` (WebSocket) and `/v1/events` (Server-Sent Events): messages pushed as their
+//! commits land.
+//!
+//! A WebSocket connection leases messages to itself and holds at most `max_in_flight`
+//! unacknowledged ones (like JetStream's `max_ack_pending`), so a slow consumer is not
+//! flooded; acks arrive on the same socket and are committed in batches. SSE has no way back,
+//! so its consumers ack with `POST /v1/inbox/ack`, and TCP back-pressure bounds what is sent.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use switchboard_core::api::{InboxMessage, StreamFrame};
+use switchboard_core::time::{now_ms, parse_rfc3339};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::auth::Auth;
+use crate::delivery;
+use crate::error::ApiError;
+
+/// Most messages leased in one go by a stream.
+const LEASE_BATCH: usize = 256;
+/// Most acks read off the socket before committing them together.
+const ACK_BATCH: usize = 1024;
+
+/// WebSocket stream of the caller's messages. Server → client: `{"type":"message", …}`;
+/// client → server: `{"type":"ack","id":…}` or `{"type":"nack","id":…,"retry_in_ms":…}`.
+#[utoipa::path(get, path = "/v1/stream", responses((status = 101, description = "WebSocket of StreamFrame")))]
+pub async fn websocket(
+    State(state): State<AppState>,
+    auth: Auth,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let agent = auth.require_agent()?.to_owned();
+    let tenant = auth.0.tenant.clone();
+    Ok(ws.on_upgrade(move |socket| async move {
+        if let Err(e) = run_socket(state, tenant, agent.clone(), socket).await {
+            tracing::debug!(agent = %agent, error = %e, "stream closed");
+        }
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StreamEnd {
+    #[error("socket: {0}")]
+    Socket(#[from] axum::Error),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+fn frame_text(f: &StreamFrame) -> WsMessage {
+    WsMessage::Text(serde_json::to_string(f).unwrap_or_default().into())
+}
+
+async fn run_socket(
+    state: AppState,
+    tenant: String,
+    agent: String,
+    socket: WebSocket,
+) -> Result<(), StreamEnd> {
+    let (mut tx, mut rx) = socket.split();
+    let mut wake = state
+        .store
+        .wakeups()
+        .subscribe((tenant.clone(), format!("agent:{agent}")));
+    let mut shutdown = state.shutdown.clone();
+    // Message id → lease expiry. Entries whose lease ran out no longer count against the
+    // window: the message may have gone to another connection.
+    let mut in_flight: HashMap<String, i64> = HashMap::new();
+    let max = state.config.max_in_flight;
+    let lease_ms = state.config.visibility_timeout_ms;
+    let mut ping = tokio::time::interval(Duration::from_secs(30));
+    ping.tick().await;
+    loop {
+        let now = now_ms();
+        in_flight.retain(|_, exp| *exp > now);
+        if in_flight.len() < max {
+            wake.borrow_and_update();
+            let room = (max - in_flight.len()).min(LEASE_BATCH);
+            let batch = delivery::lease(&state, &tenant, &agent, room, lease_ms).await?;
+            let full = batch.len() == room;
+            for m in batch {
+                let exp = parse_rfc3339(&m.lease_expires_at).unwrap_or(now + lease_ms as i64);
+                in_flight.insert(m.message.id.clone(), exp);
+                tx.feed(frame_text(&StreamFrame::Message(m))).await?;
+            }
+            tx.flush().await?;
+            if full {
+                // More may be due: take acks that already arrived, then lease again.
+                if let Some(Some(first)) = rx.next().now_or_never() {
+                    handle_incoming(
+                        &state,
+                        &tenant,
+                        &agent,
+                        first,
+                        &mut rx,
+                        &mut tx,
+                        &mut in_flight,
+                    )
+                    .await?;
+                }
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            incoming = rx.next() => match incoming {
+                Some(first) => handle_incoming(&state, &tenant, &agent, first, &mut rx, &mut tx, &mut in_flight).await?,
+                None => return Ok(()),
+            },
+            _ = ping.tick() => tx.send(WsMessage::Ping(Vec::new().into())).await?,
+            _ = crate::stopped(&mut shutdown) => {
+                let _ = tx.send(WsMessage::Close(None)).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reads this frame and every frame already waiting, then commits their acks together.
+async fn handle_incoming(
+    state: &AppState,
+    tenant: &str,
+    agent: &str,
+    first: Result<WsMessage, axum::Error>,
+    rx: &mut futures_util::stream::SplitStream<WebSocket>,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    in_flight: &mut HashMap<String, i64>,
+) -> Result<(), StreamEnd> {
+    let mut acks = Vec::new();
+    let mut next = Some(first);
+    while let Some(frame) = next.take() {
+        match frame? {
+            WsMessage::Text(text) => match serde_json::from_str::<StreamFrame>(&text) {
+                Ok(StreamFrame::Ack { id }) => {
+                    in_flight.remove(&id);
+                    acks.push(id);
+                }
+                Ok(StreamFrame::Nack { id, retry_in_ms }) => {
+                    in_flight.remove(&id);
+                    delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0))
+                        .await?;
+                }
+                Ok(_) | Err(_) => {
+                    let err = StreamFrame::Error {
+                        code: "invalid_frame".into(),
+                        detail: "send {\"type\":\"ack\",\"id\":\"…\"} or {\"type\":\"nack\",\"id\":\"…\"}".into(),
+                    };
+                    tx.send(frame_text(&err)).await?;
+                }
+            },
+            WsMessage::Close(_) => break,
+            _ => {}
+        }
+        if acks.len() < ACK_BATCH {
+            if let Some(Some(f)) = rx.next().now_or_never() {
+                next = Some(f);
+            }
+        }
+    }
+    if !acks.is_empty() {
+        delivery::ack(state, tenant, agent, acks).await?;
+    }
+    Ok(())
+}
+
+/// Server-Sent Events stream of the caller's messages (`event: message`, data: the
+/// `InboxMessage`). Acknowledge with `POST /v1/inbox/ack`.
+#[utoipa::path(get, path = "/v1/events", responses((status = 200, description = "text/event-stream of InboxMessage")))]
+pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
+    let agent = auth.require_agent()?.to_owned();
+    let tenant = auth.0.tenant.clone();
+    let (out, mut out_rx) = mpsc::channel::<InboxMessage>(64);
+    tokio::spawn(async move {
+        let mut wake = state
+            .store
+            .wakeups()
+            .subscribe((tenant.clone(), format!("agent:{agent}")));
+        let mut shutdown = state.shutdown.clone();
+        loop {
+            wake.borrow_and_update();
+            let batch = match delivery::lease(
+                &state,
+                &tenant,
+                &agent,
+                64,
+                state.config.visibility_timeout_ms,
+            )
+            .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(agent = %agent, error = %e, "events stream stopped");
+                    return;
+                }
+            };
+            let full = batch.len() == 64;
+            for m in batch {
+                if out.send(m).await.is_err() {
+                    return; // the client went away; the leases will expire and redeliver
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = out.closed() => return,
+                _ = crate::stopped(&mut shutdown) => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx)).map(|m| {
+        let event = Event::default().event("message").id(m.message.id.clone());
+        Ok::<_, Infallible>(
+            event
+                .json_data(&m)
+                .unwrap_or_else(|_| Event::default().comment("unencodable")),
+        )
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

@@ -1,0 +1,157 @@
+//! Who is calling: bearer tokens (admin tokens and agent API keys) to principals.
+//!
+//! Tokens are random with at least 256 bits of entropy, so a fast hash (SHA-256) is enough to
+//! store them: there is no dictionary to attack. Look-ups are cached for a few seconds because
+//! every request authenticates; deleting an agent drops its entries at once on this node.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use switchboard_store::{Principal, PrincipalKind};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// A new secret token: `prefix` + 43 characters of base64url (256 random bits).
+pub fn new_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The stored form of a token (hex SHA-256).
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Recently authenticated tokens.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<Principal> {
+        let map = self.entries.lock().expect("token cache poisoned");
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, hash: String, p: Principal) {
+        let mut map = self.entries.lock().expect("token cache poisoned");
+        if map.len() > 100_000 {
+            map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        map.insert(hash, (p, Instant::now()));
+    }
+
+    /// Forgets every cached token of this agent (it was deleted).
+    pub fn forget_agent(&self, tenant: &str, id: &str) {
+        let mut map = self.entries.lock().expect("token cache poisoned");
+        map.retain(|_, (p, _)| {
+            !(p.tenant == tenant && p.kind == PrincipalKind::Agent(id.to_owned()))
+        });
+    }
+}
+
+/// The authenticated caller of a request.
+pub struct Auth(pub Principal);
+
+impl Auth {
+    /// The admin of the tenant, or `forbidden`.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.0.kind {
+            PrincipalKind::Admin => Ok(()),
+            PrincipalKind::Agent(_) => Err(ApiError::Forbidden(
+                "this needs the tenant's admin token; agent keys cannot do it".into(),
+            )),
+        }
+    }
+
+    /// The calling agent's id, or `forbidden` for the admin.
+    pub fn require_agent(&self) -> Result<&str, ApiError> {
+        match &self.0.kind {
+            PrincipalKind::Agent(id) => Ok(id),
+            PrincipalKind::Admin => Err(ApiError::Forbidden(
+                "only agents have an inbox; use the API key returned when the agent was registered"
+                    .into(),
+            )),
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let h = h.to_str().ok()?;
+        let (scheme, token) = h.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    // Browsers cannot set headers on WebSocket and EventSource requests.
+    let query = parts.uri.query()?;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("access_token=").map(str::to_owned))
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
+        let Some(token) = bearer(parts) else {
+            return Err(ApiError::Unauthenticated(
+                "send `Authorization: Bearer <token>` with an agent API key or the admin token"
+                    .into(),
+            ));
+        };
+        let hash = token_hash(&token);
+        let principal = match state.tokens.get(&hash) {
+            Some(p) => p,
+            None => {
+                let p = state
+                    .store
+                    .principal_for_token(&hash)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::Unauthenticated(
+                            "the token is not valid: it may be mistyped, or its agent was deleted"
+                                .into(),
+                        )
+                    })?;
+                state.tokens.put(hash, p.clone());
+                p
+            }
+        };
+        if let PrincipalKind::Agent(id) = &principal.kind {
+            state.presence.seen(&principal.tenant, id);
+        }
+        Ok(Auth(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_prefixed() {
+        let a = new_token("sbk_");
+        assert!(a.starts_with("sbk_") && a.len() == 4 + 43, "{a}");
+        assert_ne!(a, new_token("sbk_"));
+        assert_eq!(token_hash("x").len(), 64);
+    }
+}

@@ -1,0 +1,210 @@
+//! Configuration: defaults < `switchboard.toml` < environment < flags, resolved once at start.
+//!
+//! The CLI fills a [`Settings`] from flags and environment (clap does both); the file fills
+//! another; [`Config::resolve`] layers them over the defaults and validates the result, naming
+//! the setting that is wrong.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every setting, each optional: one layer of configuration (file, or flags and environment).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub admin_token: Option<String>,
+    /// Largest accepted message body, bytes.
+    pub max_message_bytes: Option<usize>,
+    /// Default lease (visibility timeout) of a delivered message, milliseconds.
+    pub visibility_timeout_ms: Option<u64>,
+    /// An agent not seen for this long is `inactive`, milliseconds.
+    pub heartbeat_window_ms: Option<u64>,
+    /// Deliveries not acknowledged after this many attempts go to `dead`.
+    pub max_attempts: Option<u32>,
+    /// Unacknowledged messages a stream connection may hold at once.
+    pub max_in_flight: Option<usize>,
+    /// How often the node looks for expired leases and TTLs, milliseconds.
+    pub reaper_interval_ms: Option<u64>,
+}
+
+impl Settings {
+    /// `self` with every unset field taken from `lower`.
+    fn over(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            database_url: self.database_url.or(lower.database_url),
+            admin_token: self.admin_token.or(lower.admin_token),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            visibility_timeout_ms: self.visibility_timeout_ms.or(lower.visibility_timeout_ms),
+            heartbeat_window_ms: self.heartbeat_window_ms.or(lower.heartbeat_window_ms),
+            max_attempts: self.max_attempts.or(lower.max_attempts),
+            max_in_flight: self.max_in_flight.or(lower.max_in_flight),
+            reaper_interval_ms: self.reaper_interval_ms.or(lower.reaper_interval_ms),
+        }
+    }
+
+    /// Reads a `switchboard.toml`.
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+    }
+}
+
+/// A setting that cannot be used; the text names it and says what is expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The node's resolved configuration, passed explicitly to everything that needs it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    /// Admin token set by the operator (`SWITCHBOARD_ADMIN_TOKEN`); otherwise one is generated
+    /// on first start.
+    pub admin_token: Option<String>,
+    pub max_message_bytes: usize,
+    pub visibility_timeout_ms: u64,
+    pub heartbeat_window_ms: u64,
+    pub max_attempts: u32,
+    pub max_in_flight: usize,
+    pub reaper_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:7777".into(),
+            data_dir: PathBuf::from("./switchboard-data"),
+            database_url: None,
+            admin_token: None,
+            max_message_bytes: 1024 * 1024,
+            visibility_timeout_ms: 30_000,
+            heartbeat_window_ms: 60_000,
+            max_attempts: 10,
+            max_in_flight: 1000,
+            reaper_interval_ms: 250,
+        }
+    }
+}
+
+impl Config {
+    /// Layers `flags` (flags and environment) over `file` over the defaults, and validates.
+    pub fn resolve(flags: Settings, file: Settings) -> Result<Config, ConfigError> {
+        let s = flags.over(file);
+        let d = Config::default();
+        let c = Config {
+            listen: s.listen.unwrap_or(d.listen),
+            data_dir: s.data_dir.unwrap_or(d.data_dir),
+            database_url: s.database_url.filter(|u| !u.is_empty()),
+            admin_token: s.admin_token.filter(|t| !t.is_empty()),
+            max_message_bytes: s.max_message_bytes.unwrap_or(d.max_message_bytes),
+            visibility_timeout_ms: s.visibility_timeout_ms.unwrap_or(d.visibility_timeout_ms),
+            heartbeat_window_ms: s.heartbeat_window_ms.unwrap_or(d.heartbeat_window_ms),
+            max_attempts: s.max_attempts.unwrap_or(d.max_attempts),
+            max_in_flight: s.max_in_flight.unwrap_or(d.max_in_flight),
+            reaper_interval_ms: s.reaper_interval_ms.unwrap_or(d.reaper_interval_ms),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError(format!(
+                "listen: `{}` is not an address and port such as 127.0.0.1:7777",
+                self.listen
+            )));
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < 16 {
+                return Err(ConfigError(
+                    "admin_token (SWITCHBOARD_ADMIN_TOKEN): use at least 16 characters".into(),
+                ));
+            }
+        }
+        if let Some(u) = &self.database_url {
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || u.starts_with("sqlite:"))
+            {
+                return Err(ConfigError(format!(
+                    "database_url: `{}` is not understood; use postgres://… (or leave it unset for the embedded store)",
+                    u.split('@').next_back().unwrap_or_default()
+                )));
+            }
+        }
+        let ranges: [(&str, u64, u64, u64); 5] = [
+            (
+                "max_message_bytes",
+                self.max_message_bytes as u64,
+                1024,
+                64 * 1024 * 1024,
+            ),
+            (
+                "visibility_timeout_ms",
+                self.visibility_timeout_ms,
+                100,
+                12 * 3600 * 1000,
+            ),
+            (
+                "heartbeat_window_ms",
+                self.heartbeat_window_ms,
+                1000,
+                7 * 24 * 3600 * 1000,
+            ),
+            ("max_in_flight", self.max_in_flight as u64, 1, 100_000),
+            ("reaper_interval_ms", self.reaper_interval_ms, 10, 60_000),
+        ];
+        for (name, v, lo, hi) in ranges {
+            if v < lo || v > hi {
+                return Err(ConfigError(format!(
+                    "{name}: {v} is out of range; use {lo} to {hi}"
+                )));
+            }
+        }
+        if self.max_attempts == 0 {
+            return Err(ConfigError("max_attempts: use at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let file = Settings {
+            listen: Some("127.0.0.1:1".into()),
+            max_attempts: Some(3),
+            ..Default::default()
+        };
+        let flags = Settings {
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(flags, file).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.visibility_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        let flags = Settings {
+            listen: Some("nowhere".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(flags, Settings::default()).unwrap_err();
+        assert!(e.0.starts_with("listen:"), "{e}");
+    }
+}

@@ -1,0 +1,155 @@
+//! The one place that maps errors to HTTP: status, problem `code`, and a message that says
+//! what happened and what to do (RFC 9457 `application/problem+json`).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use switchboard_core::api::{FieldError, Problem};
+use switchboard_store::StoreError;
+
+/// Every error an API handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    InvalidBody {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    UnknownRecipient(String),
+    #[error("{0}")]
+    UnsupportedAddress(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    StoreUnavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A body whose fields are wrong, each named with its path.
+    pub fn fields(errors: Vec<FieldError>) -> ApiError {
+        let detail = match errors.as_slice() {
+            [one] => format!("`{}` {}", one.path, one.message),
+            many => format!("{} fields are invalid; see `errors`", many.len()),
+        };
+        ApiError::InvalidBody { detail, errors }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            InvalidBody { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "The request body is invalid",
+            ),
+            InvalidQuery(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "A query parameter is invalid",
+            ),
+            UnknownRecipient(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_recipient",
+                "Unknown recipient",
+            ),
+            UnsupportedAddress(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unsupported_address",
+                "This kind of address is not available yet",
+            ),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Missing or invalid credentials",
+            ),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            StoreUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "The store is unavailable; nothing was saved",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.parts();
+        let errors = match self {
+            ApiError::InvalidBody { errors, .. } => errors.clone(),
+            _ => Vec::new(),
+        };
+        let detail = match self {
+            // Internal details go to the log, not to the caller.
+            ApiError::Internal(_) => {
+                "the hub hit an unexpected error; it is logged, and retrying is safe".to_owned()
+            }
+            e => e.to_string(),
+        };
+        Problem {
+            type_: format!(
+                "https://switchboard.dev/problems/{}",
+                code.replace('_', "-")
+            ),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+            errors,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(m) => ApiError::StoreUnavailable(format!("{m}; retry later")),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(m) = &self {
+            tracing::error!(error = %m, "internal error");
+        }
+        let p = self.problem();
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&p).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}

@@ -1,0 +1,249 @@
+//! The Switchboard node: HTTP API, streams, the delivery engine and its background tasks.
+//!
+//! [`Hub::start`] opens the store, makes sure the default tenant exists, binds the listener
+//! and spawns the tasks it owns (the HTTP server, the reaper, the presence flusher). Each task
+//! watches one shutdown channel; [`Hub::shutdown`] signals it, waits for in-flight requests
+//! and streams to finish, then closes the store so every queued write is committed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use switchboard_core::time::{Millis, now_ms};
+use switchboard_store::Store;
+use switchboard_store::sqlite::SqliteStore;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub mod api;
+pub mod auth;
+pub mod cfg;
+pub mod delivery;
+pub mod error;
+pub mod metrics;
+
+pub use cfg::{Config, ConfigError, Settings};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] switchboard_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write the admin token to {path}: {source}")]
+    TokenFile {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Agents seen since the last flush; written to the store in one batch each second, so that
+/// authenticated requests keep an agent `active` without a write per request.
+#[derive(Default)]
+pub struct Presence {
+    pending: std::sync::Mutex<HashMap<(String, String), Millis>>,
+}
+
+impl Presence {
+    /// Notes that an agent made an authenticated request now.
+    pub fn seen(&self, tenant: &str, id: &str) {
+        let mut map = self.pending.lock().expect("presence lock poisoned");
+        map.insert((tenant.to_owned(), id.to_owned()), now_ms());
+    }
+
+    /// Writes what was seen since the last flush.
+    pub async fn flush(&self, store: &dyn Store) {
+        let seen: Vec<_> = {
+            let mut map = self.pending.lock().expect("presence lock poisoned");
+            map.drain().map(|((t, id), at)| (t, id, at)).collect()
+        };
+        if !seen.is_empty() {
+            if let Err(e) = store.touch_agents(seen).await {
+                tracing::warn!(error = %e, "could not record agent presence");
+            }
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub tokens: Arc<auth::TokenCache>,
+    pub presence: Arc<Presence>,
+    /// Round-robin position for anycast ties.
+    pub rr: Arc<AtomicUsize>,
+    /// Changes to `true` when the node shuts down; streams close on it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A running node.
+pub struct Hub {
+    /// The address the node listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    /// The admin token, when this start created the store and generated it.
+    pub generated_admin_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+    store: Arc<dyn Store>,
+}
+
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match &config.database_url {
+        Some(url) if !url.starts_with("sqlite:") => Err(StartError::Config(ConfigError(
+            "database_url: the PostgreSQL backend is not in this build yet; leave it unset to use the embedded store"
+                .into(),
+        ))),
+        Some(url) => Ok(Arc::new(SqliteStore::open(Path::new(url.trim_start_matches("sqlite:")))?)),
+        None => Ok(Arc::new(SqliteStore::open(&config.data_dir)?)),
+    }
+}
+
+#[cfg(unix)]
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// Creates the default tenant on an empty store. A generated token is written to
+/// `admin.token.new` first and renamed once the store has committed it, so a crash in between
+/// leaves a usable token behind rather than a store nobody can administer.
+async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<String>, StartError> {
+    let now = now_ms();
+    if let Some(t) = &config.admin_token {
+        store.bootstrap(auth::token_hash(t), true, now).await?;
+        return Ok(None);
+    }
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| StartError::TokenFile {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    let file = dir.join("admin.token");
+    let pending = dir.join("admin.token.new");
+    if pending.exists() && !file.exists() {
+        let _ = std::fs::rename(&pending, &file);
+    }
+    let token = auth::new_token(switchboard_core::ADMIN_TOKEN_PREFIX);
+    let err = |source| StartError::TokenFile {
+        path: file.display().to_string(),
+        source,
+    };
+    write_secret(&pending, &format!("{token}\n")).map_err(err)?;
+    let created = store.bootstrap(auth::token_hash(&token), false, now).await;
+    match created {
+        Ok(true) => {
+            std::fs::rename(&pending, &file).map_err(err)?;
+            Ok(Some(token))
+        }
+        Ok(false) => {
+            let _ = std::fs::remove_file(&pending);
+            Ok(None)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&pending);
+            Err(e.into())
+        }
+    }
+}
+
+impl Hub {
+    /// Opens the store, binds the listener and starts serving.
+    pub async fn start(config: Config) -> Result<Hub, StartError> {
+        let store = open_store(&config)?;
+        let generated_admin_token = bootstrap(store.as_ref(), &config).await?;
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| StartError::Listen {
+                addr: config.listen.clone(),
+                source: e,
+            })?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen {
+            addr: config.listen.clone(),
+            source: e,
+        })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(config),
+            metrics: Arc::new(metrics::Metrics::new()),
+            tokens: Arc::new(auth::TokenCache::default()),
+            presence: Arc::new(Presence::default()),
+            rr: Arc::new(AtomicUsize::new(0)),
+            shutdown: shutdown_rx.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(delivery::reaper(state.clone())),
+            tokio::spawn(delivery::presence_flusher(state.clone())),
+        ];
+        let app = api::router(state);
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service())
+                .with_graceful_shutdown(async move {
+                    stopped(&mut stop).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "switchboard listening");
+        Ok(Hub {
+            addr,
+            generated_admin_token,
+            shutdown,
+            tasks,
+            server,
+            store,
+        })
+    }
+
+    /// The base URL of the node, e.g. `http://127.0.0.1:7777`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, closes streams, and
+    /// commits every queued write before returning.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        match self.server.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "server task failed"),
+            Ok(Ok(())) => {}
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.close().await;
+        tracing::info!("switchboard stopped");
+    }
+}
+
+/// Resolves when the node is shutting down. (Holding `watch::Ref` across an await would make
+/// the caller's future `!Send`; this drops it inside.)
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,0 +1,94 @@
+//! Prometheus metrics: what an operator needs to see that messages flow.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: &'static str,
+}
+
+/// The node's metrics, registered once.
+pub struct Metrics {
+    pub registry: Registry,
+    pub accepted: Counter,
+    pub deliveries: Family<OutcomeLabels, Counter>,
+    pub delivery_latency: Histogram,
+    pub inbox_depth: Family<StateLabels, Gauge>,
+    pub http: Family<HttpLabels, Histogram>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("switchboard");
+        let accepted = Counter::default();
+        registry.register(
+            "messages_accepted",
+            "Messages committed to the store",
+            accepted.clone(),
+        );
+        let deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Delivery events by outcome (delivered, redelivered, acked, nacked)",
+            deliveries.clone(),
+        );
+        let delivery_latency = Histogram::new(exponential_buckets(0.0002, 2.0, 20));
+        registry.register(
+            "delivery_latency_seconds",
+            "Time from accept to acknowledgement",
+            delivery_latency.clone(),
+        );
+        let inbox_depth = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "inbox_depth",
+            "Open deliveries: pending, or handed out and not yet acknowledged",
+            inbox_depth.clone(),
+        );
+        let http = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request durations by route",
+            http.clone(),
+        );
+        Metrics {
+            registry,
+            accepted,
+            deliveries,
+            delivery_latency,
+            inbox_depth,
+            http,
+        }
+    }
+
+    /// Counts a delivery event.
+    pub fn delivery(&self, outcome: &'static str, n: u64) {
+        self.deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

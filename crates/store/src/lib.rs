@@ -1,0 +1,261 @@
+//! The `Store` interface: everything Switchboard persists, behind one async trait.
+//!
+//! Backends are siblings under it (`sqlite/` now, `postgres/` next) and are held to the same
+//! behavioural suite (`tests/suite.rs`). The store owns durability: a method that returns
+//! `Ok` has committed its writes to disk (fsync'd on the embedded store). It also owns the
+//! wake-up of consumers ([`Wakeups`]), because only it knows when a commit has landed.
+
+use async_trait::async_trait;
+use switchboard_core::api::{Capability, DeliveryState};
+use switchboard_core::time::Millis;
+
+pub mod sqlite;
+mod wake;
+
+pub use wake::{WakeKey, Wakeups};
+
+/// Errors of the storage layer. The server maps them to HTTP; none carries secrets.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or written; nothing was committed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (e.g. an agent name already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// A bug or corrupt data; logged, answered as 500.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// The tenant's administrator.
+    Admin,
+    /// A registered agent, by id.
+    Agent(String),
+}
+
+/// An authenticated caller: a tenant and who inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: String,
+    pub kind: PrincipalKind,
+}
+
+impl Principal {
+    /// The address messages from this principal carry in `from` and use as sender for
+    /// idempotency (`agent:<id>` or `admin`).
+    pub fn address(&self) -> String {
+        match &self.kind {
+            PrincipalKind::Admin => "admin".to_owned(),
+            PrincipalKind::Agent(id) => format!("agent:{id}"),
+        }
+    }
+}
+
+/// A stored agent card.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRecord {
+    pub tenant: String,
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub version: Option<String>,
+    pub endpoint: Option<String>,
+    pub capabilities: Vec<Capability>,
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub last_seen_at: Option<Millis>,
+}
+
+/// Filters for listing agents.
+#[derive(Debug, Clone, Default)]
+pub struct AgentFilter {
+    pub capability: Option<String>,
+    /// Only ids greater than this (the cursor of the previous page).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// A message to accept, already validated and routed by the server.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub tenant: String,
+    pub id: String,
+    pub sender: String,
+    pub to: String,
+    /// Resolved recipients (`agent:<id>`), one delivery each.
+    pub recipients: Vec<String>,
+    /// The parts as JSON text.
+    pub parts: String,
+    pub metadata: Option<String>,
+    pub conversation_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Hash of the request, to tell a retry from a different request reusing the key.
+    pub request_hash: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+}
+
+/// What happened to a message offered for acceptance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptOutcome {
+    /// Committed now.
+    Accepted {
+        id: String,
+        recipients: Vec<String>,
+        created_at: Millis,
+    },
+    /// The sender already sent this idempotency key with the same request: the first answer.
+    Duplicate {
+        id: String,
+        recipients: Vec<String>,
+        created_at: Millis,
+    },
+    /// The sender already used this idempotency key for a different request.
+    KeyReused { id: String },
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    pub tenant: String,
+    pub id: String,
+    pub sender: String,
+    pub to: String,
+    pub parts: String,
+    pub metadata: Option<String>,
+    pub conversation_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+}
+
+/// One recipient's delivery of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub recipient: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub updated_at: Millis,
+    pub delivered_at: Option<Millis>,
+    pub acked_at: Option<Millis>,
+    pub lease_expires_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// A message handed to its recipient under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leased {
+    pub message: MessageRecord,
+    pub attempt: u32,
+    pub lease_expires_at: Millis,
+}
+
+/// Take up to `limit` due deliveries of `recipient` in accept order.
+#[derive(Debug, Clone)]
+pub struct LeaseRequest {
+    pub tenant: String,
+    pub recipient: String,
+    pub limit: usize,
+    pub now: Millis,
+    /// How long the recipient has to acknowledge before redelivery.
+    pub lease_ms: i64,
+    /// A delivery already attempted this many times goes to `dead` instead.
+    pub max_attempts: u32,
+}
+
+/// An acknowledged delivery, with its message's accept time (for the latency histogram).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acked {
+    pub id: String,
+    pub created_at: Millis,
+}
+
+/// Counts of deliveries by state, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub in_flight: i64,
+}
+
+/// Everything Switchboard persists. Every method takes the tenant it acts in (or returns
+/// it, for token look-up): no query crosses tenants.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the store can serve (for `/ready`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates the default tenant if the store is empty, and returns whether it did. The admin
+    /// token hash is recorded when the tenant is created, or `always` (a token set by the
+    /// operator, which must work whatever the store holds).
+    async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool>;
+
+    /// Who holds the token with this hash, if anyone.
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>>;
+
+    /// Stores a new agent and the hash of its API key. `Conflict` if the name is taken.
+    async fn create_agent(&self, agent: AgentRecord, key_hash: String) -> Result<()>;
+    async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>>;
+    async fn list_agents(&self, tenant: &str, filter: AgentFilter) -> Result<Vec<AgentRecord>>;
+    /// Replaces the card fields of an agent (not id, created_at, last_seen_at).
+    async fn update_agent(&self, agent: AgentRecord) -> Result<Option<AgentRecord>>;
+    /// Removes the agent and its keys; its open deliveries become `dead`.
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
+    /// Records that agents were seen (heartbeat or authenticated request).
+    async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;
+    /// Open (not final) deliveries per recipient, for least-outstanding anycast.
+    async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>>;
+
+    /// Commits messages and their deliveries. Each message succeeds or fails alone; the
+    /// whole call is one transaction, so `Ok` means every accepted message is on disk.
+    async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>>;
+    async fn get_message(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>>;
+
+    /// Leases due deliveries to their recipient (see [`LeaseRequest`]).
+    async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>>;
+    /// Acknowledges deliveries of `recipient`; returns those that were open.
+    async fn ack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Acked>>;
+    /// Gives deliveries back, due again at `due_at`; returns those that were open.
+    async fn nack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        due_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<String>>;
+    /// Marks undelivered messages whose TTL passed as `expired`; returns how many.
+    async fn expire(&self, now: Millis) -> Result<u64>;
+    /// Recipients with a delivery that became due in `(after, upto]` (lease expiry, nack
+    /// retry), so the node can wake their consumers.
+    async fn due_recipients(&self, after: Millis, upto: Millis) -> Result<Vec<WakeKey>>;
+    /// Delivery counts for metrics.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts>;
+
+    /// Consumers register here to be woken when a commit makes something due for them.
+    fn wakeups(&self) -> &Wakeups;
+
+    /// Finishes queued writes and closes the database.
+    async fn close(&self);
+}

@@ -1,0 +1,822 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go to one writer thread that owns the only write connection. It takes every job
+//! waiting in its queue (up to [`MAX_GROUP`]), runs each in its own savepoint inside one
+//! transaction, commits once (one fsync of the WAL, `synchronous = FULL`), and only then
+//! answers each caller and wakes consumers. That is group commit: under load, hundreds of
+//! sends share a single fsync, and a caller never hears `Ok` before its data is on disk.
+//! Reads use a few separate connections, which WAL lets run beside the writer.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use switchboard_core::api::DeliveryState;
+use switchboard_core::time::Millis;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryRecord, LeaseRequest,
+    Leased, MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError,
+    WakeKey, Wakeups,
+};
+
+/// Most jobs committed in one transaction. Bounds the latency a single commit adds to the
+/// first job in it; at 1 KiB messages a group of 1,024 is about one megabyte of WAL.
+const MAX_GROUP: usize = 1024;
+/// Jobs waiting for the writer; senders wait when it is full (back-pressure, not memory).
+const QUEUE: usize = 8192;
+const READERS: usize = 4;
+
+const OPEN: &str = "('pending', 'leased', 'delivered')";
+
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut Vec<WakeKey>) -> (bool, Completion) + Send>;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    jobs: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Vec<std::sync::Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+    wake: Arc<Wakeups>,
+}
+
+fn internal(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, ref msg)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DatabaseBusy
+            ) =>
+        {
+            StoreError::Unavailable(msg.clone().unwrap_or_else(|| f.to_string()))
+        }
+        e => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -32000;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(internal)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `switchboard.db` in `dir` and applies the schema.
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("switchboard.db");
+        let writer_conn = open(&path)?;
+        writer_conn
+            .execute_batch(include_str!("schema.sql"))
+            .map_err(internal)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(std::sync::Mutex::new(open(&path)?));
+        }
+        let wake = Arc::new(Wakeups::default());
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let wake2 = wake.clone();
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, &wake2))
+            .map_err(|e| StoreError::Internal(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore {
+            jobs: std::sync::Mutex::new(Some(tx)),
+            writer: std::sync::Mutex::new(Some(handle)),
+            readers: Arc::new(readers),
+            next_reader: AtomicUsize::new(0),
+            wake,
+        })
+    }
+
+    /// Runs `f` inside the next group transaction; answers after the commit.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<WakeKey>) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn, wake| {
+            let res = f(conn, wake);
+            let ok = res.is_ok();
+            let done: Completion = Box::new(move |commit_err| {
+                let _ = tx.send(match commit_err {
+                    None => res,
+                    Some(e) => Err(e.clone()),
+                });
+            });
+            (ok, done)
+        });
+        let sender = self.jobs.lock().expect("jobs lock poisoned").clone();
+        let sender =
+            sender.ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
+        sender
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the write could not be committed".into()))?
+    }
+
+    /// Runs a read on one of the reader connections, off the async threads.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().expect("reader lock poisoned");
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, wake: &Wakeups) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    let mut keys: Vec<WakeKey> = Vec::new();
+    let mut done: Vec<Completion> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let commit = run_group(&mut conn, &mut batch, &mut keys, &mut done);
+        for c in done.drain(..) {
+            c(commit.as_ref().err());
+        }
+        if commit.is_ok() && !keys.is_empty() {
+            keys.sort_unstable();
+            keys.dedup();
+            wake.wake(keys.iter());
+        }
+        keys.clear();
+    }
+    // The channel closed: every queued job has run. Checkpoint so the WAL does not linger.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+}
+
+fn run_group(
+    conn: &mut Connection,
+    batch: &mut Vec<Job>,
+    keys: &mut Vec<WakeKey>,
+    done: &mut Vec<Completion>,
+) -> Result<()> {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs drops their answer channels: each caller hears that its write
+        // was not committed.
+        batch.clear();
+        return Err(internal(e));
+    }
+    let mut failure = None;
+    for job in batch.drain(..) {
+        if failure.is_some() {
+            continue; // dropped unanswered: the caller hears the write was not committed
+        }
+        let mut job_keys = Vec::new();
+        let sp = match conn.savepoint() {
+            Ok(sp) => sp,
+            Err(e) => {
+                failure = Some(internal(e));
+                continue;
+            }
+        };
+        let (ok, completion) = job(&sp, &mut job_keys);
+        done.push(completion);
+        if ok {
+            match sp.commit() {
+                Ok(()) => keys.extend(job_keys),
+                Err(e) => failure = Some(internal(e)),
+            }
+        }
+        // A failed job's savepoint rolls back when dropped: it changes nothing.
+    }
+    if let Some(e) = failure {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e);
+    }
+    conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        internal(e)
+    })
+}
+
+fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
+    let caps: String = r.get(6)?;
+    let metadata: Option<String> = r.get(7)?;
+    Ok(AgentRecord {
+        tenant: r.get(0)?,
+        id: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        version: r.get(4)?,
+        endpoint: r.get(5)?,
+        capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        last_seen_at: r.get(10)?,
+    })
+}
+
+const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, created_at, updated_at, last_seen_at";
+const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, correlation_id, \
+     in_reply_to, idempotency_key, created_at, expires_at";
+
+fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        tenant: r.get(0)?,
+        id: r.get(1)?,
+        sender: r.get(2)?,
+        to: r.get(3)?,
+        parts: r.get(4)?,
+        metadata: r.get(5)?,
+        conversation_id: r.get(6)?,
+        correlation_id: r.get(7)?,
+        in_reply_to: r.get(8)?,
+        idempotency_key: r.get(9)?,
+        created_at: r.get(10)?,
+        expires_at: r.get(11)?,
+    })
+}
+
+fn state_of(s: &str) -> rusqlite::Result<DeliveryState> {
+    DeliveryState::parse(s).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, format!("state {s}"), rusqlite::types::Type::Text)
+    })
+}
+
+fn recipients_of(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT recipient FROM deliveries WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY seq",
+    )?;
+    let rows = st.query_map(params![tenant, id], |r| r.get(0))?;
+    rows.collect()
+}
+
+fn to_json(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+fn accept_one(
+    conn: &Connection,
+    m: &NewMessage,
+    keys: &mut Vec<WakeKey>,
+) -> rusqlite::Result<AcceptOutcome> {
+    if let Some(key) = &m.idempotency_key {
+        let mut st = conn.prepare_cached(
+            "SELECT id, request_hash, created_at FROM messages WHERE tenant_id = ?1 AND sender = ?2 AND idempotency_key = ?3",
+        )?;
+        let found: Option<(String, String, i64)> = st
+            .query_row(params![m.tenant, m.sender, key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((id, hash, created_at)) = found {
+            if hash != m.request_hash {
+                return Ok(AcceptOutcome::KeyReused { id });
+            }
+            let recipients = recipients_of(conn, &m.tenant, &id)?;
+            return Ok(AcceptOutcome::Duplicate {
+                id,
+                recipients,
+                created_at,
+            });
+        }
+    }
+    let mut st = conn.prepare_cached(
+        "INSERT INTO messages (tenant_id, id, sender, recipient, parts, metadata, conversation_id, correlation_id, \
+         in_reply_to, idempotency_key, request_hash, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    st.execute(params![
+        m.tenant,
+        m.id,
+        m.sender,
+        m.to,
+        m.parts,
+        m.metadata,
+        m.conversation_id,
+        m.correlation_id,
+        m.in_reply_to,
+        m.idempotency_key,
+        m.request_hash,
+        m.created_at,
+        m.expires_at
+    ])?;
+    let mut st = conn.prepare_cached(
+        "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, created_at, updated_at, expires_at) \
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4, ?5)",
+    )?;
+    for r in &m.recipients {
+        st.execute(params![m.tenant, m.id, r, m.created_at, m.expires_at])?;
+        keys.push((m.tenant.clone(), r.clone()));
+    }
+    Ok(AcceptOutcome::Accepted {
+        id: m.id.clone(),
+        recipients: m.recipients.clone(),
+        created_at: m.created_at,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(internal))
+            .await
+    }
+
+    async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool> {
+        self.write(move |c, _| {
+            let exists: bool = c
+                .query_row("SELECT 1 FROM tenants WHERE id = ?1", [switchboard_core::DEFAULT_TENANT], |_| Ok(true))
+                .optional()
+                .map_err(internal)?
+                .unwrap_or(false);
+            if !exists {
+                c.execute(
+                    "INSERT INTO tenants (id, name, created_at) VALUES (?1, ?1, ?2)",
+                    params![switchboard_core::DEFAULT_TENANT, now],
+                )
+                .map_err(internal)?;
+            }
+            if always || !exists {
+                c.execute(
+                    "INSERT OR IGNORE INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, 'admin', ?3)",
+                    params![admin_token_hash, switchboard_core::DEFAULT_TENANT, now],
+                )
+                .map_err(internal)?;
+            }
+            Ok(!exists)
+        })
+        .await
+    }
+
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let hash = token_hash.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT tenant_id, principal FROM tokens WHERE hash = ?1")
+                .map_err(internal)?;
+            let row: Option<(String, String)> = st
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(internal)?;
+            Ok(row.and_then(|(tenant, p)| {
+                let kind = if p == "admin" {
+                    PrincipalKind::Admin
+                } else {
+                    PrincipalKind::Agent(p.strip_prefix("agent:")?.to_owned())
+                };
+                Some(Principal { tenant, kind })
+            }))
+        })
+        .await
+    }
+
+    async fn create_agent(&self, a: AgentRecord, key_hash: String) -> Result<()> {
+        self.write(move |c, _| {
+            let caps = serde_json::to_string(&a.capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let res = c.execute(
+                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![
+                    a.tenant,
+                    a.id,
+                    a.name,
+                    a.description,
+                    a.version,
+                    a.endpoint,
+                    caps,
+                    a.metadata.as_ref().map(to_json),
+                    a.created_at,
+                    a.updated_at,
+                    a.last_seen_at
+                ],
+            );
+            match res {
+                Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    return Err(StoreError::Conflict(format!("an agent named `{}` already exists in this tenant", a.name)));
+                }
+                r => r.map_err(internal)?,
+            };
+            for cap in &a.capabilities {
+                c.execute(
+                    "INSERT INTO agent_capabilities (tenant_id, name, agent_id) VALUES (?1, ?2, ?3)",
+                    params![a.tenant, cap.name, a.id],
+                )
+                .map_err(internal)?;
+            }
+            c.execute(
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key_hash, a.tenant, format!("agent:{}", a.id), a.created_at],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"
+                ))
+                .map_err(internal)?;
+            st.query_row(params![tenant, id], agent_from_row)
+                .optional()
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn list_agents(&self, tenant: &str, f: AgentFilter) -> Result<Vec<AgentRecord>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let after = f.after.unwrap_or_default();
+            let limit = f.limit.max(1) as i64;
+            let (sql, cap) = match f.capability {
+                Some(cap) => (
+                    format!(
+                        "SELECT {} FROM agents a JOIN agent_capabilities k ON k.tenant_id = a.tenant_id AND k.agent_id = a.id \
+                         WHERE a.tenant_id = ?1 AND a.id > ?2 AND k.name = ?4 ORDER BY a.id LIMIT ?3",
+                        AGENT_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+                    ),
+                    cap,
+                ),
+                None => (
+                    format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id > ?2 AND ?4 = '' ORDER BY id LIMIT ?3"),
+                    String::new(),
+                ),
+            };
+            let mut st = c.prepare_cached(&sql).map_err(internal)?;
+            let rows = st.query_map(params![tenant, after, limit, cap], agent_from_row).map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn update_agent(&self, a: AgentRecord) -> Result<Option<AgentRecord>> {
+        self.write(move |c, _| {
+            let caps = serde_json::to_string(&a.capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let n = c
+                .execute(
+                    "UPDATE agents SET name = ?3, description = ?4, version = ?5, endpoint = ?6, capabilities = ?7, \
+                     metadata = ?8, updated_at = ?9 WHERE tenant_id = ?1 AND id = ?2",
+                    params![
+                        a.tenant,
+                        a.id,
+                        a.name,
+                        a.description,
+                        a.version,
+                        a.endpoint,
+                        caps,
+                        a.metadata.as_ref().map(to_json),
+                        a.updated_at
+                    ],
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        StoreError::Conflict(format!("an agent named `{}` already exists in this tenant", a.name))
+                    }
+                    e => internal(e),
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            c.execute("DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2", params![a.tenant, a.id])
+                .map_err(internal)?;
+            for cap in &a.capabilities {
+                c.execute(
+                    "INSERT INTO agent_capabilities (tenant_id, name, agent_id) VALUES (?1, ?2, ?3)",
+                    params![a.tenant, cap.name, a.id],
+                )
+                .map_err(internal)?;
+            }
+            c.query_row(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"),
+                params![a.tenant, a.id],
+                agent_from_row,
+            )
+            .optional()
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.write(move |c, _| {
+            let n = c
+                .execute(
+                    "DELETE FROM agents WHERE tenant_id = ?1 AND id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(internal)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let principal = format!("agent:{id}");
+            c.execute(
+                "DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2",
+                params![tenant, id],
+            )
+            .map_err(internal)?;
+            c.execute(
+                "DELETE FROM tokens WHERE tenant_id = ?1 AND principal = ?2",
+                params![tenant, principal],
+            )
+            .map_err(internal)?;
+            c.execute(
+                &format!(
+                    "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?3, \
+                     last_error = 'the recipient agent was deleted' \
+                     WHERE tenant_id = ?1 AND recipient = ?2 AND state IN {OPEN}"
+                ),
+                params![tenant, principal, now],
+            )
+            .map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()> {
+        self.write(move |c, _| {
+            let mut st = c
+                .prepare_cached(
+                    "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?3) WHERE tenant_id = ?1 AND id = ?2",
+                )
+                .map_err(internal)?;
+            for (t, id, at) in seen {
+                st.execute(params![t, id, at]).map_err(internal)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>> {
+        let tenant = tenant.to_owned();
+        let recipients = recipients.to_vec();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT count(*) FROM deliveries WHERE tenant_id = ?1 AND recipient = ?2 AND state IN {OPEN}"
+                ))
+                .map_err(internal)?;
+            recipients
+                .into_iter()
+                .map(|r| {
+                    let n: i64 = st.query_row(params![tenant, r], |row| row.get(0)).map_err(internal)?;
+                    Ok((r, n))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>> {
+        self.write(move |c, keys| {
+            let mut out = Vec::with_capacity(messages.len());
+            for m in &messages {
+                out.push(accept_one(c, m, keys).map_err(internal)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_message(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ?1 AND id = ?2"))
+                .map_err(internal)?;
+            let Some(m) = st.query_row(params![tenant, id], message_from_row).optional().map_err(internal)? else {
+                return Ok(None);
+            };
+            let mut st = c
+                .prepare_cached(
+                    "SELECT recipient, state, attempts, updated_at, delivered_at, acked_at, lease_expires_at, last_error \
+                     FROM deliveries WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY seq",
+                )
+                .map_err(internal)?;
+            let rows = st
+                .query_map(params![tenant, id], |r| {
+                    let state: String = r.get(1)?;
+                    Ok(DeliveryRecord {
+                        recipient: r.get(0)?,
+                        state: state_of(&state)?,
+                        attempts: r.get(2)?,
+                        updated_at: r.get(3)?,
+                        delivered_at: r.get(4)?,
+                        acked_at: r.get(5)?,
+                        lease_expires_at: r.get(6)?,
+                        last_error: r.get(7)?,
+                    })
+                })
+                .map_err(internal)?;
+            let d = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)?;
+            Ok(Some((m, d)))
+        })
+        .await
+    }
+
+    async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>> {
+        self.write(move |c, _| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT seq, message_id, attempts, expires_at FROM deliveries \
+                     WHERE tenant_id = ?1 AND recipient = ?2 AND state IN {OPEN} AND due_at <= ?3 ORDER BY seq LIMIT ?4"
+                ))
+                .map_err(internal)?;
+            let due: Vec<(i64, String, u32, Option<i64>)> = st
+                .query_map(params![req.tenant, req.recipient, req.now, req.limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(internal)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(internal)?;
+            let lease_until = req.now + req.lease_ms;
+            let mut out = Vec::with_capacity(due.len());
+            for (seq, message_id, attempts, expires_at) in due {
+                if expires_at.is_some_and(|e| e <= req.now) {
+                    c.prepare_cached("UPDATE deliveries SET state = 'expired', due_at = NULL, updated_at = ?2 WHERE seq = ?1")
+                        .and_then(|mut s| s.execute(params![seq, req.now]))
+                        .map_err(internal)?;
+                    continue;
+                }
+                if attempts >= req.max_attempts {
+                    c.prepare_cached(
+                        "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?2, \
+                         last_error = 'not acknowledged after the maximum number of attempts' WHERE seq = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![seq, req.now]))
+                    .map_err(internal)?;
+                    continue;
+                }
+                c.prepare_cached(
+                    "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, due_at = ?2, lease_expires_at = ?2, \
+                     delivered_at = coalesce(delivered_at, ?3), updated_at = ?3 WHERE seq = ?1",
+                )
+                .and_then(|mut s| s.execute(params![seq, lease_until, req.now]))
+                .map_err(internal)?;
+                let message = c
+                    .prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ?1 AND id = ?2"))
+                    .and_then(|mut s| s.query_row(params![req.tenant, message_id], message_from_row))
+                    .map_err(internal)?;
+                out.push(Leased { message, attempt: attempts + 1, lease_expires_at: lease_until });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Acked>> {
+        let (tenant, recipient) = (tenant.to_owned(), recipient.to_owned());
+        self.write(move |c, _| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET state = 'acked', acked_at = ?4, updated_at = ?4, due_at = NULL, \
+                     lease_expires_at = NULL WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 \
+                     AND state IN {OPEN} RETURNING created_at"
+                ))
+                .map_err(internal)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let created: Option<i64> =
+                    st.query_row(params![tenant, id, recipient, now], |r| r.get(0)).optional().map_err(internal)?;
+                if let Some(created_at) = created {
+                    out.push(Acked { id, created_at });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn nack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        due_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<String>> {
+        let (tenant, recipient) = (tenant.to_owned(), recipient.to_owned());
+        self.write(move |c, keys| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET state = 'pending', due_at = ?4, lease_expires_at = NULL, updated_at = ?5 \
+                     WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 AND state IN {OPEN}"
+                ))
+                .map_err(internal)?;
+            let mut out = Vec::new();
+            for id in ids {
+                if st.execute(params![tenant, id, recipient, due_at, now]).map_err(internal)? > 0 {
+                    out.push(id);
+                }
+            }
+            if !out.is_empty() && due_at <= now {
+                keys.push((tenant, recipient));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn expire(&self, now: Millis) -> Result<u64> {
+        self.write(move |c, _| {
+            let n = c
+                .execute(
+                    &format!(
+                        "UPDATE deliveries SET state = 'expired', due_at = NULL, lease_expires_at = NULL, updated_at = ?1 \
+                         WHERE state IN {OPEN} AND expires_at IS NOT NULL AND expires_at <= ?1"
+                    ),
+                    params![now],
+                )
+                .map_err(internal)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn due_recipients(&self, after: Millis, upto: Millis) -> Result<Vec<WakeKey>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT DISTINCT tenant_id, recipient FROM deliveries \
+                     WHERE state IN {OPEN} AND due_at > ?1 AND due_at <= ?2"
+                ))
+                .map_err(internal)?;
+            let rows = st
+                .query_map(params![after, upto], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+        self.read(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT coalesce(sum(state = 'pending'), 0), coalesce(sum(state != 'pending'), 0) \
+                     FROM deliveries WHERE state IN {OPEN}"
+                ),
+                [],
+                |r| Ok(DeliveryCounts { pending: r.get(0)?, in_flight: r.get(1)? }),
+            )
+            .map_err(internal)
+        })
+        .await
+    }
+
+    fn wakeups(&self) -> &Wakeups {
+        &self.wake
+    }
+
+    async fn close(&self) {
+        self.jobs.lock().expect("jobs lock poisoned").take();
+        let handle = self.writer.lock().expect("writer lock poisoned").take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}

@@ -1,0 +1,77 @@
+-- Switchboard embedded schema, version 1. Every table carries tenant_id; every query filters on it.
+CREATE TABLE IF NOT EXISTS tenants (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash        TEXT PRIMARY KEY,          -- SHA-256 of the token, hex; the token itself is never stored
+    tenant_id   TEXT NOT NULL,
+    principal   TEXT NOT NULL,             -- 'admin' or 'agent:<id>'
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_principal ON tokens(tenant_id, principal);
+CREATE TABLE IF NOT EXISTS agents (
+    tenant_id    TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    description  TEXT,
+    version      TEXT,
+    endpoint     TEXT,
+    capabilities TEXT NOT NULL,            -- JSON array of capabilities
+    metadata     TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    last_seen_at INTEGER,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS agents_name ON agents(tenant_id, name);
+CREATE TABLE IF NOT EXISTS agent_capabilities (
+    tenant_id  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, name, agent_id)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq             INTEGER PRIMARY KEY,
+    tenant_id       TEXT NOT NULL,
+    id              TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    recipient       TEXT NOT NULL,         -- the address as sent
+    parts           TEXT NOT NULL,
+    metadata        TEXT,
+    conversation_id TEXT,
+    correlation_id  TEXT,
+    in_reply_to     TEXT,
+    idempotency_key TEXT,
+    request_hash    TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_idempotency
+    ON messages(tenant_id, sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq              INTEGER PRIMARY KEY,  -- accept order, the delivery order per recipient
+    tenant_id        TEXT NOT NULL,
+    message_id       TEXT NOT NULL,
+    recipient        TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    due_at           INTEGER,              -- when it may be (re)delivered; NULL once final
+    lease_expires_at INTEGER,
+    delivered_at     INTEGER,
+    acked_at         INTEGER,
+    last_error       TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    expires_at       INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_message ON deliveries(tenant_id, message_id, recipient);
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(tenant_id, recipient, seq)
+    WHERE state IN ('pending', 'leased', 'delivered');
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(due_at)
+    WHERE state IN ('pending', 'leased', 'delivered');
+CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries(expires_at)
+    WHERE state IN ('pending', 'leased', 'delivered') AND expires_at IS NOT NULL;
+PRAGMA user_version = 1;
