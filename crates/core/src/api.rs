@@ -359,6 +359,9 @@ pub struct AckResult {
 }
 
 /// A frame on the `/v1/stream` WebSocket, either way.
+// Frames live only while being encoded or decoded; boxing the message would cost an
+// allocation per frame to save stack space nobody holds.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamFrame {

@@ -19,10 +19,10 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
 }
 
 fn check_key(errors: &mut Vec<FieldError>, path: &str, v: &Option<String>) {
-    if let Some(v) = v {
-        if v.is_empty() || v.len() > MAX_KEY_LEN {
-            errors.push(err(path, format!("must be 1 to {MAX_KEY_LEN} characters")));
-        }
+    if let Some(v) = v
+        && (v.is_empty() || v.len() > MAX_KEY_LEN)
+    {
+        errors.push(err(path, format!("must be 1 to {MAX_KEY_LEN} characters")));
     }
 }
 
@@ -66,18 +66,18 @@ pub fn send_message(m: &SendMessage) -> Result<Address, Vec<FieldError>> {
     check_key(&mut errors, "correlation_id", &m.correlation_id);
     check_key(&mut errors, "in_reply_to", &m.in_reply_to);
     check_key(&mut errors, "idempotency_key", &m.idempotency_key);
-    if let Some(t) = m.ttl_seconds {
-        if t == 0 || t > MAX_TTL_SECONDS {
-            errors.push(err(
-                "ttl_seconds",
-                format!("must be between 1 and {MAX_TTL_SECONDS}"),
-            ));
-        }
+    if let Some(t) = m.ttl_seconds
+        && (t == 0 || t > MAX_TTL_SECONDS)
+    {
+        errors.push(err(
+            "ttl_seconds",
+            format!("must be between 1 and {MAX_TTL_SECONDS}"),
+        ));
     }
-    if let Some(md) = &m.metadata {
-        if !md.is_object() {
-            errors.push(err("metadata", "must be a JSON object"));
-        }
+    if let Some(md) = &m.metadata
+        && !md.is_object()
+    {
+        errors.push(err("metadata", "must be a JSON object"));
     }
     match (addr, errors.is_empty()) {
         (Some(a), true) => Ok(a),
@@ -97,10 +97,10 @@ pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
     if !name_ok(&r.name) {
         errors.push(err("name", "must be 1 to 200 letters, digits or `-_.`"));
     }
-    if let Some(e) = &r.endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) {
-            errors.push(err("endpoint", "must be an http:// or https:// URL"));
-        }
+    if let Some(e) = &r.endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        errors.push(err("endpoint", "must be an http:// or https:// URL"));
     }
     let mut seen = std::collections::HashSet::new();
     for (i, c) in r.capabilities.iter().enumerate() {
@@ -119,20 +119,20 @@ pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
             ("input_schema", &c.input_schema),
             ("output_schema", &c.output_schema),
         ] {
-            if let Some(s) = schema {
-                if !(s.is_object() || s.is_boolean()) {
-                    errors.push(err(
-                        format!("capabilities[{i}].{field}"),
-                        "must be a JSON Schema (an object)",
-                    ));
-                }
+            if let Some(s) = schema
+                && !(s.is_object() || s.is_boolean())
+            {
+                errors.push(err(
+                    format!("capabilities[{i}].{field}"),
+                    "must be a JSON Schema (an object)",
+                ));
             }
         }
     }
-    if let Some(md) = &r.metadata {
-        if !md.is_object() {
-            errors.push(err("metadata", "must be a JSON object"));
-        }
+    if let Some(md) = &r.metadata
+        && !md.is_object()
+    {
+        errors.push(err("metadata", "must be a JSON object"));
     }
     if errors.is_empty() {
         Ok(())

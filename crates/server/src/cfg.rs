@@ -123,23 +123,22 @@ impl Config {
                 self.listen
             )));
         }
-        if let Some(t) = &self.admin_token {
-            if t.len() < 16 {
-                return Err(ConfigError(
-                    "admin_token (SWITCHBOARD_ADMIN_TOKEN): use at least 16 characters".into(),
-                ));
-            }
+        if let Some(t) = &self.admin_token
+            && t.len() < 16
+        {
+            return Err(ConfigError(
+                "admin_token (SWITCHBOARD_ADMIN_TOKEN): use at least 16 characters".into(),
+            ));
         }
-        if let Some(u) = &self.database_url {
-            if !(u.starts_with("postgres://")
+        if let Some(u) = &self.database_url
+            && !(u.starts_with("postgres://")
                 || u.starts_with("postgresql://")
                 || u.starts_with("sqlite:"))
-            {
-                return Err(ConfigError(format!(
-                    "database_url: `{}` is not understood; use postgres://… (or leave it unset for the embedded store)",
-                    u.split('@').next_back().unwrap_or_default()
-                )));
-            }
+        {
+            return Err(ConfigError(format!(
+                "database_url: `{}` is not understood; use postgres://… (or leave it unset for the embedded store)",
+                u.split('@').next_back().unwrap_or_default()
+            )));
         }
         let ranges: [(&str, u64, u64, u64); 5] = [
             (

@@ -65,10 +65,10 @@ impl Presence {
             let mut map = self.pending.lock().expect("presence lock poisoned");
             map.drain().map(|((t, id), at)| (t, id, at)).collect()
         };
-        if !seen.is_empty() {
-            if let Err(e) = store.touch_agents(seen).await {
-                tracing::warn!(error = %e, "could not record agent presence");
-            }
+        if !seen.is_empty()
+            && let Err(e) = store.touch_agents(seen).await
+        {
+            tracing::warn!(error = %e, "could not record agent presence");
         }
     }
 }

@@ -158,10 +158,10 @@ async fn handle_incoming(
             WsMessage::Close(_) => break,
             _ => {}
         }
-        if acks.len() < ACK_BATCH {
-            if let Some(Some(f)) = rx.next().now_or_never() {
-                next = Some(f);
-            }
+        if acks.len() < ACK_BATCH
+            && let Some(Some(f)) = rx.next().now_or_never()
+        {
+            next = Some(f);
         }
     }
     if !acks.is_empty() {
