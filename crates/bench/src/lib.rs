@@ -1,14 +1,326 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Load generator for a running hub: drives it through the client crate, like any user, and
+//! reports throughput and latency percentiles (HDR histogram).
+//!
+//! Latency is measured from just before the send request to the moment the consumer reads
+//! the message off its WebSocket: the send time travels in the message's metadata (nanoseconds
+//! since this process's start, so producer and consumer share one monotonic clock).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use switchboard_client::{Client, ClientError};
+use switchboard_core::api::{Part, RegisterAgent, SendMessage};
+use tokio::sync::Mutex;
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// 1,000 concurrent sends from 10 agents to 10 agents, all delivered and acked.
+    Burst,
+    /// Closed loop: as fast as the producers can send, one-to-one, WebSocket consumers.
+    Throughput,
+    /// Open loop at a fixed rate: latency percentiles without coordinated omission.
+    Latency,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl std::str::FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "burst" => Ok(Workload::Burst),
+            "throughput" => Ok(Workload::Throughput),
+            "latency" => Ok(Workload::Latency),
+            other => Err(format!(
+                "unknown workload `{other}`; use burst, throughput or latency"
+            )),
+        }
     }
+}
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub workload: Workload,
+    /// Messages to send in all.
+    pub messages: usize,
+    /// Bytes of text in each message.
+    pub size: usize,
+    /// Concurrent sending agents (each with `concurrency` requests in flight).
+    pub producers: usize,
+    /// Receiving agents, each with one WebSocket.
+    pub consumers: usize,
+    /// Requests in flight per producer (closed loop).
+    pub concurrency: usize,
+    /// Messages per second in all (open loop; `latency` only).
+    pub rate: u64,
+}
+
+impl BenchConfig {
+    /// The defaults of a workload.
+    pub fn for_workload(workload: Workload) -> BenchConfig {
+        match workload {
+            Workload::Burst => BenchConfig {
+                workload,
+                messages: 1000,
+                size: 1024,
+                producers: 10,
+                consumers: 10,
+                concurrency: 100,
+                rate: 0,
+            },
+            Workload::Throughput => BenchConfig {
+                workload,
+                messages: 20_000,
+                size: 1024,
+                producers: 4,
+                consumers: 4,
+                concurrency: 16,
+                rate: 0,
+            },
+            Workload::Latency => BenchConfig {
+                workload,
+                messages: 5000,
+                size: 1024,
+                producers: 1,
+                consumers: 1,
+                concurrency: 1,
+                rate: 1000,
+            },
+        }
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub workload: String,
+    pub messages: usize,
+    pub size: usize,
+    pub producers: usize,
+    pub consumers: usize,
+    pub elapsed_ms: f64,
+    /// Messages sent, delivered and acknowledged per second, end to end.
+    pub messages_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Send request latency (until the 202, i.e. committed), p50 and p99.
+    pub send_p50_ms: f64,
+    pub send_p99_ms: f64,
+    /// Sends that failed (the run still reports; a healthy hub has none).
+    pub send_errors: u64,
+    /// Messages received more than once (redeliveries).
+    pub duplicates: u64,
+}
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Incomplete(String),
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Runs a workload against the hub `admin` points at; `progress` is called about once a
+/// second with (sent, received).
+pub async fn run(
+    admin: &Client,
+    cfg: &BenchConfig,
+    progress: impl Fn(usize, usize),
+) -> Result<Report, BenchError> {
+    let run_id = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let mut producers = Vec::new();
+    for i in 0..cfg.producers {
+        let r = admin
+            .register_agent(&RegisterAgent {
+                name: format!("bench-{run_id}-p{i}"),
+                ..Default::default()
+            })
+            .await?;
+        producers.push(admin.with_token(r.api_key));
+    }
+    let mut consumer_ids = Vec::new();
+    let mut streams = Vec::new();
+    for i in 0..cfg.consumers {
+        let r = admin
+            .register_agent(&RegisterAgent {
+                name: format!("bench-{run_id}-c{i}"),
+                ..Default::default()
+            })
+            .await?;
+        consumer_ids.push(format!("agent:{}", r.agent.id));
+        streams.push(admin.with_token(r.api_key).stream().await?);
+    }
+
+    let epoch = Instant::now();
+    let received = Arc::new(AtomicUsize::new(0));
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let latency = Arc::new(Mutex::new(new_hist()));
+    let total = cfg.messages;
+    let mut consumers = Vec::new();
+    for mut stream in streams {
+        let (received, duplicates, latency) =
+            (received.clone(), duplicates.clone(), latency.clone());
+        consumers.push(tokio::spawn(async move {
+            let mut local = new_hist();
+            let mut seen = std::collections::HashSet::new();
+            while received.load(Ordering::Relaxed) < total {
+                let next =
+                    tokio::time::timeout(Duration::from_millis(200), stream.next_message()).await;
+                let m = match next {
+                    Err(_) => continue,
+                    Ok(Ok(Some(m))) => m,
+                    Ok(_) => break,
+                };
+                let sent_ns = m
+                    .message
+                    .metadata
+                    .as_ref()
+                    .and_then(|v| v["t"].as_u64())
+                    .unwrap_or(0);
+                let now_ns = epoch.elapsed().as_nanos() as u64;
+                if seen.insert(m.message.id.clone()) {
+                    let _ = local.record(((now_ns.saturating_sub(sent_ns)) / 1000).max(1));
+                    received.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                if stream.ack(&m.message.id).await.is_err() {
+                    break;
+                }
+            }
+            let _ = stream.close().await;
+            latency.lock().await.add(&local).ok();
+        }));
+    }
+
+    let body = "x".repeat(cfg.size);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let send_latency = Arc::new(Mutex::new(new_hist()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let interval = (cfg.rate > 0).then(|| Duration::from_nanos(1_000_000_000 / cfg.rate));
+    let mut senders = Vec::new();
+    let workers = cfg.producers * cfg.concurrency.max(1);
+    for w in 0..workers {
+        let producer = producers[w % producers.len()].clone();
+        let (consumer_ids, body, sent, errors, send_latency, next) = (
+            consumer_ids.clone(),
+            body.clone(),
+            sent.clone(),
+            errors.clone(),
+            send_latency.clone(),
+            next.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut local = new_hist();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                // Open loop: message n is due at n × interval whether or not earlier ones
+                // were slow, and its latency counts from when it was due.
+                let due = interval.map(|i| started + i * n as u32);
+                if let Some(d) = due {
+                    tokio::time::sleep_until(d.into()).await;
+                }
+                let t0 = due.unwrap_or_else(Instant::now);
+                let m = SendMessage {
+                    to: consumer_ids[n % consumer_ids.len()].clone(),
+                    parts: vec![Part::text(body.clone())],
+                    metadata: Some(
+                        serde_json::json!({ "t": t0.duration_since(epoch).as_nanos() as u64 }),
+                    ),
+                    ..Default::default()
+                };
+                match producer.send(&m).await {
+                    Ok(_) => {
+                        let _ = local.record((t0.elapsed().as_micros() as u64).max(1));
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            send_latency.lock().await.add(&local).ok();
+        }));
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last_report = Instant::now();
+    loop {
+        let (s, r) = (
+            sent.load(Ordering::Relaxed),
+            received.load(Ordering::Relaxed),
+        );
+        let e = errors.load(Ordering::Relaxed) as usize;
+        if r >= total || (s + e >= total && r >= s && senders.iter().all(|h| h.is_finished())) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Incomplete(format!(
+                "gave up after 300 s: {s} sent, {r} received"
+            )));
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            progress(s, r);
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    for s in senders {
+        let _ = s.await;
+    }
+    for c in consumers {
+        let _ = c.await;
+    }
+    progress(
+        sent.load(Ordering::Relaxed),
+        received.load(Ordering::Relaxed),
+    );
+    let lat = latency.lock().await;
+    let sl = send_latency.lock().await;
+    let delivered = received.load(Ordering::Relaxed);
+    Ok(Report {
+        workload: format!("{:?}", cfg.workload).to_lowercase(),
+        messages: delivered,
+        size: cfg.size,
+        producers: cfg.producers,
+        consumers: cfg.consumers,
+        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+        messages_per_s: delivered as f64 / elapsed.as_secs_f64(),
+        p50_ms: ms(&lat, 0.5),
+        p90_ms: ms(&lat, 0.9),
+        p99_ms: ms(&lat, 0.99),
+        p999_ms: ms(&lat, 0.999),
+        max_ms: lat.max() as f64 / 1000.0,
+        send_p50_ms: ms(&sl, 0.5),
+        send_p99_ms: ms(&sl, 0.99),
+        send_errors: errors.load(Ordering::Relaxed),
+        duplicates: duplicates.load(Ordering::Relaxed),
+    })
 }

@@ -58,6 +58,8 @@ enum Command {
     },
     /// Take messages from this agent's inbox.
     Inbox(InboxArgs),
+    /// Drive a running hub with a workload and report throughput and latency (admin token).
+    Bench(BenchArgs),
     /// Follow this agent's messages as they arrive (WebSocket), acknowledging each.
     Tail {
         /// Do not acknowledge: messages come back after their lease.
@@ -175,6 +177,30 @@ struct SendArgs {
     /// Wait until the message is delivered (ms).
     #[arg(long)]
     wait_ms: Option<u64>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// burst, throughput or latency.
+    workload: switchboard_bench::Workload,
+    /// Messages to send (default depends on the workload).
+    #[arg(long)]
+    messages: Option<usize>,
+    /// Bytes per message.
+    #[arg(long)]
+    size: Option<usize>,
+    #[arg(long)]
+    producers: Option<usize>,
+    #[arg(long)]
+    consumers: Option<usize>,
+    /// Requests in flight per producer.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Messages per second (latency workload).
+    #[arg(long)]
+    rate: Option<u64>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -341,6 +367,7 @@ fn text_of(parts: &[Part]) -> String {
 async fn run_client(cmd: Command) -> Result<()> {
     match cmd {
         Command::Serve(_) => unreachable!("serve is handled by main"),
+        Command::Bench(a) => bench(a).await?,
         Command::Agent(AgentCmd::Register {
             name,
             description,
@@ -615,5 +642,60 @@ async fn run_client(cmd: Command) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn bench(a: BenchArgs) -> Result<()> {
+    let mut cfg = switchboard_bench::BenchConfig::for_workload(a.workload);
+    cfg.messages = a.messages.unwrap_or(cfg.messages);
+    cfg.size = a.size.unwrap_or(cfg.size);
+    cfg.producers = a.producers.unwrap_or(cfg.producers).max(1);
+    cfg.consumers = a.consumers.unwrap_or(cfg.consumers).max(1);
+    cfg.concurrency = a.concurrency.unwrap_or(cfg.concurrency).max(1);
+    cfg.rate = a.rate.unwrap_or(cfg.rate);
+    let total = cfg.messages;
+    let r = switchboard_bench::run(&client(&a.conn), &cfg, |sent, got| {
+        eprint!("\r  sent {sent}/{total}  received {got}/{total}   ");
+    })
+    .await?;
+    eprintln!();
+    if a.conn.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let f = |v: f64| format!("{v:.2}");
+    let rows = vec![
+        vec!["workload".into(), r.workload.clone()],
+        vec!["messages".into(), format!("{} x {} B", r.messages, r.size)],
+        vec![
+            "producers / consumers".into(),
+            format!("{} / {}", r.producers, r.consumers),
+        ],
+        vec!["elapsed".into(), format!("{} ms", f(r.elapsed_ms))],
+        vec![
+            "throughput".into(),
+            format!("{:.0} msg/s", r.messages_per_s),
+        ],
+        vec![
+            "send->receipt p50/p90/p99/p99.9/max".into(),
+            format!(
+                "{} / {} / {} / {} / {} ms",
+                f(r.p50_ms),
+                f(r.p90_ms),
+                f(r.p99_ms),
+                f(r.p999_ms),
+                f(r.max_ms)
+            ),
+        ],
+        vec![
+            "send (202) p50/p99".into(),
+            format!("{} / {} ms", f(r.send_p50_ms), f(r.send_p99_ms)),
+        ],
+        vec![
+            "send errors / duplicates".into(),
+            format!("{} / {}", r.send_errors, r.duplicates),
+        ],
+    ];
+    print!("{}", table::render(&["FIGURE", "VALUE"], rows));
     Ok(())
 }
