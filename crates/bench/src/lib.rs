@@ -222,26 +222,34 @@ pub async fn run(
     let started = Instant::now();
     let interval = (cfg.rate > 0).then(|| Duration::from_nanos(1_000_000_000 / cfg.rate));
     let mut senders = Vec::new();
-    let workers = cfg.producers * cfg.concurrency.max(1);
+    // Closed loop: `producers × concurrency` workers, each sending its next message as soon as
+    // the previous one is accepted. Open loop (`rate` set): one pacer starts message n at
+    // n × interval in a task of its own, whether or not earlier sends were slow, and its
+    // latency counts from when it was due — so a stall cannot hide (coordinated omission).
+    let workers = if interval.is_some() {
+        1
+    } else {
+        cfg.producers * cfg.concurrency.max(1)
+    };
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(4096));
     for w in 0..workers {
-        let producer = producers[w % producers.len()].clone();
-        let (consumer_ids, body, sent, errors, send_latency, next) = (
+        let producers = producers.clone();
+        let (consumer_ids, body, sent, errors, send_latency, next, in_flight) = (
             consumer_ids.clone(),
             body.clone(),
             sent.clone(),
             errors.clone(),
             send_latency.clone(),
             next.clone(),
+            in_flight.clone(),
         );
         senders.push(tokio::spawn(async move {
-            let mut local = new_hist();
+            let mut tasks = Vec::new();
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     break;
                 }
-                // Open loop: message n is due at n × interval whether or not earlier ones
-                // were slow, and its latency counts from when it was due.
                 let due = interval.map(|i| started + i * n as u32);
                 if let Some(d) = due {
                     tokio::time::sleep_until(d.into()).await;
@@ -255,17 +263,40 @@ pub async fn run(
                     ),
                     ..Default::default()
                 };
-                match producer.send(&m).await {
-                    Ok(_) => {
-                        let _ = local.record((t0.elapsed().as_micros() as u64).max(1));
-                        sent.fetch_add(1, Ordering::Relaxed);
+                let producer = producers[(w + n) % producers.len()].clone();
+                let (sent, errors, send_latency) =
+                    (sent.clone(), errors.clone(), send_latency.clone());
+                let one = async move {
+                    match producer.send(&m).await {
+                        Ok(_) => {
+                            let _ = send_latency
+                                .lock()
+                                .await
+                                .record((t0.elapsed().as_micros() as u64).max(1));
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                };
+                if interval.is_some() {
+                    let permit = in_flight
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("semaphore open");
+                    tasks.push(tokio::spawn(async move {
+                        one.await;
+                        drop(permit);
+                    }));
+                } else {
+                    one.await;
                 }
             }
-            send_latency.lock().await.add(&local).ok();
+            for t in tasks {
+                let _ = t.await;
+            }
         }));
     }
 
