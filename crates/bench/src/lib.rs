@@ -33,9 +33,7 @@ impl std::str::FromStr for Workload {
             "burst" => Ok(Workload::Burst),
             "throughput" => Ok(Workload::Throughput),
             "latency" => Ok(Workload::Latency),
-            other => Err(format!(
-                "unknown workload `{other}`; use burst, throughput or latency"
-            )),
+            other => Err(format!("unknown workload `{other}`; use burst, throughput or latency")),
         }
     }
 }
@@ -137,37 +135,22 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 /// Runs a workload against the hub `admin` points at; `progress` is called about once a
 /// second with (sent, received).
-pub async fn run(
-    admin: &Client,
-    cfg: &BenchConfig,
-    progress: impl Fn(usize, usize),
-) -> Result<Report, BenchError> {
+pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usize)) -> Result<Report, BenchError> {
     let run_id = format!(
         "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
     );
     let mut producers = Vec::new();
     for i in 0..cfg.producers {
-        let r = admin
-            .register_agent(&RegisterAgent {
-                name: format!("bench-{run_id}-p{i}"),
-                ..Default::default()
-            })
-            .await?;
+        let r =
+            admin.register_agent(&RegisterAgent { name: format!("bench-{run_id}-p{i}"), ..Default::default() }).await?;
         producers.push(admin.with_token(r.api_key));
     }
     let mut consumer_ids = Vec::new();
     let mut streams = Vec::new();
     for i in 0..cfg.consumers {
-        let r = admin
-            .register_agent(&RegisterAgent {
-                name: format!("bench-{run_id}-c{i}"),
-                ..Default::default()
-            })
-            .await?;
+        let r =
+            admin.register_agent(&RegisterAgent { name: format!("bench-{run_id}-c{i}"), ..Default::default() }).await?;
         consumer_ids.push(format!("agent:{}", r.agent.id));
         streams.push(admin.with_token(r.api_key).stream().await?);
     }
@@ -179,25 +162,18 @@ pub async fn run(
     let total = cfg.messages;
     let mut consumers = Vec::new();
     for mut stream in streams {
-        let (received, duplicates, latency) =
-            (received.clone(), duplicates.clone(), latency.clone());
+        let (received, duplicates, latency) = (received.clone(), duplicates.clone(), latency.clone());
         consumers.push(tokio::spawn(async move {
             let mut local = new_hist();
             let mut seen = std::collections::HashSet::new();
             while received.load(Ordering::Relaxed) < total {
-                let next =
-                    tokio::time::timeout(Duration::from_millis(200), stream.next_message()).await;
+                let next = tokio::time::timeout(Duration::from_millis(200), stream.next_message()).await;
                 let m = match next {
                     Err(_) => continue,
                     Ok(Ok(Some(m))) => m,
                     Ok(_) => break,
                 };
-                let sent_ns = m
-                    .message
-                    .metadata
-                    .as_ref()
-                    .and_then(|v| v["t"].as_u64())
-                    .unwrap_or(0);
+                let sent_ns = m.message.metadata.as_ref().and_then(|v| v["t"].as_u64()).unwrap_or(0);
                 let now_ns = epoch.elapsed().as_nanos() as u64;
                 if seen.insert(m.message.id.clone()) {
                     let _ = local.record(((now_ns.saturating_sub(sent_ns)) / 1000).max(1));
@@ -226,11 +202,7 @@ pub async fn run(
     // the previous one is accepted. Open loop (`rate` set): one pacer starts message n at
     // n × interval in a task of its own, whether or not earlier sends were slow, and its
     // latency counts from when it was due — so a stall cannot hide (coordinated omission).
-    let workers = if interval.is_some() {
-        1
-    } else {
-        cfg.producers * cfg.concurrency.max(1)
-    };
+    let workers = if interval.is_some() { 1 } else { cfg.producers * cfg.concurrency.max(1) };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(4096));
     for w in 0..workers {
         let producers = producers.clone();
@@ -258,21 +230,15 @@ pub async fn run(
                 let m = SendMessage {
                     to: consumer_ids[n % consumer_ids.len()].clone(),
                     parts: vec![Part::text(body.clone())],
-                    metadata: Some(
-                        serde_json::json!({ "t": t0.duration_since(epoch).as_nanos() as u64 }),
-                    ),
+                    metadata: Some(serde_json::json!({ "t": t0.duration_since(epoch).as_nanos() as u64 })),
                     ..Default::default()
                 };
                 let producer = producers[(w + n) % producers.len()].clone();
-                let (sent, errors, send_latency) =
-                    (sent.clone(), errors.clone(), send_latency.clone());
+                let (sent, errors, send_latency) = (sent.clone(), errors.clone(), send_latency.clone());
                 let one = async move {
                     match producer.send(&m).await {
                         Ok(_) => {
-                            let _ = send_latency
-                                .lock()
-                                .await
-                                .record((t0.elapsed().as_micros() as u64).max(1));
+                            let _ = send_latency.lock().await.record((t0.elapsed().as_micros() as u64).max(1));
                             sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(_) => {
@@ -281,11 +247,7 @@ pub async fn run(
                     }
                 };
                 if interval.is_some() {
-                    let permit = in_flight
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("semaphore open");
+                    let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
                     tasks.push(tokio::spawn(async move {
                         one.await;
                         drop(permit);
@@ -303,18 +265,13 @@ pub async fn run(
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last_report = Instant::now();
     loop {
-        let (s, r) = (
-            sent.load(Ordering::Relaxed),
-            received.load(Ordering::Relaxed),
-        );
+        let (s, r) = (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
         let e = errors.load(Ordering::Relaxed) as usize;
         if r >= total || (s + e >= total && r >= s && senders.iter().all(|h| h.is_finished())) {
             break;
         }
         if Instant::now() > deadline {
-            return Err(BenchError::Incomplete(format!(
-                "gave up after 300 s: {s} sent, {r} received"
-            )));
+            return Err(BenchError::Incomplete(format!("gave up after 300 s: {s} sent, {r} received")));
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             progress(s, r);
@@ -329,10 +286,7 @@ pub async fn run(
     for c in consumers {
         let _ = c.await;
     }
-    progress(
-        sent.load(Ordering::Relaxed),
-        received.load(Ordering::Relaxed),
-    );
+    progress(sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
     let lat = latency.lock().await;
     let sl = send_latency.lock().await;
     let delivered = received.load(Ordering::Relaxed);

@@ -6,17 +6,16 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use switchboard_client::{Client, ClientError, InboxOptions};
-use switchboard_core::api::{AgentStatus, Capability, Part, RegisterAgent, SendMessage};
+use switchboard_client::DeliveryQuery;
+use switchboard_core::api::{
+    AgentStatus, Capability, DeadLetterSelection, DeliveryItem, DeliveryState, Part, RegisterAgent, SendMessage,
+};
 use switchboard_server::{Config, Hub, Settings};
 
 mod table;
 
 #[derive(Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Messaging hub for AI agents and the people who work with them"
-)]
+#[command(name = "switchboard", version, about = "Messaging hub for AI agents and the people who work with them")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,12 +25,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Conn {
     /// Hub URL.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_URL",
-        default_value = "http://127.0.0.1:7777",
-        global = true
-    )]
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:7777", global = true)]
     url: String,
     /// Agent API key or admin token. Defaults to ./switchboard-data/admin.token when present.
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]
@@ -50,6 +44,25 @@ enum Command {
     Agent(AgentCmd),
     /// Send a message.
     Send(SendArgs),
+    /// List deliveries by state and recipient.
+    Deliveries {
+        /// pending, leased, delivered, acked, dead or expired.
+        #[arg(long)]
+        state: Option<String>,
+        /// agent:<id>
+        #[arg(long)]
+        recipient: Option<String>,
+        /// RFC 3339 time: only messages accepted since.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Inspect, replay or purge dead letters.
+    #[command(subcommand, name = "dead-letters")]
+    DeadLetters(DeadCmd),
     /// Show a message and its deliveries.
     Message {
         id: String,
@@ -102,6 +115,15 @@ struct ServeArgs {
     /// Unacknowledged messages per stream connection (default 1000).
     #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
+    /// Let push endpoints be on loopback, private or link-local addresses (tests, local dev).
+    #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS")]
+    allow_private_endpoints: Option<bool>,
+    /// Push request timeout, ms (default 15000).
+    #[arg(long, env = "SWITCHBOARD_PUSH_TIMEOUT_MS")]
+    push_timeout_ms: Option<u64>,
+    /// Push retry schedule, comma-separated ms (default 5s,30s,2m,10m,30m,1h,3h,6h).
+    #[arg(long, env = "SWITCHBOARD_PUSH_RETRY_SCHEDULE_MS", value_delimiter = ',')]
+    push_retry_schedule_ms: Option<Vec<u64>>,
     /// Log as JSON lines.
     #[arg(long, env = "SWITCHBOARD_LOG_JSON")]
     log_json: bool,
@@ -152,6 +174,79 @@ enum AgentCmd {
         conn: Conn,
     },
 }
+
+#[derive(Subcommand)]
+enum DeadCmd {
+    /// List dead deliveries.
+    List {
+        #[arg(long)]
+        recipient: Option<String>,
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make dead deliveries pending again: by message id, recipient, time, or --all.
+    Replay {
+        #[command(flatten)]
+        sel: DeadSel,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete dead deliveries: by message id, recipient, time, or --all.
+    Purge {
+        #[command(flatten)]
+        sel: DeadSel,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Args)]
+struct DeadSel {
+    /// Message ids.
+    ids: Vec<String>,
+    #[arg(long)]
+    recipient: Option<String>,
+    /// RFC 3339 time: only messages accepted since.
+    #[arg(long)]
+    since: Option<String>,
+    /// Every dead letter in scope.
+    #[arg(long)]
+    all: bool,
+}
+
+impl DeadSel {
+    fn selection(self) -> Result<DeadLetterSelection> {
+        if self.ids.is_empty() && self.recipient.is_none() && self.since.is_none() && !self.all {
+            bail!("say which dead letters: message ids, --recipient, --since, or --all");
+        }
+        Ok(DeadLetterSelection { message_ids: self.ids, recipient: self.recipient, since: self.since })
+    }
+}
+
+fn parse_state(s: &str) -> Result<DeliveryState> {
+    DeliveryState::parse(s).with_context(|| format!("--state {s}: use pending, leased, delivered, acked, dead or expired"))
+}
+
+fn delivery_rows(items: &[DeliveryItem]) -> Vec<Vec<String>> {
+    items
+        .iter()
+        .map(|d| {
+            vec![
+                d.message_id.clone(),
+                d.from.clone(),
+                d.recipient.clone(),
+                d.state.as_str().into(),
+                d.attempts.to_string(),
+                d.updated_at.clone(),
+                d.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+const DELIVERY_HEADERS: [&str; 7] = ["MESSAGE", "FROM", "RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR"];
 
 #[derive(Args)]
 struct SendArgs {
@@ -221,11 +316,8 @@ struct InboxArgs {
 
 fn client(conn: &Conn) -> Client {
     let token = conn.token.clone().or_else(|| {
-        let dir =
-            std::env::var("SWITCHBOARD_DATA_DIR").unwrap_or_else(|_| "./switchboard-data".into());
-        std::fs::read_to_string(PathBuf::from(dir).join("admin.token"))
-            .ok()
-            .map(|t| t.trim().to_owned())
+        let dir = std::env::var("SWITCHBOARD_DATA_DIR").unwrap_or_else(|_| "./switchboard-data".into());
+        std::fs::read_to_string(PathBuf::from(dir).join("admin.token")).ok().map(|t| t.trim().to_owned())
     });
     Client::new(conn.url.clone(), token)
 }
@@ -233,14 +325,8 @@ fn client(conn: &Conn) -> Client {
 fn init_logs(default: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init()
-    } else {
-        builder.init()
-    }
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json { builder.json().init() } else { builder.init() }
 }
 
 #[tokio::main]
@@ -260,20 +346,10 @@ async fn main() -> ExitCode {
                 Some(ClientError::Api(p)) => {
                     eprintln!("error: {} ({})\n  {}", p.title, p.code, p.detail);
                     for fe in &p.errors {
-                        eprintln!(
-                            "  - {}: {}",
-                            if fe.path.is_empty() {
-                                "(body)"
-                            } else {
-                                &fe.path
-                            },
-                            fe.message
-                        );
+                        eprintln!("  - {}: {}", if fe.path.is_empty() { "(body)" } else { &fe.path }, fe.message);
                     }
                     if p.code == "unauthenticated" {
-                        eprintln!(
-                            "  hint: set SWITCHBOARD_TOKEN to an agent API key or the admin token"
-                        );
+                        eprintln!("  hint: set SWITCHBOARD_TOKEN to an agent API key or the admin token");
                     }
                 }
                 _ => eprintln!("error: {e:#}"),
@@ -303,21 +379,17 @@ async fn serve(a: ServeArgs) -> Result<()> {
         heartbeat_window_ms: a.heartbeat_window_ms,
         max_attempts: a.max_attempts,
         max_in_flight: a.max_in_flight,
-        reaper_interval_ms: None,
+        push_timeout_ms: a.push_timeout_ms,
+        push_retry_schedule_ms: a.push_retry_schedule_ms,
+        allow_private_endpoints: a.allow_private_endpoints,
+        ..Settings::default()
     };
     let config = Config::resolve(flags, file)?;
     let data_dir = config.data_dir.clone();
     let hub = Hub::start(config).await?;
-    println!(
-        "switchboard listening on {} (data in {})",
-        hub.url(),
-        data_dir.display()
-    );
+    println!("switchboard listening on {} (data in {})", hub.url(), data_dir.display());
     if let Some(t) = &hub.generated_admin_token {
-        println!(
-            "admin token (shown once; also saved to {}):",
-            data_dir.join("admin.token").display()
-        );
+        println!("admin token (shown once; also saved to {}):", data_dir.join("admin.token").display());
         println!("  {t}");
     }
     shutdown_signal().await;
@@ -368,19 +440,46 @@ async fn run_client(cmd: Command) -> Result<()> {
     match cmd {
         Command::Serve(_) => unreachable!("serve is handled by main"),
         Command::Bench(a) => bench(a).await?,
-        Command::Agent(AgentCmd::Register {
-            name,
-            description,
-            version,
-            endpoint,
-            capabilities,
-            card,
-            conn,
-        }) => {
+        Command::Deliveries { state, recipient, since, limit, conn } => {
+            let q = DeliveryQuery {
+                state: state.as_deref().map(parse_state).transpose()?,
+                recipient,
+                since,
+                limit: Some(limit),
+                cursor: None,
+            };
+            let list = client(&conn).deliveries(&q).await?;
+            if conn.json {
+                return print_json(&list);
+            }
+            print!("{}", table::render(&DELIVERY_HEADERS, delivery_rows(&list.deliveries)));
+        }
+        Command::DeadLetters(DeadCmd::List { recipient, since, conn }) => {
+            let q = DeliveryQuery { recipient, since, limit: Some(1000), ..Default::default() };
+            let list = client(&conn).dead_letters(&q).await?;
+            if conn.json {
+                return print_json(&list);
+            }
+            print!("{}", table::render(&DELIVERY_HEADERS, delivery_rows(&list.dead_letters)));
+        }
+        Command::DeadLetters(DeadCmd::Replay { sel, conn }) => {
+            let r = client(&conn).replay_dead_letters(&sel.selection()?).await?;
+            if conn.json {
+                return print_json(&r);
+            }
+            println!("replayed {} dead letters", r.count);
+        }
+        Command::DeadLetters(DeadCmd::Purge { sel, conn }) => {
+            let r = client(&conn).purge_dead_letters(&sel.selection()?).await?;
+            if conn.json {
+                return print_json(&r);
+            }
+            println!("purged {} dead letters", r.count);
+        }
+        Command::Agent(AgentCmd::Register { name, description, version, endpoint, capabilities, card, conn }) => {
             let req = match card {
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
                     let mut r: RegisterAgent = serde_json::from_str(&text)
                         .with_context(|| format!("{} is not an agent card", path.display()))?;
                     r.name = name;
@@ -403,6 +502,7 @@ async fn run_client(cmd: Command) -> Result<()> {
                         })
                         .collect(),
                     metadata: None,
+                    retry_schedule_ms: None,
                 },
             };
             let r = client(&conn).register_agent(&req).await?;
@@ -412,12 +512,11 @@ async fn run_client(cmd: Command) -> Result<()> {
             println!("registered agent {} ({})", r.agent.name, r.agent.id);
             println!("address:  agent:{}", r.agent.id);
             println!("api key:  {}   (shown once; store it now)", r.api_key);
+            if r.agent.endpoint.is_some() {
+                println!("webhook secret: {}   (verify push signatures with it)", r.webhook_secret);
+            }
         }
-        Command::Agent(AgentCmd::List {
-            capability,
-            status,
-            conn,
-        }) => {
+        Command::Agent(AgentCmd::List { capability, status, conn }) => {
             let status = match status.as_deref() {
                 None => None,
                 Some("active") => Some(AgentStatus::Active),
@@ -425,9 +524,7 @@ async fn run_client(cmd: Command) -> Result<()> {
                 Some("error") => Some(AgentStatus::Error),
                 Some(s) => bail!("--status {s}: use active, inactive or error"),
             };
-            let list = client(&conn)
-                .list_agents(capability.as_deref(), status)
-                .await?;
+            let list = client(&conn).list_agents(capability.as_deref(), status).await?;
             if conn.json {
                 return print_json(&list);
             }
@@ -439,19 +536,12 @@ async fn run_client(cmd: Command) -> Result<()> {
                         a.id.clone(),
                         a.name.clone(),
                         a.status.as_str().to_owned(),
-                        a.capabilities
-                            .iter()
-                            .map(|c| c.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
+                        a.capabilities.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","),
                         a.last_seen_at.clone().unwrap_or_else(|| "never".into()),
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                table::render(&["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"], rows)
-            );
+            print!("{}", table::render(&["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"], rows));
         }
         Command::Agent(AgentCmd::Show { id, conn }) => {
             let a = client(&conn).get_agent(&id).await?;
@@ -462,27 +552,14 @@ async fn run_client(cmd: Command) -> Result<()> {
                 vec!["id".into(), a.id.clone()],
                 vec!["name".into(), a.name.clone()],
                 vec!["status".into(), a.status.as_str().into()],
-                vec![
-                    "description".into(),
-                    a.description.clone().unwrap_or_default(),
-                ],
+                vec!["description".into(), a.description.clone().unwrap_or_default()],
                 vec!["version".into(), a.version.clone().unwrap_or_default()],
-                vec![
-                    "endpoint".into(),
-                    a.endpoint.clone().unwrap_or_else(|| "(pull)".into()),
-                ],
+                vec!["endpoint".into(), a.endpoint.clone().unwrap_or_else(|| "(pull)".into())],
                 vec![
                     "capabilities".into(),
-                    a.capabilities
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    a.capabilities.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
                 ],
-                vec![
-                    "last seen".into(),
-                    a.last_seen_at.clone().unwrap_or_else(|| "never".into()),
-                ],
+                vec!["last seen".into(), a.last_seen_at.clone().unwrap_or_else(|| "never".into())],
                 vec!["created".into(), a.created_at.clone()],
             ];
             print!("{}", table::render(&["FIELD", "VALUE"], rows));
@@ -541,10 +618,7 @@ async fn run_client(cmd: Command) -> Result<()> {
             if conn.json {
                 return print_json(&s);
             }
-            println!(
-                "{}  from {} to {}  at {}",
-                s.message.id, s.message.from, s.message.to, s.message.created_at
-            );
+            println!("{}  from {} to {}  at {}", s.message.id, s.message.from, s.message.to, s.message.created_at);
             println!("  {}", text_of(&s.message.parts));
             let rows = s
                 .deliveries
@@ -559,32 +633,14 @@ async fn run_client(cmd: Command) -> Result<()> {
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                table::render(
-                    &["RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "ERROR"],
-                    rows
-                )
-            );
+            print!("{}", table::render(&["RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "ERROR"], rows));
         }
         Command::Inbox(a) => {
             let c = client(&a.conn);
-            let inbox = c
-                .inbox(&InboxOptions {
-                    wait_ms: Some(a.wait_ms),
-                    limit: Some(a.limit),
-                    visibility_ms: None,
-                })
-                .await?;
+            let inbox =
+                c.inbox(&InboxOptions { wait_ms: Some(a.wait_ms), limit: Some(a.limit), visibility_ms: None }).await?;
             if a.ack && !inbox.messages.is_empty() {
-                c.ack(
-                    inbox
-                        .messages
-                        .iter()
-                        .map(|m| m.message.id.clone())
-                        .collect(),
-                )
-                .await?;
+                c.ack(inbox.messages.iter().map(|m| m.message.id.clone()).collect()).await?;
             }
             if a.conn.json {
                 return print_json(&inbox);
@@ -597,27 +653,15 @@ async fn run_client(cmd: Command) -> Result<()> {
                 .messages
                 .iter()
                 .map(|m| {
-                    vec![
-                        m.message.id.clone(),
-                        m.message.from.clone(),
-                        m.attempt.to_string(),
-                        text_of(&m.message.parts),
-                    ]
+                    vec![m.message.id.clone(), m.message.from.clone(), m.attempt.to_string(), text_of(&m.message.parts)]
                 })
                 .collect();
-            print!(
-                "{}",
-                table::render(&["ID", "FROM", "ATTEMPT", "TEXT"], rows)
-            );
+            print!("{}", table::render(&["ID", "FROM", "ATTEMPT", "TEXT"], rows));
             if !a.ack {
                 println!("(not acknowledged: run with --ack, or they come back after their lease)");
             }
         }
-        Command::Tail {
-            no_ack,
-            count,
-            conn,
-        } => {
+        Command::Tail { no_ack, count, conn } => {
             let mut stream = client(&conn).stream().await?;
             let mut seen = 0;
             while let Some(m) = stream.next_message().await? {
@@ -667,34 +711,15 @@ async fn bench(a: BenchArgs) -> Result<()> {
     let rows = vec![
         vec!["workload".into(), r.workload.clone()],
         vec!["messages".into(), format!("{} x {} B", r.messages, r.size)],
-        vec![
-            "producers / consumers".into(),
-            format!("{} / {}", r.producers, r.consumers),
-        ],
+        vec!["producers / consumers".into(), format!("{} / {}", r.producers, r.consumers)],
         vec!["elapsed".into(), format!("{} ms", f(r.elapsed_ms))],
-        vec![
-            "throughput".into(),
-            format!("{:.0} msg/s", r.messages_per_s),
-        ],
+        vec!["throughput".into(), format!("{:.0} msg/s", r.messages_per_s)],
         vec![
             "send->receipt p50/p90/p99/p99.9/max".into(),
-            format!(
-                "{} / {} / {} / {} / {} ms",
-                f(r.p50_ms),
-                f(r.p90_ms),
-                f(r.p99_ms),
-                f(r.p999_ms),
-                f(r.max_ms)
-            ),
+            format!("{} / {} / {} / {} / {} ms", f(r.p50_ms), f(r.p90_ms), f(r.p99_ms), f(r.p999_ms), f(r.max_ms)),
         ],
-        vec![
-            "send (202) p50/p99".into(),
-            format!("{} / {} ms", f(r.send_p50_ms), f(r.send_p99_ms)),
-        ],
-        vec![
-            "send errors / duplicates".into(),
-            format!("{} / {}", r.send_errors, r.duplicates),
-        ],
+        vec!["send (202) p50/p99".into(), format!("{} / {} ms", f(r.send_p50_ms), f(r.send_p99_ms))],
+        vec!["send errors / duplicates".into(), format!("{} / {}", r.send_errors, r.duplicates)],
     ];
     print!("{}", table::render(&["FIGURE", "VALUE"], rows));
     Ok(())

@@ -32,13 +32,7 @@ pub fn render(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 mod tests {
     #[test]
     fn columns_line_up() {
-        let t = super::render(
-            &["ID", "NAME"],
-            vec![
-                vec!["1".into(), "alpha".into()],
-                vec!["22".into(), "b".into()],
-            ],
-        );
+        let t = super::render(&["ID", "NAME"], vec![vec!["1".into(), "alpha".into()], vec!["22".into(), "b".into()]]);
         assert_eq!(t, "ID  NAME\n1   alpha\n22  b\n");
     }
 }

@@ -18,22 +18,13 @@ const SENDERS: usize = 8;
 const PER_ROUND: usize = 300;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start(dir: &std::path::Path) -> (Child, Client) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
         .env_remove("SWITCHBOARD_DATABASE_URL")
@@ -44,10 +35,7 @@ async fn start(dir: &std::path::Path) -> (Child, Client) {
     let client = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN.into()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while client.health().await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "hub did not come up"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "hub did not come up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (child, client)
@@ -57,13 +45,7 @@ async fn start(dir: &std::path::Path) -> (Child, Client) {
 async fn sigkill_under_load_loses_no_accepted_message() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, mut admin) = start(dir.path()).await;
-    let bob = admin
-        .register_agent(&RegisterAgent {
-            name: "bob".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let bob = admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
     let to = format!("agent:{}", bob.agent.id);
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut refused_after_kill = 0usize;
@@ -72,17 +54,13 @@ async fn sigkill_under_load_loses_no_accepted_message() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut senders = Vec::new();
         for s in 0..SENDERS {
-            let (admin, to, stop, accepted) =
-                (admin.clone(), to.clone(), stop.clone(), accepted.clone());
+            let (admin, to, stop, accepted) = (admin.clone(), to.clone(), stop.clone(), accepted.clone());
             senders.push(tokio::spawn(async move {
                 let mut failures = 0;
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    match admin
-                        .send(&SendMessage::text(&to, format!("r{round} s{s} n{i}")))
-                        .await
-                    {
+                    match admin.send(&SendMessage::text(&to, format!("r{round} s{s} n{i}"))).await {
                         Ok(r) => accepted.lock().unwrap().push(r.id),
                         Err(_) => {
                             failures += 1;
@@ -98,10 +76,7 @@ async fn sigkill_under_load_loses_no_accepted_message() {
         let target = (round + 1) * PER_ROUND;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while accepted.lock().unwrap().len() < target {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "load did not reach {target} sends"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "load did not reach {target} sends");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         child.kill().expect("SIGKILL"); // mid-stream: sends are in flight right now
@@ -118,41 +93,25 @@ async fn sigkill_under_load_loses_no_accepted_message() {
     let mut delivered = HashSet::new();
     loop {
         let inbox = port_client
-            .inbox(&InboxOptions {
-                limit: Some(1000),
-                visibility_ms: Some(600_000),
-                wait_ms: Some(0),
-            })
+            .inbox(&InboxOptions { limit: Some(1000), visibility_ms: Some(600_000), wait_ms: Some(0) })
             .await
             .unwrap();
         if inbox.messages.is_empty() {
             break;
         }
-        let ids: Vec<String> = inbox
-            .messages
-            .iter()
-            .map(|m| m.message.id.clone())
-            .collect();
+        let ids: Vec<String> = inbox.messages.iter().map(|m| m.message.id.clone()).collect();
         port_client.ack(ids.clone()).await.unwrap();
         delivered.extend(ids);
     }
     let accepted = accepted.lock().unwrap().clone();
-    let missing: Vec<_> = accepted
-        .iter()
-        .filter(|id| !delivered.contains(*id))
-        .collect();
+    let missing: Vec<_> = accepted.iter().filter(|id| !delivered.contains(*id)).collect();
     println!(
         "crash test: {ROUNDS} SIGKILLs, {} sends answered 202, {} delivered after restart, {} sends failed while the hub was down",
         accepted.len(),
         delivered.len(),
         refused_after_kill
     );
-    assert!(
-        missing.is_empty(),
-        "{} accepted messages were lost, e.g. {:?}",
-        missing.len(),
-        missing.first()
-    );
+    assert!(missing.is_empty(), "{} accepted messages were lost, e.g. {:?}", missing.len(), missing.first());
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -13,6 +13,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod webhook;
+
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -69,40 +71,54 @@ pub struct InboxOptions {
     pub visibility_ms: Option<u64>,
 }
 
+/// Filters of `GET /v1/deliveries` and `/v1/dead-letters`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryQuery {
+    pub state: Option<DeliveryState>,
+    pub recipient: Option<String>,
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+impl DeliveryQuery {
+    fn to_query(&self) -> String {
+        let mut q = Vec::new();
+        if let Some(s) = self.state {
+            q.push(format!("state={}", s.as_str()));
+        }
+        if let Some(r) = &self.recipient {
+            q.push(format!("recipient={}", urlencode(r)));
+        }
+        if let Some(s) = &self.since {
+            q.push(format!("since={}", urlencode(s)));
+        }
+        if let Some(l) = self.limit {
+            q.push(format!("limit={l}"));
+        }
+        if let Some(c) = &self.cursor {
+            q.push(format!("cursor={}", urlencode(c)));
+        }
+        if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) }
+    }
+}
+
 impl Client {
     /// A client for the hub at `base` (e.g. `http://127.0.0.1:7777`).
     pub fn new(base: impl Into<String>, token: Option<String>) -> Client {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
-        Client {
-            http,
-            base: base.into().trim_end_matches('/').to_owned(),
-            token,
-        }
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build().unwrap_or_default();
+        Client { http, base: base.into().trim_end_matches('/').to_owned(), token }
     }
 
     /// `SWITCHBOARD_URL` (default `http://127.0.0.1:7777`) and `SWITCHBOARD_TOKEN`.
     pub fn from_env() -> Client {
-        let url =
-            std::env::var("SWITCHBOARD_URL").unwrap_or_else(|_| "http://127.0.0.1:7777".into());
-        Client::new(
-            url,
-            std::env::var("SWITCHBOARD_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty()),
-        )
+        let url = std::env::var("SWITCHBOARD_URL").unwrap_or_else(|_| "http://127.0.0.1:7777".into());
+        Client::new(url, std::env::var("SWITCHBOARD_TOKEN").ok().filter(|t| !t.is_empty()))
     }
 
     /// The same hub as another principal.
     pub fn with_token(&self, token: impl Into<String>) -> Client {
-        Client {
-            http: self.http.clone(),
-            base: self.base.clone(),
-            token: Some(token.into()),
-        }
+        Client { http: self.http.clone(), base: self.base.clone(), token: Some(token.into()) }
     }
 
     /// The hub's base URL.
@@ -124,29 +140,16 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let res = req.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
         let status = res.status();
-        let bytes = res.bytes().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let bytes = res.bytes().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<Problem>(&bytes) {
                 Ok(p) => ClientError::Api(p),
-                Err(_) => ClientError::Protocol(format!(
-                    "{status} from {url}: {}",
-                    String::from_utf8_lossy(&bytes)
-                )),
+                Err(_) => ClientError::Protocol(format!("{status} from {url}: {}", String::from_utf8_lossy(&bytes))),
             });
         }
-        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
-            &b"null"[..]
-        } else {
-            &bytes[..]
-        };
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() { &b"null"[..] } else { &bytes[..] };
         serde_json::from_slice(bytes).map_err(|e| ClientError::Protocol(format!("{url}: {e}")))
     }
 
@@ -161,11 +164,7 @@ impl Client {
     }
 
     /// Lists agents, optionally by capability and status.
-    pub async fn list_agents(
-        &self,
-        capability: Option<&str>,
-        status: Option<AgentStatus>,
-    ) -> Result<AgentList> {
+    pub async fn list_agents(&self, capability: Option<&str>, status: Option<AgentStatus>) -> Result<AgentList> {
         let mut q = Vec::new();
         if let Some(c) = capability {
             q.push(format!("capability={}", urlencode(c)));
@@ -173,44 +172,54 @@ impl Client {
         if let Some(s) = status {
             q.push(format!("status={}", s.as_str()));
         }
-        let path = if q.is_empty() {
-            "/v1/agents".to_owned()
-        } else {
-            format!("/v1/agents?{}", q.join("&"))
-        };
+        let path = if q.is_empty() { "/v1/agents".to_owned() } else { format!("/v1/agents?{}", q.join("&")) };
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
     pub async fn get_agent(&self, id: &str) -> Result<Agent> {
-        self.call::<(), _>(Method::GET, &format!("/v1/agents/{}", urlencode(id)), None)
-            .await
+        self.call::<(), _>(Method::GET, &format!("/v1/agents/{}", urlencode(id)), None).await
     }
 
     pub async fn update_agent(&self, id: &str, req: &UpdateAgent) -> Result<Agent> {
-        self.call(
-            Method::PUT,
-            &format!("/v1/agents/{}", urlencode(id)),
-            Some(req),
-        )
-        .await
+        self.call(Method::PUT, &format!("/v1/agents/{}", urlencode(id)), Some(req)).await
     }
 
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
-        self.call::<(), ()>(
-            Method::DELETE,
-            &format!("/v1/agents/{}", urlencode(id)),
-            None,
-        )
-        .await
+        self.call::<(), ()>(Method::DELETE, &format!("/v1/agents/{}", urlencode(id)), None).await
     }
 
     pub async fn heartbeat(&self, id: &str) -> Result<Agent> {
-        self.call::<(), _>(
-            Method::POST,
-            &format!("/v1/agents/{}/heartbeat", urlencode(id)),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::POST, &format!("/v1/agents/{}/heartbeat", urlencode(id)), None).await
+    }
+
+    /// The agent's webhook signing secret(s).
+    pub async fn webhook_secret(&self, id: &str) -> Result<WebhookSecret> {
+        self.call::<(), _>(Method::GET, &format!("/v1/agents/{}/webhook-secret", urlencode(id)), None).await
+    }
+
+    /// Rotates the agent's webhook secret; the previous one keeps signing for 24 hours.
+    pub async fn rotate_webhook_secret(&self, id: &str) -> Result<WebhookSecret> {
+        self.call::<(), _>(Method::POST, &format!("/v1/agents/{}/webhook-secret:rotate", urlencode(id)), None).await
+    }
+
+    /// Lists deliveries by state and recipient (`query` like `state=dead&recipient=agent:…`).
+    pub async fn deliveries(&self, query: &DeliveryQuery) -> Result<DeliveryList> {
+        self.call::<(), _>(Method::GET, &format!("/v1/deliveries{}", query.to_query()), None).await
+    }
+
+    /// Lists dead letters.
+    pub async fn dead_letters(&self, query: &DeliveryQuery) -> Result<DeadLetterList> {
+        self.call::<(), _>(Method::GET, &format!("/v1/dead-letters{}", query.to_query()), None).await
+    }
+
+    /// Replays dead letters matching the selection (all of the caller's scope when empty).
+    pub async fn replay_dead_letters(&self, sel: &DeadLetterSelection) -> Result<DeadLetterResult> {
+        self.call(Method::POST, "/v1/dead-letters:replay", Some(sel)).await
+    }
+
+    /// Deletes dead letters matching the selection.
+    pub async fn purge_dead_letters(&self, sel: &DeadLetterSelection) -> Result<DeadLetterResult> {
+        self.call(Method::POST, "/v1/dead-letters:purge", Some(sel)).await
     }
 
     /// Sends a message; `Ok` means the hub committed it.
@@ -220,31 +229,16 @@ impl Client {
 
     /// Sends and waits (up to `wait_ms`) until every recipient has been handed the message.
     pub async fn send_and_wait(&self, m: &SendMessage, wait_ms: u64) -> Result<MessageAccepted> {
-        self.call(
-            Method::POST,
-            &format!("/v1/messages?wait=delivered&wait_ms={wait_ms}"),
-            Some(m),
-        )
-        .await
+        self.call(Method::POST, &format!("/v1/messages?wait=delivered&wait_ms={wait_ms}"), Some(m)).await
     }
 
     /// Sends many messages in one request and one commit.
     pub async fn send_batch(&self, messages: Vec<SendMessage>) -> Result<BatchAccepted> {
-        self.call(
-            Method::POST,
-            "/v1/messages:batch",
-            Some(&SendBatch { messages }),
-        )
-        .await
+        self.call(Method::POST, "/v1/messages:batch", Some(&SendBatch { messages })).await
     }
 
     pub async fn get_message(&self, id: &str) -> Result<MessageStatus> {
-        self.call::<(), _>(
-            Method::GET,
-            &format!("/v1/messages/{}", urlencode(id)),
-            None,
-        )
-        .await
+        self.call::<(), _>(Method::GET, &format!("/v1/messages/{}", urlencode(id)), None).await
     }
 
     /// Leases due messages (long-polls up to `wait_ms`).
@@ -259,39 +253,25 @@ impl Client {
         if let Some(v) = opts.visibility_ms {
             q.push(format!("visibility_ms={v}"));
         }
-        let path = if q.is_empty() {
-            "/v1/inbox".to_owned()
-        } else {
-            format!("/v1/inbox?{}", q.join("&"))
-        };
+        let path = if q.is_empty() { "/v1/inbox".to_owned() } else { format!("/v1/inbox?{}", q.join("&")) };
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
     pub async fn ack(&self, ids: Vec<String>) -> Result<AckResult> {
-        self.call(Method::POST, "/v1/inbox/ack", Some(&AckRequest { ids }))
-            .await
+        self.call(Method::POST, "/v1/inbox/ack", Some(&AckRequest { ids })).await
     }
 
     pub async fn nack(&self, ids: Vec<String>, retry_in_ms: Option<u64>) -> Result<AckResult> {
-        self.call(
-            Method::POST,
-            "/v1/inbox/nack",
-            Some(&NackRequest { ids, retry_in_ms }),
-        )
-        .await
+        self.call(Method::POST, "/v1/inbox/nack", Some(&NackRequest { ids, retry_in_ms })).await
     }
 
     /// Opens the WebSocket stream of this agent's messages.
     pub async fn stream(&self) -> Result<Stream> {
         let url = format!("{}/v1/stream", self.base.replacen("http", "ws", 1));
-        let mut req = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ClientError::Stream(e.to_string()))?;
+        let mut req = url.as_str().into_client_request().map_err(|e| ClientError::Stream(e.to_string()))?;
         if let Some(t) = &self.token {
-            let value = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| ClientError::Stream("token is not a valid header".into()))?;
+            let value =
+                format!("Bearer {t}").parse().map_err(|_| ClientError::Stream("token is not a valid header".into()))?;
             req.headers_mut().insert("authorization", value);
         }
         match tokio_tungstenite::connect_async(req).await {
@@ -314,10 +294,7 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let res = req.send().await.map_err(|source| ClientError::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        let res = req.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
         if !res.status().is_success() {
             let status = res.status();
             let bytes = res.bytes().await.unwrap_or_default();
@@ -326,10 +303,7 @@ impl Client {
                 Err(_) => ClientError::Protocol(format!("{status} from {url}")),
             });
         }
-        Ok(EventStream {
-            body: Box::pin(res.bytes_stream()),
-            buf: String::new(),
-        })
+        Ok(EventStream { body: Box::pin(res.bytes_stream()), buf: String::new() })
     }
 }
 
@@ -337,8 +311,7 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The WebSocket stream of an agent's messages.
 pub struct Stream {
@@ -373,50 +346,32 @@ impl Stream {
 
     /// Queues an ack without flushing; call [`Stream::flush`] after a batch.
     pub async fn feed_ack(&mut self, id: &str) -> Result<()> {
-        let text =
-            serde_json::to_string(&StreamFrame::Ack { id: id.to_owned() }).unwrap_or_default();
-        self.ws
-            .feed(WsMessage::text(text))
-            .await
-            .map_err(|e| ClientError::Stream(e.to_string()))
+        let text = serde_json::to_string(&StreamFrame::Ack { id: id.to_owned() }).unwrap_or_default();
+        self.ws.feed(WsMessage::text(text)).await.map_err(|e| ClientError::Stream(e.to_string()))
     }
 
     /// Sends queued frames.
     pub async fn flush(&mut self) -> Result<()> {
-        self.ws
-            .flush()
-            .await
-            .map_err(|e| ClientError::Stream(e.to_string()))
+        self.ws.flush().await.map_err(|e| ClientError::Stream(e.to_string()))
     }
 
     /// Gives a message back for redelivery.
     pub async fn nack(&mut self, id: &str, retry_in_ms: Option<u64>) -> Result<()> {
-        self.send(&StreamFrame::Nack {
-            id: id.to_owned(),
-            retry_in_ms,
-        })
-        .await
+        self.send(&StreamFrame::Nack { id: id.to_owned(), retry_in_ms }).await
     }
 
     async fn send(&mut self, f: &StreamFrame) -> Result<()> {
         let text = serde_json::to_string(f).unwrap_or_default();
-        self.ws
-            .send(WsMessage::text(text))
-            .await
-            .map_err(|e| ClientError::Stream(e.to_string()))
+        self.ws.send(WsMessage::text(text)).await.map_err(|e| ClientError::Stream(e.to_string()))
     }
 
     /// Closes the stream; unacknowledged messages are redelivered after their lease.
     pub async fn close(mut self) -> Result<()> {
-        self.ws
-            .close(None)
-            .await
-            .map_err(|e| ClientError::Stream(e.to_string()))
+        self.ws.close(None).await.map_err(|e| ClientError::Stream(e.to_string()))
     }
 }
 
-type ByteStream =
-    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
 /// The Server-Sent Events stream of an agent's messages. Ack with [`Client::ack`].
 pub struct EventStream {
@@ -446,9 +401,7 @@ impl EventStream {
                 }
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self
-                    .buf
-                    .push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
+                Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk).replace("\r\n", "\n")),
                 Some(Err(e)) => return Err(ClientError::Stream(e.to_string())),
                 None => return Ok(None),
             }

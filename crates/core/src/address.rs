@@ -30,8 +30,7 @@ const MAX_NAME: usize = 200;
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
 }
 
 impl FromStr for Address {
@@ -64,12 +63,7 @@ impl FromStr for Address {
             ("capability", Some("all")) => Address::Capability { name, all: true },
             ("topic", None) => Address::Topic(name),
             ("conversation", None) => Address::Conversation(name),
-            (_, Some(q))
-                if matches!(
-                    kind,
-                    "agent" | "user" | "capability" | "topic" | "conversation"
-                ) =>
-            {
+            (_, Some(q)) if matches!(kind, "agent" | "user" | "capability" | "topic" | "conversation") => {
                 return Err(AddressError(format!(
                     "`?{q}` is not understood on a {kind} address; only `capability:<name>?all` takes a suffix"
                 )));

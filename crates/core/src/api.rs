@@ -45,6 +45,10 @@ pub struct RegisterAgent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// Push retry schedule for this agent: milliseconds to wait before each retry (the
+    /// node's default when absent). After the last, the delivery is dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule_ms: Option<Vec<u64>>,
 }
 
 /// `PUT /v1/agents/{id}`: replaces the card's fields (the id and key stay).
@@ -97,6 +101,86 @@ pub struct Agent {
 pub struct AgentRegistered {
     pub agent: Agent,
     pub api_key: String,
+    /// The `whsec_` secret push requests to this agent are signed with (readable again at
+    /// `GET /v1/agents/{id}/webhook-secret`).
+    pub webhook_secret: String,
+}
+
+/// An agent's webhook signing secret(s). During a rotation both are used to sign.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookSecret {
+    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_expires_at: Option<String>,
+}
+
+/// One push attempt, from the attempt log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PushAttempt {
+    pub recipient: String,
+    pub attempt: u32,
+    pub at: String,
+    pub duration_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// `ok`, `http_status`, `timeout`, `connect`, `closed`, `redirect`, `refused_address`, `gone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_excerpt: Option<String>,
+}
+
+/// A delivery in a listing (`GET /v1/deliveries`, `GET /v1/dead-letters`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryItem {
+    pub message_id: String,
+    pub from: String,
+    pub recipient: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// `GET /v1/deliveries`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<DeliveryItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/dead-letters`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterList {
+    pub dead_letters: Vec<DeliveryItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/dead-letters:replay` and `:purge`: which dead deliveries. With no field set,
+/// all of them (of the caller's scope).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterSelection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_ids: Vec<String>,
+    /// Only deliveries to this recipient (`agent:<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// Only messages accepted at or after this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// How many deliveries a replay or purge changed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterResult {
+    pub count: u64,
 }
 
 /// `GET /v1/agents`.
@@ -172,11 +256,7 @@ pub struct SendMessage {
 impl SendMessage {
     /// A message of one text part to `to`.
     pub fn text(to: impl Into<String>, text: impl Into<String>) -> SendMessage {
-        SendMessage {
-            to: to.into(),
-            parts: vec![Part::text(text)],
-            ..Default::default()
-        }
+        SendMessage { to: to.into(), parts: vec![Part::text(text)], ..Default::default() }
     }
 }
 
@@ -262,10 +342,7 @@ impl DeliveryState {
 
     /// True once nothing more will happen to the delivery.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            DeliveryState::Acked | DeliveryState::Dead | DeliveryState::Expired
-        )
+        matches!(self, DeliveryState::Acked | DeliveryState::Dead | DeliveryState::Expired)
     }
 }
 
@@ -309,11 +386,13 @@ pub struct Message {
     pub expires_at: Option<String>,
 }
 
-/// `GET /v1/messages/{id}`: the message and its deliveries.
+/// `GET /v1/messages/{id}`: the message, its deliveries and its push attempts.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MessageStatus {
     pub message: Message,
     pub deliveries: Vec<Delivery>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push_attempts: Vec<PushAttempt>,
 }
 
 /// A message handed to its recipient under a lease.

@@ -7,10 +7,7 @@ pub type Millis = i64;
 
 /// The current time in Unix milliseconds.
 pub fn now_ms() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Formats Unix milliseconds as RFC 3339 with millisecond precision (`2026-11-25T11:06:00.123Z`).

@@ -12,10 +12,7 @@ pub const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub const MAX_KEY_LEN: usize = 256;
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path: path.into(),
-        message: message.into(),
-    }
+    FieldError { path: path.into(), message: message.into() }
 }
 
 fn check_key(errors: &mut Vec<FieldError>, path: &str, v: &Option<String>) {
@@ -37,10 +34,7 @@ pub fn send_message(m: &SendMessage) -> Result<Address, Vec<FieldError>> {
         }
     };
     if m.parts.is_empty() {
-        errors.push(err(
-            "parts",
-            "a message needs at least one part, e.g. {\"kind\":\"text\",\"text\":\"hi\"}",
-        ));
+        errors.push(err("parts", "a message needs at least one part, e.g. {\"kind\":\"text\",\"text\":\"hi\"}"));
     }
     for (i, p) in m.parts.iter().enumerate() {
         if let Part::File { file } = p {
@@ -69,10 +63,7 @@ pub fn send_message(m: &SendMessage) -> Result<Address, Vec<FieldError>> {
     if let Some(t) = m.ttl_seconds
         && (t == 0 || t > MAX_TTL_SECONDS)
     {
-        errors.push(err(
-            "ttl_seconds",
-            format!("must be between 1 and {MAX_TTL_SECONDS}"),
-        ));
+        errors.push(err("ttl_seconds", format!("must be between 1 and {MAX_TTL_SECONDS}")));
     }
     if let Some(md) = &m.metadata
         && !md.is_object()
@@ -89,10 +80,7 @@ pub fn send_message(m: &SendMessage) -> Result<Address, Vec<FieldError>> {
 pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     let name_ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 200
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
     if !name_ok(&r.name) {
         errors.push(err("name", "must be 1 to 200 letters, digits or `-_.`"));
@@ -105,27 +93,15 @@ pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
     let mut seen = std::collections::HashSet::new();
     for (i, c) in r.capabilities.iter().enumerate() {
         if !name_ok(&c.name) {
-            errors.push(err(
-                format!("capabilities[{i}].name"),
-                "must be 1 to 200 letters, digits or `-_.`",
-            ));
+            errors.push(err(format!("capabilities[{i}].name"), "must be 1 to 200 letters, digits or `-_.`"));
         } else if !seen.insert(c.name.as_str()) {
-            errors.push(err(
-                format!("capabilities[{i}].name"),
-                format!("`{}` is listed twice", c.name),
-            ));
+            errors.push(err(format!("capabilities[{i}].name"), format!("`{}` is listed twice", c.name)));
         }
-        for (field, schema) in [
-            ("input_schema", &c.input_schema),
-            ("output_schema", &c.output_schema),
-        ] {
+        for (field, schema) in [("input_schema", &c.input_schema), ("output_schema", &c.output_schema)] {
             if let Some(s) = schema
                 && !(s.is_object() || s.is_boolean())
             {
-                errors.push(err(
-                    format!("capabilities[{i}].{field}"),
-                    "must be a JSON Schema (an object)",
-                ));
+                errors.push(err(format!("capabilities[{i}].{field}"), "must be a JSON Schema (an object)"));
             }
         }
     }
@@ -134,11 +110,7 @@ pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
     {
         errors.push(err("metadata", "must be a JSON object"));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 #[cfg(test)]
@@ -152,14 +124,7 @@ mod tests {
             to: "agnt:x".into(),
             parts: vec![
                 Part::text("hi"),
-                Part::File {
-                    file: FilePart {
-                        name: None,
-                        media_type: None,
-                        bytes: Some("!!".into()),
-                        uri: None,
-                    },
-                },
+                Part::File { file: FilePart { name: None, media_type: None, bytes: Some("!!".into()), uri: None } },
             ],
             ttl_seconds: Some(0),
             ..Default::default()
@@ -171,9 +136,6 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_text_message() {
-        assert_eq!(
-            send_message(&SendMessage::text("agent:a", "hi")),
-            Ok(Address::Agent("a".into()))
-        );
+        assert_eq!(send_message(&SendMessage::text("agent:a", "hi")), Ok(Address::Agent("a".into())));
     }
 }

@@ -24,10 +24,7 @@ const CACHE_TTL: Duration = Duration::from_secs(10);
 pub fn new_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// The stored form of a token (hex SHA-256).
@@ -45,9 +42,7 @@ pub struct TokenCache {
 impl TokenCache {
     fn get(&self, hash: &str) -> Option<Principal> {
         let map = self.entries.lock().expect("token cache poisoned");
-        map.get(hash)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(p, _)| p.clone())
+        map.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
     }
 
     fn put(&self, hash: String, p: Principal) {
@@ -61,9 +56,7 @@ impl TokenCache {
     /// Forgets every cached token of this agent (it was deleted).
     pub fn forget_agent(&self, tenant: &str, id: &str) {
         let mut map = self.entries.lock().expect("token cache poisoned");
-        map.retain(|_, (p, _)| {
-            !(p.tenant == tenant && p.kind == PrincipalKind::Agent(id.to_owned()))
-        });
+        map.retain(|_, (p, _)| !(p.tenant == tenant && p.kind == PrincipalKind::Agent(id.to_owned())));
     }
 }
 
@@ -75,9 +68,9 @@ impl Auth {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.0.kind {
             PrincipalKind::Admin => Ok(()),
-            PrincipalKind::Agent(_) => Err(ApiError::Forbidden(
-                "this needs the tenant's admin token; agent keys cannot do it".into(),
-            )),
+            PrincipalKind::Agent(_) => {
+                Err(ApiError::Forbidden("this needs the tenant's admin token; agent keys cannot do it".into()))
+            }
         }
     }
 
@@ -86,8 +79,7 @@ impl Auth {
         match &self.0.kind {
             PrincipalKind::Agent(id) => Ok(id),
             PrincipalKind::Admin => Err(ApiError::Forbidden(
-                "only agents have an inbox; use the API key returned when the agent was registered"
-                    .into(),
+                "only agents have an inbox; use the API key returned when the agent was registered".into(),
             )),
         }
     }
@@ -97,15 +89,11 @@ fn bearer(parts: &Parts) -> Option<String> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let h = h.to_str().ok()?;
         let (scheme, token) = h.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
     }
     // Browsers cannot set headers on WebSocket and EventSource requests.
     let query = parts.uri.query()?;
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("access_token=").map(str::to_owned))
+    query.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(str::to_owned))
 }
 
 impl FromRequestParts<AppState> for Auth {
@@ -114,24 +102,18 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
         let Some(token) = bearer(parts) else {
             return Err(ApiError::Unauthenticated(
-                "send `Authorization: Bearer <token>` with an agent API key or the admin token"
-                    .into(),
+                "send `Authorization: Bearer <token>` with an agent API key or the admin token".into(),
             ));
         };
         let hash = token_hash(&token);
         let principal = match state.tokens.get(&hash) {
             Some(p) => p,
             None => {
-                let p = state
-                    .store
-                    .principal_for_token(&hash)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::Unauthenticated(
-                            "the token is not valid: it may be mistyped, or its agent was deleted"
-                                .into(),
-                        )
-                    })?;
+                let p = state.store.principal_for_token(&hash).await?.ok_or_else(|| {
+                    ApiError::Unauthenticated(
+                        "the token is not valid: it may be mistyped, or its agent was deleted".into(),
+                    )
+                })?;
                 state.tokens.put(hash, p.clone());
                 p
             }

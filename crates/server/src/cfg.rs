@@ -28,6 +28,20 @@ pub struct Settings {
     pub max_in_flight: Option<usize>,
     /// How often the node looks for expired leases and TTLs, milliseconds.
     pub reaper_interval_ms: Option<u64>,
+    /// Push: how long an endpoint has to answer, milliseconds.
+    pub push_timeout_ms: Option<u64>,
+    /// Push: milliseconds before each retry; after the last the delivery is dead.
+    pub push_retry_schedule_ms: Option<Vec<u64>>,
+    /// Push: requests in flight per endpoint.
+    pub push_concurrency_per_endpoint: Option<usize>,
+    /// Push: requests in flight per node.
+    pub push_concurrency: Option<usize>,
+    /// Push: consecutive failures that open an endpoint's circuit.
+    pub circuit_failures: Option<u32>,
+    /// Push: how long an open circuit waits before a probe, milliseconds.
+    pub circuit_cooldown_ms: Option<u64>,
+    /// Push: allow endpoints on loopback, private and link-local addresses.
+    pub allow_private_endpoints: Option<bool>,
 }
 
 impl Settings {
@@ -44,6 +58,13 @@ impl Settings {
             max_attempts: self.max_attempts.or(lower.max_attempts),
             max_in_flight: self.max_in_flight.or(lower.max_in_flight),
             reaper_interval_ms: self.reaper_interval_ms.or(lower.reaper_interval_ms),
+            push_timeout_ms: self.push_timeout_ms.or(lower.push_timeout_ms),
+            push_retry_schedule_ms: self.push_retry_schedule_ms.or(lower.push_retry_schedule_ms),
+            push_concurrency_per_endpoint: self.push_concurrency_per_endpoint.or(lower.push_concurrency_per_endpoint),
+            push_concurrency: self.push_concurrency.or(lower.push_concurrency),
+            circuit_failures: self.circuit_failures.or(lower.circuit_failures),
+            circuit_cooldown_ms: self.circuit_cooldown_ms.or(lower.circuit_cooldown_ms),
+            allow_private_endpoints: self.allow_private_endpoints.or(lower.allow_private_endpoints),
         }
     }
 
@@ -51,8 +72,7 @@ impl Settings {
     pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))
     }
 }
 
@@ -76,6 +96,13 @@ pub struct Config {
     pub max_attempts: u32,
     pub max_in_flight: usize,
     pub reaper_interval_ms: u64,
+    pub push_timeout_ms: u64,
+    pub push_retry_schedule_ms: Vec<u64>,
+    pub push_concurrency_per_endpoint: usize,
+    pub push_concurrency: usize,
+    pub circuit_failures: u32,
+    pub circuit_cooldown_ms: u64,
+    pub allow_private_endpoints: bool,
 }
 
 impl Default for Config {
@@ -91,6 +118,14 @@ impl Default for Config {
             max_attempts: 10,
             max_in_flight: 1000,
             reaper_interval_ms: 250,
+            push_timeout_ms: 15_000,
+            // 5 s, 30 s, 2 m, 10 m, 30 m, 1 h, 3 h, 6 h: Svix's schedule, about 10 h in all.
+            push_retry_schedule_ms: vec![5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000],
+            push_concurrency_per_endpoint: 4,
+            push_concurrency: 64,
+            circuit_failures: 5,
+            circuit_cooldown_ms: 30_000,
+            allow_private_endpoints: false,
         }
     }
 }
@@ -111,6 +146,13 @@ impl Config {
             max_attempts: s.max_attempts.unwrap_or(d.max_attempts),
             max_in_flight: s.max_in_flight.unwrap_or(d.max_in_flight),
             reaper_interval_ms: s.reaper_interval_ms.unwrap_or(d.reaper_interval_ms),
+            push_timeout_ms: s.push_timeout_ms.unwrap_or(d.push_timeout_ms),
+            push_retry_schedule_ms: s.push_retry_schedule_ms.unwrap_or(d.push_retry_schedule_ms),
+            push_concurrency_per_endpoint: s.push_concurrency_per_endpoint.unwrap_or(d.push_concurrency_per_endpoint),
+            push_concurrency: s.push_concurrency.unwrap_or(d.push_concurrency),
+            circuit_failures: s.circuit_failures.unwrap_or(d.circuit_failures),
+            circuit_cooldown_ms: s.circuit_cooldown_ms.unwrap_or(d.circuit_cooldown_ms),
+            allow_private_endpoints: s.allow_private_endpoints.unwrap_or(d.allow_private_endpoints),
         };
         c.validate()?;
         Ok(c)
@@ -126,48 +168,35 @@ impl Config {
         if let Some(t) = &self.admin_token
             && t.len() < 16
         {
-            return Err(ConfigError(
-                "admin_token (SWITCHBOARD_ADMIN_TOKEN): use at least 16 characters".into(),
-            ));
+            return Err(ConfigError("admin_token (SWITCHBOARD_ADMIN_TOKEN): use at least 16 characters".into()));
         }
         if let Some(u) = &self.database_url
-            && !(u.starts_with("postgres://")
-                || u.starts_with("postgresql://")
-                || u.starts_with("sqlite:"))
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:"))
         {
             return Err(ConfigError(format!(
                 "database_url: `{}` is not understood; use postgres://… (or leave it unset for the embedded store)",
                 u.split('@').next_back().unwrap_or_default()
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 5] = [
-            (
-                "max_message_bytes",
-                self.max_message_bytes as u64,
-                1024,
-                64 * 1024 * 1024,
-            ),
-            (
-                "visibility_timeout_ms",
-                self.visibility_timeout_ms,
-                100,
-                12 * 3600 * 1000,
-            ),
-            (
-                "heartbeat_window_ms",
-                self.heartbeat_window_ms,
-                1000,
-                7 * 24 * 3600 * 1000,
-            ),
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("push_timeout_ms", self.push_timeout_ms, 100, 300_000),
+            ("push_concurrency_per_endpoint", self.push_concurrency_per_endpoint as u64, 1, 1000),
+            ("push_concurrency", self.push_concurrency as u64, 1, 10_000),
+            ("circuit_failures", self.circuit_failures as u64, 1, 1000),
+            ("circuit_cooldown_ms", self.circuit_cooldown_ms, 10, 24 * 3600 * 1000),
+            ("max_message_bytes", self.max_message_bytes as u64, 1024, 64 * 1024 * 1024),
+            ("visibility_timeout_ms", self.visibility_timeout_ms, 100, 12 * 3600 * 1000),
+            ("heartbeat_window_ms", self.heartbeat_window_ms, 1000, 7 * 24 * 3600 * 1000),
             ("max_in_flight", self.max_in_flight as u64, 1, 100_000),
             ("reaper_interval_ms", self.reaper_interval_ms, 10, 60_000),
         ];
         for (name, v, lo, hi) in ranges {
             if v < lo || v > hi {
-                return Err(ConfigError(format!(
-                    "{name}: {v} is out of range; use {lo} to {hi}"
-                )));
+                return Err(ConfigError(format!("{name}: {v} is out of range; use {lo} to {hi}")));
             }
+        }
+        if self.push_retry_schedule_ms.len() > 50 {
+            return Err(ConfigError("push_retry_schedule_ms: at most 50 retries".into()));
         }
         if self.max_attempts == 0 {
             return Err(ConfigError("max_attempts: use at least 1".into()));
@@ -182,15 +211,8 @@ mod tests {
 
     #[test]
     fn flags_beat_file_beat_defaults() {
-        let file = Settings {
-            listen: Some("127.0.0.1:1".into()),
-            max_attempts: Some(3),
-            ..Default::default()
-        };
-        let flags = Settings {
-            listen: Some("127.0.0.1:2".into()),
-            ..Default::default()
-        };
+        let file = Settings { listen: Some("127.0.0.1:1".into()), max_attempts: Some(3), ..Default::default() };
+        let flags = Settings { listen: Some("127.0.0.1:2".into()), ..Default::default() };
         let c = Config::resolve(flags, file).unwrap();
         assert_eq!(c.listen, "127.0.0.1:2");
         assert_eq!(c.max_attempts, 3);
@@ -199,10 +221,7 @@ mod tests {
 
     #[test]
     fn a_bad_setting_is_named() {
-        let flags = Settings {
-            listen: Some("nowhere".into()),
-            ..Default::default()
-        };
+        let flags = Settings { listen: Some("nowhere".into()), ..Default::default() };
         let e = Config::resolve(flags, Settings::default()).unwrap_err();
         assert!(e.0.starts_with("listen:"), "{e}");
     }

@@ -10,10 +10,7 @@ use switchboard_store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]
-    InvalidBody {
-        detail: String,
-        errors: Vec<FieldError>,
-    },
+    InvalidBody { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     InvalidQuery(String),
     #[error("{0}")]
@@ -49,49 +46,21 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
-            InvalidBody { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                "The request body is invalid",
-            ),
-            InvalidQuery(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "A query parameter is invalid",
-            ),
-            UnknownRecipient(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_recipient",
-                "Unknown recipient",
-            ),
-            UnsupportedAddress(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unsupported_address",
-                "This kind of address is not available yet",
-            ),
-            PayloadTooLarge(_) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Payload too large",
-            ),
-            Unauthenticated(_) => (
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Missing or invalid credentials",
-            ),
+            InvalidBody { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The request body is invalid"),
+            InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", "A query parameter is invalid"),
+            UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
+            UnsupportedAddress(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
+            }
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
+            Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Missing or invalid credentials"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            StoreUnavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "The store is unavailable; nothing was saved",
-            ),
-            Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-            ),
+            StoreUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "The store is unavailable; nothing was saved")
+            }
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 
@@ -104,16 +73,11 @@ impl ApiError {
         };
         let detail = match self {
             // Internal details go to the log, not to the caller.
-            ApiError::Internal(_) => {
-                "the hub hit an unexpected error; it is logged, and retrying is safe".to_owned()
-            }
+            ApiError::Internal(_) => "the hub hit an unexpected error; it is logged, and retrying is safe".to_owned(),
             e => e.to_string(),
         };
         Problem {
-            type_: format!(
-                "https://switchboard.dev/problems/{}",
-                code.replace('_', "-")
-            ),
+            type_: format!("https://switchboard.dev/problems/{}", code.replace('_', "-")),
             title: title.to_owned(),
             status: status.as_u16(),
             detail,
@@ -142,13 +106,9 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&p).unwrap_or_default();
         let mut res = (status, body).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
     }

@@ -34,15 +34,9 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] switchboard_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    Listen { addr: String, source: std::io::Error },
     #[error("cannot write the admin token to {path}: {source}")]
-    TokenFile {
-        path: String,
-        source: std::io::Error,
-    },
+    TokenFile { path: String, source: std::io::Error },
 }
 
 /// Agents seen since the last flush; written to the store in one batch each second, so that
@@ -81,6 +75,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub tokens: Arc<auth::TokenCache>,
     pub presence: Arc<Presence>,
+    /// The push engine (webhook client, circuits).
+    pub pusher: Arc<delivery::push::Pusher>,
     /// Round-robin position for anycast ties.
     pub rr: Arc<AtomicUsize>,
     /// Changes to `true` when the node shuts down; streams close on it.
@@ -114,12 +110,7 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
 fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }
@@ -139,20 +130,14 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<String>,
         return Ok(None);
     }
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(|e| StartError::TokenFile {
-        path: dir.display().to_string(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| StartError::TokenFile { path: dir.display().to_string(), source: e })?;
     let file = dir.join("admin.token");
     let pending = dir.join("admin.token.new");
     if pending.exists() && !file.exists() {
         let _ = std::fs::rename(&pending, &file);
     }
     let token = auth::new_token(switchboard_core::ADMIN_TOKEN_PREFIX);
-    let err = |source| StartError::TokenFile {
-        path: file.display().to_string(),
-        source,
-    };
+    let err = |source| StartError::TokenFile { path: file.display().to_string(), source };
     write_secret(&pending, &format!("{token}\n")).map_err(err)?;
     let created = store.bootstrap(auth::token_hash(&token), false, now).await;
     match created {
@@ -178,27 +163,24 @@ impl Hub {
         let generated_admin_token = bootstrap(store.as_ref(), &config).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
-            .map_err(|e| StartError::Listen {
-                addr: config.listen.clone(),
-                source: e,
-            })?;
-        let addr = listener.local_addr().map_err(|e| StartError::Listen {
-            addr: config.listen.clone(),
-            source: e,
-        })?;
+            .map_err(|e| StartError::Listen { addr: config.listen.clone(), source: e })?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen { addr: config.listen.clone(), source: e })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let pusher = Arc::new(delivery::push::Pusher::new(&config));
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
             metrics: Arc::new(metrics::Metrics::new()),
             tokens: Arc::new(auth::TokenCache::default()),
             presence: Arc::new(Presence::default()),
+            pusher,
             rr: Arc::new(AtomicUsize::new(0)),
             shutdown: shutdown_rx.clone(),
         };
         let tasks = vec![
             tokio::spawn(delivery::reaper(state.clone())),
             tokio::spawn(delivery::presence_flusher(state.clone())),
+            tokio::spawn(delivery::push::dispatcher(state.clone())),
         ];
         let app = api::router(state);
         let mut stop = shutdown_rx;
@@ -210,14 +192,7 @@ impl Hub {
                 .await
         });
         tracing::info!(%addr, "switchboard listening");
-        Ok(Hub {
-            addr,
-            generated_admin_token,
-            shutdown,
-            tasks,
-            server,
-            store,
-        })
+        Ok(Hub { addr, generated_admin_token, shutdown, tasks, server, store })
     }
 
     /// The base URL of the node, e.g. `http://127.0.0.1:7777`.

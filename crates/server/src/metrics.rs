@@ -32,17 +32,19 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     pub inbox_depth: Family<StateLabels, Gauge>,
     pub http: Family<HttpLabels, Histogram>,
+    pub push_events: Family<EventLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event: &'static str,
 }
 
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("switchboard");
         let accepted = Counter::default();
-        registry.register(
-            "messages_accepted",
-            "Messages committed to the store",
-            accepted.clone(),
-        );
+        registry.register("messages_accepted", "Messages committed to the store", accepted.clone());
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "deliveries",
@@ -50,11 +52,7 @@ impl Metrics {
             deliveries.clone(),
         );
         let delivery_latency = Histogram::new(exponential_buckets(0.0002, 2.0, 20));
-        registry.register(
-            "delivery_latency_seconds",
-            "Time from accept to acknowledgement",
-            delivery_latency.clone(),
-        );
+        registry.register("delivery_latency_seconds", "Time from accept to acknowledgement", delivery_latency.clone());
         let inbox_depth = Family::<StateLabels, Gauge>::default();
         registry.register(
             "inbox_depth",
@@ -64,26 +62,24 @@ impl Metrics {
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 20))
         });
+        registry.register("http_request_duration_seconds", "HTTP request durations by route", http.clone());
+        let push_events = Family::<EventLabels, Counter>::default();
         registry.register(
-            "http_request_duration_seconds",
-            "HTTP request durations by route",
-            http.clone(),
+            "push_events",
+            "Push health events: delivery.failing, delivery.exhausted, delivery.recovered, circuit.opened, endpoint.disabled",
+            push_events.clone(),
         );
-        Metrics {
-            registry,
-            accepted,
-            deliveries,
-            delivery_latency,
-            inbox_depth,
-            http,
-        }
+        Metrics { registry, accepted, deliveries, delivery_latency, inbox_depth, http, push_events }
+    }
+
+    /// Counts a push health event.
+    pub fn push_event(&self, event: &'static str) {
+        self.push_events.get_or_create(&EventLabels { event }).inc();
     }
 
     /// Counts a delivery event.
     pub fn delivery(&self, outcome: &'static str, n: u64) {
-        self.deliveries
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc_by(n);
+        self.deliveries.get_or_create(&OutcomeLabels { outcome }).inc_by(n);
     }
 }
 

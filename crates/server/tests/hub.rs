@@ -21,20 +21,11 @@ async fn register_discover_send_pull_ack_reaches_acked() {
     assert_eq!(found.agents.len(), 1);
     assert_eq!(found.agents[0].id, bob_reg.agent.id);
 
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "bonjour?"))
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "bonjour?")).await.unwrap();
     assert_eq!(sent.status, "accepted");
     assert_eq!(sent.recipients, vec![addr(&bob_reg.agent.id)]);
 
-    let inbox = bob
-        .inbox(&InboxOptions {
-            wait_ms: Some(5000),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let inbox = bob.inbox(&InboxOptions { wait_ms: Some(5000), ..Default::default() }).await.unwrap();
     assert_eq!(inbox.messages.len(), 1);
     let m = &inbox.messages[0];
     assert_eq!(m.message.id, sent.id);
@@ -57,19 +48,12 @@ async fn long_poll_wakes_when_a_message_is_committed() {
     let hub = TestHub::start().await;
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let waiting = tokio::spawn(async move {
-        bob.inbox(&InboxOptions {
-            wait_ms: Some(20_000),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-    });
+    let waiting =
+        tokio::spawn(
+            async move { bob.inbox(&InboxOptions { wait_ms: Some(20_000), ..Default::default() }).await.unwrap() },
+        );
     // Whether the poll parks before or after this commit, it must answer long before 20 s.
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "wake up"))
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "wake up")).await.unwrap();
     let inbox = within(10, "long poll answer", waiting).await.unwrap();
     assert_eq!(inbox.messages[0].message.id, sent.id);
     hub.stop().await;
@@ -89,10 +73,7 @@ async fn websocket_stream_delivers_in_order_and_acks() {
     }
     let mut got = Vec::new();
     while got.len() < ids.len() {
-        let m = within(10, "stream message", stream.next_message())
-            .await
-            .unwrap()
-            .expect("stream open");
+        let m = within(10, "stream message", stream.next_message()).await.unwrap().expect("stream open");
         stream.ack(&m.message.id).await.unwrap();
         got.push(m.message.id);
     }
@@ -116,14 +97,8 @@ async fn sse_stream_delivers_messages() {
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
     let mut events = bob.events().await.unwrap();
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "over sse"))
-        .await
-        .unwrap();
-    let m = within(10, "sse message", events.next_message())
-        .await
-        .unwrap()
-        .expect("stream open");
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "over sse")).await.unwrap();
+    let m = within(10, "sse message", events.next_message()).await.unwrap().expect("stream open");
     assert_eq!(m.message.id, sent.id);
     assert_eq!(m.message.parts, vec![Part::text("over sse")]);
     bob.ack(vec![m.message.id]).await.unwrap();
@@ -137,30 +112,15 @@ async fn lease_expiry_redelivers_with_attempt_count() {
     let hub = TestHub::start().await;
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "ack me"))
-        .await
-        .unwrap();
-    let first = bob
-        .inbox(&InboxOptions {
-            visibility_ms: Some(300),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "ack me")).await.unwrap();
+    let first = bob.inbox(&InboxOptions { visibility_ms: Some(300), ..Default::default() }).await.unwrap();
     assert_eq!(first.messages[0].attempt, 1);
     // Not acked: while leased it is invisible...
     let during = bob.inbox(&InboxOptions::default()).await.unwrap();
     assert!(during.messages.is_empty());
     // ...and after the lease it comes back, same id, attempt 2. The long poll is woken by
     // the reaper, not by a commit.
-    let again = bob
-        .inbox(&InboxOptions {
-            wait_ms: Some(10_000),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let again = bob.inbox(&InboxOptions { wait_ms: Some(10_000), ..Default::default() }).await.unwrap();
     assert_eq!(again.messages.len(), 1);
     assert_eq!(again.messages[0].message.id, sent.id);
     assert_eq!(again.messages[0].attempt, 2);
@@ -172,15 +132,9 @@ async fn nack_redelivers_at_once() {
     let hub = TestHub::start().await;
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "retry me"))
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "retry me")).await.unwrap();
     bob.inbox(&InboxOptions::default()).await.unwrap();
-    let n = bob
-        .nack(vec![sent.id.clone(), "not-a-message".into()], None)
-        .await
-        .unwrap();
+    let n = bob.nack(vec![sent.id.clone(), "not-a-message".into()], None).await.unwrap();
     assert_eq!(n.ids, vec![sent.id.clone()]);
     assert_eq!(n.ignored, vec!["not-a-message".to_owned()]);
     let again = bob.inbox(&InboxOptions::default()).await.unwrap();
@@ -193,19 +147,10 @@ async fn exhausted_attempts_go_dead() {
     let hub = TestHub::start_with(|c| c.max_attempts = 1).await;
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "once"))
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "once")).await.unwrap();
     bob.inbox(&InboxOptions::default()).await.unwrap();
     bob.nack(vec![sent.id.clone()], None).await.unwrap();
-    assert!(
-        bob.inbox(&InboxOptions::default())
-            .await
-            .unwrap()
-            .messages
-            .is_empty()
-    );
+    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty());
     let s = alice.get_message(&sent.id).await.unwrap();
     assert_eq!(s.deliveries[0].state, DeliveryState::Dead);
     assert!(s.deliveries[0].last_error.is_some());
@@ -224,13 +169,7 @@ async fn idempotent_send_returns_the_first_answer() {
     assert_eq!(first.id, second.id);
     assert_eq!(first.created_at, second.created_at);
     assert!(second.duplicate);
-    let inbox = bob
-        .inbox(&InboxOptions {
-            limit: Some(10),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let inbox = bob.inbox(&InboxOptions { limit: Some(10), ..Default::default() }).await.unwrap();
     assert_eq!(inbox.messages.len(), 1, "one message, not two");
 
     let mut other = m.clone();
@@ -272,13 +211,7 @@ async fn ttl_expires_an_undelivered_message() {
         }
     })
     .await;
-    assert!(
-        bob.inbox(&InboxOptions::default())
-            .await
-            .unwrap()
-            .messages
-            .is_empty()
-    );
+    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty());
     hub.stop().await;
 }
 
@@ -290,37 +223,13 @@ async fn restart_keeps_agents_messages_and_tokens() {
     let bob_key = bob_reg.api_key.clone();
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            alice
-                .send(&SendMessage::text(addr(&bob_reg.agent.id), format!("m{i}")))
-                .await
-                .unwrap()
-                .id,
-        );
+        ids.push(alice.send(&SendMessage::text(addr(&bob_reg.agent.id), format!("m{i}"))).await.unwrap().id);
     }
     hub.restart().await;
     let bob = hub.admin().with_token(bob_key);
-    assert_eq!(
-        hub.admin()
-            .list_agents(None, None)
-            .await
-            .unwrap()
-            .agents
-            .len(),
-        2
-    );
-    let inbox = bob
-        .inbox(&InboxOptions {
-            limit: Some(100),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let got: Vec<_> = inbox
-        .messages
-        .iter()
-        .map(|m| m.message.id.clone())
-        .collect();
+    assert_eq!(hub.admin().list_agents(None, None).await.unwrap().agents.len(), 2);
+    let inbox = bob.inbox(&InboxOptions { limit: Some(100), ..Default::default() }).await.unwrap();
+    let got: Vec<_> = inbox.messages.iter().map(|m| m.message.id.clone()).collect();
     assert_eq!(got, ids);
     hub.stop().await;
 }
@@ -332,11 +241,7 @@ async fn heartbeat_makes_an_agent_active() {
     assert_eq!(bob_reg.agent.status, AgentStatus::Inactive);
     let a = bob.heartbeat(&bob_reg.agent.id).await.unwrap();
     assert_eq!(a.status, AgentStatus::Active);
-    let active = hub
-        .admin()
-        .list_agents(None, Some(AgentStatus::Active))
-        .await
-        .unwrap();
+    let active = hub.admin().list_agents(None, Some(AgentStatus::Active)).await.unwrap();
     assert_eq!(active.agents.len(), 1);
     hub.stop().await;
 }
@@ -351,9 +256,7 @@ async fn an_agent_goes_inactive_after_the_heartbeat_window() {
     eventually(10, "inactive", || {
         let admin = admin.clone();
         let id = id.clone();
-        async move {
-            (admin.get_agent(&id).await.unwrap().status == AgentStatus::Inactive).then_some(())
-        }
+        async move { (admin.get_agent(&id).await.unwrap().status == AgentStatus::Inactive).then_some(()) }
     })
     .await;
     hub.stop().await;
@@ -370,18 +273,12 @@ async fn capability_anycast_spreads_over_active_agents() {
     c2.heartbeat(&b2.agent.id).await.unwrap();
     let mut to = std::collections::HashMap::new();
     for _ in 0..4 {
-        let r = alice
-            .send(&SendMessage::text("capability:translate", "hola"))
-            .await
-            .unwrap();
+        let r = alice.send(&SendMessage::text("capability:translate", "hola")).await.unwrap();
         *to.entry(r.recipients[0].clone()).or_insert(0) += 1;
     }
     assert_eq!(to.get(&addr(&b1.agent.id)), Some(&2));
     assert_eq!(to.get(&addr(&b2.agent.id)), Some(&2));
-    let all = alice
-        .send(&SendMessage::text("capability:translate?all", "to all"))
-        .await
-        .unwrap();
+    let all = alice.send(&SendMessage::text("capability:translate?all", "to all")).await.unwrap();
     assert_eq!(all.recipients.len(), 2);
     hub.stop().await;
 }
@@ -417,10 +314,7 @@ async fn wait_delivered_answers_after_the_recipient_takes_it() {
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
     let mut stream = bob.stream().await.unwrap();
     let reader = tokio::spawn(async move { stream.next_message().await.unwrap().unwrap() });
-    let r = alice
-        .send_and_wait(&SendMessage::text(addr(&bob_reg.agent.id), "sync"), 10_000)
-        .await
-        .unwrap();
+    let r = alice.send_and_wait(&SendMessage::text(addr(&bob_reg.agent.id), "sync"), 10_000).await.unwrap();
     let d = r.deliveries.expect("deliveries in the answer");
     assert_eq!(d[0].state, DeliveryState::Delivered);
     within(10, "stream read", reader).await.unwrap();
@@ -445,16 +339,10 @@ async fn messages_are_visible_only_to_sender_recipients_and_admin() {
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
     let (_, eve) = hub.agent("eve", &[]).await;
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "private"))
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "private")).await.unwrap();
     assert!(bob.get_message(&sent.id).await.is_ok());
     assert!(hub.admin().get_message(&sent.id).await.is_ok());
-    assert_eq!(
-        eve.get_message(&sent.id).await.unwrap_err().code(),
-        Some("not_found")
-    );
+    assert_eq!(eve.get_message(&sent.id).await.unwrap_err().code(), Some("not_found"));
     hub.stop().await;
 }
 
@@ -477,17 +365,9 @@ async fn raw(
     }
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
-    let ctype = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let text = res.text().await.unwrap();
-    (
-        status,
-        ctype,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    (status, ctype, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn assert_problem(got: (u16, String, Value), status: u16, code: &str) -> Value {
@@ -501,28 +381,14 @@ fn assert_problem(got: (u16, String, Value), status: u16, code: &str) -> Value {
 
 async fn inbox_is_empty(hub: &TestHub, key: &str) {
     let bob = hub.admin().with_token(key.to_owned());
-    assert!(
-        bob.inbox(&InboxOptions::default())
-            .await
-            .unwrap()
-            .messages
-            .is_empty(),
-        "a refused send wrote something"
-    );
+    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "a refused send wrote something");
 }
 
 #[tokio::test]
 async fn malformed_json_is_invalid_body_and_writes_nothing() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
-    let got = raw(
-        &hub,
-        "POST",
-        "/v1/messages",
-        Some(ADMIN),
-        Some("{\"to\": ".into()),
-    )
-    .await;
+    let got = raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some("{\"to\": ".into())).await;
     assert_problem(got, 422, "invalid_body");
     inbox_is_empty(&hub, &bob.api_key).await;
     hub.stop().await;
@@ -532,17 +398,9 @@ async fn malformed_json_is_invalid_body_and_writes_nothing() {
 async fn a_misspelt_field_is_named() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
-    let body =
-        json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}], "ttl_secs": 5});
+    let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}], "ttl_secs": 5});
     let p = assert_problem(
-        raw(
-            &hub,
-            "POST",
-            "/v1/messages",
-            Some(ADMIN),
-            Some(body.to_string()),
-        )
-        .await,
+        raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body.to_string())).await,
         422,
         "invalid_body",
     );
@@ -556,23 +414,11 @@ async fn invalid_fields_are_listed_with_paths() {
     let hub = TestHub::start().await;
     let body = json!({"to": "robot:x", "parts": [{"kind": "file", "file": {"bytes": "!!"}}], "ttl_seconds": 0});
     let p = assert_problem(
-        raw(
-            &hub,
-            "POST",
-            "/v1/messages",
-            Some(ADMIN),
-            Some(body.to_string()),
-        )
-        .await,
+        raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body.to_string())).await,
         422,
         "invalid_body",
     );
-    let paths: Vec<&str> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap())
-        .collect();
+    let paths: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["to", "parts[0].file.bytes", "ttl_seconds"]);
     hub.stop().await;
 }
@@ -582,23 +428,11 @@ async fn unknown_recipient_is_refused() {
     let hub = TestHub::start().await;
     let body = json!({"to": "agent:0000", "parts": [{"kind": "text", "text": "x"}]});
     let p = assert_problem(
-        raw(
-            &hub,
-            "POST",
-            "/v1/messages",
-            Some(ADMIN),
-            Some(body.to_string()),
-        )
-        .await,
+        raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body.to_string())).await,
         422,
         "unknown_recipient",
     );
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("switchboard agent list")
-    );
+    assert!(p["detail"].as_str().unwrap().contains("switchboard agent list"));
     hub.stop().await;
 }
 
@@ -606,17 +440,9 @@ async fn unknown_recipient_is_refused() {
 async fn an_oversized_message_is_413_and_writes_nothing() {
     let hub = TestHub::start_with(|c| c.max_message_bytes = 4096).await;
     let (bob, _) = hub.agent("bob", &[]).await;
-    let body =
-        json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x".repeat(5000)}]});
+    let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x".repeat(5000)}]});
     assert_problem(
-        raw(
-            &hub,
-            "POST",
-            "/v1/messages",
-            Some(ADMIN),
-            Some(body.to_string()),
-        )
-        .await,
+        raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body.to_string())).await,
         413,
         "payload_too_large",
     );
@@ -627,16 +453,8 @@ async fn an_oversized_message_is_413_and_writes_nothing() {
 #[tokio::test]
 async fn missing_or_bad_credentials_are_401() {
     let hub = TestHub::start().await;
-    assert_problem(
-        raw(&hub, "GET", "/v1/agents", None, None).await,
-        401,
-        "unauthenticated",
-    );
-    assert_problem(
-        raw(&hub, "GET", "/v1/agents", Some("sbk_wrong"), None).await,
-        401,
-        "unauthenticated",
-    );
+    assert_problem(raw(&hub, "GET", "/v1/agents", None, None).await, 401, "unauthenticated");
+    assert_problem(raw(&hub, "GET", "/v1/agents", Some("sbk_wrong"), None).await, 401, "unauthenticated");
     hub.stop().await;
 }
 
@@ -645,47 +463,18 @@ async fn agents_cannot_do_admin_things_403() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
     let body = json!({"name": "mallory"}).to_string();
-    assert_problem(
-        raw(&hub, "POST", "/v1/agents", Some(&bob.api_key), Some(body)).await,
-        403,
-        "forbidden",
-    );
-    assert_problem(
-        raw(&hub, "GET", "/v1/inbox", Some(ADMIN), None).await,
-        403,
-        "forbidden",
-    );
-    assert_eq!(
-        hub.admin()
-            .list_agents(None, None)
-            .await
-            .unwrap()
-            .agents
-            .len(),
-        1,
-        "nothing registered"
-    );
+    assert_problem(raw(&hub, "POST", "/v1/agents", Some(&bob.api_key), Some(body)).await, 403, "forbidden");
+    assert_problem(raw(&hub, "GET", "/v1/inbox", Some(ADMIN), None).await, 403, "forbidden");
+    assert_eq!(hub.admin().list_agents(None, None).await.unwrap().agents.len(), 1, "nothing registered");
     hub.stop().await;
 }
 
 #[tokio::test]
 async fn unknown_ids_and_paths_are_404() {
     let hub = TestHub::start().await;
-    assert_problem(
-        raw(&hub, "GET", "/v1/messages/nope", Some(ADMIN), None).await,
-        404,
-        "not_found",
-    );
-    assert_problem(
-        raw(&hub, "GET", "/v1/agents/nope", Some(ADMIN), None).await,
-        404,
-        "not_found",
-    );
-    assert_problem(
-        raw(&hub, "GET", "/v1/nothing-here", Some(ADMIN), None).await,
-        404,
-        "not_found",
-    );
+    assert_problem(raw(&hub, "GET", "/v1/messages/nope", Some(ADMIN), None).await, 404, "not_found");
+    assert_problem(raw(&hub, "GET", "/v1/agents/nope", Some(ADMIN), None).await, 404, "not_found");
+    assert_problem(raw(&hub, "GET", "/v1/nothing-here", Some(ADMIN), None).await, 404, "not_found");
     hub.stop().await;
 }
 
@@ -694,11 +483,7 @@ async fn a_taken_agent_name_is_409() {
     let hub = TestHub::start().await;
     hub.agent("bob", &[]).await;
     let body = json!({"name": "bob"}).to_string();
-    assert_problem(
-        raw(&hub, "POST", "/v1/agents", Some(ADMIN), Some(body)).await,
-        409,
-        "conflict",
-    );
+    assert_problem(raw(&hub, "POST", "/v1/agents", Some(ADMIN), Some(body)).await, 409, "conflict");
     hub.stop().await;
 }
 
@@ -706,23 +491,8 @@ async fn a_taken_agent_name_is_409() {
 async fn bad_query_parameters_are_400() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
-    assert_problem(
-        raw(
-            &hub,
-            "GET",
-            "/v1/inbox?wait_ms=soon",
-            Some(&bob.api_key),
-            None,
-        )
-        .await,
-        400,
-        "invalid_query",
-    );
-    assert_problem(
-        raw(&hub, "GET", "/v1/inbox?limit=0", Some(&bob.api_key), None).await,
-        400,
-        "invalid_query",
-    );
+    assert_problem(raw(&hub, "GET", "/v1/inbox?wait_ms=soon", Some(&bob.api_key), None).await, 400, "invalid_query");
+    assert_problem(raw(&hub, "GET", "/v1/inbox?limit=0", Some(&bob.api_key), None).await, 400, "invalid_query");
     hub.stop().await;
 }
 
@@ -731,64 +501,22 @@ async fn health_ready_metrics_and_openapi_answer() {
     let hub = TestHub::start().await;
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let sent = alice
-        .send(&SendMessage::text(addr(&bob_reg.agent.id), "count me"))
-        .await
-        .unwrap();
+    let sent = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), "count me")).await.unwrap();
     bob.inbox(&InboxOptions::default()).await.unwrap();
     bob.ack(vec![sent.id]).await.unwrap();
     let http = reqwest::Client::new();
     for p in ["/health", "/ready"] {
-        assert_eq!(
-            http.get(format!("{}{p}", hub.url()))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(http.get(format!("{}{p}", hub.url())).send().await.unwrap().status(), 200);
     }
-    let metrics = http
-        .get(format!("{}/metrics", hub.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("switchboard_messages_accepted_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("switchboard_deliveries_total{outcome=\"acked\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("switchboard_delivery_latency_seconds_count 1"),
-        "{metrics}"
-    );
+    let metrics = http.get(format!("{}/metrics", hub.url())).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchboard_messages_accepted_total 1"), "{metrics}");
+    assert!(metrics.contains("switchboard_deliveries_total{outcome=\"acked\"} 1"), "{metrics}");
+    assert!(metrics.contains("switchboard_delivery_latency_seconds_count 1"), "{metrics}");
     assert!(metrics.contains("switchboard_inbox_depth"), "{metrics}");
-    assert!(
-        metrics.contains("switchboard_http_request_duration_seconds"),
-        "{metrics}"
-    );
-    let doc: Value = http
-        .get(format!("{}/openapi.json", hub.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert!(metrics.contains("switchboard_http_request_duration_seconds"), "{metrics}");
+    let doc: Value = http.get(format!("{}/openapi.json", hub.url())).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for p in [
-        "/v1/messages",
-        "/v1/messages:batch",
-        "/v1/inbox",
-        "/v1/agents/{id}",
-        "/v1/stream",
-    ] {
+    for p in ["/v1/messages", "/v1/messages:batch", "/v1/inbox", "/v1/agents/{id}", "/v1/stream"] {
         assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
     }
     assert!(doc["components"]["schemas"].get("SendMessage").is_some());

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_core::time::Millis;
 
+pub mod push;
 pub mod sqlite;
 mod wake;
 
@@ -92,6 +93,8 @@ pub struct NewMessage {
     pub to: String,
     /// Resolved recipients (`agent:<id>`), one delivery each.
     pub recipients: Vec<String>,
+    /// The recipients among them that have a push endpoint.
+    pub push_recipients: Vec<String>,
     /// The parts as JSON text.
     pub parts: String,
     pub metadata: Option<String>,
@@ -109,17 +112,9 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AcceptOutcome {
     /// Committed now.
-    Accepted {
-        id: String,
-        recipients: Vec<String>,
-        created_at: Millis,
-    },
+    Accepted { id: String, recipients: Vec<String>, created_at: Millis },
     /// The sender already sent this idempotency key with the same request: the first answer.
-    Duplicate {
-        id: String,
-        recipients: Vec<String>,
-        created_at: Millis,
-    },
+    Duplicate { id: String, recipients: Vec<String>, created_at: Millis },
     /// The sender already used this idempotency key for a different request.
     KeyReused { id: String },
 }
@@ -220,22 +215,12 @@ pub trait Store: Send + Sync + 'static {
     /// Commits messages and their deliveries. Each message succeeds or fails alone; the
     /// whole call is one transaction, so `Ok` means every accepted message is on disk.
     async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>>;
-    async fn get_message(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>>;
+    async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>>;
 
     /// Leases due deliveries to their recipient (see [`LeaseRequest`]).
     async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>>;
     /// Acknowledges deliveries of `recipient`; returns those that were open.
-    async fn ack(
-        &self,
-        tenant: &str,
-        recipient: &str,
-        ids: Vec<String>,
-        now: Millis,
-    ) -> Result<Vec<Acked>>;
+    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>>;
     /// Gives deliveries back, due again at `due_at`; returns those that were open.
     async fn nack(
         &self,
@@ -255,6 +240,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Consumers register here to be woken when a commit makes something due for them.
     fn wakeups(&self) -> &Wakeups;
+
+    /// Push delivery storage, where this backend has it (webhook agents are then served by
+    /// pull only, and the server says so at start).
+    fn push(&self) -> Option<&dyn push::PushStore> {
+        None
+    }
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

@@ -23,9 +23,7 @@ impl Wakeups {
     /// A receiver that changes whenever something becomes due for `key`.
     pub fn subscribe(&self, key: WakeKey) -> watch::Receiver<u64> {
         let mut map = self.senders.lock().expect("wakeups lock poisoned");
-        map.entry(key)
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
+        map.entry(key).or_insert_with(|| watch::channel(0).0).subscribe()
     }
 
     /// Wakes every consumer of these keys; forgets keys nobody listens to any more.
@@ -39,6 +37,17 @@ impl Wakeups {
                     tx.send_modify(|v| *v = v.wrapping_add(1));
                 }
             }
+        }
+    }
+
+    /// Wakes every consumer of every key. For when wake-ups may have been missed (the
+    /// PostgreSQL store's cross-node channel was down for a while): each consumer then looks
+    /// in the store again, which costs one query and loses nothing.
+    pub fn wake_all(&self) {
+        let mut map = self.senders.lock().expect("wakeups lock poisoned");
+        map.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in map.values() {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
         }
     }
 }
@@ -55,6 +64,17 @@ mod tests {
         rx.borrow_and_update();
         w.wake([&key]);
         assert!(rx.has_changed().unwrap());
+    }
+
+    #[test]
+    fn wake_all_wakes_every_live_consumer() {
+        let w = Wakeups::default();
+        let mut a = w.subscribe(("t".to_owned(), "agent:a".to_owned()));
+        let mut b = w.subscribe(("u".to_owned(), "agent:b".to_owned()));
+        a.borrow_and_update();
+        b.borrow_and_update();
+        w.wake_all();
+        assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
     }
 
     #[test]

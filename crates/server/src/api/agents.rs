@@ -5,11 +5,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use switchboard_core::api::{
-    Agent, AgentList, AgentRegistered, AgentStatus, Problem, RegisterAgent, UpdateAgent,
-};
+use switchboard_core::api::WebhookSecret;
+use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, Problem, RegisterAgent, UpdateAgent};
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_core::{API_KEY_PREFIX, validate};
+use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentFilter, AgentRecord, PrincipalKind};
 
 use super::{Q, parse_json};
@@ -19,10 +19,13 @@ use crate::error::ApiError;
 
 const CARD_LIMIT: usize = 256 * 1024;
 
-/// The API view of an agent, with its status derived from when it was last seen.
-pub fn view(a: AgentRecord, heartbeat_window_ms: u64) -> Agent {
+/// The API view of an agent. Its status is `error` while its push endpoint is failing or
+/// disabled, otherwise derived from when it was last seen.
+pub fn view(a: AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>) -> Agent {
     let now = now_ms();
+    let failing = a.endpoint.is_some() && push.is_some_and(|p| p.health_error.is_some() || p.disabled);
     let status = match a.last_seen_at {
+        _ if failing => AgentStatus::Error,
         Some(t) if now - t <= heartbeat_window_ms as i64 => AgentStatus::Active,
         _ => AgentStatus::Inactive,
     };
@@ -41,6 +44,39 @@ pub fn view(a: AgentRecord, heartbeat_window_ms: u64) -> Agent {
     }
 }
 
+/// Push settings of these agents (empty where the store has no push support).
+pub async fn settings_of(
+    state: &AppState,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<(String, PushSettings)>, ApiError> {
+    match state.store.push() {
+        Some(p) => Ok(p.push_settings(tenant, ids).await?),
+        None => Ok(Vec::new()),
+    }
+}
+
+async fn view_one(state: &AppState, a: AgentRecord) -> Result<Agent, ApiError> {
+    let settings = settings_of(state, &a.tenant, std::slice::from_ref(&a.id)).await?;
+    Ok(view(a, state.config.heartbeat_window_ms, settings.first().map(|(_, s)| s)))
+}
+
+async fn check_card(state: &AppState, req: &RegisterAgent) -> Result<(), ApiError> {
+    validate::register_agent(req).map_err(ApiError::fields)?;
+    if let Some(e) = &req.endpoint {
+        crate::delivery::push::check_endpoint(e, state.config.allow_private_endpoints).await.map_err(|message| {
+            ApiError::fields(vec![switchboard_core::api::FieldError { path: "endpoint".into(), message }])
+        })?;
+    }
+    if req.retry_schedule_ms.as_ref().is_some_and(|s| s.len() > 50 || s.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
+        return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
+            path: "retry_schedule_ms".into(),
+            message: "use at most 50 steps of at most 7 days each".into(),
+        }]));
+    }
+    Ok(())
+}
+
 fn not_registered(id: &str) -> ApiError {
     ApiError::NotFound(format!(
         "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
@@ -57,8 +93,9 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<AgentRegistered>), ApiError> {
     auth.require_admin()?;
     let req: RegisterAgent = parse_json(body, CARD_LIMIT).await?;
-    validate::register_agent(&req).map_err(ApiError::fields)?;
+    check_card(&state, &req).await?;
     let now = now_ms();
+    let retry_schedule_ms = req.retry_schedule_ms.clone();
     let record = AgentRecord {
         tenant: auth.0.tenant.clone(),
         id: switchboard_core::new_id().to_string(),
@@ -73,18 +110,16 @@ pub async fn register(
         last_seen_at: None,
     };
     let api_key = new_token(API_KEY_PREFIX);
-    state
-        .store
-        .create_agent(record.clone(), token_hash(&api_key))
-        .await?;
+    state.store.create_agent(record.clone(), token_hash(&api_key)).await?;
+    let settings =
+        PushSettings { secret: crate::delivery::push::new_secret(), retry_schedule_ms, ..Default::default() };
+    let webhook_secret = settings.secret.clone();
+    if let Some(push) = state.store.push() {
+        push.put_push_settings(&record.tenant, &record.id, settings).await?;
+    }
     tracing::info!(agent = %record.id, name = %record.name, "agent registered");
-    Ok((
-        StatusCode::CREATED,
-        Json(AgentRegistered {
-            agent: view(record, state.config.heartbeat_window_ms),
-            api_key,
-        }),
-    ))
+    let agent = view(record, state.config.heartbeat_window_ms, None);
+    Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key, webhook_secret })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -102,59 +137,40 @@ pub struct ListQuery {
 
 /// Lists agents, optionally by capability and status.
 #[utoipa::path(get, path = "/v1/agents", params(ListQuery), responses((status = 200, body = AgentList)))]
-pub async fn list(
-    State(state): State<AppState>,
-    auth: Auth,
-    Q(q): Q<ListQuery>,
-) -> Result<Json<AgentList>, ApiError> {
+pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>) -> Result<Json<AgentList>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidQuery(
-            "`limit` must be between 1 and 1000".into(),
-        ));
+        return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
     }
-    let filter = AgentFilter {
-        capability: q.capability,
-        after: q.cursor,
-        limit,
-    };
+    let filter = AgentFilter { capability: q.capability, after: q.cursor, limit };
     let page = state.store.list_agents(&auth.0.tenant, filter).await?;
-    let next_cursor = (page.len() == limit)
-        .then(|| page.last().map(|a| a.id.clone()))
-        .flatten();
+    let next_cursor = (page.len() == limit).then(|| page.last().map(|a| a.id.clone())).flatten();
+    let ids: Vec<String> = page.iter().filter(|a| a.endpoint.is_some()).map(|a| a.id.clone()).collect();
+    let settings: std::collections::HashMap<String, PushSettings> =
+        settings_of(&state, &auth.0.tenant, &ids).await?.into_iter().collect();
     let agents = page
         .into_iter()
-        .map(|a| view(a, state.config.heartbeat_window_ms))
+        .map(|a| {
+            let s = settings.get(&a.id);
+            view(a, state.config.heartbeat_window_ms, s)
+        })
         .filter(|a| q.status.is_none_or(|s| a.status == s))
         .collect();
-    Ok(Json(AgentList {
-        agents,
-        next_cursor,
-    }))
+    Ok(Json(AgentList { agents, next_cursor }))
 }
 
 /// One agent's card and status.
 #[utoipa::path(get, path = "/v1/agents/{id}", responses((status = 200, body = Agent), (status = 404, body = Problem)))]
-pub async fn show(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Agent>, ApiError> {
-    let a = state
-        .store
-        .get_agent(&auth.0.tenant, &id)
-        .await?
-        .ok_or_else(|| not_registered(&id))?;
-    Ok(Json(view(a, state.config.heartbeat_window_ms)))
+pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Agent>, ApiError> {
+    let a = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
+    Ok(Json(view_one(&state, a).await?))
 }
 
 fn require_self_or_admin(auth: &Auth, id: &str) -> Result<(), ApiError> {
     match &auth.0.kind {
         PrincipalKind::Admin => Ok(()),
         PrincipalKind::Agent(me) if me == id => Ok(()),
-        PrincipalKind::Agent(_) => Err(ApiError::Forbidden(
-            "an agent may change only its own card".into(),
-        )),
+        PrincipalKind::Agent(_) => Err(ApiError::Forbidden("an agent may change only its own card".into())),
     }
 }
 
@@ -169,12 +185,10 @@ pub async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     require_self_or_admin(&auth, &id)?;
     let req: UpdateAgent = parse_json(body, CARD_LIMIT).await?;
-    validate::register_agent(&req).map_err(ApiError::fields)?;
-    let existing = state
-        .store
-        .get_agent(&auth.0.tenant, &id)
-        .await?
-        .ok_or_else(|| not_registered(&id))?;
+    check_card(&state, &req).await?;
+    let retry_schedule_ms = req.retry_schedule_ms.clone();
+    let existing = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
+    let existing_endpoint = existing.endpoint.clone();
     let record = AgentRecord {
         name: req.name,
         description: req.description,
@@ -185,27 +199,29 @@ pub async fn update(
         updated_at: now_ms(),
         ..existing
     };
-    let updated = state
-        .store
-        .update_agent(record)
-        .await?
-        .ok_or_else(|| not_registered(&id))?;
-    Ok(Json(view(updated, state.config.heartbeat_window_ms)))
+    let endpoint_changed = record.endpoint != existing_endpoint;
+    let updated = state.store.update_agent(record).await?.ok_or_else(|| not_registered(&id))?;
+    if let Some(push) = state.store.push() {
+        let current = push.push_settings(&auth.0.tenant, std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
+        let mut s = current
+            .unwrap_or_else(|| PushSettings { secret: crate::delivery::push::new_secret(), ..Default::default() });
+        s.retry_schedule_ms = retry_schedule_ms;
+        if endpoint_changed {
+            // A new endpoint starts healthy: a 410 from the old one no longer applies.
+            s.disabled = false;
+            s.health_error = None;
+        }
+        push.put_push_settings(&auth.0.tenant, &id, s).await?;
+        state.pusher.poke();
+    }
+    Ok(Json(view_one(&state, updated).await?))
 }
 
 /// Deletes an agent (admin); its key stops working and its open deliveries go to `dead`.
 #[utoipa::path(delete, path = "/v1/agents/{id}", responses((status = 204), (status = 404, body = Problem)))]
-pub async fn remove(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
-    if !state
-        .store
-        .delete_agent(&auth.0.tenant, &id, now_ms())
-        .await?
-    {
+    if !state.store.delete_agent(&auth.0.tenant, &id, now_ms()).await? {
         return Err(not_registered(&id));
     }
     state.tokens.forget_agent(&auth.0.tenant, &id);
@@ -223,19 +239,60 @@ pub async fn heartbeat(
     match &auth.0.kind {
         PrincipalKind::Agent(me) if *me == id => {}
         _ => {
-            return Err(ApiError::Forbidden(
-                "only the agent itself can send its heartbeat".into(),
-            ));
+            return Err(ApiError::Forbidden("only the agent itself can send its heartbeat".into()));
         }
     }
-    state
-        .store
-        .touch_agents(vec![(auth.0.tenant.clone(), id.clone(), now_ms())])
-        .await?;
-    let a = state
-        .store
-        .get_agent(&auth.0.tenant, &id)
-        .await?
-        .ok_or_else(|| not_registered(&id))?;
-    Ok(Json(view(a, state.config.heartbeat_window_ms)))
+    state.store.touch_agents(vec![(auth.0.tenant.clone(), id.clone(), now_ms())]).await?;
+    let a = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
+    Ok(Json(view_one(&state, a).await?))
+}
+
+/// How long the previous secret keeps signing after a rotation.
+const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
+
+fn secret_view(s: &PushSettings) -> WebhookSecret {
+    let live = s.previous_until.filter(|u| *u > now_ms());
+    WebhookSecret {
+        secret: s.secret.clone(),
+        previous: s.previous.clone().filter(|_| live.is_some()),
+        previous_expires_at: live.map(rfc3339),
+    }
+}
+
+async fn push_settings(state: &AppState, auth: &Auth, id: &str) -> Result<PushSettings, ApiError> {
+    require_self_or_admin(auth, id)?;
+    let push =
+        state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
+    push.push_settings(&auth.0.tenant, &[id.to_owned()]).await?.pop().map(|(_, s)| s).ok_or_else(|| not_registered(id))
+}
+
+/// The agent's webhook signing secret (the agent itself, or the admin).
+#[utoipa::path(get, path = "/v1/agents/{id}/webhook-secret",
+    responses((status = 200, body = WebhookSecret), (status = 404, body = Problem)))]
+pub async fn webhook_secret(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookSecret>, ApiError> {
+    let s = push_settings(&state, &auth, &id).await?;
+    Ok(Json(secret_view(&s)))
+}
+
+/// Rotates the signing secret. For 24 hours pushes carry signatures with both the new and
+/// the previous secret, so receivers can switch without losing a message.
+#[utoipa::path(post, path = "/v1/agents/{id}/webhook-secret:rotate",
+    responses((status = 200, body = WebhookSecret), (status = 404, body = Problem)))]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookSecret>, ApiError> {
+    let mut s = push_settings(&state, &auth, &id).await?;
+    s.previous = Some(std::mem::replace(&mut s.secret, crate::delivery::push::new_secret()));
+    s.previous_until = Some(now_ms() + ROTATION_OVERLAP_MS);
+    if let Some(push) = state.store.push() {
+        push.put_push_settings(&auth.0.tenant, &id, s.clone()).await?;
+    }
+    tracing::info!(agent = %id, "webhook secret rotated");
+    Ok(Json(secret_view(&s)))
 }

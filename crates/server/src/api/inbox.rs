@@ -32,38 +32,23 @@ pub struct InboxQuery {
 /// Leases the caller's due messages, in accept order. Unacknowledged messages come back
 /// after their lease with a higher `attempt`.
 #[utoipa::path(get, path = "/v1/inbox", params(InboxQuery), responses((status = 200, body = Inbox), (status = 403, body = Problem)))]
-pub async fn fetch(
-    State(state): State<AppState>,
-    auth: Auth,
-    Q(q): Q<InboxQuery>,
-) -> Result<Json<Inbox>, ApiError> {
+pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery>) -> Result<Json<Inbox>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let tenant = auth.0.tenant.clone();
     let wait_ms = q.wait_ms.unwrap_or(0);
     if wait_ms > MAX_WAIT_MS {
-        return Err(ApiError::InvalidQuery(format!(
-            "`wait_ms` must be at most {MAX_WAIT_MS}"
-        )));
+        return Err(ApiError::InvalidQuery(format!("`wait_ms` must be at most {MAX_WAIT_MS}")));
     }
     let limit = q.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidQuery(
-            "`limit` must be between 1 and 1000".into(),
-        ));
+        return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
     }
-    let lease_ms = q
-        .visibility_ms
-        .unwrap_or(state.config.visibility_timeout_ms);
+    let lease_ms = q.visibility_ms.unwrap_or(state.config.visibility_timeout_ms);
     if !(100..=12 * 3600 * 1000).contains(&lease_ms) {
-        return Err(ApiError::InvalidQuery(
-            "`visibility_ms` must be between 100 and 43200000".into(),
-        ));
+        return Err(ApiError::InvalidQuery("`visibility_ms` must be between 100 and 43200000".into()));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut wake = state
-        .store
-        .wakeups()
-        .subscribe((tenant.clone(), format!("agent:{agent}")));
+    let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
     let mut shutdown = state.shutdown.clone();
     loop {
         wake.borrow_and_update();
@@ -91,11 +76,7 @@ fn check_ids(ids: &[String]) -> Result<(), ApiError> {
 
 /// Acknowledges messages: they will not be delivered again.
 #[utoipa::path(post, path = "/v1/inbox/ack", request_body = AckRequest, responses((status = 200, body = AckResult)))]
-pub async fn ack(
-    State(state): State<AppState>,
-    auth: Auth,
-    body: Body,
-) -> Result<Json<AckResult>, ApiError> {
+pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let req: AckRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
@@ -105,11 +86,7 @@ pub async fn ack(
 
 /// Gives messages back: they are delivered again after `retry_in_ms` (default at once).
 #[utoipa::path(post, path = "/v1/inbox/nack", request_body = NackRequest, responses((status = 200, body = AckResult)))]
-pub async fn nack(
-    State(state): State<AppState>,
-    auth: Auth,
-    body: Body,
-) -> Result<Json<AckResult>, ApiError> {
+pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;

@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchboard_core::api::{
-    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem,
-    SendBatch, SendMessage,
+    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem, PushAttempt, SendBatch,
+    SendMessage,
 };
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_core::{Address, validate};
@@ -27,31 +27,28 @@ use crate::error::ApiError;
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1000;
 
-/// Resolves an address to the agents that get a delivery.
-async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<String>, ApiError> {
+/// Resolves an address to the agents that get a delivery, each with whether it has a push
+/// endpoint.
+async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<(String, bool)>, ApiError> {
     match to {
         Address::Agent(id) => {
-            if state.store.get_agent(tenant, id).await?.is_none() {
+            let Some(a) = state.store.get_agent(tenant, id).await? else {
                 return Err(ApiError::UnknownRecipient(format!(
                     "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
                 )));
-            }
-            Ok(vec![format!("agent:{id}")])
+            };
+            Ok(vec![(format!("agent:{id}"), a.endpoint.is_some())])
         }
         Address::Capability { name, all } => {
-            let filter = switchboard_store::AgentFilter {
-                capability: Some(name.clone()),
-                after: None,
-                limit: 10_000,
-            };
-            let active: Vec<String> = state
+            let filter = switchboard_store::AgentFilter { capability: Some(name.clone()), after: None, limit: 10_000 };
+            let active: Vec<(String, bool)> = state
                 .store
                 .list_agents(tenant, filter)
                 .await?
                 .into_iter()
-                .map(|a| view(a, state.config.heartbeat_window_ms))
+                .map(|a| view(a, state.config.heartbeat_window_ms, None))
                 .filter(|a| a.status == switchboard_core::api::AgentStatus::Active)
-                .map(|a| format!("agent:{}", a.id))
+                .map(|a| (format!("agent:{}", a.id), a.endpoint.is_some()))
                 .collect();
             if active.is_empty() {
                 return Err(ApiError::UnknownRecipient(format!(
@@ -62,15 +59,12 @@ async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<Strin
                 return Ok(active);
             }
             // Anycast: least outstanding deliveries; ties rotate so equal agents share work.
-            let counts = state.store.outstanding(tenant, &active).await?;
+            let names: Vec<String> = active.iter().map(|(r, _)| r.clone()).collect();
+            let counts = state.store.outstanding(tenant, &names).await?;
             let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
-            let tied: Vec<&String> = counts
-                .iter()
-                .filter(|(_, n)| *n == least)
-                .map(|(r, _)| r)
-                .collect();
-            let pick = state.rr.fetch_add(1, Ordering::Relaxed) % tied.len();
-            Ok(vec![tied[pick].clone()])
+            let tied: Vec<&String> = counts.iter().filter(|(_, n)| *n == least).map(|(r, _)| r).collect();
+            let pick = tied[state.rr.fetch_add(1, Ordering::Relaxed) % tied.len()];
+            Ok(active.into_iter().filter(|(r, _)| r == pick).collect())
         }
         Address::User(_) | Address::Topic(_) | Address::Conversation(_) | Address::Auto => {
             Err(ApiError::UnsupportedAddress(format!(
@@ -87,13 +81,11 @@ fn request_hash(m: &SendMessage) -> String {
 }
 
 /// Validates and routes one message; nothing is written.
-async fn prepare(
-    state: &AppState,
-    from: &Principal,
-    m: SendMessage,
-) -> Result<NewMessage, ApiError> {
+async fn prepare(state: &AppState, from: &Principal, m: SendMessage) -> Result<NewMessage, ApiError> {
     let to = validate::send_message(&m).map_err(ApiError::fields)?;
-    let recipients = route(state, &from.tenant, &to).await?;
+    let routed = route(state, &from.tenant, &to).await?;
+    let push_recipients = routed.iter().filter(|(_, p)| *p).map(|(r, _)| r.clone()).collect();
+    let recipients = routed.into_iter().map(|(r, _)| r).collect();
     let now = now_ms();
     let parts = serde_json::to_string(&m.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(NewMessage {
@@ -102,6 +94,7 @@ async fn prepare(
         sender: from.address(),
         to: to.to_string(),
         recipients,
+        push_recipients,
         parts,
         metadata: m.metadata.as_ref().map(|v| v.to_string()),
         request_hash: request_hash(&m),
@@ -116,11 +109,7 @@ async fn prepare(
 
 fn answer(state: &AppState, outcome: AcceptOutcome) -> Result<MessageAccepted, ApiError> {
     match outcome {
-        AcceptOutcome::Accepted {
-            id,
-            recipients,
-            created_at,
-        } => {
+        AcceptOutcome::Accepted { id, recipients, created_at } => {
             state.metrics.accepted.inc();
             Ok(MessageAccepted {
                 id,
@@ -131,11 +120,7 @@ fn answer(state: &AppState, outcome: AcceptOutcome) -> Result<MessageAccepted, A
                 deliveries: None,
             })
         }
-        AcceptOutcome::Duplicate {
-            id,
-            recipients,
-            created_at,
-        } => Ok(MessageAccepted {
+        AcceptOutcome::Duplicate { id, recipients, created_at } => Ok(MessageAccepted {
             id,
             status: "accepted".into(),
             recipients,
@@ -149,6 +134,18 @@ fn answer(state: &AppState, outcome: AcceptOutcome) -> Result<MessageAccepted, A
     }
 }
 
+fn attempt_view(a: switchboard_store::push::AttemptRecord) -> PushAttempt {
+    PushAttempt {
+        recipient: a.recipient,
+        attempt: a.attempt,
+        at: rfc3339(a.at),
+        duration_ms: a.duration_ms,
+        status_code: a.status_code,
+        error_kind: a.error_kind,
+        response_excerpt: a.excerpt,
+    }
+}
+
 /// The API view of a delivery.
 pub fn delivery_view(d: DeliveryRecord) -> Delivery {
     Delivery {
@@ -158,10 +155,7 @@ pub fn delivery_view(d: DeliveryRecord) -> Delivery {
         updated_at: rfc3339(d.updated_at),
         delivered_at: d.delivered_at.map(rfc3339),
         acked_at: d.acked_at.map(rfc3339),
-        lease_expires_at: d
-            .lease_expires_at
-            .filter(|_| !d.state.is_final())
-            .map(rfc3339),
+        lease_expires_at: d.lease_expires_at.filter(|_| !d.state.is_final()).map(rfc3339),
         last_error: d.last_error,
     }
 }
@@ -177,28 +171,20 @@ pub struct SendQuery {
 
 /// Polls the deliveries until each is handed out or final. Opt-in and bounded, so a poll with
 /// back-off is simpler than a per-message notification on the hot path.
-async fn wait_delivered(
-    state: &AppState,
-    tenant: &str,
-    id: &str,
-    wait_ms: u64,
-) -> Result<Vec<Delivery>, ApiError> {
+async fn wait_delivered(state: &AppState, tenant: &str, id: &str, wait_ms: u64) -> Result<Vec<Delivery>, ApiError> {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut pause = Duration::from_millis(2);
     loop {
-        let (_, deliveries) = state.store.get_message(tenant, id).await?.ok_or_else(|| {
-            ApiError::Internal(format!("message {id} vanished after it was accepted"))
-        })?;
-        let done = deliveries
-            .iter()
-            .all(|d| d.state == DeliveryState::Delivered || d.state.is_final());
+        let (_, deliveries) = state
+            .store
+            .get_message(tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("message {id} vanished after it was accepted")))?;
+        let done = deliveries.iter().all(|d| d.state == DeliveryState::Delivered || d.state.is_final());
         if done || tokio::time::Instant::now() >= deadline {
             return Ok(deliveries.into_iter().map(delivery_view).collect());
         }
-        tokio::time::sleep(
-            pause.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-        )
-        .await;
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(tokio::time::Instant::now()))).await;
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
@@ -217,19 +203,21 @@ pub async fn send(
         None => None,
         Some("delivered") => Some(q.wait_ms.unwrap_or(30_000).min(120_000)),
         Some(other) => {
-            return Err(ApiError::InvalidQuery(format!(
-                "`wait={other}` is not understood; use `wait=delivered`"
-            )));
+            return Err(ApiError::InvalidQuery(format!("`wait={other}` is not understood; use `wait=delivered`")));
         }
     };
     let req: SendMessage = parse_json(body, state.config.max_message_bytes).await?;
     let m = prepare(&state, &auth.0, req).await?;
+    let pushes = !m.push_recipients.is_empty();
     let outcome = state
         .store
         .accept(vec![m])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the store answered no outcome".into()))?;
+    if pushes {
+        state.pusher.poke();
+    }
     let mut accepted = answer(&state, outcome)?;
     if let Some(ms) = wait_ms {
         accepted.deliveries = Some(wait_delivered(&state, &auth.0.tenant, &accepted.id, ms).await?);
@@ -254,8 +242,7 @@ pub async fn send_batch(
             message: format!("send 1 to {MAX_BATCH} messages per batch"),
         }]));
     }
-    let mut results: Vec<Option<Result<MessageAccepted, Problem>>> =
-        Vec::with_capacity(req.messages.len());
+    let mut results: Vec<Option<Result<MessageAccepted, Problem>>> = Vec::with_capacity(req.messages.len());
     let mut ready = Vec::new();
     let mut slots = Vec::new();
     for (i, m) in req.messages.into_iter().enumerate() {
@@ -278,7 +265,11 @@ pub async fn send_batch(
         }
     }
     if !ready.is_empty() {
+        let pushes = ready.iter().any(|m| !m.push_recipients.is_empty());
         let outcomes = state.store.accept(ready).await?;
+        if pushes {
+            state.pusher.poke();
+        }
         for (slot, outcome) in slots.into_iter().zip(outcomes) {
             results[slot] = Some(answer(&state, outcome).map_err(|e| e.problem()));
         }
@@ -288,9 +279,7 @@ pub async fn send_batch(
         .map(|r| match r {
             Some(Ok(a)) => BatchItem::Accepted(a),
             Some(Err(p)) => BatchItem::Refused { error: p },
-            None => BatchItem::Refused {
-                error: ApiError::Internal("no outcome".into()).problem(),
-            },
+            None => BatchItem::Refused { error: ApiError::Internal("no outcome".into()).problem() },
         })
         .collect();
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { results })))
@@ -298,11 +287,7 @@ pub async fn send_batch(
 
 fn prefix_paths(mut p: Problem, i: usize) -> Problem {
     for e in &mut p.errors {
-        e.path = if e.path.is_empty() {
-            format!("messages[{i}]")
-        } else {
-            format!("messages[{i}].{}", e.path)
-        };
+        e.path = if e.path.is_empty() { format!("messages[{i}]") } else { format!("messages[{i}].{}", e.path) };
     }
     p
 }
@@ -315,25 +300,21 @@ pub async fn show(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<MessageStatus>, ApiError> {
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "message {id} does not exist, or is not visible to you"
-        ))
-    };
-    let (m, deliveries) = state
-        .store
-        .get_message(&auth.0.tenant, &id)
-        .await?
-        .ok_or_else(not_found)?;
+    let not_found = || ApiError::NotFound(format!("message {id} does not exist, or is not visible to you"));
+    let (m, deliveries) = state.store.get_message(&auth.0.tenant, &id).await?.ok_or_else(not_found)?;
     let me = auth.0.address();
-    let visible = matches!(auth.0.kind, PrincipalKind::Admin)
-        || m.sender == me
-        || deliveries.iter().any(|d| d.recipient == me);
+    let visible =
+        matches!(auth.0.kind, PrincipalKind::Admin) || m.sender == me || deliveries.iter().any(|d| d.recipient == me);
     if !visible {
         return Err(not_found());
     }
+    let push_attempts = match state.store.push() {
+        Some(p) => p.attempts(&auth.0.tenant, &id).await?.into_iter().map(attempt_view).collect(),
+        None => Vec::new(),
+    };
     Ok(Json(MessageStatus {
         message: message_view(m)?,
         deliveries: deliveries.into_iter().map(delivery_view).collect(),
+        push_attempts,
     }))
 }

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use switchboard_core::api as wire;
 
 pub mod agents;
+pub mod deliveries;
 pub mod inbox;
 pub mod messages;
 pub mod ops;
@@ -31,11 +32,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/v1/agents", post(agents::register).get(agents::list))
-        .route(
-            "/v1/agents/{id}",
-            get(agents::show).put(agents::update).delete(agents::remove),
-        )
+        .route("/v1/agents/{id}", get(agents::show).put(agents::update).delete(agents::remove))
         .route("/v1/agents/{id}/heartbeat", post(agents::heartbeat))
+        .route("/v1/agents/{id}/webhook-secret", get(agents::webhook_secret))
+        .route("/v1/agents/{id}/webhook-secret:rotate", post(agents::rotate_webhook_secret))
+        .route("/v1/deliveries", get(deliveries::list))
+        .route("/v1/dead-letters", get(deliveries::dead_letters))
+        .route("/v1/dead-letters:replay", post(deliveries::replay))
+        .route("/v1/dead-letters:purge", post(deliveries::purge))
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages:batch", post(messages::send_batch))
         .route("/v1/messages/{id}", get(messages::show))
@@ -46,10 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(stream::events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            record_http,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record_http))
         .with_state(state)
 }
 
@@ -59,31 +60,18 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> Response {
     let mut res =
-        ApiError::InvalidQuery("this method is not allowed on this path; see /openapi.json".into())
-            .into_response();
+        ApiError::InvalidQuery("this method is not allowed on this path; see /openapi.json".into()).into_response();
     *res.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
     res
 }
 
 async fn record_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "other".into());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "other".into());
     let method = req.method().to_string();
     let started = Instant::now();
     let res = next.run(req).await;
-    let labels = crate::metrics::HttpLabels {
-        method,
-        route,
-        status: res.status().as_u16(),
-    };
-    state
-        .metrics
-        .http
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    let labels = crate::metrics::HttpLabels { method, route, status: res.status().as_u16() };
+    state.metrics.http.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     res
 }
 
@@ -114,19 +102,12 @@ pub async fn parse_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::InvalidBody {
-                detail: format!("the body is not valid JSON: {inner}"),
-                errors: vec![],
-            }
+            ApiError::InvalidBody { detail: format!("the body is not valid JSON: {inner}"), errors: vec![] }
         } else {
             let path = if path == "." { String::new() } else { path };
             let message = inner.to_string();
             ApiError::InvalidBody {
-                detail: if path.is_empty() {
-                    message.clone()
-                } else {
-                    format!("`{path}`: {message}")
-                },
+                detail: if path.is_empty() { message.clone() } else { format!("`{path}`: {message}") },
                 errors: vec![wire::FieldError { path, message }],
             }
         }
@@ -167,6 +148,8 @@ impl utoipa::Modify for BearerAuth {
     paths(
         ops::health, ops::ready,
         agents::register, agents::list, agents::show, agents::update, agents::remove, agents::heartbeat,
+        agents::webhook_secret, agents::rotate_webhook_secret,
+        deliveries::list, deliveries::dead_letters, deliveries::replay, deliveries::purge,
         messages::send, messages::send_batch, messages::show,
         inbox::fetch, inbox::ack, inbox::nack,
         stream::websocket, stream::events,

@@ -32,11 +32,7 @@ const ACK_BATCH: usize = 1024;
 /// WebSocket stream of the caller's messages. Server → client: `{"type":"message", …}`;
 /// client → server: `{"type":"ack","id":…}` or `{"type":"nack","id":…,"retry_in_ms":…}`.
 #[utoipa::path(get, path = "/v1/stream", responses((status = 101, description = "WebSocket of StreamFrame")))]
-pub async fn websocket(
-    State(state): State<AppState>,
-    auth: Auth,
-    ws: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
+pub async fn websocket(State(state): State<AppState>, auth: Auth, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let tenant = auth.0.tenant.clone();
     Ok(ws.on_upgrade(move |socket| async move {
@@ -58,17 +54,9 @@ fn frame_text(f: &StreamFrame) -> WsMessage {
     WsMessage::Text(serde_json::to_string(f).unwrap_or_default().into())
 }
 
-async fn run_socket(
-    state: AppState,
-    tenant: String,
-    agent: String,
-    socket: WebSocket,
-) -> Result<(), StreamEnd> {
+async fn run_socket(state: AppState, tenant: String, agent: String, socket: WebSocket) -> Result<(), StreamEnd> {
     let (mut tx, mut rx) = socket.split();
-    let mut wake = state
-        .store
-        .wakeups()
-        .subscribe((tenant.clone(), format!("agent:{agent}")));
+    let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
     let mut shutdown = state.shutdown.clone();
     // Message id → lease expiry. Entries whose lease ran out no longer count against the
     // window: the message may have gone to another connection.
@@ -94,16 +82,7 @@ async fn run_socket(
             if full {
                 // More may be due: take acks that already arrived, then lease again.
                 if let Some(Some(first)) = rx.next().now_or_never() {
-                    handle_incoming(
-                        &state,
-                        &tenant,
-                        &agent,
-                        first,
-                        &mut rx,
-                        &mut tx,
-                        &mut in_flight,
-                    )
-                    .await?;
+                    handle_incoming(&state, &tenant, &agent, first, &mut rx, &mut tx, &mut in_flight).await?;
                 }
                 continue;
             }
@@ -144,8 +123,7 @@ async fn handle_incoming(
                 }
                 Ok(StreamFrame::Nack { id, retry_in_ms }) => {
                     in_flight.remove(&id);
-                    delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0))
-                        .await?;
+                    delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0)).await?;
                 }
                 Ok(_) | Err(_) => {
                     let err = StreamFrame::Error {
@@ -178,22 +156,11 @@ pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Respons
     let tenant = auth.0.tenant.clone();
     let (out, mut out_rx) = mpsc::channel::<InboxMessage>(64);
     tokio::spawn(async move {
-        let mut wake = state
-            .store
-            .wakeups()
-            .subscribe((tenant.clone(), format!("agent:{agent}")));
+        let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
         let mut shutdown = state.shutdown.clone();
         loop {
             wake.borrow_and_update();
-            let batch = match delivery::lease(
-                &state,
-                &tenant,
-                &agent,
-                64,
-                state.config.visibility_timeout_ms,
-            )
-            .await
-            {
+            let batch = match delivery::lease(&state, &tenant, &agent, 64, state.config.visibility_timeout_ms).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(agent = %agent, error = %e, "events stream stopped");
@@ -218,13 +185,7 @@ pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Respons
     });
     let stream = futures_util::stream::poll_fn(move |cx| out_rx.poll_recv(cx)).map(|m| {
         let event = Event::default().event("message").id(m.message.id.clone());
-        Ok::<_, Infallible>(
-            event
-                .json_data(&m)
-                .unwrap_or_else(|_| Event::default().comment("unencodable")),
-        )
+        Ok::<_, Infallible>(event.json_data(&m).unwrap_or_else(|_| Event::default().comment("unencodable")))
     });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }

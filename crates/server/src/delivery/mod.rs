@@ -7,6 +7,8 @@
 //! so the reaper asks the store once per tick which recipients have something newly due and
 //! wakes those.
 
+pub mod push;
+
 use std::time::Duration;
 
 use switchboard_core::api::{InboxMessage, Message, Part};
@@ -18,19 +20,13 @@ use crate::error::ApiError;
 
 /// The API view of a stored message.
 pub fn message_view(m: MessageRecord) -> Result<Message, ApiError> {
-    let parts: Vec<Part> = serde_json::from_str(&m.parts).map_err(|e| {
-        ApiError::Internal(format!(
-            "stored parts of message {} do not parse: {e}",
-            m.id
-        ))
-    })?;
+    let parts: Vec<Part> = serde_json::from_str(&m.parts)
+        .map_err(|e| ApiError::Internal(format!("stored parts of message {} do not parse: {e}", m.id)))?;
     let metadata = match m.metadata {
-        Some(s) => Some(serde_json::from_str(&s).map_err(|e| {
-            ApiError::Internal(format!(
-                "stored metadata of message {} do not parse: {e}",
-                m.id
-            ))
-        })?),
+        Some(s) => Some(
+            serde_json::from_str(&s)
+                .map_err(|e| ApiError::Internal(format!("stored metadata of message {} do not parse: {e}", m.id)))?,
+        ),
         None => None,
     };
     Ok(Message {
@@ -80,9 +76,7 @@ pub async fn lease(
         });
     }
     if !out.is_empty() {
-        state
-            .metrics
-            .delivery("delivered", (out.len() - redelivered) as u64);
+        state.metrics.delivery("delivered", (out.len() - redelivered) as u64);
         state.metrics.delivery("redelivered", redelivered as u64);
     }
     Ok(out)
@@ -97,16 +91,10 @@ pub async fn ack(
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let now = now_ms();
     let asked = ids.clone();
-    let acked = state
-        .store
-        .ack(tenant, &format!("agent:{agent_id}"), ids, now)
-        .await?;
+    let acked = state.store.ack(tenant, &format!("agent:{agent_id}"), ids, now).await?;
     state.metrics.delivery("acked", acked.len() as u64);
     for a in &acked {
-        state
-            .metrics
-            .delivery_latency
-            .observe((now - a.created_at).max(0) as f64 / 1000.0);
+        state.metrics.delivery_latency.observe((now - a.created_at).max(0) as f64 / 1000.0);
     }
     let acked: Vec<String> = acked.into_iter().map(|a| a.id).collect();
     let ignored = asked.into_iter().filter(|id| !acked.contains(id)).collect();
@@ -123,16 +111,7 @@ pub async fn nack(
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let now = now_ms();
     let asked = ids.clone();
-    let done = state
-        .store
-        .nack(
-            tenant,
-            &format!("agent:{agent_id}"),
-            ids,
-            now + retry_in_ms as Millis,
-            now,
-        )
-        .await?;
+    let done = state.store.nack(tenant, &format!("agent:{agent_id}"), ids, now + retry_in_ms as Millis, now).await?;
     state.metrics.delivery("nacked", done.len() as u64);
     let ignored = asked.into_iter().filter(|id| !done.contains(id)).collect();
     Ok((done, ignored))

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -31,15 +33,13 @@ impl TestHub {
             data_dir: dir.path().to_path_buf(),
             admin_token: Some(ADMIN.into()),
             reaper_interval_ms: 50,
+            allow_private_endpoints: true,
+            push_retry_schedule_ms: vec![50, 50],
             ..Config::default()
         };
         tweak(&mut config);
         let hub = Hub::start(config.clone()).await.expect("hub starts");
-        TestHub {
-            hub: Some(hub),
-            dir,
-            config,
-        }
+        TestHub { hub: Some(hub), dir, config }
     }
 
     pub fn url(&self) -> String {
@@ -57,7 +57,13 @@ impl TestHub {
     /// Registers an agent with these capabilities; returns its registration and a client
     /// acting as it.
     pub async fn agent(&self, name: &str, caps: &[&str]) -> (AgentRegistered, Client) {
+        self.agent_at(name, caps, None).await
+    }
+
+    /// Registers an agent with a push endpoint.
+    pub async fn agent_at(&self, name: &str, caps: &[&str], endpoint: Option<&str>) -> (AgentRegistered, Client) {
         let req = RegisterAgent {
+            endpoint: endpoint.map(str::to_owned),
             name: name.into(),
             capabilities: caps
                 .iter()
@@ -72,11 +78,7 @@ impl TestHub {
                 .collect(),
             ..Default::default()
         };
-        let r = self
-            .admin()
-            .register_agent(&req)
-            .await
-            .expect("register agent");
+        let r = self.admin().register_agent(&req).await.expect("register agent");
         let c = self.admin().with_token(r.api_key.clone());
         (r, c)
     }
@@ -107,17 +109,12 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// Runs `f` with a deadline, failing the test if it takes longer.
 pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out: {what}"))
+    tokio::time::timeout(Duration::from_secs(secs), f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }

@@ -18,9 +18,8 @@ use switchboard_core::time::Millis;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryRecord, LeaseRequest,
-    Leased, MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError,
-    WakeKey, Wakeups,
+    AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryRecord, LeaseRequest, Leased,
+    MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError, WakeKey, Wakeups,
 };
 
 /// Most jobs committed in one transaction. Bounds the latency a single commit adds to the
@@ -63,8 +62,7 @@ fn internal(e: rusqlite::Error) -> StoreError {
 }
 
 fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    let conn = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -79,14 +77,11 @@ fn open(path: &Path) -> Result<Connection> {
 impl SqliteStore {
     /// Opens (creating if needed) `switchboard.db` in `dir` and applies the schema.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
         let path = dir.join("switchboard.db");
         let writer_conn = open(&path)?;
-        writer_conn
-            .execute_batch(include_str!("schema.sql"))
-            .map_err(internal)?;
+        writer_conn.execute_batch(include_str!("schema.sql")).map_err(internal)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(std::sync::Mutex::new(open(&path)?));
@@ -126,14 +121,9 @@ impl SqliteStore {
             (ok, done)
         });
         let sender = self.jobs.lock().expect("jobs lock poisoned").clone();
-        let sender =
-            sender.ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
-        sender
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the write could not be committed".into()))?
+        let sender = sender.ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
+        sender.send(job).await.map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the write could not be committed".into()))?
     }
 
     /// Runs a read on one of the reader connections, off the async threads.
@@ -243,7 +233,8 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
     })
 }
 
-const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, created_at, updated_at, last_seen_at";
+const AGENT_COLS: &str =
+    "tenant_id, id, name, description, version, endpoint, capabilities, metadata, created_at, updated_at, last_seen_at";
 const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, correlation_id, \
      in_reply_to, idempotency_key, created_at, expires_at";
 
@@ -265,15 +256,13 @@ fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRecord> {
 }
 
 fn state_of(s: &str) -> rusqlite::Result<DeliveryState> {
-    DeliveryState::parse(s).ok_or_else(|| {
-        rusqlite::Error::InvalidColumnType(0, format!("state {s}"), rusqlite::types::Type::Text)
-    })
+    DeliveryState::parse(s)
+        .ok_or_else(|| rusqlite::Error::InvalidColumnType(0, format!("state {s}"), rusqlite::types::Type::Text))
 }
 
 fn recipients_of(conn: &Connection, tenant: &str, id: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn.prepare_cached(
-        "SELECT recipient FROM deliveries WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY seq",
-    )?;
+    let mut st =
+        conn.prepare_cached("SELECT recipient FROM deliveries WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY seq")?;
     let rows = st.query_map(params![tenant, id], |r| r.get(0))?;
     rows.collect()
 }
@@ -282,30 +271,19 @@ fn to_json(v: &serde_json::Value) -> String {
     v.to_string()
 }
 
-fn accept_one(
-    conn: &Connection,
-    m: &NewMessage,
-    keys: &mut Vec<WakeKey>,
-) -> rusqlite::Result<AcceptOutcome> {
+fn accept_one(conn: &Connection, m: &NewMessage, keys: &mut Vec<WakeKey>) -> rusqlite::Result<AcceptOutcome> {
     if let Some(key) = &m.idempotency_key {
         let mut st = conn.prepare_cached(
             "SELECT id, request_hash, created_at FROM messages WHERE tenant_id = ?1 AND sender = ?2 AND idempotency_key = ?3",
         )?;
-        let found: Option<(String, String, i64)> = st
-            .query_row(params![m.tenant, m.sender, key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let found: Option<(String, String, i64)> =
+            st.query_row(params![m.tenant, m.sender, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
         if let Some((id, hash, created_at)) = found {
             if hash != m.request_hash {
                 return Ok(AcceptOutcome::KeyReused { id });
             }
             let recipients = recipients_of(conn, &m.tenant, &id)?;
-            return Ok(AcceptOutcome::Duplicate {
-                id,
-                recipients,
-                created_at,
-            });
+            return Ok(AcceptOutcome::Duplicate { id, recipients, created_at });
         }
     }
     let mut st = conn.prepare_cached(
@@ -329,25 +307,20 @@ fn accept_one(
         m.expires_at
     ])?;
     let mut st = conn.prepare_cached(
-        "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, created_at, updated_at, expires_at) \
-         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4, ?5)",
+        "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, created_at, updated_at, expires_at, push) \
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4, ?5, ?6)",
     )?;
     for r in &m.recipients {
-        st.execute(params![m.tenant, m.id, r, m.created_at, m.expires_at])?;
+        st.execute(params![m.tenant, m.id, r, m.created_at, m.expires_at, m.push_recipients.contains(r)])?;
         keys.push((m.tenant.clone(), r.clone()));
     }
-    Ok(AcceptOutcome::Accepted {
-        id: m.id.clone(),
-        recipients: m.recipients.clone(),
-        created_at: m.created_at,
-    })
+    Ok(AcceptOutcome::Accepted { id: m.id.clone(), recipients: m.recipients.clone(), created_at: m.created_at })
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(internal))
-            .await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(internal)).await
     }
 
     async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool> {
@@ -379,13 +352,10 @@ impl Store for SqliteStore {
     async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
         let hash = token_hash.to_owned();
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached("SELECT tenant_id, principal FROM tokens WHERE hash = ?1")
-                .map_err(internal)?;
-            let row: Option<(String, String)> = st
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-                .map_err(internal)?;
+            let mut st =
+                c.prepare_cached("SELECT tenant_id, principal FROM tokens WHERE hash = ?1").map_err(internal)?;
+            let row: Option<(String, String)> =
+                st.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(internal)?;
             Ok(row.and_then(|(tenant, p)| {
                 let kind = if p == "admin" {
                     PrincipalKind::Admin
@@ -419,7 +389,10 @@ impl Store for SqliteStore {
             );
             match res {
                 Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    return Err(StoreError::Conflict(format!("an agent named `{}` already exists in this tenant", a.name)));
+                    return Err(StoreError::Conflict(format!(
+                        "an agent named `{}` already exists in this tenant",
+                        a.name
+                    )));
                 }
                 r => r.map_err(internal)?,
             };
@@ -444,13 +417,9 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.read(move |c| {
             let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"
-                ))
+                .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"))
                 .map_err(internal)?;
-            st.query_row(params![tenant, id], agent_from_row)
-                .optional()
-                .map_err(internal)
+            st.query_row(params![tenant, id], agent_from_row).optional().map_err(internal)
         })
         .await
     }
@@ -533,25 +502,16 @@ impl Store for SqliteStore {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.write(move |c, _| {
             let n = c
-                .execute(
-                    "DELETE FROM agents WHERE tenant_id = ?1 AND id = ?2",
-                    params![tenant, id],
-                )
+                .execute("DELETE FROM agents WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
                 .map_err(internal)?;
             if n == 0 {
                 return Ok(false);
             }
             let principal = format!("agent:{id}");
-            c.execute(
-                "DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2",
-                params![tenant, id],
-            )
-            .map_err(internal)?;
-            c.execute(
-                "DELETE FROM tokens WHERE tenant_id = ?1 AND principal = ?2",
-                params![tenant, principal],
-            )
-            .map_err(internal)?;
+            c.execute("DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
+                .map_err(internal)?;
+            c.execute("DELETE FROM tokens WHERE tenant_id = ?1 AND principal = ?2", params![tenant, principal])
+                .map_err(internal)?;
             c.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?3, \
@@ -612,11 +572,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_message(
-        &self,
-        tenant: &str,
-        id: &str,
-    ) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>> {
+    async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.read(move |c| {
             let mut st = c
@@ -702,13 +658,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ack(
-        &self,
-        tenant: &str,
-        recipient: &str,
-        ids: Vec<String>,
-        now: Millis,
-    ) -> Result<Vec<Acked>> {
+    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
         let (tenant, recipient) = (tenant.to_owned(), recipient.to_owned());
         self.write(move |c, _| {
             let mut st = c
@@ -785,9 +735,7 @@ impl Store for SqliteStore {
                      WHERE state IN {OPEN} AND due_at > ?1 AND due_at <= ?2"
                 ))
                 .map_err(internal)?;
-            let rows = st
-                .query_map(params![after, upto], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(internal)?;
+            let rows = st.query_map(params![after, upto], |r| Ok((r.get(0)?, r.get(1)?))).map_err(internal)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
         })
         .await
@@ -812,6 +760,10 @@ impl Store for SqliteStore {
         &self.wake
     }
 
+    fn push(&self) -> Option<&dyn crate::push::PushStore> {
+        Some(self)
+    }
+
     async fn close(&self) {
         self.jobs.lock().expect("jobs lock poisoned").take();
         let handle = self.writer.lock().expect("writer lock poisoned").take();
@@ -820,3 +772,5 @@ impl Store for SqliteStore {
         }
     }
 }
+
+mod push;

@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error       TEXT,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
-    expires_at       INTEGER
+    expires_at       INTEGER,
+    push             INTEGER NOT NULL DEFAULT 0  -- 1: the recipient had a push endpoint at accept
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_message ON deliveries(tenant_id, message_id, recipient);
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(tenant_id, recipient, seq)
@@ -75,3 +76,31 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(due_at)
 CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries(expires_at)
     WHERE state IN ('pending', 'leased', 'delivered') AND expires_at IS NOT NULL;
 PRAGMA user_version = 1;
+-- Push delivery: per-agent webhook secret and endpoint health, and the attempt log.
+CREATE TABLE IF NOT EXISTS agent_push (
+    tenant_id      TEXT NOT NULL,
+    agent_id       TEXT NOT NULL,
+    secret         TEXT NOT NULL,
+    previous       TEXT,
+    previous_until INTEGER,
+    health_error   TEXT,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    retry_schedule TEXT,                  -- JSON array of milliseconds
+    PRIMARY KEY (tenant_id, agent_id)
+);
+CREATE TABLE IF NOT EXISTS push_attempts (
+    id          INTEGER PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    status_code INTEGER,
+    error_kind  TEXT,
+    excerpt     TEXT
+);
+CREATE INDEX IF NOT EXISTS push_attempts_message ON push_attempts(tenant_id, message_id, id);
+CREATE INDEX IF NOT EXISTS deliveries_push_due ON deliveries(due_at)
+    WHERE push = 1 AND state IN ('pending', 'leased', 'delivered');
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(tenant_id, state, seq);

@@ -1,0 +1,157 @@
+//! `/v1/deliveries` and `/v1/dead-letters`: find deliveries, and replay or purge dead ones.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use serde::Deserialize;
+use switchboard_core::api::{
+    DeadLetterList, DeadLetterResult, DeadLetterSelection, DeliveryItem, DeliveryList, DeliveryState, Problem,
+};
+use switchboard_core::time::{now_ms, parse_rfc3339, rfc3339};
+use switchboard_store::PrincipalKind;
+use switchboard_store::push::{DeliveryFilter, DeliveryRow, PushStore};
+
+use super::{Q, parse_json};
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryQuery {
+    /// `pending`, `leased`, `delivered`, `acked`, `dead` or `expired`.
+    state: Option<DeliveryState>,
+    /// Recipient address (`agent:<id>`); agents see only their own.
+    recipient: Option<String>,
+    /// Only messages accepted at or after this RFC 3339 time.
+    since: Option<String>,
+    /// 1 to 1000, default 100.
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn push_store(state: &AppState) -> Result<&dyn PushStore, ApiError> {
+    state.store.push().ok_or_else(|| ApiError::NotFound("this store does not keep delivery listings".into()))
+}
+
+/// Agents act on deliveries to themselves only; the admin on any.
+fn scope(auth: &Auth, recipient: Option<String>) -> Result<Option<String>, ApiError> {
+    match &auth.0.kind {
+        PrincipalKind::Admin => Ok(recipient),
+        PrincipalKind::Agent(id) => {
+            let me = format!("agent:{id}");
+            match recipient {
+                Some(r) if r != me => Err(ApiError::Forbidden("an agent sees only deliveries to itself".into())),
+                _ => Ok(Some(me)),
+            }
+        }
+    }
+}
+
+fn since(s: Option<&str>) -> Result<Option<i64>, ApiError> {
+    s.map(|s| {
+        parse_rfc3339(s).ok_or_else(|| {
+            ApiError::InvalidQuery(format!("`since` must be an RFC 3339 time such as 2026-11-25T10:00:00Z, not `{s}`"))
+        })
+    })
+    .transpose()
+}
+
+fn item(d: DeliveryRow) -> DeliveryItem {
+    DeliveryItem {
+        message_id: d.message_id,
+        from: d.sender,
+        recipient: d.recipient,
+        state: d.state,
+        attempts: d.attempts,
+        created_at: rfc3339(d.created_at),
+        updated_at: rfc3339(d.updated_at),
+        last_error: d.last_error,
+    }
+}
+
+async fn page(state: &AppState, auth: &Auth, q: DeliveryQuery) -> Result<(Vec<DeliveryItem>, Option<String>), ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
+    }
+    let after = match q.cursor.as_deref() {
+        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::InvalidQuery("`cursor` is not a cursor from a previous page".into()))?),
+        None => None,
+    };
+    let filter = DeliveryFilter {
+        state: q.state,
+        recipient: scope(auth, q.recipient)?,
+        message_ids: vec![],
+        since: since(q.since.as_deref())?,
+        after,
+        limit,
+    };
+    let rows = push_store(state)?.list_deliveries(&auth.0.tenant, filter).await?;
+    let next = (rows.len() == limit).then(|| rows.last().map(|(seq, _)| seq.to_string())).flatten();
+    Ok((rows.into_iter().map(|(_, d)| item(d)).collect(), next))
+}
+
+/// Lists deliveries, oldest first, by state, recipient and time.
+#[utoipa::path(get, path = "/v1/deliveries", params(DeliveryQuery), responses((status = 200, body = DeliveryList)))]
+pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<DeliveryQuery>) -> Result<Json<DeliveryList>, ApiError> {
+    let (deliveries, next_cursor) = page(&state, &auth, q).await?;
+    Ok(Json(DeliveryList { deliveries, next_cursor }))
+}
+
+/// Lists dead deliveries (dead letters): attempts exhausted, endpoint gone, or recipient deleted.
+#[utoipa::path(get, path = "/v1/dead-letters", params(DeliveryQuery), responses((status = 200, body = DeadLetterList)))]
+pub async fn dead_letters(State(state): State<AppState>, auth: Auth, Q(mut q): Q<DeliveryQuery>) -> Result<Json<DeadLetterList>, ApiError> {
+    if q.state.is_some_and(|s| s != DeliveryState::Dead) {
+        return Err(ApiError::InvalidQuery("dead letters are always in state `dead`; use /v1/deliveries for others".into()));
+    }
+    q.state = Some(DeliveryState::Dead);
+    let (dead_letters, next_cursor) = page(&state, &auth, q).await?;
+    Ok(Json(DeadLetterList { dead_letters, next_cursor }))
+}
+
+fn selection(auth: &Auth, s: DeadLetterSelection) -> Result<DeliveryFilter, ApiError> {
+    let since = s
+        .since
+        .as_deref()
+        .map(|t| {
+            parse_rfc3339(t).ok_or_else(|| {
+                ApiError::fields(vec![switchboard_core::api::FieldError {
+                    path: "since".into(),
+                    message: "must be an RFC 3339 time such as 2026-11-25T10:00:00Z".into(),
+                }])
+            })
+        })
+        .transpose()?;
+    Ok(DeliveryFilter {
+        state: Some(DeliveryState::Dead),
+        recipient: scope(auth, s.recipient)?,
+        message_ids: s.message_ids,
+        since,
+        after: None,
+        limit: usize::MAX,
+    })
+}
+
+/// Makes dead deliveries pending again, with a fresh attempt count: one, a filter, or all.
+#[utoipa::path(post, path = "/v1/dead-letters:replay", request_body = DeadLetterSelection,
+    responses((status = 200, body = DeadLetterResult), (status = 422, body = Problem)))]
+pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
+    let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
+    let filter = selection(&auth, sel)?;
+    let count = push_store(&state)?.replay_dead(&auth.0.tenant, filter, now_ms()).await?;
+    state.pusher.poke();
+    tracing::info!(count, "dead letters replayed");
+    Ok(Json(DeadLetterResult { count }))
+}
+
+/// Deletes dead deliveries: one, a filter, or all.
+#[utoipa::path(post, path = "/v1/dead-letters:purge", request_body = DeadLetterSelection,
+    responses((status = 200, body = DeadLetterResult), (status = 422, body = Problem)))]
+pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
+    let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
+    let filter = selection(&auth, sel)?;
+    let count = push_store(&state)?.purge_dead(&auth.0.tenant, filter).await?;
+    tracing::info!(count, "dead letters purged");
+    Ok(Json(DeadLetterResult { count }))
+}

@@ -1,0 +1,651 @@
+//! Push delivery: signed webhooks (Standard Webhooks), retries with backoff and full jitter,
+//! per-endpoint concurrency and circuit breaking, dead letters.
+//!
+//! One dispatcher task per node claims due push deliveries from the store (woken by sends to
+//! push agents, and once a tick for retries coming due), and runs each attempt in a task of
+//! its own. A claim holds the delivery for longer than the request timeout, so no other node
+//! sends it inside the claim; if this node dies, the claim runs out and another node takes it
+//! (at-least-once: the receiver sees the same `webhook-id` again).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use switchboard_core::api::Part;
+use switchboard_core::time::{Millis, now_ms, rfc3339};
+use switchboard_store::NewMessage;
+use switchboard_store::push::{AttemptRecord, PushClaim, PushJob, PushOutcome};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::AppState;
+
+/// Prefix of webhook signing secrets, as the Standard Webhooks spec suggests.
+pub const SECRET_PREFIX: &str = "whsec_";
+/// Most of a response body read (for the reply and the attempt log).
+const MAX_RESPONSE: usize = 256 * 1024;
+/// Most of a response body kept in the attempt log.
+const EXCERPT: usize = 512;
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER_MS: i64 = 3_600_000;
+
+/// A new signing secret: `whsec_` + base64 of 32 random bytes.
+pub fn new_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill(&mut key);
+    format!("{SECRET_PREFIX}{}", base64::engine::general_purpose::STANDARD.encode(key))
+}
+
+/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with a `whsec_` secret.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix(SECRET_PREFIX)?).ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Some(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+/// True for addresses a webhook may not reach unless private endpoints are allowed:
+/// loopback, private, link-local (cloud metadata lives there), shared, unspecified.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RefusedAddress(String);
+
+impl std::fmt::Display for RefusedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} resolves only to private addresses, which push may not reach", self.0)
+    }
+}
+
+impl std::error::Error for RefusedAddress {}
+
+/// Resolves endpoint host names and drops private addresses at connect time, so a name that
+/// changes its answer after registration (DNS rebinding) still cannot reach the inside.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || !is_private(a.ip())).collect();
+            if ok.is_empty() {
+                return Err(Box::new(RefusedAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Checks an endpoint URL when an agent is registered or updated: scheme, and (unless
+/// allowed) that it does not resolve to a private address. Returns what is wrong.
+pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    if allow_private {
+        return Ok(());
+    }
+    let host = parsed.host_str().ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(a) => a.collect(),
+            Err(e) => return Err(format!("host `{host}` does not resolve: {e}")),
+        },
+    };
+    if addrs.iter().any(|a| is_private(a.ip())) {
+        return Err(format!(
+            "`{host}` is a loopback, private or link-local address; push may reach it only when the node \
+             allows private endpoints (SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true)"
+        ));
+    }
+    Ok(())
+}
+
+/// The JSON body of a push request.
+#[derive(Debug, Serialize)]
+struct Envelope<'a> {
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_reply_to: Option<&'a str>,
+    parts: &'a serde_json::value::RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a serde_json::value::RawValue>,
+    created_at: String,
+    attempt: u32,
+}
+
+/// A reply in a 2xx response body: the agent answers without a second call.
+#[derive(Debug, Deserialize)]
+struct Reply {
+    parts: Vec<Part>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default)]
+struct Circuit {
+    consecutive_failures: u32,
+    open_until: Option<Millis>,
+    in_flight: usize,
+}
+
+/// The node's push engine: the HTTP client, per-endpoint circuits and concurrency.
+pub struct Pusher {
+    http: reqwest::Client,
+    circuits: Mutex<HashMap<(String, String), Circuit>>,
+    slots: Arc<Semaphore>,
+    wake: Notify,
+}
+
+impl Pusher {
+    pub fn new(config: &crate::Config) -> Pusher {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(config.push_timeout_ms))
+            .connect_timeout(Duration::from_millis(config.push_timeout_ms.min(10_000)))
+            .dns_resolver(Arc::new(GuardedResolver { allow_private: config.allow_private_endpoints }))
+            .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Pusher {
+            http,
+            circuits: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(config.push_concurrency)),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Something became due for a push agent: look now rather than at the next tick.
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The dispatcher: claims due push deliveries and starts their attempts. Runs until shutdown.
+pub async fn dispatcher(state: AppState) {
+    let Some(_) = state.store.push() else {
+        tracing::warn!("this store has no push support: agents with an endpoint are served by pull only");
+        return;
+    };
+    let pusher = state.pusher.clone();
+    let tick = Duration::from_millis(state.config.reaper_interval_ms.max(100));
+    let mut shutdown = state.shutdown.clone();
+    let mut attempts = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = pusher.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+            _ = crate::stopped(&mut shutdown) => break,
+        }
+        while attempts.try_join_next().is_some() {}
+        loop {
+            let room = pusher.slots.available_permits();
+            if room == 0 {
+                break;
+            }
+            let jobs = match claim(&state, room.min(256)).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim push deliveries");
+                    break;
+                }
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                let Ok(permit) = pusher.slots.clone().try_acquire_owned() else {
+                    // Claimed but no slot: give it back for the next round.
+                    if let Some(c) = pusher.circuits.lock().expect("circuits lock poisoned").get_mut(&(job.tenant.clone(), job.agent_id.clone())) {
+                        c.in_flight = c.in_flight.saturating_sub(1);
+                    }
+                    release(&state, &job, now_ms()).await;
+                    continue;
+                };
+                let state = state.clone();
+                attempts.spawn(async move {
+                    attempt(&state, job).await;
+                    drop(permit);
+                    state.pusher.poke();
+                });
+            }
+        }
+    }
+    // Let attempts in flight finish (each is bounded by the request timeout), so their
+    // outcome is recorded rather than left to claim expiry.
+    while attempts.join_next().await.is_some() {}
+}
+
+async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<PushJob>> {
+    let push = state.store.push().expect("dispatcher runs only with push support");
+    let now = now_ms();
+    let per_endpoint = state.config.push_concurrency_per_endpoint;
+    let skip: Vec<(String, String)> = {
+        let circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
+        circuits
+            .iter()
+            .filter(|(_, c)| match c.open_until {
+                // Open: nothing. Half-open (cooldown over): one probe at a time.
+                Some(until) if until > now => true,
+                Some(_) => c.in_flight > 0,
+                None => c.in_flight >= per_endpoint,
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    let jobs = push
+        .claim_push(PushClaim {
+            now,
+            limit,
+            hold_ms: state.config.push_timeout_ms as i64 + 10_000,
+            node: String::new(),
+            skip_agents: skip,
+        })
+        .await?;
+    // A claim may hold several deliveries of one endpoint: keep within its concurrency (one
+    // for a half-open probe) and hand the rest back.
+    let mut kept = Vec::with_capacity(jobs.len());
+    let mut back = Vec::new();
+    {
+        let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
+        for job in jobs {
+            let c = circuits.entry((job.tenant.clone(), job.agent_id.clone())).or_default();
+            let cap = if c.open_until.is_some() { 1 } else { per_endpoint };
+            if c.in_flight < cap {
+                c.in_flight += 1;
+                kept.push(job);
+            } else {
+                back.push(job);
+            }
+        }
+    }
+    for job in back {
+        release(state, &job, now).await;
+    }
+    Ok(kept)
+}
+
+async fn release(state: &AppState, job: &PushJob, due_at: Millis) {
+    if let Some(push) = state.store.push() {
+        let recipient = format!("agent:{}", job.agent_id);
+        if let Err(e) = push.release_push(&job.tenant, &job.message.id, &recipient, due_at).await {
+            tracing::warn!(error = %e, "could not release a push claim; it expires by itself");
+        }
+    }
+}
+
+/// How an attempt ended, before it is turned into an outcome.
+enum Answer {
+    Ok { status: u16, body: Vec<u8> },
+    Gone { status: u16, body: Vec<u8> },
+    Throttled { status: u16, body: Vec<u8>, retry_after_ms: Option<i64> },
+    Failed { kind: &'static str, status: Option<u16>, body: Vec<u8>, error: String },
+}
+
+async fn read_bounded(mut res: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = res.chunk().await {
+        let room = MAX_RESPONSE - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_RESPONSE {
+            break;
+        }
+    }
+    body
+}
+
+fn has_source<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<E>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+async fn send(state: &AppState, job: &PushJob, body: Vec<u8>, attempt: u32) -> Answer {
+    let now = now_ms();
+    let ts = now / 1000;
+    let id = &job.message.id;
+    let mut signatures: Vec<String> = sign(&job.settings.secret, id, ts, &body).into_iter().collect();
+    if let (Some(prev), Some(until)) = (&job.settings.previous, job.settings.previous_until) {
+        if until > now {
+            signatures.extend(sign(prev, id, ts, &body));
+        }
+    }
+    // Literal IP addresses bypass the resolver: check them here.
+    if !state.config.allow_private_endpoints {
+        if let Err(e) = check_literal(&job.endpoint) {
+            return Answer::Failed { kind: "refused_address", status: None, body: vec![], error: e };
+        }
+    }
+    let req = state
+        .pusher
+        .http
+        .post(&job.endpoint)
+        .header("content-type", "application/json")
+        .header("webhook-id", id.as_str())
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signatures.join(" "))
+        .header("switchboard-attempt", attempt.to_string())
+        .body(body);
+    match req.send().await {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let retry_after_ms = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(|s| (s * 1000).clamp(0, MAX_RETRY_AFTER_MS));
+            let body = read_bounded(res).await;
+            match status {
+                200..=299 => Answer::Ok { status, body },
+                410 => Answer::Gone { status, body },
+                429 | 502 | 503 | 504 => Answer::Throttled { status, body, retry_after_ms },
+                300..=399 => Answer::Failed {
+                    kind: "redirect",
+                    status: Some(status),
+                    body,
+                    error: format!("endpoint answered {status}; redirects are not followed"),
+                },
+                _ => Answer::Failed {
+                    kind: "http_status",
+                    status: Some(status),
+                    body,
+                    error: format!("endpoint answered {status}"),
+                },
+            }
+        }
+        Err(e) => {
+            let (kind, error) = if has_source::<RefusedAddress>(&e) {
+                ("refused_address", "the endpoint resolves only to private addresses".to_owned())
+            } else if e.is_timeout() {
+                ("timeout", format!("no answer within {} ms", state.config.push_timeout_ms))
+            } else if e.is_connect() {
+                ("connect", "could not connect to the endpoint".to_owned())
+            } else {
+                ("closed", "the connection closed before a complete answer".to_owned())
+            };
+            Answer::Failed { kind, status: None, body: vec![], error }
+        }
+    }
+}
+
+fn check_literal(endpoint: &str) -> std::result::Result<(), String> {
+    let url = reqwest::Url::parse(endpoint).map_err(|e| e.to_string())?;
+    if let Some(host) = url.host_str() {
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            if is_private(ip) {
+                return Err(format!("{ip} is a private address; push may not reach it"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn excerpt(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT)]).into_owned();
+    Some(text)
+}
+
+/// Full jitter: a uniform delay in (0, step].
+fn jittered(step_ms: u64) -> i64 {
+    if step_ms == 0 {
+        return 0;
+    }
+    rand::rng().random_range(1..=step_ms) as i64
+}
+
+async fn attempt(state: &AppState, job: PushJob) {
+    let key = (job.tenant.clone(), job.agent_id.clone());
+    let n = job.attempts + 1;
+    let m = &job.message;
+    let parts = serde_json::value::RawValue::from_string(m.parts.clone()).ok();
+    let metadata = m.metadata.clone().and_then(|md| serde_json::value::RawValue::from_string(md).ok());
+    let Some(parts) = parts else {
+        tracing::error!(message = %m.id, "stored parts are not JSON; dead-lettering");
+        finish(
+            state,
+            &job,
+            n,
+            0,
+            None,
+            Some("internal"),
+            None,
+            PushOutcome::Dead { error: "stored message is corrupt".into() },
+        )
+        .await;
+        return;
+    };
+    let envelope = Envelope {
+        id: &m.id,
+        from: &m.sender,
+        to: &m.to,
+        conversation_id: m.conversation_id.as_deref(),
+        correlation_id: m.correlation_id.as_deref(),
+        in_reply_to: m.in_reply_to.as_deref(),
+        parts: &parts,
+        metadata: metadata.as_deref(),
+        created_at: rfc3339(m.created_at),
+        attempt: n,
+    };
+    let body = serde_json::to_vec(&envelope).unwrap_or_default();
+    let started = Instant::now();
+    let result = send(state, &job, body, n).await;
+    let took = started.elapsed().as_millis() as i64;
+    let schedule = job.settings.retry_schedule_ms.as_ref().unwrap_or(&state.config.push_retry_schedule_ms);
+    let retry_or_dead = |error: String, wait: Option<i64>| -> PushOutcome {
+        match schedule.get(job.attempts as usize) {
+            Some(step) => PushOutcome::Retry { due_at: now_ms() + wait.unwrap_or_else(|| jittered(*step)), error },
+            None => PushOutcome::Dead { error: format!("{error}; gave up after {n} attempts") },
+        }
+    };
+    let metrics = &state.metrics;
+    let (outcome, status, kind, body) = match result {
+        Answer::Ok { status, body } => {
+            if let Ok(reply) = serde_json::from_slice::<Reply>(&body) {
+                record_reply(state, &job, reply).await;
+            }
+            (PushOutcome::Acked, Some(status), Some("ok"), body)
+        }
+        Answer::Gone { status, body } => {
+            let error = "endpoint answered 410 Gone: push is disabled until the agent's endpoint is updated".to_owned();
+            if let Some(push) = state.store.push() {
+                let _ = push.set_push_health(&job.tenant, &job.agent_id, Some(error.clone()), true).await;
+            }
+            metrics.push_event("endpoint.disabled");
+            tracing::warn!(agent = %job.agent_id, endpoint = %job.endpoint, "endpoint disabled (410 Gone)");
+            (PushOutcome::Dead { error }, Some(status), Some("gone"), body)
+        }
+        Answer::Throttled { status, body, retry_after_ms } => {
+            let error = format!("endpoint answered {status} (throttled)");
+            (retry_or_dead(error, retry_after_ms), Some(status), Some("throttled"), body)
+        }
+        Answer::Failed { kind, status, body, error } => (retry_or_dead(error, None), status, Some(kind), body),
+    };
+    let success = outcome == PushOutcome::Acked;
+    match &outcome {
+        PushOutcome::Acked => {
+            metrics.delivery("acked", 1);
+            metrics.delivery_latency.observe((now_ms() - m.created_at).max(0) as f64 / 1000.0);
+        }
+        PushOutcome::Retry { .. } => metrics.delivery("push_retry", 1),
+        PushOutcome::Dead { .. } => {
+            metrics.delivery("dead", 1);
+            metrics.push_event("delivery.exhausted");
+        }
+    }
+    finish(state, &job, n, took, status, kind, excerpt(&body), outcome).await;
+    update_circuit(state, &key, success, kind).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    state: &AppState,
+    job: &PushJob,
+    n: u32,
+    took: i64,
+    status: Option<u16>,
+    kind: Option<&str>,
+    excerpt: Option<String>,
+    outcome: PushOutcome,
+) {
+    let Some(push) = state.store.push() else { return };
+    let record = AttemptRecord {
+        recipient: format!("agent:{}", job.agent_id),
+        attempt: n,
+        at: now_ms() - took,
+        duration_ms: took,
+        status_code: status,
+        error_kind: kind.map(str::to_owned),
+        excerpt,
+    };
+    if let Err(e) = push.finish_push(&job.tenant, &job.message.id, record, outcome).await {
+        // The claim will run out and the delivery be tried again: at-least-once holds.
+        tracing::warn!(error = %e, message = %job.message.id, "could not record a push attempt");
+    }
+}
+
+async fn update_circuit(state: &AppState, key: &(String, String), success: bool, kind: Option<&str>) {
+    let now = now_ms();
+    enum Change {
+        None,
+        Opened(u32),
+        Recovered,
+    }
+    let change = {
+        let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
+        let c = circuits.entry(key.clone()).or_default();
+        c.in_flight = c.in_flight.saturating_sub(1);
+        if success {
+            let was_failing = c.consecutive_failures > 0;
+            let was_open = c.open_until.is_some();
+            c.consecutive_failures = 0;
+            c.open_until = None;
+            if was_open || was_failing { Change::Recovered } else { Change::None }
+        } else if kind == Some("gone") {
+            Change::None
+        } else {
+            c.consecutive_failures += 1;
+            if c.consecutive_failures == 1 {
+                state.metrics.push_event("delivery.failing");
+            }
+            let reopen = c.open_until.is_some_and(|u| u <= now); // a half-open probe failed
+            if c.consecutive_failures >= state.config.circuit_failures && (c.open_until.is_none() || reopen) {
+                c.open_until = Some(now + state.config.circuit_cooldown_ms as i64);
+                Change::Opened(c.consecutive_failures)
+            } else {
+                Change::None
+            }
+        }
+    };
+    let Some(push) = state.store.push() else { return };
+    match change {
+        Change::None => {}
+        Change::Opened(n) => {
+            state.metrics.push_event("circuit.opened");
+            tracing::warn!(agent = %key.1, failures = n, "endpoint failing: circuit open");
+            let error = format!("{n} consecutive push failures; retrying after a cooldown");
+            let _ = push.set_push_health(&key.0, &key.1, Some(error), false).await;
+        }
+        Change::Recovered => {
+            state.metrics.push_event("delivery.recovered");
+            tracing::info!(agent = %key.1, "endpoint recovered");
+            let _ = push.set_push_health(&key.0, &key.1, None, false).await;
+        }
+    }
+}
+
+/// Stores a reply found in a 2xx answer as a message from the agent to the original sender.
+async fn record_reply(state: &AppState, job: &PushJob, reply: Reply) {
+    if reply.parts.is_empty() {
+        return;
+    }
+    let m = &job.message;
+    let mut recipients = Vec::new();
+    let mut push_recipients = Vec::new();
+    if let Some(id) = m.sender.strip_prefix("agent:") {
+        if let Ok(Some(a)) = state.store.get_agent(&job.tenant, id).await {
+            recipients.push(m.sender.clone());
+            if a.endpoint.is_some() {
+                push_recipients.push(m.sender.clone());
+            }
+        }
+    }
+    let now = now_ms();
+    let Ok(parts) = serde_json::to_string(&reply.parts) else { return };
+    let reply_msg = NewMessage {
+        tenant: job.tenant.clone(),
+        id: switchboard_core::new_id().to_string(),
+        sender: format!("agent:{}", job.agent_id),
+        to: m.sender.clone(),
+        recipients,
+        push_recipients,
+        parts,
+        metadata: reply.metadata.map(|v| v.to_string()),
+        conversation_id: m.conversation_id.clone(),
+        correlation_id: m.correlation_id.clone(),
+        in_reply_to: Some(m.id.clone()),
+        idempotency_key: Some(format!("reply:{}", m.id)),
+        request_hash: format!("reply:{}", m.id),
+        created_at: now,
+        expires_at: None,
+    };
+    match state.store.accept(vec![reply_msg]).await {
+        Ok(_) => {
+            state.metrics.accepted.inc();
+            state.pusher.poke();
+        }
+        Err(e) => tracing::warn!(error = %e, message = %m.id, "could not record a webhook reply"),
+    }
+}

@@ -1,0 +1,128 @@
+//! Storage for push delivery: webhook secrets, endpoint health, the attempt log and dead
+//! letters. A separate trait beside [`Store`](crate::Store) because a backend can serve pull
+//! consumers before it serves push (see `Store::push`).
+
+use async_trait::async_trait;
+use switchboard_core::api::DeliveryState;
+use switchboard_core::time::Millis;
+
+use crate::{MessageRecord, Result};
+
+/// An agent's push settings and health.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PushSettings {
+    /// Current signing secret (`whsec_…`).
+    pub secret: String,
+    /// The secret before the last rotation, still signed with until `previous_until`.
+    pub previous: Option<String>,
+    pub previous_until: Option<Millis>,
+    /// Why the endpoint is failing (circuit open), if it is.
+    pub health_error: Option<String>,
+    /// The endpoint answered 410 Gone: nothing is pushed until the card is updated.
+    pub disabled: bool,
+    /// Per-agent retry schedule, milliseconds between attempts.
+    pub retry_schedule_ms: Option<Vec<u64>>,
+}
+
+/// Take up to `limit` due push deliveries for this node.
+#[derive(Debug, Clone)]
+pub struct PushClaim {
+    pub now: Millis,
+    pub limit: usize,
+    /// How long the claim holds before another node may take the delivery (longer than the
+    /// request timeout).
+    pub hold_ms: i64,
+    pub node: String,
+    /// Agents whose circuit is open on this node: not claimed.
+    pub skip_agents: Vec<(String, String)>,
+}
+
+/// A delivery claimed for a push attempt.
+#[derive(Debug, Clone)]
+pub struct PushJob {
+    pub message: MessageRecord,
+    pub tenant: String,
+    pub agent_id: String,
+    pub endpoint: String,
+    pub settings: PushSettings,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// How one attempt went, as stored in the attempt log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    pub recipient: String,
+    pub attempt: u32,
+    pub at: Millis,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    /// `ok`, `http_status`, `timeout`, `connect`, `closed`, `refused_address`, `circuit_open`, …
+    pub error_kind: Option<String>,
+    /// The first bytes of the response body.
+    pub excerpt: Option<String>,
+}
+
+/// What happens to the delivery after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushOutcome {
+    Acked,
+    Retry { due_at: Millis, error: String },
+    Dead { error: String },
+}
+
+/// A delivery in a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    pub message_id: String,
+    pub sender: String,
+    pub recipient: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub last_error: Option<String>,
+}
+
+/// Which deliveries a listing, replay or purge applies to.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub state: Option<DeliveryState>,
+    pub recipient: Option<String>,
+    pub message_ids: Vec<String>,
+    /// Only deliveries of messages accepted at or after this time.
+    pub since: Option<Millis>,
+    /// Listing: only deliveries with a sequence after this cursor.
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+/// Push delivery storage.
+#[async_trait]
+pub trait PushStore: Send + Sync {
+    /// Creates or replaces an agent's push settings.
+    async fn put_push_settings(&self, tenant: &str, agent_id: &str, s: PushSettings) -> Result<()>;
+    async fn push_settings(&self, tenant: &str, agent_ids: &[String]) -> Result<Vec<(String, PushSettings)>>;
+    /// Claims due deliveries of agents with an enabled endpoint, oldest first.
+    async fn claim_push(&self, claim: PushClaim) -> Result<Vec<PushJob>>;
+    /// Records an attempt and moves the delivery on.
+    async fn finish_push(
+        &self,
+        tenant: &str,
+        message_id: &str,
+        attempt: AttemptRecord,
+        outcome: PushOutcome,
+    ) -> Result<()>;
+    /// Gives a claimed delivery back untried (its endpoint's circuit is open).
+    async fn release_push(&self, tenant: &str, message_id: &str, recipient: &str, due_at: Millis) -> Result<()>;
+    /// Sets or clears an agent's health error and disabled flag.
+    async fn set_push_health(&self, tenant: &str, agent_id: &str, error: Option<String>, disabled: bool) -> Result<()>;
+    /// The attempt log of a message, oldest first.
+    async fn attempts(&self, tenant: &str, message_id: &str) -> Result<Vec<AttemptRecord>>;
+    /// Deliveries matching the filter, in sequence order, with their sequence (the cursor).
+    async fn list_deliveries(&self, tenant: &str, filter: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>>;
+    /// Dead deliveries matching the filter become pending again (attempts start over).
+    async fn replay_dead(&self, tenant: &str, filter: DeliveryFilter, now: Millis) -> Result<u64>;
+    /// Deletes dead deliveries matching the filter.
+    async fn purge_dead(&self, tenant: &str, filter: DeliveryFilter) -> Result<u64>;
+}

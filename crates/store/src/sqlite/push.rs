@@ -1,0 +1,314 @@
+//! The SQLite side of push delivery.
+
+use async_trait::async_trait;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use switchboard_core::api::DeliveryState;
+use switchboard_core::time::Millis;
+
+use super::{MESSAGE_COLS, OPEN, SqliteStore, internal, message_from_row, state_of};
+use crate::push::{
+    AttemptRecord, DeliveryFilter, DeliveryRow, PushClaim, PushJob, PushOutcome, PushSettings, PushStore,
+};
+use crate::{Result, StoreError};
+
+fn settings_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PushSettings> {
+    let schedule: Option<String> = r.get(at + 5)?;
+    let disabled: i64 = r.get(at + 4)?;
+    Ok(PushSettings {
+        secret: r.get(at)?,
+        previous: r.get(at + 1)?,
+        previous_until: r.get(at + 2)?,
+        health_error: r.get(at + 3)?,
+        disabled: disabled != 0,
+        retry_schedule_ms: schedule.and_then(|s| serde_json::from_str(&s).ok()),
+    })
+}
+
+const SETTINGS_COLS: &str = "p.secret, p.previous, p.previous_until, p.health_error, p.disabled, p.retry_schedule";
+
+/// Appends the filter's conditions on `d` (deliveries) and `m` (messages) to `sql`.
+fn filter_sql(f: &DeliveryFilter, sql: &mut String, args: &mut Vec<SqlValue>) {
+    if let Some(s) = f.state {
+        sql.push_str(" AND d.state = ?");
+        args.push(SqlValue::Text(s.as_str().into()));
+    }
+    if let Some(r) = &f.recipient {
+        sql.push_str(" AND d.recipient = ?");
+        args.push(SqlValue::Text(r.clone()));
+    }
+    if !f.message_ids.is_empty() {
+        sql.push_str(" AND d.message_id IN (");
+        sql.push_str(&vec!["?"; f.message_ids.len()].join(", "));
+        sql.push(')');
+        args.extend(f.message_ids.iter().map(|id| SqlValue::Text(id.clone())));
+    }
+    if let Some(since) = f.since {
+        sql.push_str(" AND d.created_at >= ?");
+        args.push(SqlValue::Integer(since));
+    }
+    if let Some(after) = f.after {
+        sql.push_str(" AND d.seq > ?");
+        args.push(SqlValue::Integer(after));
+    }
+}
+
+#[async_trait]
+impl PushStore for SqliteStore {
+    async fn put_push_settings(&self, tenant: &str, agent_id: &str, s: PushSettings) -> Result<()> {
+        let (tenant, agent_id) = (tenant.to_owned(), agent_id.to_owned());
+        self.write(move |c, _| {
+            let schedule = s.retry_schedule_ms.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+            c.execute(
+                "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, disabled, retry_schedule) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = ?3, previous = ?4, previous_until = ?5, \
+                 health_error = ?6, disabled = ?7, retry_schedule = ?8",
+                params![tenant, agent_id, s.secret, s.previous, s.previous_until, s.health_error, s.disabled, schedule],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn push_settings(&self, tenant: &str, agent_ids: &[String]) -> Result<Vec<(String, PushSettings)>> {
+        let tenant = tenant.to_owned();
+        let ids = agent_ids.to_vec();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT p.agent_id, {SETTINGS_COLS} FROM agent_push p WHERE p.tenant_id = ?1 AND p.agent_id = ?2"
+                ))
+                .map_err(internal)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let row = st
+                    .query_row(params![tenant, id], |r| Ok((r.get::<_, String>(0)?, settings_from_row(r, 1)?)))
+                    .optional()
+                    .map_err(internal)?;
+                out.extend(row);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim_push(&self, claim: PushClaim) -> Result<Vec<PushJob>> {
+        self.write(move |c, _| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT d.seq, d.tenant_id, d.message_id, d.attempts, a.id, a.endpoint, {SETTINGS_COLS} \
+                     FROM deliveries d \
+                     JOIN agents a ON a.tenant_id = d.tenant_id AND d.recipient = 'agent:' || a.id \
+                     JOIN agent_push p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id \
+                     WHERE d.push = 1 AND d.state IN {OPEN} AND d.due_at <= ?1 \
+                     AND a.endpoint IS NOT NULL AND p.disabled = 0 \
+                     ORDER BY d.due_at LIMIT ?2"
+                ))
+                .map_err(internal)?;
+            // Over-fetch so agents skipped for an open circuit do not starve the rest.
+            let rows: Vec<(i64, String, String, u32, String, String, PushSettings)> = st
+                .query_map(params![claim.now, (claim.limit + claim.skip_agents.len() * 8) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, settings_from_row(r, 6)?))
+                })
+                .map_err(internal)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(internal)?;
+            let hold = claim.now + claim.hold_ms;
+            let mut out = Vec::new();
+            for (seq, tenant, message_id, attempts, agent_id, endpoint, settings) in rows {
+                if out.len() >= claim.limit {
+                    break;
+                }
+                if claim.skip_agents.iter().any(|(t, a)| *t == tenant && *a == agent_id) {
+                    continue;
+                }
+                c.prepare_cached(
+                    "UPDATE deliveries SET state = 'leased', due_at = ?2, lease_expires_at = ?2, updated_at = ?3 WHERE seq = ?1",
+                )
+                .and_then(|mut s| s.execute(params![seq, hold, claim.now]))
+                .map_err(internal)?;
+                let message = c
+                    .prepare_cached(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ?1 AND id = ?2"))
+                    .and_then(|mut s| s.query_row(params![tenant, message_id], message_from_row))
+                    .map_err(internal)?;
+                out.push(PushJob { message, tenant, agent_id, endpoint, settings, attempts });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn finish_push(&self, tenant: &str, message_id: &str, a: AttemptRecord, outcome: PushOutcome) -> Result<()> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.write(move |c, _| {
+            c.prepare_cached(
+                "INSERT INTO push_attempts (tenant_id, message_id, recipient, attempt, at, duration_ms, status_code, error_kind, excerpt) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant, message_id, a.recipient, a.attempt, a.at, a.duration_ms, a.status_code, a.error_kind, a.excerpt
+                ])
+            })
+            .map_err(internal)?;
+            let now = a.at + a.duration_ms;
+            let (sql, due, error): (&str, Option<Millis>, Option<String>) = match outcome {
+                PushOutcome::Acked => (
+                    "UPDATE deliveries SET state = 'acked', attempts = ?4, due_at = NULL, lease_expires_at = NULL, \
+                     delivered_at = coalesce(delivered_at, ?5), acked_at = ?5, updated_at = ?5, last_error = ?7 \
+                     WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 AND (?6 IS NULL OR 1)",
+                    None,
+                    None,
+                ),
+                PushOutcome::Retry { due_at, error } => (
+                    "UPDATE deliveries SET state = 'pending', attempts = ?4, due_at = ?6, lease_expires_at = NULL, \
+                     updated_at = ?5, last_error = ?7 WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3",
+                    Some(due_at),
+                    Some(error),
+                ),
+                PushOutcome::Dead { error } => (
+                    "UPDATE deliveries SET state = 'dead', attempts = ?4, due_at = NULL, lease_expires_at = NULL, \
+                     updated_at = ?5, last_error = ?7 WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 \
+                     AND (?6 IS NULL OR 1)",
+                    None,
+                    Some(error),
+                ),
+            };
+            c.prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![tenant, message_id, a.recipient, a.attempt, now, due, error]))
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_push(&self, tenant: &str, message_id: &str, recipient: &str, due_at: Millis) -> Result<()> {
+        let (tenant, message_id, recipient) = (tenant.to_owned(), message_id.to_owned(), recipient.to_owned());
+        self.write(move |c, _| {
+            c.execute(
+                "UPDATE deliveries SET state = 'pending', due_at = ?4, lease_expires_at = NULL \
+                 WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 AND state = 'leased'",
+                params![tenant, message_id, recipient, due_at],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_push_health(&self, tenant: &str, agent_id: &str, error: Option<String>, disabled: bool) -> Result<()> {
+        let (tenant, agent_id) = (tenant.to_owned(), agent_id.to_owned());
+        self.write(move |c, _| {
+            c.execute(
+                "UPDATE agent_push SET health_error = ?3, disabled = ?4 WHERE tenant_id = ?1 AND agent_id = ?2",
+                params![tenant, agent_id, error, disabled],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn attempts(&self, tenant: &str, message_id: &str) -> Result<Vec<AttemptRecord>> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT recipient, attempt, at, duration_ms, status_code, error_kind, excerpt FROM push_attempts \
+                     WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY id",
+                )
+                .map_err(internal)?;
+            let rows = st
+                .query_map(params![tenant, message_id], |r| {
+                    Ok(AttemptRecord {
+                        recipient: r.get(0)?,
+                        attempt: r.get(1)?,
+                        at: r.get(2)?,
+                        duration_ms: r.get(3)?,
+                        status_code: r.get(4)?,
+                        error_kind: r.get(5)?,
+                        excerpt: r.get(6)?,
+                    })
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn list_deliveries(&self, tenant: &str, f: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut sql = String::from(
+                "SELECT d.seq, d.message_id, m.sender, d.recipient, d.state, d.attempts, d.created_at, d.updated_at, d.last_error \
+                 FROM deliveries d JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
+                 WHERE d.tenant_id = ?",
+            );
+            let mut args = vec![SqlValue::Text(tenant)];
+            filter_sql(&f, &mut sql, &mut args);
+            sql.push_str(" ORDER BY d.seq LIMIT ?");
+            args.push(SqlValue::Integer(f.limit.max(1) as i64));
+            let mut st = c.prepare(&sql).map_err(internal)?;
+            let rows = st
+                .query_map(params_from_iter(args), |r| {
+                    let state: String = r.get(4)?;
+                    Ok((
+                        r.get(0)?,
+                        DeliveryRow {
+                            message_id: r.get(1)?,
+                            sender: r.get(2)?,
+                            recipient: r.get(3)?,
+                            state: state_of(&state)?,
+                            attempts: r.get(5)?,
+                            created_at: r.get(6)?,
+                            updated_at: r.get(7)?,
+                            last_error: r.get(8)?,
+                        },
+                    ))
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
+        let tenant = tenant.to_owned();
+        f.state = Some(DeliveryState::Dead);
+        self.write(move |c, keys| {
+            let mut sql = String::from(
+                "UPDATE deliveries AS d SET state = 'pending', attempts = 0, due_at = ?, lease_expires_at = NULL, \
+                 updated_at = ?, last_error = NULL WHERE d.tenant_id = ?",
+            );
+            let mut args = vec![SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(tenant.clone())];
+            filter_sql(&f, &mut sql, &mut args);
+            sql.push_str(" RETURNING recipient");
+            let mut st = c.prepare(&sql).map_err(internal)?;
+            let recipients: Vec<String> = st
+                .query_map(params_from_iter(args), |r| r.get(0))
+                .map_err(internal)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(internal)?;
+            let n = recipients.len() as u64;
+            keys.extend(recipients.into_iter().map(|r| (tenant.clone(), r)));
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
+        let tenant = tenant.to_owned();
+        f.state = Some(DeliveryState::Dead);
+        self.write(move |c, _| {
+            let mut sql = String::from("DELETE FROM deliveries AS d WHERE d.tenant_id = ?");
+            let mut args = vec![SqlValue::Text(tenant)];
+            filter_sql(&f, &mut sql, &mut args);
+            let n = c.execute(&sql, params_from_iter(args)).map_err(internal)?;
+            Ok(n as u64)
+        })
+        .await
+        .map_err(|e: StoreError| e)
+    }
+}
