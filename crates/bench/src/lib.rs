@@ -15,6 +15,8 @@ use switchboard_client::{Client, ClientError};
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
+mod push;
+
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -24,6 +26,9 @@ pub enum Workload {
     Throughput,
     /// Open loop at a fixed rate: latency percentiles without coordinated omission.
     Latency,
+    /// Push to a local webhook receiver that this tool runs (optionally failing a share of
+    /// requests): deliveries/s, send-to-receipt latency, retries, losses.
+    Push,
 }
 
 impl std::str::FromStr for Workload {
@@ -33,7 +38,8 @@ impl std::str::FromStr for Workload {
             "burst" => Ok(Workload::Burst),
             "throughput" => Ok(Workload::Throughput),
             "latency" => Ok(Workload::Latency),
-            other => Err(format!("unknown workload `{other}`; use burst, throughput or latency")),
+            "push" => Ok(Workload::Push),
+            other => Err(format!("unknown workload `{other}`; use burst, throughput, latency or push")),
         }
     }
 }
@@ -54,6 +60,8 @@ pub struct BenchConfig {
     pub concurrency: usize,
     /// Messages per second in all (open loop; `latency` only).
     pub rate: u64,
+    /// Share of push requests the receiver fails with 500 (`push` only).
+    pub fail_ratio: f64,
 }
 
 impl BenchConfig {
@@ -68,6 +76,7 @@ impl BenchConfig {
                 consumers: 10,
                 concurrency: 100,
                 rate: 0,
+                fail_ratio: 0.0,
             },
             Workload::Throughput => BenchConfig {
                 workload,
@@ -77,6 +86,7 @@ impl BenchConfig {
                 consumers: 4,
                 concurrency: 16,
                 rate: 0,
+                fail_ratio: 0.0,
             },
             Workload::Latency => BenchConfig {
                 workload,
@@ -86,6 +96,17 @@ impl BenchConfig {
                 consumers: 1,
                 concurrency: 1,
                 rate: 1000,
+                fail_ratio: 0.0,
+            },
+            Workload::Push => BenchConfig {
+                workload,
+                messages: 5000,
+                size: 1024,
+                producers: 4,
+                consumers: 1,
+                concurrency: 8,
+                rate: 0,
+                fail_ratio: 0.0,
             },
         }
     }
@@ -114,6 +135,12 @@ pub struct Report {
     pub send_errors: u64,
     /// Messages received more than once (redeliveries).
     pub duplicates: u64,
+    /// Push only: requests that the receiver failed on purpose, hence retried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
+    /// Push only: accepted messages never acknowledged by the end of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
 }
 
 /// Why a run could not complete.
@@ -136,6 +163,9 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 /// Runs a workload against the hub `admin` points at; `progress` is called about once a
 /// second with (sent, received).
 pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usize)) -> Result<Report, BenchError> {
+    if cfg.workload == Workload::Push {
+        return push::run(admin, cfg, progress).await;
+    }
     let run_id = format!(
         "{:x}",
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
@@ -307,5 +337,7 @@ pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usi
         send_p99_ms: ms(&sl, 0.99),
         send_errors: errors.load(Ordering::Relaxed),
         duplicates: duplicates.load(Ordering::Relaxed),
+        retries: None,
+        lost: None,
     })
 }

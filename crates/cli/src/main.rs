@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use switchboard_client::{Client, ClientError, InboxOptions};
 use switchboard_client::DeliveryQuery;
+use switchboard_client::{Client, ClientError, InboxOptions};
 use switchboard_core::api::{
     AgentStatus, Capability, DeadLetterSelection, DeliveryItem, DeliveryState, Part, RegisterAgent, SendMessage,
 };
@@ -118,6 +118,9 @@ struct ServeArgs {
     /// Let push endpoints be on loopback, private or link-local addresses (tests, local dev).
     #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS")]
     allow_private_endpoints: Option<bool>,
+    /// Push requests in flight per endpoint (default 4).
+    #[arg(long, env = "SWITCHBOARD_PUSH_CONCURRENCY_PER_ENDPOINT")]
+    push_concurrency_per_endpoint: Option<usize>,
     /// Push request timeout, ms (default 15000).
     #[arg(long, env = "SWITCHBOARD_PUSH_TIMEOUT_MS")]
     push_timeout_ms: Option<u64>,
@@ -226,7 +229,8 @@ impl DeadSel {
 }
 
 fn parse_state(s: &str) -> Result<DeliveryState> {
-    DeliveryState::parse(s).with_context(|| format!("--state {s}: use pending, leased, delivered, acked, dead or expired"))
+    DeliveryState::parse(s)
+        .with_context(|| format!("--state {s}: use pending, leased, delivered, acked, dead or expired"))
 }
 
 fn delivery_rows(items: &[DeliveryItem]) -> Vec<Vec<String>> {
@@ -296,6 +300,9 @@ struct BenchArgs {
     /// Messages per second (latency workload).
     #[arg(long)]
     rate: Option<u64>,
+    /// Share of push requests the bench receiver fails (push workload), e.g. 0.1.
+    #[arg(long)]
+    fail_ratio: Option<f64>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -380,6 +387,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         max_attempts: a.max_attempts,
         max_in_flight: a.max_in_flight,
         push_timeout_ms: a.push_timeout_ms,
+        push_concurrency_per_endpoint: a.push_concurrency_per_endpoint,
         push_retry_schedule_ms: a.push_retry_schedule_ms,
         allow_private_endpoints: a.allow_private_endpoints,
         ..Settings::default()
@@ -697,6 +705,7 @@ async fn bench(a: BenchArgs) -> Result<()> {
     cfg.consumers = a.consumers.unwrap_or(cfg.consumers).max(1);
     cfg.concurrency = a.concurrency.unwrap_or(cfg.concurrency).max(1);
     cfg.rate = a.rate.unwrap_or(cfg.rate);
+    cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
     let total = cfg.messages;
     let r = switchboard_bench::run(&client(&a.conn), &cfg, |sent, got| {
         eprint!("\r  sent {sent}/{total}  received {got}/{total}   ");
@@ -721,6 +730,10 @@ async fn bench(a: BenchArgs) -> Result<()> {
         vec!["send (202) p50/p99".into(), format!("{} / {} ms", f(r.send_p50_ms), f(r.send_p99_ms))],
         vec!["send errors / duplicates".into(), format!("{} / {}", r.send_errors, r.duplicates)],
     ];
+    let mut rows = rows;
+    if let (Some(retries), Some(lost)) = (r.retries, r.lost) {
+        rows.push(vec!["push retries / lost".into(), format!("{retries} / {lost}")]);
+    }
     print!("{}", table::render(&["FIGURE", "VALUE"], rows));
     Ok(())
 }

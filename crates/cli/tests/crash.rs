@@ -27,6 +27,8 @@ async fn start(dir: &std::path::Path) -> (Child, Client) {
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+        .env("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")
+        .env("SWITCHBOARD_PUSH_TIMEOUT_MS", "1000")
         .env_remove("SWITCHBOARD_DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -112,6 +114,93 @@ async fn sigkill_under_load_loses_no_accepted_message() {
         refused_after_kill
     );
     assert!(missing.is_empty(), "{} accepted messages were lost, e.g. {:?}", missing.len(), missing.first());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Starts a webhook receiver on loopback that takes a little while to answer (so pushes are
+/// in flight when the hub dies) and records every `webhook-id` it acknowledges.
+async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    use axum::http::HeaderMap;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap| {
+            let s = s.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                s.lock().unwrap().push(id);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_pushes_in_flight_loses_no_accepted_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = receiver().await;
+    let (mut child, mut admin) = start(dir.path()).await;
+    let card = RegisterAgent {
+        name: "hook".into(),
+        endpoint: Some(url),
+        retry_schedule_ms: Some(vec![100; 20]),
+        ..Default::default()
+    };
+    let hook = admin.register_agent(&card).await.unwrap();
+    let to = format!("agent:{}", hook.agent.id);
+    let mut accepted = Vec::new();
+    for round in 0..ROUNDS {
+        let target = (round + 1) * 200;
+        let mut in_flight = tokio::task::JoinSet::new();
+        // Send until the target is reached, then kill the hub while pushes are going out.
+        while accepted.len() < target {
+            for i in 0..SENDERS {
+                let (admin, to) = (admin.clone(), to.clone());
+                in_flight.spawn(async move { admin.send(&SendMessage::text(&to, format!("r{round} {i}"))).await });
+            }
+            while let Some(r) = in_flight.join_next().await {
+                if let Ok(Ok(a)) = r {
+                    accepted.push(a.id);
+                }
+            }
+        }
+        let pushed_before_kill = seen.lock().unwrap().len();
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        println!(
+            "round {round}: {} accepted so far, {pushed_before_kill} pushes received before the kill",
+            accepted.len()
+        );
+        (child, admin) = start(dir.path()).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got: HashSet<String> = seen.lock().unwrap().iter().cloned().collect();
+        let missing = accepted.iter().filter(|id| !got.contains(*id)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} accepted messages never pushed",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = seen.lock().unwrap().len();
+    println!(
+        "push crash test: {ROUNDS} SIGKILLs, {} accepted, all pushed; {} requests in all ({} duplicates, same webhook-id)",
+        accepted.len(),
+        total,
+        total - accepted.len()
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

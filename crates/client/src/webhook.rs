@@ -32,7 +32,14 @@ pub enum VerifyError {
 /// Checks the `webhook-signature` header (space-separated `v1,<base64>` entries; any one
 /// matching is enough, which is how rotation works) against `id.timestamp.body`, in constant
 /// time, and that the timestamp is within [`TOLERANCE_SECS`] of `now_secs`.
-pub fn verify(secret: &str, id: &str, timestamp: &str, signatures: &str, body: &[u8], now_secs: i64) -> Result<(), VerifyError> {
+pub fn verify(
+    secret: &str,
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), VerifyError> {
     let key = secret.strip_prefix("whsec_").unwrap_or(secret);
     let key = base64::engine::general_purpose::STANDARD.decode(key).map_err(|_| VerifyError::BadSecret)?;
     let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;

@@ -58,7 +58,10 @@ async fn failures_retry_on_the_schedule_then_go_dead_and_replay_delivers() {
     assert!(dead.dead_letters[0].last_error.as_deref().unwrap().contains("500"));
 
     rx.set(|_| Plan::Status(200));
-    let r = admin.replay_dead_letters(&DeadLetterSelection { message_ids: vec![sent.id.clone()], ..Default::default() }).await.unwrap();
+    let r = admin
+        .replay_dead_letters(&DeadLetterSelection { message_ids: vec![sent.id.clone()], ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(r.count, 1);
     state_of(&admin, &sent.id, DeliveryState::Acked, 10).await;
     assert!(admin.dead_letters(&DeliveryQuery::default()).await.unwrap().dead_letters.is_empty());
@@ -219,7 +222,8 @@ async fn rotation_signs_with_both_secrets() {
 #[tokio::test]
 async fn private_endpoints_are_refused_unless_allowed() {
     let hub = TestHub::start_with(|c| c.allow_private_endpoints = false).await;
-    for endpoint in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://localhost/x", "http://[::1]/x"] {
+    for endpoint in ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest", "http://localhost/x", "http://[::1]/x"]
+    {
         let req = switchboard_core::api::RegisterAgent {
             name: "sneaky".into(),
             endpoint: Some(endpoint.into()),
@@ -287,7 +291,10 @@ async fn the_readme_python_receiver_verifies_pushes() {
     let forged = http
         .post(&url)
         .header("webhook-id", "msg_x")
-        .header("webhook-timestamp", (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string())
+        .header(
+            "webhook-timestamp",
+            (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string(),
+        )
         .header("webhook-signature", "v1,AAAA")
         .body("{}")
         .send()

@@ -33,8 +33,11 @@ pub struct PushClaim {
     /// request timeout).
     pub hold_ms: i64,
     pub node: String,
-    /// Agents whose circuit is open on this node: not claimed.
-    pub skip_agents: Vec<(String, String)>,
+    /// Most deliveries claimed per agent (its endpoint's concurrency limit).
+    pub per_agent: usize,
+    /// (tenant, agent, room) for agents with attempts in flight or an open circuit on this
+    /// node: at most `room` more are claimed for them (0: none).
+    pub agent_room: Vec<(String, String, usize)>,
 }
 
 /// A delivery claimed for a push attempt.

@@ -70,13 +70,20 @@ fn item(d: DeliveryRow) -> DeliveryItem {
     }
 }
 
-async fn page(state: &AppState, auth: &Auth, q: DeliveryQuery) -> Result<(Vec<DeliveryItem>, Option<String>), ApiError> {
+async fn page(
+    state: &AppState,
+    auth: &Auth,
+    q: DeliveryQuery,
+) -> Result<(Vec<DeliveryItem>, Option<String>), ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
     }
     let after = match q.cursor.as_deref() {
-        Some(c) => Some(c.parse::<i64>().map_err(|_| ApiError::InvalidQuery("`cursor` is not a cursor from a previous page".into()))?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::InvalidQuery("`cursor` is not a cursor from a previous page".into()))?,
+        ),
         None => None,
     };
     let filter = DeliveryFilter {
@@ -94,16 +101,26 @@ async fn page(state: &AppState, auth: &Auth, q: DeliveryQuery) -> Result<(Vec<De
 
 /// Lists deliveries, oldest first, by state, recipient and time.
 #[utoipa::path(get, path = "/v1/deliveries", params(DeliveryQuery), responses((status = 200, body = DeliveryList)))]
-pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<DeliveryQuery>) -> Result<Json<DeliveryList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Q(q): Q<DeliveryQuery>,
+) -> Result<Json<DeliveryList>, ApiError> {
     let (deliveries, next_cursor) = page(&state, &auth, q).await?;
     Ok(Json(DeliveryList { deliveries, next_cursor }))
 }
 
 /// Lists dead deliveries (dead letters): attempts exhausted, endpoint gone, or recipient deleted.
 #[utoipa::path(get, path = "/v1/dead-letters", params(DeliveryQuery), responses((status = 200, body = DeadLetterList)))]
-pub async fn dead_letters(State(state): State<AppState>, auth: Auth, Q(mut q): Q<DeliveryQuery>) -> Result<Json<DeadLetterList>, ApiError> {
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    auth: Auth,
+    Q(mut q): Q<DeliveryQuery>,
+) -> Result<Json<DeadLetterList>, ApiError> {
     if q.state.is_some_and(|s| s != DeliveryState::Dead) {
-        return Err(ApiError::InvalidQuery("dead letters are always in state `dead`; use /v1/deliveries for others".into()));
+        return Err(ApiError::InvalidQuery(
+            "dead letters are always in state `dead`; use /v1/deliveries for others".into(),
+        ));
     }
     q.state = Some(DeliveryState::Dead);
     let (dead_letters, next_cursor) = page(&state, &auth, q).await?;

@@ -240,7 +240,12 @@ pub async fn dispatcher(state: AppState) {
             for job in jobs {
                 let Ok(permit) = pusher.slots.clone().try_acquire_owned() else {
                     // Claimed but no slot: give it back for the next round.
-                    if let Some(c) = pusher.circuits.lock().expect("circuits lock poisoned").get_mut(&(job.tenant.clone(), job.agent_id.clone())) {
+                    if let Some(c) = pusher
+                        .circuits
+                        .lock()
+                        .expect("circuits lock poisoned")
+                        .get_mut(&(job.tenant.clone(), job.agent_id.clone()))
+                    {
                         c.in_flight = c.in_flight.saturating_sub(1);
                     }
                     release(&state, &job, now_ms()).await;
@@ -264,26 +269,29 @@ async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<
     let push = state.store.push().expect("dispatcher runs only with push support");
     let now = now_ms();
     let per_endpoint = state.config.push_concurrency_per_endpoint;
-    let skip: Vec<(String, String)> = {
+    let agent_room: Vec<(String, String, usize)> = {
         let circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
         circuits
             .iter()
-            .filter(|(_, c)| match c.open_until {
-                // Open: nothing. Half-open (cooldown over): one probe at a time.
-                Some(until) if until > now => true,
-                Some(_) => c.in_flight > 0,
-                None => c.in_flight >= per_endpoint,
+            .filter_map(|((t, a), c)| {
+                let room = match c.open_until {
+                    // Open: nothing. Half-open (cooldown over): one probe at a time.
+                    Some(until) if until > now => 0,
+                    Some(_) => 1usize.saturating_sub(c.in_flight),
+                    None => per_endpoint.saturating_sub(c.in_flight),
+                };
+                (room < per_endpoint).then(|| (t.clone(), a.clone(), room))
             })
-            .map(|(k, _)| k.clone())
             .collect()
     };
     let jobs = push
         .claim_push(PushClaim {
             now,
             limit,
-            hold_ms: state.config.push_timeout_ms as i64 + 10_000,
+            hold_ms: state.config.push_timeout_ms as i64 + 2_000,
             node: String::new(),
-            skip_agents: skip,
+            per_agent: per_endpoint,
+            agent_room,
         })
         .await?;
     // A claim may hold several deliveries of one endpoint: keep within its concurrency (one

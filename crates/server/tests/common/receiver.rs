@@ -60,7 +60,8 @@ impl Receiver {
                             (status, vec![], String::new())
                         }
                     };
-                    let mut head = format!("HTTP/1.1 {status} X\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+                    let mut head =
+                        format!("HTTP/1.1 {status} X\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
                     if !body.is_empty() {
                         head.push_str("content-type: application/json\r\n");
                     }
@@ -112,7 +113,9 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
     let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
     let header = |name: &str| {
         head.lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned()))
+            .find_map(|l| {
+                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+            })
             .unwrap_or_default()
     };
     let len: usize = header("content-length").parse().unwrap_or(0);

@@ -109,7 +109,7 @@ impl PushStore for SqliteStore {
                 .map_err(internal)?;
             // Over-fetch so agents skipped for an open circuit do not starve the rest.
             let rows: Vec<(i64, String, String, u32, String, String, PushSettings)> = st
-                .query_map(params![claim.now, (claim.limit + claim.skip_agents.len() * 8) as i64], |r| {
+                .query_map(params![claim.now, (claim.limit * 4 + claim.agent_room.len() * 8) as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, settings_from_row(r, 6)?))
                 })
                 .map_err(internal)?
@@ -117,13 +117,21 @@ impl PushStore for SqliteStore {
                 .map_err(internal)?;
             let hold = claim.now + claim.hold_ms;
             let mut out = Vec::new();
+            let mut taken: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
             for (seq, tenant, message_id, attempts, agent_id, endpoint, settings) in rows {
                 if out.len() >= claim.limit {
                     break;
                 }
-                if claim.skip_agents.iter().any(|(t, a)| *t == tenant && *a == agent_id) {
+                let room = claim
+                    .agent_room
+                    .iter()
+                    .find(|(t, a, _)| *t == tenant && *a == agent_id)
+                    .map_or(claim.per_agent, |(_, _, r)| *r);
+                let n = taken.entry((tenant.clone(), agent_id.clone())).or_default();
+                if *n >= room {
                     continue;
                 }
+                *n += 1;
                 c.prepare_cached(
                     "UPDATE deliveries SET state = 'leased', due_at = ?2, lease_expires_at = ?2, updated_at = ?3 WHERE seq = ?1",
                 )
