@@ -642,6 +642,24 @@ async fn run_client(cmd: Command) -> Result<()> {
                 })
                 .collect();
             print!("{}", table::render(&["RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "ERROR"], rows));
+            if !s.push_attempts.is_empty() {
+                println!();
+                let rows = s
+                    .push_attempts
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.attempt.to_string(),
+                            a.at.clone(),
+                            format!("{} ms", a.duration_ms),
+                            a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                            a.error_kind.clone().unwrap_or_default(),
+                            a.response_excerpt.clone().unwrap_or_default().chars().take(60).collect(),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table::render(&["PUSH", "AT", "TOOK", "STATUS", "KIND", "RESPONSE"], rows));
+            }
         }
         Command::Inbox(a) => {
             let c = client(&a.conn);
