@@ -62,6 +62,8 @@ pub struct BenchConfig {
     pub rate: u64,
     /// Share of push requests the receiver fails with 500 (`push` only).
     pub fail_ratio: f64,
+    /// Messages per send request in closed loop (1: `POST /v1/messages`; more: `:batch`).
+    pub batch: usize,
 }
 
 impl BenchConfig {
@@ -77,6 +79,7 @@ impl BenchConfig {
                 concurrency: 100,
                 rate: 0,
                 fail_ratio: 0.0,
+                batch: 1,
             },
             Workload::Throughput => BenchConfig {
                 workload,
@@ -87,6 +90,7 @@ impl BenchConfig {
                 concurrency: 16,
                 rate: 0,
                 fail_ratio: 0.0,
+                batch: 1,
             },
             Workload::Latency => BenchConfig {
                 workload,
@@ -97,6 +101,7 @@ impl BenchConfig {
                 concurrency: 1,
                 rate: 1000,
                 fail_ratio: 0.0,
+                batch: 1,
             },
             Workload::Push => BenchConfig {
                 workload,
@@ -107,6 +112,7 @@ impl BenchConfig {
                 concurrency: 8,
                 rate: 0,
                 fail_ratio: 0.0,
+                batch: 1,
             },
         }
     }
@@ -234,6 +240,7 @@ pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usi
     // latency counts from when it was due — so a stall cannot hide (coordinated omission).
     let workers = if interval.is_some() { 1 } else { cfg.producers * cfg.concurrency.max(1) };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(4096));
+    let batch = cfg.batch.max(1);
     for w in 0..workers {
         let producers = producers.clone();
         let (consumer_ids, body, sent, errors, send_latency, next, in_flight) = (
@@ -248,31 +255,47 @@ pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usi
         senders.push(tokio::spawn(async move {
             let mut tasks = Vec::new();
             loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
+                // Closed loop may send `batch` messages per request (`POST /v1/messages:batch`).
+                let k = if interval.is_some() { 1 } else { batch };
+                let n = next.fetch_add(k, Ordering::Relaxed);
                 if n >= total {
                     break;
                 }
+                let count = k.min(total - n);
                 let due = interval.map(|i| started + i * n as u32);
                 if let Some(d) = due {
                     tokio::time::sleep_until(d.into()).await;
                 }
                 let t0 = due.unwrap_or_else(Instant::now);
-                let m = SendMessage {
-                    to: consumer_ids[n % consumer_ids.len()].clone(),
-                    parts: vec![Part::text(body.clone())],
-                    metadata: Some(serde_json::json!({ "t": t0.duration_since(epoch).as_nanos() as u64 })),
-                    ..Default::default()
-                };
+                let batch_msgs: Vec<SendMessage> = (n..n + count)
+                    .map(|j| SendMessage {
+                        to: consumer_ids[j % consumer_ids.len()].clone(),
+                        parts: vec![Part::text(body.clone())],
+                        metadata: Some(serde_json::json!({ "t": t0.duration_since(epoch).as_nanos() as u64 })),
+                        ..Default::default()
+                    })
+                    .collect();
                 let producer = producers[(w + n) % producers.len()].clone();
                 let (sent, errors, send_latency) = (sent.clone(), errors.clone(), send_latency.clone());
                 let one = async move {
-                    match producer.send(&m).await {
-                        Ok(_) => {
+                    let accepted = if batch_msgs.len() == 1 {
+                        producer.send(&batch_msgs[0]).await.map(|_| 1)
+                    } else {
+                        producer.send_batch(batch_msgs).await.map(|r| {
+                            r.results
+                                .iter()
+                                .filter(|i| matches!(i, switchboard_core::api::BatchItem::Accepted(_)))
+                                .count()
+                        })
+                    };
+                    match accepted {
+                        Ok(a) => {
                             let _ = send_latency.lock().await.record((t0.elapsed().as_micros() as u64).max(1));
-                            sent.fetch_add(1, Ordering::Relaxed);
+                            sent.fetch_add(a, Ordering::Relaxed);
+                            errors.fetch_add((count - a) as u64, Ordering::Relaxed);
                         }
                         Err(_) => {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                            errors.fetch_add(count as u64, Ordering::Relaxed);
                         }
                     }
                 };

@@ -303,6 +303,9 @@ struct BenchArgs {
     /// Share of push requests the bench receiver fails (push workload), e.g. 0.1.
     #[arg(long)]
     fail_ratio: Option<f64>,
+    /// Messages per send request (closed loop), using POST /v1/messages:batch when > 1.
+    #[arg(long)]
+    batch: Option<usize>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -723,6 +726,7 @@ async fn bench(a: BenchArgs) -> Result<()> {
     cfg.consumers = a.consumers.unwrap_or(cfg.consumers).max(1);
     cfg.concurrency = a.concurrency.unwrap_or(cfg.concurrency).max(1);
     cfg.rate = a.rate.unwrap_or(cfg.rate);
+    cfg.batch = a.batch.unwrap_or(cfg.batch).clamp(1, 1000);
     cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
     let total = cfg.messages;
     let r = switchboard_bench::run(&client(&a.conn), &cfg, |sent, got| {
