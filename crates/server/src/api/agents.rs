@@ -200,6 +200,7 @@ pub async fn update(
         ..existing
     };
     let endpoint_changed = record.endpoint != existing_endpoint;
+    state.recipients.forget(&auth.0.tenant, &id);
     let updated = state.store.update_agent(record).await?.ok_or_else(|| not_registered(&id))?;
     if let Some(push) = state.store.push() {
         let current = push.push_settings(&auth.0.tenant, std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
@@ -225,6 +226,7 @@ pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<St
         return Err(not_registered(&id));
     }
     state.tokens.forget_agent(&auth.0.tenant, &id);
+    state.recipients.forget(&auth.0.tenant, &id);
     tracing::info!(agent = %id, "agent deleted");
     Ok(StatusCode::NO_CONTENT)
 }

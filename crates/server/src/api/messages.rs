@@ -32,12 +32,19 @@ pub const MAX_BATCH: usize = 1000;
 async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<(String, bool)>, ApiError> {
     match to {
         Address::Agent(id) => {
-            let Some(a) = state.store.get_agent(tenant, id).await? else {
-                return Err(ApiError::UnknownRecipient(format!(
-                    "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
-                )));
+            let push = match state.recipients.get(tenant, id) {
+                Some(push) => push,
+                None => {
+                    let Some(a) = state.store.get_agent(tenant, id).await? else {
+                        return Err(ApiError::UnknownRecipient(format!(
+                            "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
+                        )));
+                    };
+                    state.recipients.put(tenant, id, a.endpoint.is_some());
+                    a.endpoint.is_some()
+                }
             };
-            Ok(vec![(format!("agent:{id}"), a.endpoint.is_some())])
+            Ok(vec![(format!("agent:{id}"), push)])
         }
         Address::Capability { name, all } => {
             let filter = switchboard_store::AgentFilter { capability: Some(name.clone()), after: None, limit: 10_000 };
