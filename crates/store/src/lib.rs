@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_core::time::Millis;
 
+pub mod postgres;
 pub mod push;
 pub mod sqlite;
 mod wake;
