@@ -1,10 +1,14 @@
 //! The behavioural suite every `Store` backend must pass. Each test is a function over
-//! `&dyn Store`; `backends!` instantiates it once per backend (SQLite here; PostgreSQL joins
-//! when its backend lands).
+//! `&dyn Store`; `backends!` instantiates it once per backend: SQLite always, PostgreSQL when
+//! `SWITCHBOARD_TEST_DATABASE_URL` names a server (each test then gets a database of its own).
+//! Behaviour only PostgreSQL has (several nodes on one database, outages) is in `mod postgres_only`.
 
-use switchboard_core::api::DeliveryState;
+use switchboard_core::api::{Capability, DeliveryState};
+use switchboard_store::postgres::PostgresStore;
 use switchboard_store::sqlite::SqliteStore;
-use switchboard_store::{AcceptOutcome, AgentFilter, AgentRecord, LeaseRequest, NewMessage, PrincipalKind, Store};
+use switchboard_store::{
+    AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage, PrincipalKind, Store,
+};
 
 const T: &str = "t1";
 
@@ -126,6 +130,171 @@ async fn a_commit_wakes_the_recipient(s: &dyn Store) {
     assert!(rx.has_changed().unwrap());
 }
 
+async fn one_accept_repeating_a_key_keeps_the_first(s: &dyn Store) {
+    let out =
+        s.accept(vec![message(T, "m1", "agent:b", Some("k")), message(T, "m2", "agent:b", Some("k"))]).await.unwrap();
+    assert!(matches!(&out[0], AcceptOutcome::Accepted { id, .. } if id == "m1"));
+    assert!(
+        matches!(&out[1], AcceptOutcome::Duplicate { id, recipients, .. } if id == "m1" && recipients == &["agent:b"])
+    );
+    assert_eq!(s.lease(lease_req(T, "agent:b", 1000)).await.unwrap().len(), 1);
+}
+
+async fn nack_due_now_wakes_and_redelivers(s: &dyn Store) {
+    s.accept(vec![message(T, "m1", "agent:b", None)]).await.unwrap();
+    s.lease(lease_req(T, "agent:b", 1000)).await.unwrap();
+    let mut rx = s.wakeups().subscribe((T.into(), "agent:b".into()));
+    rx.borrow_and_update();
+    let nacked = s.nack(T, "agent:b", vec!["zz".into(), "m1".into()], 1010, 1010).await.unwrap();
+    assert_eq!(nacked, ["m1"]);
+    tokio::time::timeout(std::time::Duration::from_secs(5), rx.changed()).await.expect("woken").unwrap();
+    let again = s.lease(lease_req(T, "agent:b", 1010)).await.unwrap();
+    assert_eq!(again[0].attempt, 2);
+}
+
+async fn deleting_an_agent_kills_its_open_deliveries(s: &dyn Store) {
+    s.create_agent(agent(T, "b", "bob"), "hb".into()).await.unwrap();
+    s.accept(vec![message(T, "m1", "agent:b", None)]).await.unwrap();
+    assert!(s.delete_agent(T, "b", 2000).await.unwrap());
+    assert!(!s.delete_agent(T, "b", 2000).await.unwrap(), "already gone");
+    let (_, d) = s.get_message(T, "m1").await.unwrap().unwrap();
+    assert_eq!((d[0].state, d[0].updated_at), (DeliveryState::Dead, 2000));
+    assert!(s.principal_for_token("hb").await.unwrap().is_none());
+    assert!(s.lease(lease_req(T, "agent:b", 3000)).await.unwrap().is_empty());
+}
+
+async fn update_agent_replaces_card_and_capabilities(s: &dyn Store) {
+    let cap = |name: &str| Capability {
+        name: name.into(),
+        description: None,
+        tags: vec![],
+        examples: vec![],
+        input_schema: None,
+        output_schema: None,
+    };
+    let mut a = agent(T, "a1", "ann");
+    a.capabilities = vec![cap("old")];
+    s.create_agent(a.clone(), "h1".into()).await.unwrap();
+    s.create_agent(agent(T, "a2", "bob"), "h2".into()).await.unwrap();
+    a.capabilities = vec![cap("new")];
+    a.description = Some("d".into());
+    a.updated_at = 5;
+    let updated = s.update_agent(a.clone()).await.unwrap().unwrap();
+    assert_eq!((updated.description.as_deref(), updated.updated_at, updated.created_at), (Some("d"), 5, 1));
+    let by = |c: &str| AgentFilter { capability: Some(c.into()), limit: 10, ..Default::default() };
+    assert!(s.list_agents(T, by("old")).await.unwrap().is_empty());
+    assert_eq!(s.list_agents(T, by("new")).await.unwrap()[0].capabilities, a.capabilities);
+    a.name = "bob".into();
+    let err = s.update_agent(a).await.unwrap_err();
+    assert!(matches!(err, switchboard_store::StoreError::Conflict(_)), "{err:?}");
+    assert!(s.update_agent(agent(T, "nobody", "x")).await.unwrap().is_none());
+}
+
+async fn bootstrap_creates_the_default_tenant_once(s: &dyn Store) {
+    assert!(s.bootstrap("first".into(), false, 1).await.unwrap());
+    assert!(!s.bootstrap("second".into(), false, 2).await.unwrap());
+    assert!(s.principal_for_token("second").await.unwrap().is_none(), "not recorded on a bootstrapped store");
+    assert!(!s.bootstrap("operator".into(), true, 3).await.unwrap());
+    let p = s.principal_for_token("operator").await.unwrap().unwrap();
+    assert_eq!((p.tenant.as_str(), p.kind), (switchboard_core::DEFAULT_TENANT, PrincipalKind::Admin));
+}
+
+async fn counts_follow_the_deliveries(s: &dyn Store) {
+    s.accept(vec![message(T, "m1", "agent:b", None), message(T, "m2", "agent:b", None)]).await.unwrap();
+    let mut req = lease_req(T, "agent:b", 1000);
+    req.limit = 1;
+    s.lease(req).await.unwrap();
+    assert_eq!(s.delivery_counts().await.unwrap(), DeliveryCounts { pending: 1, in_flight: 1 });
+    let out = s.outstanding(T, &["agent:c".into(), "agent:b".into()]).await.unwrap();
+    assert_eq!(out, [("agent:c".to_owned(), 0), ("agent:b".to_owned(), 2)]);
+}
+
+async fn presence_keeps_the_latest_sighting(s: &dyn Store) {
+    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.touch_agents(vec![(T.into(), "a1".into(), 50), (T.into(), "a1".into(), 70)]).await.unwrap();
+    s.touch_agents(vec![(T.into(), "a1".into(), 60), ("t2".into(), "a1".into(), 99)]).await.unwrap();
+    assert_eq!(s.get_agent(T, "a1").await.unwrap().unwrap().last_seen_at, Some(70));
+}
+
+/// PostgreSQL test databases: a fresh one per test, created through the server named by
+/// `SWITCHBOARD_TEST_DATABASE_URL` and dropped afterwards, so tests run in parallel without
+/// seeing each other's rows or notifications.
+mod pg {
+    use std::future::Future;
+
+    use tokio_postgres::NoTls;
+    use tokio_postgres::config::Host;
+
+    pub const URL_VAR: &str = "SWITCHBOARD_TEST_DATABASE_URL";
+
+    /// Where the test server is, parsed from the environment.
+    #[derive(Clone)]
+    pub struct Server {
+        pub config: tokio_postgres::Config,
+        pub host: String,
+        pub port: u16,
+    }
+
+    impl Server {
+        /// `None` (after printing why) when the tests should skip PostgreSQL.
+        pub fn from_env(test: &str) -> Option<Server> {
+            let Ok(url) = std::env::var(URL_VAR) else {
+                println!(
+                    "skipping postgres::{test}: {URL_VAR} is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                );
+                return None;
+            };
+            let config: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{URL_VAR}: {e}"));
+            let host = match config.get_hosts().first() {
+                Some(Host::Tcp(h)) => h.clone(),
+                _ => panic!("{URL_VAR}: give a TCP host"),
+            };
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            Some(Server { config, host, port })
+        }
+
+        /// A connection string for database `db` reached at `host:port` (maybe a proxy).
+        pub fn url(&self, host: &str, port: u16, db: &str) -> String {
+            let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+            let mut url = format!("host={} port={port} dbname={}", quote(host), quote(db));
+            if let Some(user) = self.config.get_user() {
+                url += &format!(" user={}", quote(user));
+            }
+            if let Some(pw) = self.config.get_password() {
+                url += &format!(" password={}", quote(&String::from_utf8_lossy(pw)));
+            }
+            url
+        }
+
+        async fn admin(&self) -> tokio_postgres::Client {
+            let (client, conn) = self.config.connect(NoTls).await.expect("connect to the test server");
+            tokio::spawn(conn);
+            client
+        }
+    }
+
+    /// Runs `body` with the URL of a fresh database, then drops the database, also when
+    /// `body` panics (it runs as a task so that the panic can be caught and re-raised).
+    pub async fn with_database<F, Fut>(test: &str, body: F)
+    where
+        F: FnOnce(Server, String) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Some(server) = Server::from_env(test) else { return };
+        let db = format!("sb_test_{}", switchboard_core::new_id().simple());
+        let admin = server.admin().await;
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.expect("create the test database");
+        let url = server.url(&server.host, server.port, &db);
+        let result = tokio::spawn(body(server.clone(), url)).await;
+        // FORCE: a panicking test may leave connections behind.
+        let dropped = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+        if let Err(e) = result {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        dropped.expect("drop the test database");
+    }
+}
+
 macro_rules! backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -136,6 +305,19 @@ macro_rules! backends {
                     let store = super::SqliteStore::open(dir.path()).unwrap();
                     super::$name(&store).await;
                     super::Store::close(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::pg::with_database(stringify!($name), |_, url| async move {
+                        let store = super::PostgresStore::connect(&url, "node-a".into()).await.unwrap();
+                        super::$name(&store).await;
+                        super::Store::close(&store).await;
+                    })
+                    .await;
                 }
             )*
         }
@@ -150,4 +332,257 @@ backends!(
     agent_names_are_unique_per_tenant,
     ttl_expiry_and_dead_letters,
     a_commit_wakes_the_recipient,
+    one_accept_repeating_a_key_keeps_the_first,
+    nack_due_now_wakes_and_redelivers,
+    deleting_an_agent_kills_its_open_deliveries,
+    update_agent_replaces_card_and_capabilities,
+    bootstrap_creates_the_default_tenant_once,
+    counts_follow_the_deliveries,
+    presence_keeps_the_latest_sighting,
 );
+
+/// What only the PostgreSQL store does: several nodes on one database, and surviving the
+/// database going away.
+mod postgres_only {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use switchboard_store::postgres::PostgresStore;
+    use switchboard_store::{AcceptOutcome, Store, StoreError};
+
+    use super::{T, lease_req, message, pg};
+
+    async fn node(url: &str, id: &str) -> Arc<PostgresStore> {
+        Arc::new(PostgresStore::connect(url, id.into()).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_commit_on_one_node_wakes_consumers_on_another() {
+        pg::with_database("a_commit_on_one_node_wakes_consumers_on_another", |_, url| async move {
+            let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+            let mut rx = b.wakeups().subscribe((T.into(), "agent:b".into()));
+            rx.borrow_and_update();
+            a.accept(vec![message(T, "m1", "agent:b", None)]).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), rx.changed())
+                .await
+                .expect("node B is woken by node A's commit (NOTIFY) within 10 s")
+                .unwrap();
+            let leased = b.lease(lease_req(T, "agent:b", 1000)).await.unwrap();
+            assert_eq!(leased[0].message.id, "m1");
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_leasing_at_once_never_share_a_delivery() {
+        pg::with_database("two_nodes_leasing_at_once_never_share_a_delivery", |server, url| async move {
+            const N: usize = 300;
+            let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+            a.accept((0..N).map(|i| message(T, &format!("m{i:04}"), "agent:c", None)).collect()).await.unwrap();
+            let start = Arc::new(tokio::sync::Barrier::new(2));
+            let drain = |s: Arc<PostgresStore>| {
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let mut got = Vec::new();
+                    loop {
+                        let mut req = lease_req(T, "agent:c", 1000);
+                        (req.limit, req.lease_ms) = (7, 60_000);
+                        let leased = s.lease(req).await.unwrap();
+                        if leased.is_empty() {
+                            return got;
+                        }
+                        got.extend(leased.into_iter().map(|l| l.message.id));
+                    }
+                })
+            };
+            let (from_a, from_b) = (drain(a.clone()), drain(b.clone()));
+            let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+            let distinct: HashSet<_> = from_a.iter().chain(&from_b).collect();
+            assert_eq!(from_a.len() + from_b.len(), N, "every delivery handed out exactly once");
+            assert_eq!(distinct.len(), N);
+            assert!(a.lease(lease_req(T, "agent:c", 1000)).await.unwrap().is_empty());
+
+            // Each lease names its node.
+            let (client, conn) = url.parse::<tokio_postgres::Config>().unwrap().connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let rows = client
+                .query(
+                    "SELECT leased_by, count(*) FROM deliveries WHERE tenant_id = $1 AND recipient = 'agent:c' GROUP BY leased_by",
+                    &[&T],
+                )
+                .await
+                .unwrap();
+            let by: std::collections::HashMap<Option<String>, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            assert_eq!(by.get(&Some("node-a".into())).copied().unwrap_or(0), from_a.len() as i64);
+            assert_eq!(by.get(&Some("node-b".into())).copied().unwrap_or(0), from_b.len() as i64);
+            let _ = server;
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_sending_one_idempotency_key_agree_on_one_message() {
+        pg::with_database("two_nodes_sending_one_idempotency_key_agree_on_one_message", |_, url| async move {
+            let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+            let (ra, rb) = tokio::join!(
+                a.accept(vec![message(T, "ma", "agent:b", Some("k"))]),
+                b.accept(vec![message(T, "mb", "agent:b", Some("k"))]),
+            );
+            let mut outcomes = [ra.unwrap().remove(0), rb.unwrap().remove(0)];
+            outcomes.sort_by_key(|o| matches!(o, AcceptOutcome::Duplicate { .. }));
+            let (AcceptOutcome::Accepted { id: first, .. }, AcceptOutcome::Duplicate { id: dup, .. }) =
+                (&outcomes[0], &outcomes[1])
+            else {
+                panic!("one accepted, one duplicate: {outcomes:?}");
+            };
+            assert_eq!(first, dup);
+            assert_eq!(a.lease(lease_req(T, "agent:b", 1000)).await.unwrap().len(), 1);
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_the_database_refuses_fails_alone() {
+        pg::with_database("a_message_the_database_refuses_fails_alone", |_, url| async move {
+            let a = node(&url, "node-a").await;
+            let mut bad = message(T, "bad", "agent:b", None);
+            bad.conversation_id = Some("nul\0byte".into()); // PostgreSQL text cannot hold NUL
+            // Sent together, so they usually share a group commit: the good one must not
+            // pay for the bad one.
+            let (good, bad) = tokio::join!(a.accept(vec![message(T, "good", "agent:b", None)]), a.accept(vec![bad]));
+            assert!(matches!(&good.unwrap()[0], AcceptOutcome::Accepted { .. }));
+            assert!(matches!(bad, Err(StoreError::Internal(_))), "{bad:?}");
+            let leased = a.lease(lease_req(T, "agent:b", 1000)).await.unwrap();
+            assert_eq!(leased.iter().map(|l| l.message.id.as_str()).collect::<Vec<_>>(), ["good"]);
+            a.close().await;
+        })
+        .await;
+    }
+
+    /// A TCP proxy in front of the test server that can drop every connection and then
+    /// refuse or swallow new ones: an outage, without stopping the server other tests use.
+    struct Proxy {
+        addr: std::net::SocketAddr,
+        upstream: String,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+    }
+
+    impl Proxy {
+        async fn start(upstream: String) -> Proxy {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut proxy = Proxy { addr, upstream, tasks: Vec::new() };
+            proxy.serve(listener, true);
+            proxy
+        }
+
+        fn serve(&mut self, listener: tokio::net::TcpListener, forward: bool) {
+            let upstream = self.upstream.clone();
+            self.tasks.push(tokio::spawn(async move {
+                // Connections live in this set, so aborting the task drops them all.
+                let mut conns = tokio::task::JoinSet::new();
+                while let Ok((mut down, _)) = listener.accept().await {
+                    let upstream = upstream.clone();
+                    conns.spawn(async move {
+                        if !forward {
+                            // Hold the socket silently, like a host whose packets vanish.
+                            std::future::pending::<()>().await;
+                        }
+                        if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                        }
+                    });
+                }
+            }));
+        }
+
+        /// Drops every connection and stops listening: new connections are refused.
+        async fn cut(&mut self) {
+            for t in self.tasks.drain(..) {
+                t.abort();
+                let _ = t.await;
+            }
+        }
+
+        /// Listens again on the same port, forwarding or swallowing connections.
+        async fn listen(&mut self, forward: bool) {
+            self.cut().await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let listener = loop {
+                match tokio::net::TcpListener::bind(self.addr).await {
+                    Ok(l) => break l,
+                    Err(e) if Instant::now() < deadline => {
+                        let _ = e;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("rebind {}: {e}", self.addr),
+                }
+            };
+            self.serve(listener, forward);
+        }
+    }
+
+    async fn ping_fails_fast(s: &PostgresStore, why: &str) {
+        let started = Instant::now();
+        let err = s.ping().await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{why}: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{why}: ping took {:?}", started.elapsed());
+    }
+
+    /// Polls `check` until it holds, failing after `within`.
+    async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + within;
+        while !check().await {
+            assert!(Instant::now() < deadline, "{what} within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_database_fails_fast_and_the_store_recovers() {
+        pg::with_database("an_unreachable_database_fails_fast_and_the_store_recovers", |server, url| async move {
+            let mut proxy = Proxy::start(format!("{}:{}", server.host, server.port)).await;
+            let db = url.parse::<tokio_postgres::Config>().unwrap().get_dbname().unwrap().to_owned();
+            let via_proxy = server.url(&proxy.addr.ip().to_string(), proxy.addr.port(), &db);
+            let b = node(&via_proxy, "node-b").await;
+            b.ping().await.unwrap();
+
+            proxy.cut().await;
+            ping_fails_fast(&b, "refused").await;
+            let err = b.accept(vec![message(T, "m0", "agent:b", None)]).await.unwrap_err();
+            assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+            proxy.listen(false).await;
+            ping_fails_fast(&b, "silent").await;
+
+            proxy.listen(true).await;
+            eventually(Duration::from_secs(10), "ping answers again", || async { b.ping().await.is_ok() }).await;
+            // The listener reconnected too: a commit on another node wakes B's consumers.
+            let a = node(&url, "node-a").await;
+            eventually(Duration::from_secs(10), "B's wake-up listener reconnects", || async { b.listening() }).await;
+            let mut rx = b.wakeups().subscribe((T.into(), "agent:b".into()));
+            rx.borrow_and_update();
+            a.accept(vec![message(T, "m1", "agent:b", None)]).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), rx.changed())
+                .await
+                .expect("node B is woken through its new LISTEN connection within 10 s")
+                .unwrap();
+            assert!(!b.lease(lease_req(T, "agent:b", 1000)).await.unwrap().is_empty());
+            a.close().await;
+            b.close().await;
+            proxy.cut().await;
+        })
+        .await;
+    }
+}
