@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicUsize;
 
 use switchboard_core::time::{Millis, now_ms};
 use switchboard_store::Store;
+use switchboard_store::postgres::PostgresStore;
 use switchboard_store::sqlite::SqliteStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -128,15 +129,35 @@ pub struct Hub {
     store: Arc<dyn Store>,
 }
 
-fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    match &config.database_url {
-        Some(url) if !url.starts_with("sqlite:") => Err(StartError::Config(ConfigError(
-            "database_url: the PostgreSQL backend is not in this build yet; leave it unset to use the embedded store"
-                .into(),
+/// Opens the configured backend: PostgreSQL for a `postgres://` or `postgresql://` URL (a
+/// database several nodes can share), else the embedded SQLite store.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.database_url.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStore::connect(url, node_id()).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(Arc::new(SqliteStore::open(Path::new(url.trim_start_matches("sqlite:")))?))
+        }
+        Some(_) => Err(StartError::Config(ConfigError(
+            "database_url: use postgres://… (or leave it unset for the embedded store)".into(),
         ))),
-        Some(url) => Ok(Arc::new(SqliteStore::open(Path::new(url.trim_start_matches("sqlite:")))?)),
         None => Ok(Arc::new(SqliteStore::open(&config.data_dir)?)),
     }
+}
+
+/// Names this node in the shared store (`deliveries.leased_by`) so operators can tell which
+/// node holds a lease: host and process, plus a random suffix because containers often run
+/// every node as pid 1 and a restarted node is not the one whose leases are still out.
+fn node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "switchboard".to_owned());
+    let random = switchboard_core::new_id().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[random.len() - 8..])
 }
 
 #[cfg(unix)]
@@ -192,7 +213,7 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<String>,
 impl Hub {
     /// Opens the store, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
-        let store = open_store(&config)?;
+        let store = open_store(&config).await?;
         let generated_admin_token = bootstrap(store.as_ref(), &config).await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
