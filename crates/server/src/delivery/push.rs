@@ -362,16 +362,16 @@ async fn send(state: &AppState, job: &PushJob, body: Vec<u8>, attempt: u32) -> A
     let ts = now / 1000;
     let id = &job.message.id;
     let mut signatures: Vec<String> = sign(&job.settings.secret, id, ts, &body).into_iter().collect();
-    if let (Some(prev), Some(until)) = (&job.settings.previous, job.settings.previous_until) {
-        if until > now {
-            signatures.extend(sign(prev, id, ts, &body));
-        }
+    if let (Some(prev), Some(until)) = (&job.settings.previous, job.settings.previous_until)
+        && until > now
+    {
+        signatures.extend(sign(prev, id, ts, &body));
     }
     // Literal IP addresses bypass the resolver: check them here.
-    if !state.config.allow_private_endpoints {
-        if let Err(e) = check_literal(&job.endpoint) {
-            return Answer::Failed { kind: "refused_address", status: None, body: vec![], error: e };
-        }
+    if !state.config.allow_private_endpoints
+        && let Err(e) = check_literal(&job.endpoint)
+    {
+        return Answer::Failed { kind: "refused_address", status: None, body: vec![], error: e };
     }
     let req = state
         .pusher
@@ -428,12 +428,11 @@ async fn send(state: &AppState, job: &PushJob, body: Vec<u8>, attempt: u32) -> A
 
 fn check_literal(endpoint: &str) -> std::result::Result<(), String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| e.to_string())?;
-    if let Some(host) = url.host_str() {
-        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            if is_private(ip) {
-                return Err(format!("{ip} is a private address; push may not reach it"));
-            }
-        }
+    if let Some(host) = url.host_str()
+        && let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
+        && is_private(ip)
+    {
+        return Err(format!("{ip} is a private address; push may not reach it"));
     }
     Ok(())
 }
@@ -622,12 +621,12 @@ async fn record_reply(state: &AppState, job: &PushJob, reply: Reply) {
     let m = &job.message;
     let mut recipients = Vec::new();
     let mut push_recipients = Vec::new();
-    if let Some(id) = m.sender.strip_prefix("agent:") {
-        if let Ok(Some(a)) = state.store.get_agent(&job.tenant, id).await {
-            recipients.push(m.sender.clone());
-            if a.endpoint.is_some() {
-                push_recipients.push(m.sender.clone());
-            }
+    if let Some(id) = m.sender.strip_prefix("agent:")
+        && let Ok(Some(a)) = state.store.get_agent(&job.tenant, id).await
+    {
+        recipients.push(m.sender.clone());
+        if a.endpoint.is_some() {
+            push_recipients.push(m.sender.clone());
         }
     }
     let now = now_ms();

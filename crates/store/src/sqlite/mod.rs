@@ -156,15 +156,17 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, wake: &Wakeups
             }
         }
         let commit = run_group(&mut conn, &mut batch, &mut keys, &mut done);
-        for c in done.drain(..) {
-            c(commit.as_ref().err());
-        }
+        // Wake before answering: a caller that has its answer may rely on consumers having
+        // been signalled (the suite's `a_commit_wakes_the_recipient` does).
         if commit.is_ok() && !keys.is_empty() {
             keys.sort_unstable();
             keys.dedup();
             wake.wake(keys.iter());
         }
         keys.clear();
+        for c in done.drain(..) {
+            c(commit.as_ref().err());
+        }
     }
     // The channel closed: every queued job has run. Checkpoint so the WAL does not linger.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
