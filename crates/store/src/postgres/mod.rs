@@ -71,7 +71,9 @@ const WAKE_CHANNEL: &str = "switchboard_wake";
 /// Arbitrary key of the advisory lock that serialises migrations of nodes starting together.
 const MIGRATION_LOCK: i64 = 0x5357_4954_4348_0001;
 /// Schema migrations, applied in order; each version once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema.sql"))];
+/// Append only: a node that applied version N never runs it again, so an edit to an applied
+/// migration would never reach it.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema.sql")), (2, include_str!("schema_v2.sql"))];
 
 const OPEN: &str = "('pending', 'leased', 'delivered')";
 const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \
@@ -547,8 +549,8 @@ async fn accept_batch(
     let new: Vec<bool> = msgs.iter().map(|m| inserted.contains(&(m.tenant.as_str(), m.id.as_str()))).collect();
 
     // One pending delivery per recipient of each new message, in accept order (`seq`).
-    let (mut d_tenant, mut d_msg, mut d_rcpt, mut d_created, mut d_expires) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut d_tenant, mut d_msg, mut d_rcpt, mut d_created, mut d_expires, mut d_push) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut wake = Vec::new();
     for (m, _) in msgs.iter().zip(&new).filter(|(_, new)| **new) {
         for r in &m.recipients {
@@ -557,6 +559,7 @@ async fn accept_batch(
             d_rcpt.push(r.as_str());
             d_created.push(m.created_at);
             d_expires.push(m.expires_at);
+            d_push.push(m.push_recipients.contains(r));
             wake.push((m.tenant.clone(), r.clone()));
         }
     }
@@ -564,14 +567,14 @@ async fn accept_batch(
         let st = c
             .prepare_cached(
                 "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, \
-                 created_at, updated_at, expires_at) \
-                 SELECT t, m, r, 'pending', 0, c, c, c, e \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
-                      WITH ORDINALITY AS u(t, m, r, c, e, n) \
+                 created_at, updated_at, expires_at, push) \
+                 SELECT t, m, r, 'pending', 0, c, c, c, e, p \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[]) \
+                      WITH ORDINALITY AS u(t, m, r, c, e, p, n) \
                  ORDER BY n",
             )
             .await?;
-        c.execute(&st, &[&d_tenant, &d_msg, &d_rcpt, &d_created, &d_expires]).await?;
+        c.execute(&st, &[&d_tenant, &d_msg, &d_rcpt, &d_created, &d_expires, &d_push]).await?;
     }
 
     // The skipped ones: whoever holds their key, with its recipients, is the answer.
@@ -1294,6 +1297,10 @@ impl Store for PostgresStore {
         &self.wake
     }
 
+    fn push(&self) -> Option<&dyn crate::push::PushStore> {
+        Some(self)
+    }
+
     async fn close(&self) {
         // Dropping the sender lets the writer commit what is queued and stop.
         lock(&self.jobs).take();
@@ -1309,3 +1316,5 @@ impl Store for PostgresStore {
         self.pool.close();
     }
 }
+
+mod push;
