@@ -5,6 +5,7 @@
 
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_store::postgres::PostgresStore;
+use switchboard_store::push::{AttemptRecord, DeliveryFilter, PushClaim, PushOutcome, PushSettings, PushStore};
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{
     AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage, PrincipalKind, Store,
@@ -216,6 +217,206 @@ async fn presence_keeps_the_latest_sighting(s: &dyn Store) {
     assert_eq!(s.get_agent(T, "a1").await.unwrap().unwrap().last_seen_at, Some(70));
 }
 
+// ---------------------------------------------------------------------------------------
+// Push delivery
+
+fn push_of(s: &dyn Store) -> &dyn PushStore {
+    s.push().expect("this backend stores push deliveries")
+}
+
+/// An agent with an endpoint and push settings, as registration creates it.
+async fn push_agent(s: &dyn Store, id: &str) {
+    let mut a = agent(T, id, id);
+    a.endpoint = Some(format!("http://127.0.0.1:9/{id}"));
+    s.create_agent(a, format!("hash-{id}")).await.unwrap();
+    push_of(s)
+        .put_push_settings(T, id, PushSettings { secret: format!("whsec_{id}"), ..Default::default() })
+        .await
+        .unwrap();
+}
+
+/// A message to `agent:<to>`, pushed to it.
+fn pushed(id: &str, to: &str) -> NewMessage {
+    let mut m = message(T, id, &format!("agent:{to}"), None);
+    m.push_recipients = m.recipients.clone();
+    m
+}
+
+fn claim_at(now: i64) -> PushClaim {
+    PushClaim { now, limit: 10, hold_ms: 1000, node: String::new(), per_agent: 10, agent_room: vec![] }
+}
+
+fn attempt_at(to: &str, attempt: u32, at: i64, status: Option<u16>) -> AttemptRecord {
+    AttemptRecord {
+        recipient: format!("agent:{to}"),
+        attempt,
+        at,
+        duration_ms: 5,
+        status_code: status,
+        error_kind: Some(if status == Some(200) { "ok" } else { "http_status" }.into()),
+        excerpt: Some("body".into()),
+    }
+}
+
+fn ids_of(jobs: &[switchboard_store::push::PushJob]) -> Vec<&str> {
+    jobs.iter().map(|j| j.message.id.as_str()).collect()
+}
+
+async fn delivery_of(s: &dyn Store, id: &str) -> switchboard_store::DeliveryRecord {
+    s.get_message(T, id).await.unwrap().unwrap().1.remove(0)
+}
+
+async fn finish_push_moves_the_delivery_and_logs_the_attempt(s: &dyn Store) {
+    let p = push_of(s);
+    push_agent(s, "a").await;
+    s.accept(vec![pushed("m1", "a"), pushed("m2", "a"), pushed("m3", "a")]).await.unwrap();
+    let jobs = p.claim_push(claim_at(1000)).await.unwrap();
+    assert_eq!(ids_of(&jobs), ["m1", "m2", "m3"], "oldest first");
+    let j = &jobs[0];
+    assert_eq!((j.tenant.as_str(), j.agent_id.as_str(), j.endpoint.as_str()), (T, "a", "http://127.0.0.1:9/a"));
+    assert_eq!((j.settings.secret.as_str(), j.attempts), ("whsec_a", 0));
+    assert_eq!(delivery_of(s, "m1").await.state, DeliveryState::Leased);
+    assert!(p.claim_push(claim_at(1500)).await.unwrap().is_empty(), "held until 2000");
+
+    p.finish_push(T, "m1", attempt_at("a", 1, 1010, Some(200)), PushOutcome::Acked).await.unwrap();
+    let retry = PushOutcome::Retry { due_at: 5000, error: "HTTP 500".into() };
+    p.finish_push(T, "m2", attempt_at("a", 1, 1010, Some(500)), retry).await.unwrap();
+    let dead = PushOutcome::Dead { error: "HTTP 400".into() };
+    p.finish_push(T, "m3", attempt_at("a", 1, 1010, Some(400)), dead).await.unwrap();
+
+    let d = delivery_of(s, "m1").await;
+    assert_eq!((d.state, d.attempts, d.last_error, d.acked_at), (DeliveryState::Acked, 1, None, Some(1015)));
+    let d = delivery_of(s, "m2").await;
+    assert_eq!((d.state, d.attempts, d.last_error.as_deref()), (DeliveryState::Pending, 1, Some("HTTP 500")));
+    let d = delivery_of(s, "m3").await;
+    assert_eq!((d.state, d.attempts, d.last_error.as_deref()), (DeliveryState::Dead, 1, Some("HTTP 400")));
+    assert_eq!(p.attempts(T, "m2").await.unwrap(), [attempt_at("a", 1, 1010, Some(500))]);
+
+    assert!(p.claim_push(claim_at(4999)).await.unwrap().is_empty(), "the retry is due at 5000");
+    let again = p.claim_push(claim_at(5000)).await.unwrap();
+    assert_eq!((ids_of(&again), again[0].attempts), (vec!["m2"], 1));
+    p.finish_push(T, "m2", attempt_at("a", 2, 5000, Some(200)), PushOutcome::Acked).await.unwrap();
+    let log = p.attempts(T, "m2").await.unwrap();
+    assert_eq!(log.iter().map(|a| (a.attempt, a.status_code)).collect::<Vec<_>>(), [(1, Some(500)), (2, Some(200))]);
+    assert_eq!(delivery_of(s, "m2").await.last_error, None, "an ack clears the last error");
+}
+
+async fn claim_push_keeps_within_per_agent_and_agent_room(s: &dyn Store) {
+    let p = push_of(s);
+    push_agent(s, "a").await;
+    push_agent(s, "b").await;
+    push_agent(s, "c").await;
+    let mut msgs = Vec::new();
+    for to in ["a", "b", "c"] {
+        msgs.extend((1..=3).map(|i| pushed(&format!("{to}{i}"), to)));
+    }
+    s.accept(msgs).await.unwrap();
+    let mut claim = claim_at(1000);
+    claim.per_agent = 2;
+    // b has one in flight (room for one more); c's circuit is open (no room).
+    claim.agent_room = vec![(T.into(), "b".into(), 1), (T.into(), "c".into(), 0), ("t2".into(), "a".into(), 0)];
+    let mut got =
+        ids_of(&p.claim_push(claim.clone()).await.unwrap()).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    got.sort();
+    assert_eq!(got, ["a1", "a2", "b1"]);
+    claim.limit = 1;
+    claim.agent_room.clear();
+    assert_eq!(ids_of(&p.claim_push(claim).await.unwrap()).len(), 1, "limit");
+}
+
+async fn claim_push_skips_disabled_and_endpointless_agents(s: &dyn Store) {
+    let p = push_of(s);
+    push_agent(s, "a").await;
+    push_agent(s, "gone").await;
+    p.set_push_health(T, "gone", Some("410 Gone".into()), true).await.unwrap();
+    // Settings but no endpoint (the card dropped it), and an endpoint but no settings.
+    s.create_agent(agent(T, "pull", "pull"), "hash-pull".into()).await.unwrap();
+    p.put_push_settings(T, "pull", PushSettings { secret: "whsec_p".into(), ..Default::default() }).await.unwrap();
+    let mut bare = agent(T, "bare", "bare");
+    bare.endpoint = Some("http://127.0.0.1:9/bare".into());
+    s.create_agent(bare, "hash-bare".into()).await.unwrap();
+    let not_pushed = message(T, "m0", "agent:a", None);
+    s.accept(vec![not_pushed, pushed("m1", "gone"), pushed("m2", "pull"), pushed("m3", "bare"), pushed("m4", "a")])
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&p.claim_push(claim_at(1000)).await.unwrap()), ["m4"]);
+    let health = p.push_settings(T, &["gone".into(), "nobody".into(), "a".into()]).await.unwrap();
+    let health: Vec<_> = health.iter().map(|(id, s)| (id.as_str(), s.disabled, s.health_error.as_deref())).collect();
+    assert_eq!(health, [("gone", true, Some("410 Gone")), ("a", false, None)]);
+
+    p.set_push_health(T, "gone", None, false).await.unwrap();
+    assert_eq!(ids_of(&p.claim_push(claim_at(1000)).await.unwrap()), ["m1"], "re-enabled");
+}
+
+/// Claims everything due at 1000 and lets each attempt die.
+async fn kill_all(p: &dyn PushStore) {
+    for j in p.claim_push(claim_at(1000)).await.unwrap() {
+        let a = attempt_at(&j.agent_id, 1, 1000, Some(400));
+        p.finish_push(T, &j.message.id, a, PushOutcome::Dead { error: "HTTP 400".into() }).await.unwrap();
+    }
+}
+
+async fn replay_and_purge_dead_follow_the_filter(s: &dyn Store) {
+    let p = push_of(s);
+    push_agent(s, "a").await;
+    push_agent(s, "b").await;
+    s.accept(vec![pushed("m1", "a"), pushed("m2", "a"), pushed("m3", "b"), pushed("m4", "b")]).await.unwrap();
+    kill_all(p).await;
+    s.accept(vec![pushed("m5", "a")]).await.unwrap(); // pending: neither replayed nor purged
+
+    let mut rx = s.wakeups().subscribe((T.into(), "agent:a".into()));
+    rx.borrow_and_update();
+    let only_a = DeliveryFilter { recipient: Some("agent:a".into()), ..Default::default() };
+    assert_eq!(p.replay_dead(T, only_a.clone(), 2000).await.unwrap(), 2);
+    assert!(rx.has_changed().unwrap(), "a replay wakes the recipient");
+    let d = delivery_of(s, "m1").await;
+    assert_eq!((d.state, d.attempts, d.last_error), (DeliveryState::Pending, 0, None));
+    assert_eq!(p.replay_dead(T, only_a, 2000).await.unwrap(), 0, "no longer dead");
+    assert_eq!(p.replay_dead("t2", DeliveryFilter::default(), 2000).await.unwrap(), 0, "other tenant");
+
+    let m3 = DeliveryFilter { message_ids: vec!["m3".into(), "m1".into()], ..Default::default() };
+    assert_eq!(p.purge_dead(T, m3).await.unwrap(), 1, "m1 is pending again");
+    assert_eq!(delivery_of(s, "m4").await.state, DeliveryState::Dead);
+    assert!(s.get_message(T, "m3").await.unwrap().unwrap().1.is_empty());
+    assert_eq!(p.purge_dead(T, DeliveryFilter::default()).await.unwrap(), 1);
+    let left = p.list_deliveries(T, DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap();
+    let left: Vec<_> = left.iter().map(|(_, d)| d.message_id.as_str()).collect();
+    assert_eq!(left, ["m1", "m2", "m5"]);
+}
+
+async fn list_deliveries_filters_and_pages(s: &dyn Store) {
+    let p = push_of(s);
+    push_agent(s, "a").await;
+    let mut late = pushed("m3", "b");
+    late.created_at = 3000;
+    s.accept(vec![pushed("m1", "a"), pushed("m2", "a"), late, pushed("m4", "a")]).await.unwrap();
+    let list = |f: DeliveryFilter| async move {
+        let rows = p.list_deliveries(T, f).await.unwrap();
+        rows.into_iter().map(|(seq, d)| (seq, d.message_id)).collect::<Vec<_>>()
+    };
+    let ids = |rows: &[(i64, String)]| rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>();
+
+    let page = list(DeliveryFilter { limit: 2, ..Default::default() }).await;
+    assert_eq!(ids(&page), ["m1", "m2"]);
+    let rest = list(DeliveryFilter { limit: 10, after: Some(page[1].0), ..Default::default() }).await;
+    assert_eq!(ids(&rest), ["m3", "m4"], "the cursor continues after the page");
+    let to_a = DeliveryFilter { recipient: Some("agent:a".into()), limit: 10, ..Default::default() };
+    assert_eq!(ids(&list(to_a).await), ["m1", "m2", "m4"]);
+    assert_eq!(ids(&list(DeliveryFilter { since: Some(2000), limit: 10, ..Default::default() }).await), ["m3"]);
+    let some = DeliveryFilter { message_ids: vec!["m4".into(), "m2".into()], limit: 10, ..Default::default() };
+    assert_eq!(ids(&list(some).await), ["m2", "m4"]);
+
+    let mut claim = claim_at(1000);
+    claim.limit = 1;
+    p.claim_push(claim).await.unwrap();
+    let leased = DeliveryFilter { state: Some(DeliveryState::Leased), limit: 10, ..Default::default() };
+    assert_eq!(ids(&list(leased).await), ["m1"]);
+    let row = p.list_deliveries(T, DeliveryFilter { limit: 1, ..Default::default() }).await.unwrap().remove(0).1;
+    assert_eq!((row.sender.as_str(), row.recipient.as_str(), row.attempts), ("admin", "agent:a", 0));
+    assert!(list(DeliveryFilter { limit: 10, ..Default::default() }).await.len() == 4);
+    assert!(p.list_deliveries("t2", DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+}
+
 /// PostgreSQL test databases: a fresh one per test, created through the server named by
 /// `SWITCHBOARD_TEST_DATABASE_URL` and dropped afterwards, so tests run in parallel without
 /// seeing each other's rows or notifications.
@@ -342,6 +543,11 @@ backends!(
     bootstrap_creates_the_default_tenant_once,
     counts_follow_the_deliveries,
     presence_keeps_the_latest_sighting,
+    finish_push_moves_the_delivery_and_logs_the_attempt,
+    claim_push_keeps_within_per_agent_and_agent_room,
+    claim_push_skips_disabled_and_endpointless_agents,
+    replay_and_purge_dead_follow_the_filter,
+    list_deliveries_filters_and_pages,
 );
 
 /// What only the PostgreSQL store does: several nodes on one database, and surviving the
@@ -420,6 +626,57 @@ mod postgres_only {
                 .await
                 .unwrap();
             let by: std::collections::HashMap<Option<String>, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            assert_eq!(by.get(&Some("node-a".into())).copied().unwrap_or(0), from_a.len() as i64);
+            assert_eq!(by.get(&Some("node-b".into())).copied().unwrap_or(0), from_b.len() as i64);
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_claiming_pushes_at_once_never_share_a_delivery() {
+        pg::with_database("two_nodes_claiming_pushes_at_once_never_share_a_delivery", |_, url| async move {
+            const N: usize = 300;
+            let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+            for id in ["p1", "p2", "p3"] {
+                super::push_agent(a.as_ref(), id).await;
+            }
+            let msgs = (0..N).map(|i| super::pushed(&format!("m{i:04}"), ["p1", "p2", "p3"][i % 3])).collect();
+            a.accept(msgs).await.unwrap();
+            let start = Arc::new(tokio::sync::Barrier::new(2));
+            let drain = |s: Arc<PostgresStore>| {
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let mut got = Vec::new();
+                    loop {
+                        let mut claim = super::claim_at(1000);
+                        (claim.limit, claim.hold_ms, claim.per_agent) = (7, 60_000, N);
+                        let jobs = s.push().unwrap().claim_push(claim).await.unwrap();
+                        if jobs.is_empty() {
+                            return got;
+                        }
+                        got.extend(jobs.into_iter().map(|j| j.message.id));
+                    }
+                })
+            };
+            let (from_a, from_b) = (drain(a.clone()), drain(b.clone()));
+            let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+            let distinct: HashSet<_> = from_a.iter().chain(&from_b).collect();
+            assert_eq!(from_a.len() + from_b.len(), N, "every push delivery claimed exactly once");
+            assert_eq!(distinct.len(), N);
+
+            // Each claim names its node (the claim left `node` empty).
+            let (client, conn) =
+                url.parse::<tokio_postgres::Config>().unwrap().connect(tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let rows = client
+                .query("SELECT leased_by, count(*) FROM deliveries WHERE tenant_id = $1 GROUP BY leased_by", &[&T])
+                .await
+                .unwrap();
+            let by: std::collections::HashMap<Option<String>, i64> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
             assert_eq!(by.get(&Some("node-a".into())).copied().unwrap_or(0), from_a.len() as i64);
             assert_eq!(by.get(&Some("node-b".into())).copied().unwrap_or(0), from_b.len() as i64);
             a.close().await;
