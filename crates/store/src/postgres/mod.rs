@@ -7,7 +7,8 @@
 //!   due deliveries in `seq` order with `FOR UPDATE SKIP LOCKED` and updates them, so two
 //!   nodes leasing at once never take the same delivery (a row another node holds is
 //!   skipped; one it has just leased is no longer due when re-checked). `leased_by` records
-//!   which node holds it; a dead node's leases simply expire and come due again.
+//!   which node holds it; a dead node's leases simply expire and come due again. Push
+//!   dispatchers claim the same way (`PushStore::claim_push`, in `push.rs`).
 //! - **Group commit.** [`Store::accept`] hands its messages to one writer task, which drains
 //!   whatever is queued (up to [`MAX_GROUP`] messages) and commits it as one transaction of
 //!   a few multi-row statements (see [`writer_loop`] for why this shape).
