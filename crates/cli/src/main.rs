@@ -39,6 +39,8 @@ struct Conn {
 enum Command {
     /// Run the hub.
     Serve(ServeArgs),
+    /// Apply the store's schema migrations and exit (nodes also migrate at start).
+    Migrate(ServeArgs),
     /// Register, list, show and remove agents.
     #[command(subcommand)]
     Agent(AgentCmd),
@@ -344,6 +346,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => migrate(args).await,
         other => {
             init_logs("warn", false);
             run_client(other).await
@@ -369,8 +372,36 @@ async fn main() -> ExitCode {
     }
 }
 
+async fn migrate(a: ServeArgs) -> Result<()> {
+    init_logs("warn", a.log_json);
+    let config = resolve_config(a)?;
+    let target = match &config.database_url {
+        Some(u) => u.split('@').next_back().unwrap_or_default().to_owned(),
+        None => config.data_dir.display().to_string(),
+    };
+    switchboard_server::migrate(&config).await?;
+    println!("store at {target} is migrated to the current schema");
+    Ok(())
+}
+
 async fn serve(a: ServeArgs) -> Result<()> {
     init_logs("warn,switchboard_server=info,switchboard=info", a.log_json);
+    let config = resolve_config(a)?;
+    let data_dir = config.data_dir.clone();
+    let hub = Hub::start(config).await?;
+    println!("switchboard listening on {} (data in {})", hub.url(), data_dir.display());
+    if let Some(t) = &hub.generated_admin_token {
+        println!("admin token (shown once; also saved to {}):", data_dir.join("admin.token").display());
+        println!("  {t}");
+    }
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing in-flight requests…");
+    hub.shutdown().await;
+    Ok(())
+}
+
+/// Defaults < `switchboard.toml` (or `--config`) < environment and flags.
+fn resolve_config(a: ServeArgs) -> Result<Config> {
     let file_path = a.config.clone().or_else(|| {
         let p = PathBuf::from("switchboard.toml");
         p.exists().then_some(p)
@@ -396,17 +427,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         ..Settings::default()
     };
     let config = Config::resolve(flags, file)?;
-    let data_dir = config.data_dir.clone();
-    let hub = Hub::start(config).await?;
-    println!("switchboard listening on {} (data in {})", hub.url(), data_dir.display());
-    if let Some(t) = &hub.generated_admin_token {
-        println!("admin token (shown once; also saved to {}):", data_dir.join("admin.token").display());
-        println!("  {t}");
-    }
-    shutdown_signal().await;
-    eprintln!("shutting down: finishing in-flight requests…");
-    hub.shutdown().await;
-    Ok(())
+    Ok(config)
 }
 
 async fn shutdown_signal() {
@@ -449,7 +470,7 @@ fn text_of(parts: &[Part]) -> String {
 
 async fn run_client(cmd: Command) -> Result<()> {
     match cmd {
-        Command::Serve(_) => unreachable!("serve is handled by main"),
+        Command::Serve(_) | Command::Migrate(_) => unreachable!("serve and migrate are handled by main"),
         Command::Bench(a) => bench(a).await?,
         Command::Deliveries { state, recipient, since, limit, conn } => {
             let q = DeliveryQuery {

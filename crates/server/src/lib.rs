@@ -210,6 +210,15 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<String>,
     }
 }
 
+/// Applies pending schema migrations to the configured store and returns, without serving
+/// (`switchboard migrate`): lets an operator migrate once before rolling out new nodes.
+pub async fn migrate(config: &Config) -> Result<(), StartError> {
+    let store = open_store(config).await?;
+    store.ping().await?;
+    store.close().await;
+    Ok(())
+}
+
 impl Hub {
     /// Opens the store, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
