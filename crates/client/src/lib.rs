@@ -202,6 +202,16 @@ impl Client {
         self.call::<(), _>(Method::POST, &format!("/v1/agents/{}/webhook-secret:rotate", urlencode(id)), None).await
     }
 
+    /// The tenant's push settings (admin).
+    pub async fn tenant_push_settings(&self) -> Result<TenantPushSettings> {
+        self.call::<(), _>(Method::GET, "/v1/tenant/push-settings", None).await
+    }
+
+    /// Replaces the tenant's push settings (admin).
+    pub async fn put_tenant_push_settings(&self, s: &TenantPushSettings) -> Result<TenantPushSettings> {
+        self.call(Method::PUT, "/v1/tenant/push-settings", Some(s)).await
+    }
+
     /// Lists deliveries by state and recipient (`query` like `state=dead&recipient=agent:…`).
     pub async fn deliveries(&self, query: &DeliveryQuery) -> Result<DeliveryList> {
         self.call::<(), _>(Method::GET, &format!("/v1/deliveries{}", query.to_query()), None).await

@@ -116,6 +116,22 @@ pub struct WebhookSecret {
     pub previous_expires_at: Option<String>,
 }
 
+/// A tenant's push settings (`GET`/`PUT /v1/tenant/push-settings`, admin).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPushSettings {
+    /// Also sign pushes with the hub's Ed25519 key (`v1a,` in `webhook-signature`); the public
+    /// key is at `/.well-known/switchboard-keys.json`.
+    #[serde(default)]
+    pub sign_ed25519: bool,
+    /// Retry schedule for this tenant's agents that set none (milliseconds before each retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    /// Let this tenant's agents use endpoints on loopback, private and link-local addresses.
+    #[serde(default)]
+    pub allow_private_endpoints: bool,
+}
+
 /// One push attempt, from the attempt log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PushAttempt {

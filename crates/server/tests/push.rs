@@ -311,3 +311,70 @@ async fn the_readme_python_receiver_verifies_pushes() {
     let _ = child.kill().await;
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn a_tenant_can_add_an_ed25519_signature_verified_with_the_published_key() {
+    use base64::Engine;
+    use ed25519_dalek::Verifier;
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let on = switchboard_core::api::TenantPushSettings { sign_ed25519: true, ..Default::default() };
+    assert_eq!(admin.put_tenant_push_settings(&on).await.unwrap(), on);
+    assert!(admin.tenant_push_settings().await.unwrap().sign_ed25519);
+    let rx = Receiver::start(|_| Plan::Status(200)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "signed twice")).await.unwrap();
+    let got = rx.wait_for(1, 10).await;
+    assert!(signature_valid(&hook.webhook_secret, &got[0]));
+
+    // Verify v1a from the specification: Ed25519 over "{id}.{timestamp}.{body}", with the key
+    // anyone can fetch, unauthenticated.
+    let keys: Value =
+        reqwest::get(format!("{}/.well-known/switchboard-keys.json", hub.url())).await.unwrap().json().await.unwrap();
+    assert_eq!(keys["keys"][0]["crv"], "Ed25519");
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(keys["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap();
+    let v1a = got[0].signature.split(' ').find_map(|s| s.strip_prefix("v1a,")).expect("a v1a signature");
+    let sig =
+        ed25519_dalek::Signature::from_slice(&base64::engine::general_purpose::STANDARD.decode(v1a).unwrap()).unwrap();
+    let mut signed = format!("{}.{}.", got[0].id, got[0].timestamp).into_bytes();
+    signed.extend_from_slice(&got[0].body);
+    assert!(key.verify(&signed, &sig).is_ok(), "v1a verifies with the published key");
+    signed.push(b' ');
+    assert!(key.verify(&signed, &sig).is_err(), "and not for another body");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_schedule_applies_to_agents_without_their_own() {
+    let hub = TestHub::start().await; // node schedule: two retries
+    let admin = hub.admin();
+    let one_retry =
+        switchboard_core::api::TenantPushSettings { retry_schedule_ms: Some(vec![10]), ..Default::default() };
+    admin.put_tenant_push_settings(&one_retry).await.unwrap();
+    let rx = Receiver::start(|_| Plan::Status(500)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let s = state_of(&admin, &sent.id, DeliveryState::Dead, 10).await;
+    assert_eq!(s.deliveries[0].attempts, 2, "one try and the tenant's one retry");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_may_allow_private_endpoints_when_the_node_does_not() {
+    let hub = TestHub::start_with(|c| c.allow_private_endpoints = false).await;
+    let admin = hub.admin();
+    let rx = Receiver::start(|_| Plan::Status(200)).await;
+    let card = switchboard_core::api::RegisterAgent {
+        name: "local".into(),
+        endpoint: Some(rx.url.clone()),
+        ..Default::default()
+    };
+    assert_eq!(admin.register_agent(&card).await.unwrap_err().code(), Some("invalid_body"));
+    let allow = switchboard_core::api::TenantPushSettings { allow_private_endpoints: true, ..Default::default() };
+    admin.put_tenant_push_settings(&allow).await.unwrap();
+    let hook = admin.register_agent(&card).await.unwrap();
+    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    state_of(&admin, &sent.id, DeliveryState::Acked, 10).await;
+    hub.stop().await;
+}

@@ -128,4 +128,10 @@ pub trait PushStore: Send + Sync {
     async fn replay_dead(&self, tenant: &str, filter: DeliveryFilter, now: Millis) -> Result<u64>;
     /// Deletes dead deliveries matching the filter.
     async fn purge_dead(&self, tenant: &str, filter: DeliveryFilter) -> Result<u64>;
+    /// The tenant's push settings (JSON text), if it set any.
+    async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>>;
+    async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()>;
+    /// The hub's Ed25519 signing key (32 secret bytes), shared by every node: stores
+    /// `candidate` if there is none yet and returns whichever is stored.
+    async fn signing_key(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;
 }

@@ -61,10 +61,12 @@ async fn view_one(state: &AppState, a: AgentRecord) -> Result<Agent, ApiError> {
     Ok(view(a, state.config.heartbeat_window_ms, settings.first().map(|(_, s)| s)))
 }
 
-async fn check_card(state: &AppState, req: &RegisterAgent) -> Result<(), ApiError> {
+async fn check_card(state: &AppState, tenant: &str, req: &RegisterAgent) -> Result<(), ApiError> {
     validate::register_agent(req).map_err(ApiError::fields)?;
     if let Some(e) = &req.endpoint {
-        crate::delivery::push::check_endpoint(e, state.config.allow_private_endpoints).await.map_err(|message| {
+        let allow = state.config.allow_private_endpoints
+            || crate::delivery::push::tenant_settings(state, tenant).await?.allow_private_endpoints;
+        crate::delivery::push::check_endpoint(e, allow).await.map_err(|message| {
             ApiError::fields(vec![switchboard_core::api::FieldError { path: "endpoint".into(), message }])
         })?;
     }
@@ -93,7 +95,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<AgentRegistered>), ApiError> {
     auth.require_admin()?;
     let req: RegisterAgent = parse_json(body, CARD_LIMIT).await?;
-    check_card(&state, &req).await?;
+    check_card(&state, &auth.0.tenant, &req).await?;
     let now = now_ms();
     let retry_schedule_ms = req.retry_schedule_ms.clone();
     let record = AgentRecord {
@@ -185,7 +187,7 @@ pub async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     require_self_or_admin(&auth, &id)?;
     let req: UpdateAgent = parse_json(body, CARD_LIMIT).await?;
-    check_card(&state, &req).await?;
+    check_card(&state, &auth.0.tenant, &req).await?;
     let retry_schedule_ms = req.retry_schedule_ms.clone();
     let existing = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
     let existing_endpoint = existing.endpoint.clone();

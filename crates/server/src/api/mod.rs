@@ -23,6 +23,7 @@ pub mod inbox;
 pub mod messages;
 pub mod ops;
 pub mod stream;
+pub mod tenant;
 
 /// Builds the node's router.
 pub fn router(state: AppState) -> Router {
@@ -36,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{id}/heartbeat", post(agents::heartbeat))
         .route("/v1/agents/{id}/webhook-secret", get(agents::webhook_secret))
         .route("/v1/agents/{id}/webhook-secret:rotate", post(agents::rotate_webhook_secret))
+        .route("/v1/tenant/push-settings", get(tenant::push_settings).put(tenant::put_push_settings))
+        .route("/.well-known/switchboard-keys.json", get(tenant::keys))
         .route("/v1/deliveries", get(deliveries::list))
         .route("/v1/dead-letters", get(deliveries::dead_letters))
         .route("/v1/dead-letters:replay", post(deliveries::replay))
@@ -150,6 +153,7 @@ impl utoipa::Modify for BearerAuth {
         agents::register, agents::list, agents::show, agents::update, agents::remove, agents::heartbeat,
         agents::webhook_secret, agents::rotate_webhook_secret,
         deliveries::list, deliveries::dead_letters, deliveries::replay, deliveries::purge,
+        tenant::push_settings, tenant::put_push_settings, tenant::keys,
         messages::send, messages::send_batch, messages::show,
         inbox::fetch, inbox::ack, inbox::nack,
         stream::websocket, stream::events,

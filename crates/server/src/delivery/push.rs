@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use switchboard_core::api::Part;
+use switchboard_core::api::{Part, TenantPushSettings};
 use switchboard_core::time::{Millis, now_ms, rfc3339};
 use switchboard_store::NewMessage;
 use switchboard_store::push::{AttemptRecord, PushClaim, PushJob, PushOutcome};
@@ -175,34 +175,104 @@ struct Circuit {
 
 /// The node's push engine: the HTTP client, per-endpoint circuits and concurrency.
 pub struct Pusher {
+    /// Refuses private addresses at connect time (unless the node allows them).
     http: reqwest::Client,
+    /// For tenants that allow private endpoints.
+    http_private: reqwest::Client,
     circuits: Mutex<HashMap<(String, String), Circuit>>,
     slots: Arc<Semaphore>,
     wake: Notify,
+    /// Tenant push settings, cached briefly: read on every attempt.
+    tenants: Mutex<HashMap<String, (TenantPushSettings, Instant)>>,
+    /// The hub's Ed25519 key, loaded (or created) once from the store.
+    signer: tokio::sync::OnceCell<ed25519_dalek::SigningKey>,
+}
+
+const TENANT_TTL: Duration = Duration::from_secs(5);
+
+fn http_client(config: &crate::Config, allow_private: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_millis(config.push_timeout_ms))
+        .connect_timeout(Duration::from_millis(config.push_timeout_ms.min(10_000)))
+        .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+        .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
 }
 
 impl Pusher {
     pub fn new(config: &crate::Config) -> Pusher {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_millis(config.push_timeout_ms))
-            .connect_timeout(Duration::from_millis(config.push_timeout_ms.min(10_000)))
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: config.allow_private_endpoints }))
-            .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
         Pusher {
-            http,
+            http: http_client(config, config.allow_private_endpoints),
+            http_private: http_client(config, true),
             circuits: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(config.push_concurrency)),
             wake: Notify::new(),
+            tenants: Mutex::new(HashMap::new()),
+            signer: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Forgets cached tenant settings (they were just changed on this node).
+    pub fn forget_tenant(&self, tenant: &str) {
+        self.tenants.lock().expect("tenant cache poisoned").remove(tenant);
     }
 
     /// Something became due for a push agent: look now rather than at the next tick.
     pub fn poke(&self) {
         self.wake.notify_one();
     }
+}
+
+/// A tenant's push settings (defaults when it set none).
+pub async fn tenant_settings(state: &AppState, tenant: &str) -> switchboard_store::Result<TenantPushSettings> {
+    if let Some((s, at)) = state.pusher.tenants.lock().expect("tenant cache poisoned").get(tenant)
+        && at.elapsed() < TENANT_TTL
+    {
+        return Ok(s.clone());
+    }
+    let Some(push) = state.store.push() else { return Ok(TenantPushSettings::default()) };
+    let settings = match push.tenant_push_settings(tenant).await? {
+        Some(text) => serde_json::from_str(&text).unwrap_or_default(),
+        None => TenantPushSettings::default(),
+    };
+    state
+        .pusher
+        .tenants
+        .lock()
+        .expect("tenant cache poisoned")
+        .insert(tenant.to_owned(), (settings.clone(), Instant::now()));
+    Ok(settings)
+}
+
+/// The hub's Ed25519 signing key, the same on every node (kept in the store).
+pub async fn signing_key(state: &AppState) -> switchboard_store::Result<&ed25519_dalek::SigningKey> {
+    state
+        .pusher
+        .signer
+        .get_or_try_init(|| async {
+            let push =
+                state.store.push().ok_or_else(|| switchboard_store::StoreError::Internal("no push store".into()))?;
+            let mut candidate = [0u8; 32];
+            rand::rng().fill(&mut candidate);
+            let stored = push.signing_key(candidate.to_vec()).await?;
+            let bytes: [u8; 32] = stored
+                .as_slice()
+                .try_into()
+                .map_err(|_| switchboard_store::StoreError::Internal("stored signing key is not 32 bytes".into()))?;
+            Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+        })
+        .await
+}
+
+/// `v1a,<base64 Ed25519 signature of "{id}.{timestamp}.{body}">`, the Standard Webhooks
+/// asymmetric scheme.
+pub fn sign_ed25519(key: &ed25519_dalek::SigningKey, id: &str, timestamp: i64, body: &[u8]) -> String {
+    use ed25519_dalek::Signer;
+    let mut signed = format!("{id}.{timestamp}.").into_bytes();
+    signed.extend_from_slice(body);
+    format!("v1a,{}", base64::engine::general_purpose::STANDARD.encode(key.sign(&signed).to_bytes()))
 }
 
 /// The dispatcher: claims due push deliveries and starts their attempts. Runs until shutdown.
@@ -357,7 +427,7 @@ fn has_source<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stat
     false
 }
 
-async fn send(state: &AppState, job: &PushJob, body: Vec<u8>, attempt: u32) -> Answer {
+async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body: Vec<u8>, attempt: u32) -> Answer {
     let now = now_ms();
     let ts = now / 1000;
     let id = &job.message.id;
@@ -367,15 +437,19 @@ async fn send(state: &AppState, job: &PushJob, body: Vec<u8>, attempt: u32) -> A
     {
         signatures.extend(sign(prev, id, ts, &body));
     }
+    if tenant.sign_ed25519 {
+        match signing_key(state).await {
+            Ok(key) => signatures.push(sign_ed25519(key, id, ts, &body)),
+            Err(e) => tracing::warn!(error = %e, "could not load the hub signing key; sending without v1a"),
+        }
+    }
+    let allow_private = state.config.allow_private_endpoints || tenant.allow_private_endpoints;
     // Literal IP addresses bypass the resolver: check them here.
-    if !state.config.allow_private_endpoints
-        && let Err(e) = check_literal(&job.endpoint)
-    {
+    if !allow_private && let Err(e) = check_literal(&job.endpoint) {
         return Answer::Failed { kind: "refused_address", status: None, body: vec![], error: e };
     }
-    let req = state
-        .pusher
-        .http
+    let http = if allow_private { &state.pusher.http_private } else { &state.pusher.http };
+    let req = http
         .post(&job.endpoint)
         .header("content-type", "application/json")
         .header("webhook-id", id.as_str())
@@ -488,9 +562,19 @@ async fn attempt(state: &AppState, job: PushJob) {
     };
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     let started = Instant::now();
-    let result = send(state, &job, body, n).await;
+    let tenant = tenant_settings(state, &job.tenant).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read tenant push settings; using the node's");
+        TenantPushSettings::default()
+    });
+    let result = send(state, &job, &tenant, body, n).await;
     let took = started.elapsed().as_millis() as i64;
-    let schedule = job.settings.retry_schedule_ms.as_ref().unwrap_or(&state.config.push_retry_schedule_ms);
+    // The agent's schedule, else the tenant's, else the node's.
+    let schedule = job
+        .settings
+        .retry_schedule_ms
+        .as_ref()
+        .or(tenant.retry_schedule_ms.as_ref())
+        .unwrap_or(&state.config.push_retry_schedule_ms);
     let retry_or_dead = |error: String, wait: Option<i64>| -> PushOutcome {
         match schedule.get(job.attempts as usize) {
             Some(step) => PushOutcome::Retry { due_at: now_ms() + wait.unwrap_or_else(|| jittered(*step)), error },

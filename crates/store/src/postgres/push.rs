@@ -471,4 +471,47 @@ impl PushStore for PostgresStore {
         })
         .await
     }
+
+    async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {
+        retrying(move || async move {
+            let c = self.conn().await?;
+            let row = c.query_opt("SELECT settings FROM tenant_push_settings WHERE tenant_id = $1", &[&tenant]).await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()> {
+        let settings = &settings;
+        retrying(move || async move {
+            let c = self.conn().await?;
+            c.execute(
+                "INSERT INTO tenant_push_settings (tenant_id, settings) VALUES ($1, $2) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings",
+                &[&tenant, settings],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signing_key(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        let candidate = &candidate;
+        retrying(move || async move {
+            let c = self.conn().await?;
+            // Nodes starting together: the first insert wins and every node reads it back.
+            c.execute(
+                "INSERT INTO hub_keys (id, secret, created_at) VALUES ('ed25519', $1, $2) ON CONFLICT (id) DO NOTHING",
+                &[candidate, &switchboard_core::time::now_ms()],
+            )
+            .await?;
+            let row = c.query_one("SELECT secret FROM hub_keys WHERE id = 'ed25519'", &[]).await?;
+            Ok(row.try_get(0)?)
+        })
+        .await
+    }
 }

@@ -319,4 +319,40 @@ impl PushStore for SqliteStore {
         .await
         .map_err(|e: StoreError| e)
     }
+
+    async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            c.query_row("SELECT settings FROM tenant_push_settings WHERE tenant_id = ?1", [tenant], |r| r.get(0))
+                .optional()
+                .map_err(internal)
+        })
+        .await
+    }
+
+    async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()> {
+        let tenant = tenant.to_owned();
+        self.write(move |c, _| {
+            c.execute(
+                "INSERT INTO tenant_push_settings (tenant_id, settings) VALUES (?1, ?2) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET settings = ?2",
+                params![tenant, settings],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn signing_key(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        self.write(move |c, _| {
+            c.execute(
+                "INSERT OR IGNORE INTO hub_keys (id, secret, created_at) VALUES ('ed25519', ?1, ?2)",
+                params![candidate, switchboard_core::time::now_ms()],
+            )
+            .map_err(internal)?;
+            c.query_row("SELECT secret FROM hub_keys WHERE id = 'ed25519'", [], |r| r.get(0)).map_err(internal)
+        })
+        .await
+    }
 }

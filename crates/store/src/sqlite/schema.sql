@@ -103,4 +103,13 @@ CREATE TABLE IF NOT EXISTS push_attempts (
 CREATE INDEX IF NOT EXISTS push_attempts_message ON push_attempts(tenant_id, message_id, id);
 CREATE INDEX IF NOT EXISTS deliveries_push_due ON deliveries(due_at)
     WHERE push = 1 AND state IN ('pending', 'leased', 'delivered');
+CREATE TABLE IF NOT EXISTS tenant_push_settings (
+    tenant_id TEXT PRIMARY KEY,
+    settings  TEXT NOT NULL              -- JSON
+);
+CREATE TABLE IF NOT EXISTS hub_keys (
+    id         TEXT PRIMARY KEY,         -- 'ed25519'
+    secret     BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(tenant_id, state, seq);

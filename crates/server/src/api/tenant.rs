@@ -1,0 +1,72 @@
+//! `/v1/tenant/push-settings` and the hub's published signing key.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use base64::Engine;
+use serde::Serialize;
+use switchboard_core::api::{FieldError, Problem, TenantPushSettings};
+
+use super::parse_json;
+use crate::AppState;
+use crate::auth::Auth;
+use crate::delivery::push::{signing_key, tenant_settings};
+use crate::error::ApiError;
+
+/// The tenant's push settings (admin).
+#[utoipa::path(get, path = "/v1/tenant/push-settings", responses((status = 200, body = TenantPushSettings)))]
+pub async fn push_settings(State(state): State<AppState>, auth: Auth) -> Result<Json<TenantPushSettings>, ApiError> {
+    auth.require_admin()?;
+    Ok(Json(tenant_settings(&state, &auth.0.tenant).await?))
+}
+
+/// Replaces the tenant's push settings (admin).
+#[utoipa::path(put, path = "/v1/tenant/push-settings", request_body = TenantPushSettings,
+    responses((status = 200, body = TenantPushSettings), (status = 422, body = Problem)))]
+pub async fn put_push_settings(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<TenantPushSettings>, ApiError> {
+    auth.require_admin()?;
+    let s: TenantPushSettings = parse_json(body, 64 * 1024).await?;
+    if s.retry_schedule_ms.as_ref().is_some_and(|v| v.len() > 50 || v.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
+        return Err(ApiError::fields(vec![FieldError {
+            path: "retry_schedule_ms".into(),
+            message: "use at most 50 steps of at most 7 days each".into(),
+        }]));
+    }
+    let push =
+        state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
+    let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
+    push.put_tenant_push_settings(&auth.0.tenant, text).await?;
+    state.pusher.forget_tenant(&auth.0.tenant);
+    tracing::info!(tenant = %auth.0.tenant, "tenant push settings changed");
+    Ok(Json(s))
+}
+
+/// One public key, JWK style (RFC 8037 `OKP` / `Ed25519`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Jwk {
+    kty: &'static str,
+    crv: &'static str,
+    kid: &'static str,
+    #[serde(rename = "use")]
+    use_: &'static str,
+    /// The public key, base64url without padding.
+    x: String,
+}
+
+/// The hub's public keys.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeySet {
+    keys: Vec<Jwk>,
+}
+
+/// The public key that verifies `v1a` webhook signatures (no authentication).
+#[utoipa::path(get, path = "/.well-known/switchboard-keys.json", security(()), responses((status = 200, body = KeySet)))]
+pub async fn keys(State(state): State<AppState>) -> Result<Json<KeySet>, ApiError> {
+    let key = signing_key(&state).await?;
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    Ok(Json(KeySet { keys: vec![Jwk { kty: "OKP", crv: "Ed25519", kid: "switchboard-webhooks", use_: "sig", x }] }))
+}
