@@ -130,6 +130,11 @@ pub struct TenantPushSettings {
     /// Let this tenant's agents use endpoints on loopback, private and link-local addresses.
     #[serde(default)]
     pub allow_private_endpoints: bool,
+    /// An agent (`agent:<id>`) that receives push health events (`delivery.failing`,
+    /// `delivery.exhausted`, `delivery.recovered`, `circuit.opened`, `endpoint.disabled`) as
+    /// CloudEvents in `data` parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_to: Option<String>,
 }
 
 /// One push attempt, from the attempt log.

@@ -378,3 +378,42 @@ async fn a_tenant_may_allow_private_endpoints_when_the_node_does_not() {
     state_of(&admin, &sent.id, DeliveryState::Acked, 10).await;
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn push_health_events_reach_the_tenants_events_agent() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let (ops, ops_client) = hub.agent("ops", &[]).await;
+    let bad =
+        switchboard_core::api::TenantPushSettings { events_to: Some("agent:nobody".into()), ..Default::default() };
+    assert_eq!(admin.put_tenant_push_settings(&bad).await.unwrap_err().code(), Some("invalid_body"));
+    let settings = switchboard_core::api::TenantPushSettings {
+        events_to: Some(format!("agent:{}", ops.agent.id)),
+        ..Default::default()
+    };
+    admin.put_tenant_push_settings(&settings).await.unwrap();
+    let rx = Receiver::start(|_| Plan::Status(410)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    // Events arrive as messages in the ops agent's inbox; wait for the one we caused.
+    let subject = format!("agent:{}", hook.agent.id);
+    let mut types: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !types.iter().any(|t| t == "dev.switchboard.endpoint.disabled") {
+        assert!(tokio::time::Instant::now() < deadline, "no endpoint.disabled event, got {types:?}");
+        let inbox = ops_client
+            .inbox(&InboxOptions { limit: Some(10), wait_ms: Some(1000), ..Default::default() })
+            .await
+            .unwrap();
+        for m in inbox.messages {
+            assert_eq!(m.message.from, "switchboard");
+            let Part::Data { data } = &m.message.parts[0] else { panic!("a data part") };
+            assert_eq!(data["specversion"], "1.0");
+            assert_eq!(data["subject"], subject.as_str());
+            types.push(data["type"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(types.iter().all(|t| t.starts_with("dev.switchboard.")));
+    let _ = sent;
+    hub.stop().await;
+}

@@ -36,6 +36,18 @@ pub async fn put_push_settings(
             message: "use at most 50 steps of at most 7 days each".into(),
         }]));
     }
+    if let Some(to) = &s.events_to {
+        let known = match to.strip_prefix("agent:") {
+            Some(id) => state.store.get_agent(&auth.0.tenant, id).await?.is_some(),
+            None => false,
+        };
+        if !known {
+            return Err(ApiError::fields(vec![FieldError {
+                path: "events_to".into(),
+                message: format!("`{to}` is not a registered agent of this tenant; use agent:<id>"),
+            }]));
+        }
+    }
     let push =
         state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
     let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;

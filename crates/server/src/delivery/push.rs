@@ -594,8 +594,17 @@ async fn attempt(state: &AppState, job: PushJob) {
             if let Some(push) = state.store.push() {
                 let _ = push.set_push_health(&job.tenant, &job.agent_id, Some(error.clone()), true).await;
             }
-            metrics.push_event("endpoint.disabled");
             tracing::warn!(agent = %job.agent_id, endpoint = %job.endpoint, "endpoint disabled (410 Gone)");
+            emit(
+                state,
+                &job.tenant,
+                &job.agent_id,
+                "endpoint.disabled",
+                serde_json::json!({
+                    "endpoint": job.endpoint, "message_id": m.id,
+                }),
+            )
+            .await;
             (PushOutcome::Dead { error }, Some(status), Some("gone"), body)
         }
         Answer::Throttled { status, body, retry_after_ms } => {
@@ -611,9 +620,18 @@ async fn attempt(state: &AppState, job: PushJob) {
             metrics.delivery_latency.observe((now_ms() - m.created_at).max(0) as f64 / 1000.0);
         }
         PushOutcome::Retry { .. } => metrics.delivery("push_retry", 1),
-        PushOutcome::Dead { .. } => {
+        PushOutcome::Dead { error } => {
             metrics.delivery("dead", 1);
-            metrics.push_event("delivery.exhausted");
+            emit(
+                state,
+                &job.tenant,
+                &job.agent_id,
+                "delivery.exhausted",
+                serde_json::json!({
+                    "message_id": m.id, "attempts": n, "error": error,
+                }),
+            )
+            .await;
         }
     }
     finish(state, &job, n, took, status, kind, excerpt(&body), outcome).await;
@@ -654,6 +672,7 @@ async fn update_circuit(state: &AppState, key: &(String, String), success: bool,
         Opened(u32),
         Recovered,
     }
+    let mut first_failure = false;
     let change = {
         let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
         let c = circuits.entry(key.clone()).or_default();
@@ -668,9 +687,7 @@ async fn update_circuit(state: &AppState, key: &(String, String), success: bool,
             Change::None
         } else {
             c.consecutive_failures += 1;
-            if c.consecutive_failures == 1 {
-                state.metrics.push_event("delivery.failing");
-            }
+            first_failure = c.consecutive_failures == 1;
             let reopen = c.open_until.is_some_and(|u| u <= now); // a half-open probe failed
             if c.consecutive_failures >= state.config.circuit_failures && (c.open_until.is_none() || reopen) {
                 c.open_until = Some(now + state.config.circuit_cooldown_ms as i64);
@@ -680,20 +697,85 @@ async fn update_circuit(state: &AppState, key: &(String, String), success: bool,
             }
         }
     };
+    if first_failure {
+        emit(state, &key.0, &key.1, "delivery.failing", serde_json::json!({ "kind": kind })).await;
+    }
     let Some(push) = state.store.push() else { return };
     match change {
         Change::None => {}
         Change::Opened(n) => {
-            state.metrics.push_event("circuit.opened");
             tracing::warn!(agent = %key.1, failures = n, "endpoint failing: circuit open");
             let error = format!("{n} consecutive push failures; retrying after a cooldown");
             let _ = push.set_push_health(&key.0, &key.1, Some(error), false).await;
+            let cooldown = state.config.circuit_cooldown_ms;
+            emit(
+                state,
+                &key.0,
+                &key.1,
+                "circuit.opened",
+                serde_json::json!({ "failures": n, "cooldown_ms": cooldown }),
+            )
+            .await;
         }
         Change::Recovered => {
-            state.metrics.push_event("delivery.recovered");
             tracing::info!(agent = %key.1, "endpoint recovered");
             let _ = push.set_push_health(&key.0, &key.1, None, false).await;
+            emit(state, &key.0, &key.1, "delivery.recovered", serde_json::json!({})).await;
         }
+    }
+}
+
+/// Counts a push health event and, when the tenant names an `events_to` agent, sends it
+/// there as a CloudEvent in a `data` part: a durable message like any other, so an ops agent
+/// gets it by pull or push, on whichever node it is connected to. Events about the events
+/// agent itself are not sent to it, so a failing ops endpoint cannot feed itself.
+async fn emit(state: &AppState, tenant: &str, agent_id: &str, event: &'static str, data: serde_json::Value) {
+    state.metrics.push_event(event);
+    let Ok(settings) = tenant_settings(state, tenant).await else { return };
+    let Some(to) = settings.events_to else { return };
+    let subject = format!("agent:{agent_id}");
+    if to == subject {
+        return;
+    }
+    let now = now_ms();
+    let id = switchboard_core::new_id().to_string();
+    let cloud_event = serde_json::json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "switchboard",
+        "type": format!("dev.switchboard.{event}"),
+        "subject": subject,
+        "time": rfc3339(now),
+        "datacontenttype": "application/json",
+        "data": data,
+    });
+    let push = match to.strip_prefix("agent:") {
+        Some(ops) => match state.store.get_agent(tenant, ops).await {
+            Ok(Some(a)) => a.endpoint.is_some(),
+            _ => return, // the events agent is gone: metrics and logs still have the event
+        },
+        None => return,
+    };
+    let m = NewMessage {
+        tenant: tenant.to_owned(),
+        id,
+        sender: "switchboard".into(),
+        to: to.clone(),
+        recipients: vec![to.clone()],
+        push_recipients: if push { vec![to.clone()] } else { vec![] },
+        parts: serde_json::json!([{ "kind": "data", "data": cloud_event }]).to_string(),
+        metadata: Some(serde_json::json!({ "event": event }).to_string()),
+        conversation_id: None,
+        correlation_id: None,
+        in_reply_to: None,
+        idempotency_key: None,
+        request_hash: String::new(),
+        created_at: now,
+        expires_at: None,
+    };
+    match state.store.accept(vec![m]).await {
+        Ok(_) => state.pusher.poke(),
+        Err(e) => tracing::warn!(error = %e, event, "could not send a push event to {to}"),
     }
 }
 
