@@ -15,7 +15,9 @@ use switchboard_client::{Client, ClientError};
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
+pub mod peers;
 mod push;
+pub mod report;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -284,8 +284,32 @@ struct SendArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// burst, throughput or latency.
-    workload: switchboard_bench::Workload,
+    /// burst, throughput, latency, push, or `report` (throughput and latency against the hub
+    /// and every reachable peer, written to docs/bench/RESULTS.md and results.svg).
+    workload: BenchRun,
+    /// What to run against: switchboard, jetstream-d1, jetstream-d2, jetstream-d0 or rabbitmq.
+    #[arg(long, default_value = "switchboard")]
+    target: switchboard_bench::peers::Target,
+    /// The running JetStream (D1).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// nats-server binary to start for jetstream-d2/d0 (v2.10+ for `sync_interval`).
+    #[arg(long, env = "NATS_SERVER_BIN", default_value = "/usr/sbin/nats-server")]
+    nats_server: String,
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    /// Cores (`taskset -c`) for the nats-server this tool starts, e.g. 0.
+    #[arg(long)]
+    server_cores: Option<String>,
+    /// The hub's process id, for CPU use (default: found from the URL's port with `ss`).
+    #[arg(long)]
+    hub_pid: Option<u32>,
+    /// Where `report` writes RESULTS.md and results.svg.
+    #[arg(long, default_value = "docs/bench")]
+    out_dir: PathBuf,
+    /// Label of the hub in the report (say which backend it runs).
+    #[arg(long, default_value = "switchboard (SQLite)")]
+    hub_label: String,
     /// Messages to send (default depends on the workload).
     #[arg(long)]
     messages: Option<usize>,
@@ -739,8 +763,22 @@ async fn run_client(cmd: Command) -> Result<()> {
     Ok(())
 }
 
-async fn bench(a: BenchArgs) -> Result<()> {
-    let mut cfg = switchboard_bench::BenchConfig::for_workload(a.workload);
+/// A bench workload, or the side-by-side report.
+#[derive(Clone, Copy)]
+enum BenchRun {
+    Workload(switchboard_bench::Workload),
+    Report,
+}
+
+impl std::str::FromStr for BenchRun {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "report" { Ok(BenchRun::Report) } else { s.parse().map(BenchRun::Workload) }
+    }
+}
+
+fn bench_config(a: &BenchArgs, workload: switchboard_bench::Workload) -> switchboard_bench::BenchConfig {
+    let mut cfg = switchboard_bench::BenchConfig::for_workload(workload);
     cfg.messages = a.messages.unwrap_or(cfg.messages);
     cfg.size = a.size.unwrap_or(cfg.size);
     cfg.producers = a.producers.unwrap_or(cfg.producers).max(1);
@@ -749,11 +787,50 @@ async fn bench(a: BenchArgs) -> Result<()> {
     cfg.rate = a.rate.unwrap_or(cfg.rate);
     cfg.batch = a.batch.unwrap_or(cfg.batch).clamp(1, 1000);
     cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
+    cfg
+}
+
+async fn bench(a: BenchArgs) -> Result<()> {
+    use switchboard_bench::peers::{self, Target};
+    let peer_cfg = peers::PeerConfig {
+        nats_url: a.nats_url.clone(),
+        nats_server_bin: a.nats_server.clone(),
+        amqp_url: a.amqp_url.clone(),
+        server_cores: a.server_cores.clone(),
+    };
+    let workload = match a.workload {
+        BenchRun::Workload(w) => w,
+        BenchRun::Report => return bench_report(&a, peer_cfg).await,
+    };
+    let cfg = bench_config(&a, workload);
     let total = cfg.messages;
-    let r = switchboard_bench::run(&client(&a.conn), &cfg, |sent, got| {
-        eprint!("\r  sent {sent}/{total}  received {got}/{total}   ");
-    })
-    .await?;
+    let tick = |sent: usize, got: usize| eprint!("\r  sent {sent}/{total}  received {got}/{total}   ");
+    let r = if a.target == Target::Switchboard {
+        switchboard_bench::run(&client(&a.conn), &cfg, tick).await?
+    } else {
+        if !matches!(workload, switchboard_bench::Workload::Throughput | switchboard_bench::Workload::Latency) {
+            anyhow::bail!("--target {} runs the throughput and latency workloads only", a.target.name());
+        }
+        match peers::run(a.target, &cfg, &peer_cfg, &tick).await {
+            Ok(p) => {
+                let cpu = p.server_cpu_s.map_or("?".into(), |c| format!("{c:.2} s"));
+                eprintln!(
+                    "\n  {} {} ({:?}), server pid {:?} on cores {}, server CPU {cpu}",
+                    a.target.name(),
+                    p.version,
+                    a.target.durability(),
+                    p.server_pid,
+                    p.server_pid.and_then(peers::cores_of).unwrap_or_else(|| "?".into())
+                );
+                p.report
+            }
+            Err(peers::PeerError::Unreachable(why)) => {
+                eprintln!("skipping {}: {why}", a.target.name());
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     eprintln!();
     if a.conn.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -778,5 +855,40 @@ async fn bench(a: BenchArgs) -> Result<()> {
         rows.push(vec!["push retries / lost".into(), format!("{retries} / {lost}")]);
     }
     print!("{}", table::render(&["FIGURE", "VALUE"], rows));
+    Ok(())
+}
+
+/// `switchboard bench report`: the hub beside every reachable peer, written to `--out-dir`.
+async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig) -> Result<()> {
+    use switchboard_bench::Workload;
+    let mut latency = bench_config(a, Workload::Latency);
+    latency.rate = a.rate.unwrap_or(1000);
+    let rc = switchboard_bench::report::ReportConfig {
+        peers,
+        throughput: bench_config(a, Workload::Throughput),
+        latency,
+        hub_url: a.conn.url.clone(),
+        hub_pid: a.hub_pid,
+        hub_label: a.hub_label.clone(),
+        // The command as run, with any token left out: the file is committed.
+        command: std::env::args()
+            .scan(false, |after_token, arg| {
+                let shown = if *after_token { "$SWITCHBOARD_TOKEN".into() } else { arg.clone() };
+                *after_token = arg == "--token";
+                Some(if arg.starts_with("--token=") { "--token=$SWITCHBOARD_TOKEN".into() } else { shown })
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let c = switchboard_bench::report::compare(&client(&a.conn), &rc, &|line: &str| eprintln!("{line}")).await;
+    std::fs::create_dir_all(&a.out_dir)?;
+    std::fs::write(a.out_dir.join("RESULTS.md"), switchboard_bench::report::markdown(&c))?;
+    std::fs::write(a.out_dir.join("results.svg"), switchboard_bench::report::svg(&c))?;
+    eprintln!("wrote {}/RESULTS.md and results.svg", a.out_dir.display());
+    if a.conn.json {
+        println!("{}", serde_json::to_string(&c)?);
+    } else {
+        print!("{}", switchboard_bench::report::markdown(&c));
+    }
     Ok(())
 }

@@ -1,0 +1,373 @@
+//! `switchboard bench report`: throughput and latency for Switchboard and every reachable peer
+//! in one run on one machine, written as a Markdown table and an SVG chart (by hand, no
+//! plotting dependency) for `docs/bench/`.
+
+use serde::Serialize;
+use switchboard_client::Client;
+
+use crate::peers::{self, Durability, PeerConfig, Target, cores_of, cpu_seconds, pid_listening_on};
+use crate::{BenchConfig, Report};
+
+/// Settings of a comparison run.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub peers: PeerConfig,
+    pub throughput: BenchConfig,
+    pub latency: BenchConfig,
+    /// The hub's URL (for finding its process by port, and for the record).
+    pub hub_url: String,
+    /// The hub's process, when known; otherwise found from the URL's port.
+    pub hub_pid: Option<u32>,
+    /// How the hub was started (backend), for the table.
+    pub hub_label: String,
+    /// The command that reproduces this run, for the record.
+    pub command: String,
+}
+
+/// One workload's figures with the CPU each process used meanwhile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    #[serde(flatten)]
+    pub report: Report,
+    pub server_cpu_s: Option<f64>,
+    pub bench_cpu_s: Option<f64>,
+}
+
+/// One system in the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub system: String,
+    pub durability: Durability,
+    pub version: String,
+    pub server_pid: Option<u32>,
+    pub server_cores: Option<String>,
+    pub throughput: Option<Measured>,
+    pub latency: Option<Measured>,
+    /// Why the system has no figures (unreachable, or the run failed).
+    pub skipped: Option<String>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub machine: String,
+    pub cores: usize,
+    pub bench_cores: Option<String>,
+    pub settings: String,
+    pub command: String,
+    /// Messages per second of the latency workload.
+    pub latency_rate: u64,
+    pub rows: Vec<Row>,
+}
+
+async fn measured<E>(work: impl Future<Output = Result<(Report, Option<f64>), E>>) -> Result<Measured, E> {
+    let me = std::process::id();
+    let before = cpu_seconds(me);
+    let (report, server_cpu_s) = work.await?;
+    let bench_cpu_s = before.zip(cpu_seconds(me)).map(|(b, a)| a - b);
+    Ok(Measured { report, server_cpu_s, bench_cpu_s })
+}
+
+/// Runs throughput and latency against the hub and then each peer; a peer that is not there
+/// is skipped with the reason in its row.
+pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str) + Sync)) -> Comparison {
+    let mut rows = Vec::new();
+    let hub_pid = rc.hub_pid.or_else(|| {
+        rc.hub_url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).and_then(pid_listening_on)
+    });
+    let mut row = Row {
+        system: rc.hub_label.clone(),
+        durability: Durability::D2,
+        version: format!("switchboard {}", env!("CARGO_PKG_VERSION")),
+        server_pid: hub_pid,
+        server_cores: hub_pid.and_then(cores_of),
+        throughput: None,
+        latency: None,
+        skipped: None,
+    };
+    for cfg in [&rc.throughput, &rc.latency] {
+        progress(&format!("switchboard {:?}", cfg.workload).to_lowercase());
+        let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
+        let got = measured(async {
+            let (r, cpu) = peers::with_cpu(hub_pid, crate::run(admin, cfg, tick)).await;
+            r.map(|r| (r, cpu))
+        })
+        .await;
+        match got {
+            Ok(m) if cfg.rate > 0 => row.latency = Some(m),
+            Ok(m) => row.throughput = Some(m),
+            Err(e) => row.skipped = Some(format!("switchboard at {}: {e}", rc.hub_url)),
+        }
+    }
+    rows.push(row);
+
+    for target in Target::PEERS {
+        let mut row = Row {
+            system: target.name().into(),
+            durability: target.durability(),
+            version: String::new(),
+            server_pid: None,
+            server_cores: None,
+            throughput: None,
+            latency: None,
+            skipped: None,
+        };
+        for cfg in [&rc.throughput, &rc.latency] {
+            progress(&format!("{} {:?}", target.name(), cfg.workload).to_lowercase());
+            let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
+            // The server's cores are read during the run: dedicated servers exist only then.
+            let got = measured(async {
+                peers::run(target, cfg, &rc.peers, &tick).await.map(|p| {
+                    row.version = p.version.clone();
+                    row.server_pid = p.server_pid;
+                    if row.server_cores.is_none() {
+                        row.server_cores = match (target, &rc.peers.server_cores) {
+                            (Target::JetstreamD2 | Target::JetstreamD0, Some(c)) => Some(c.clone()),
+                            _ => p.server_pid.and_then(cores_of),
+                        };
+                    }
+                    (p.report, p.server_cpu_s)
+                })
+            })
+            .await;
+            match got {
+                Ok(m) if cfg.rate > 0 => row.latency = Some(m),
+                Ok(m) => row.throughput = Some(m),
+                Err(e) => {
+                    progress(&format!("  skipped: {e}"));
+                    row.skipped = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        rows.push(row);
+    }
+
+    let t = &rc.throughput;
+    let l = &rc.latency;
+    Comparison {
+        machine: machine(),
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        bench_cores: cores_of(std::process::id()),
+        settings: format!(
+            "throughput: closed loop, {} messages of {} B, {} producers × {} in flight, {} consumers acking each \
+             message; latency: open loop at {}/s, {} messages of {} B, {} producer, {} consumer, measured from when \
+             each message was due to its receipt. JetStream: file storage (memory for D0), publish awaits the \
+             PubAck, durable pull consumers with explicit ack; D2 on a dedicated nats-server with `sync_interval: \
+             always`. RabbitMQ: one durable quorum queue per consumer, persistent messages, publisher confirms \
+             awaited per message, manual acks, prefetch 256.",
+            t.messages,
+            t.size,
+            t.producers,
+            t.concurrency,
+            t.consumers,
+            l.rate,
+            l.messages,
+            l.size,
+            l.producers,
+            l.consumers
+        ),
+        command: rc.command.clone(),
+        latency_rate: rc.latency.rate,
+        rows,
+    }
+}
+
+/// CPU model and count, from `/proc/cpuinfo`.
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, Linux {}", kernel.trim())
+}
+
+fn f(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.2}") }
+}
+
+fn cpu(m: &Measured) -> String {
+    let secs = m.report.elapsed_ms / 1000.0;
+    let pct = |c: Option<f64>| c.map_or("?".into(), |c| format!("{:.0}%", 100.0 * c / secs.max(1e-9)));
+    format!("{} / {}", pct(m.server_cpu_s), pct(m.bench_cpu_s))
+}
+
+/// The comparison as Markdown: the table, then machine, versions, settings and the command.
+pub fn markdown(c: &Comparison) -> String {
+    let hub = c.rows.first();
+    let hub_tput = hub.and_then(|r| r.throughput.as_ref()).map(|m| m.report.messages_per_s);
+    let hub_p99 = hub.and_then(|r| r.latency.as_ref()).map(|m| m.report.p99_ms);
+    let mut s = String::from("# Switchboard beside NATS JetStream and RabbitMQ\n\n");
+    s += "Generated by `switchboard bench report`; every figure from one run on this machine. D2 = fsync'd before \
+          the sender's ack, D1 = written, not yet fsync'd, D0 = memory only. Compare like with like: D2 is the \
+          headline.\n\n";
+    s += "| System | Durability | Throughput (msg/s) | Switchboard ÷ peer | p50 (ms) | p99 (ms) | p99.9 (ms) | max \
+          (ms) | p99: Switchboard ÷ peer | Lost / dup | Server cores | CPU server / bench (throughput) |\n";
+    s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n";
+    for r in &c.rows {
+        if let Some(why) = &r.skipped
+            && r.throughput.is_none()
+        {
+            s += &format!("| {} | {:?} | skipped: {} |||||||||\n", r.system, r.durability, why.replace('|', "/"));
+            continue;
+        }
+        let is_hub = std::ptr::eq(r, &c.rows[0]);
+        let t = r.throughput.as_ref();
+        let l = r.latency.as_ref();
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            _ if is_hub => "—".to_owned(),
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "?".into(),
+        };
+        let lost = |m: Option<&Measured>| m.map_or(0, |m| m.report.lost.unwrap_or(0) + m.report.send_errors);
+        let dup = t.map_or(0, |m| m.report.duplicates) + l.map_or(0, |m| m.report.duplicates);
+        s += &format!(
+            "| {} | {:?} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |\n",
+            r.system,
+            r.durability,
+            t.map_or("?".into(), |m| format!("{:.0}", m.report.messages_per_s)),
+            ratio(hub_tput, t.map(|m| m.report.messages_per_s)),
+            l.map_or("?".into(), |m| f(m.report.p50_ms)),
+            l.map_or("?".into(), |m| f(m.report.p99_ms)),
+            l.map_or("?".into(), |m| f(m.report.p999_ms)),
+            l.map_or("?".into(), |m| f(m.report.max_ms)),
+            ratio(hub_p99, l.map(|m| m.report.p99_ms)),
+            lost(t) + lost(l),
+            dup,
+            r.server_cores.as_deref().unwrap_or("?"),
+            t.map_or("?".into(), cpu),
+        );
+    }
+    s += "\nThroughput ratio above 1 and p99 ratio below 1 favour Switchboard. CPU is the share of one core used \
+          during the throughput run (user + system time from `/proc/<pid>/stat`).\n\n";
+    s += "![throughput and latency by system](results.svg)\n\n## Machine\n\n";
+    s += &format!(
+        "- {} ({} cores visible, `nproc`)\n- bench process on cores {}\n",
+        c.machine,
+        c.cores,
+        c.bench_cores.as_deref().unwrap_or("?")
+    );
+    for r in &c.rows {
+        s += &format!(
+            "- {}: {}, pid {}, cores {}\n",
+            r.system,
+            if r.version.is_empty() { "version unknown" } else { &r.version },
+            r.server_pid.map_or("?".into(), |p| p.to_string()),
+            r.server_cores.as_deref().unwrap_or("?")
+        );
+    }
+    s += &format!("\n## Settings\n\n{}\n\n## Reproduce\n\n```sh\n{}\n```\n", c.settings, c.command);
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The comparison as an SVG chart: throughput bars, then latency percentiles (log scale).
+pub fn svg(c: &Comparison) -> String {
+    let rows: Vec<&Row> = c.rows.iter().filter(|r| r.throughput.is_some() || r.latency.is_some()).collect();
+    let (w, label_w, bar_w) = (860.0, 210.0, 560.0);
+    let row_h = 26.0;
+    let top1 = 50.0;
+    let h1 = rows.len() as f64 * row_h;
+    let top2 = top1 + h1 + 80.0;
+    let lat_row_h = 3.0 * 14.0 + 10.0;
+    let h2 = rows.len() as f64 * lat_row_h;
+    let height = top2 + h2 + 50.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" \
+         font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    s += "<text x=\"10\" y=\"24\" font-size=\"15\" font-weight=\"bold\">Throughput (messages/s, 1 KiB, end \
+          to end) — higher is better</text>\n";
+    let max_t = rows.iter().filter_map(|r| r.throughput.as_ref()).map(|m| m.report.messages_per_s).fold(1.0, f64::max);
+    let colour = |d: Durability| match d {
+        Durability::D2 => "#2b6cb0",
+        Durability::D1 => "#dd8a2b",
+        Durability::D0 => "#9b9b9b",
+    };
+    for (i, r) in rows.iter().enumerate() {
+        let y = top1 + i as f64 * row_h;
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} ({:?})</text>\n",
+            label_w - 8.0,
+            y + 15.0,
+            esc(&r.system),
+            r.durability
+        );
+        if let Some(m) = &r.throughput {
+            let len = bar_w * m.report.messages_per_s / max_t;
+            s += &format!(
+                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{len:.1}\" height=\"{}\" fill=\"{}\"/>\n<text x=\"{:.1}\" \
+                 y=\"{}\">{:.0}</text>\n",
+                row_h - 6.0,
+                colour(r.durability),
+                label_w + len + 4.0,
+                y + 15.0,
+                m.report.messages_per_s
+            );
+        }
+    }
+    s += &format!(
+        "<text x=\"10\" y=\"{}\" font-size=\"15\" font-weight=\"bold\">Latency at {}/s, due → received (ms, log \
+         scale): p50, p99, p99.9 — lower is better</text>\n",
+        top2 - 26.0,
+        c.latency_rate
+    );
+    let lats: Vec<f64> =
+        rows.iter().filter_map(|r| r.latency.as_ref()).flat_map(|m| [m.report.p50_ms, m.report.p999_ms]).collect();
+    let lo = lats.iter().cloned().fold(f64::INFINITY, f64::min).max(0.001).log10().floor();
+    let hi = lats.iter().cloned().fold(0.0, f64::max).max(0.01).log10().ceil().max(lo + 1.0);
+    let x = |v: f64| label_w + bar_w * ((v.max(1e-3).log10() - lo) / (hi - lo)).clamp(0.0, 1.0);
+    let mut decade = lo;
+    while decade <= hi {
+        let v = 10f64.powf(decade);
+        s += &format!(
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#ddd\"/>\n<text x=\"{0:.1}\" y=\"{3}\" \
+             text-anchor=\"middle\" fill=\"#666\">{4}</text>\n",
+            x(v),
+            top2 - 4.0,
+            top2 + h2,
+            top2 + h2 + 14.0,
+            if v < 1.0 { format!("{v}") } else { format!("{v:.0}") }
+        );
+        decade += 1.0;
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top2 + i as f64 * lat_row_h;
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} ({:?})</text>\n",
+            label_w - 8.0,
+            y + 24.0,
+            esc(&r.system),
+            r.durability
+        );
+        if let Some(m) = &r.latency {
+            for (j, (name, v, op)) in
+                [("p50", m.report.p50_ms, "1"), ("p99", m.report.p99_ms, "0.7"), ("p99.9", m.report.p999_ms, "0.45")]
+                    .into_iter()
+                    .enumerate()
+            {
+                let yy = y + j as f64 * 14.0;
+                s += &format!(
+                    "<rect x=\"{label_w}\" y=\"{yy}\" width=\"{:.1}\" height=\"12\" fill=\"{}\" \
+                     fill-opacity=\"{op}\"/>\n<text x=\"{:.1}\" y=\"{}\" font-size=\"10\">{name} {}</text>\n",
+                    x(v) - label_w,
+                    colour(r.durability),
+                    x(v) + 4.0,
+                    yy + 10.0,
+                    f(v)
+                );
+            }
+        }
+    }
+    s += &format!(
+        "<text x=\"10\" y=\"{}\" fill=\"#666\">blue: D2 (fsync before ack) · orange: D1 (not yet fsync'd) · grey: D0 \
+         (memory)</text>\n</svg>\n",
+        height - 10.0
+    );
+    s
+}
