@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::{free_port, start_hub, wait_for_all};
 use switchboard_client::Client;
 use switchboard_core::api::{RegisterAgent, SendMessage};
-
-const ADMIN: &str = "sba_cluster-test-admin-token-01";
 
 /// A fresh database on the test server, dropped when the guard goes.
 struct Database {
@@ -44,13 +45,10 @@ impl Drop for Database {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Node {
     child: Child,
     client: Client,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Node {
@@ -61,25 +59,10 @@ impl Drop for Node {
 }
 
 async fn node(database_url: &str) -> Node {
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .env("SWITCHBOARD_DATABASE_URL", database_url)
-        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-        .env("SWITCHBOARD_VISIBILITY_TIMEOUT_MS", "2000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard");
-    let client = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN.into()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client.health().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "node did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Node { child, client }
+    let env = [("SWITCHBOARD_DATABASE_URL", database_url), ("SWITCHBOARD_VISIBILITY_TIMEOUT_MS", "2000")];
+    let (child, client) = start_hub(dir.path(), &env).await;
+    Node { child, client, _dir: dir }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,20 +122,7 @@ async fn three_nodes_lose_nothing_when_the_consumers_node_dies() {
             killed = true;
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = received.lock().unwrap().clone();
-        let missing = accepted.iter().filter(|id| !got.contains_key(*id)).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {} accepted messages never arrived",
-            accepted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_all(&accepted, 60, "arrived", |id| received.lock().unwrap().contains_key(id)).await;
     // Acks sent to the dead node may not have been committed: those messages come back after
     // their lease and are acked again. Wait until every accepted message is acked in the store.
     let admin = nodes[0].client.clone();

@@ -4,43 +4,23 @@
 //! restarts it on the same data directory, and finally drains the recipient's inbox.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::{start_hub, wait_for_all};
 use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{RegisterAgent, SendMessage};
 
-const ADMIN: &str = "sba_crash-test-admin-token-0123";
 const ROUNDS: usize = 3;
 const SENDERS: usize = 8;
 const PER_ROUND: usize = 300;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn start(dir: &std::path::Path) -> (Child, Client) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-        .env("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")
-        .env("SWITCHBOARD_PUSH_TIMEOUT_MS", "1000")
-        .env_remove("SWITCHBOARD_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard");
-    let client = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN.into()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client.health().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "hub did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (child, client)
+    start_hub(dir, &[("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true"), ("SWITCHBOARD_PUSH_TIMEOUT_MS", "1000")]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,20 +160,7 @@ async fn sigkill_with_pushes_in_flight_loses_no_accepted_message() {
         );
         (child, admin) = start(dir.path()).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let got: HashSet<String> = seen.lock().unwrap().iter().cloned().collect();
-        let missing = accepted.iter().filter(|id| !got.contains(*id)).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {} accepted messages never pushed",
-            accepted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_all(&accepted, 60, "pushed", |id| seen.lock().unwrap().iter().any(|s| s == id)).await;
     let total = seen.lock().unwrap().len();
     println!(
         "push crash test: {ROUNDS} SIGKILLs, {} accepted, all pushed; {} requests in all ({} duplicates, same webhook-id)",

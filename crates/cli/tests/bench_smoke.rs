@@ -1,0 +1,92 @@
+//! The bench tool cannot rot: every Switchboard workload runs against the real binary with
+//! tiny counts (seconds, no thresholds), and `bench report` writes its table and chart with
+//! unreachable peers skipped, not failed.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use switchboard_bench::{BenchConfig, Workload};
+use switchboard_client::Client;
+
+const ADMIN: &str = "sba_bench-smoke-admin-token-0123";
+
+/// The hub as a child process on a free port with a temporary store; killed on drop.
+struct Hub {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_hub() -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+        .env("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")
+        .env_remove("SWITCHBOARD_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start switchboard");
+    let hub = Hub { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
+    let client = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while client.health().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "hub did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hub
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_delivers_every_message_once() {
+    let hub = start_hub().await;
+    let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    for workload in [Workload::Burst, Workload::Throughput, Workload::Latency, Workload::Push] {
+        let mut cfg = BenchConfig::for_workload(workload);
+        cfg.messages = 100;
+        let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
+        assert_eq!((r.messages, r.send_errors, r.duplicates), (100, 0, 0), "{workload:?}: {r:?}");
+        assert_eq!(r.lost.unwrap_or(0), 0, "{workload:?}");
+        assert!(r.messages_per_s > 0.0 && r.p50_ms > 0.0 && r.p50_ms <= r.max_ms, "{workload:?}: {r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_writes_table_and_chart_and_skips_unreachable_peers() {
+    let hub = start_hub().await;
+    let out = tempfile::tempdir().unwrap();
+    let run = tokio::task::spawn_blocking({
+        let (url, out) = (hub.url.clone(), out.path().to_owned());
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(["bench", "report", "--messages", "50", "--json", "--out-dir"])
+                .arg(&out)
+                .args(["--nats-url", "nats://127.0.0.1:1", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
+                .args(["--nats-server", "/nonexistent/nats-server"])
+                .env("SWITCHBOARD_URL", url)
+                .env("SWITCHBOARD_TOKEN", ADMIN)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["rows"][0]["throughput"]["messages"], 50);
+    assert_eq!(json["rows"][0]["latency"]["messages"], 50);
+    let md = std::fs::read_to_string(out.path().join("RESULTS.md")).unwrap();
+    assert_eq!(md.matches("skipped").count(), 4, "{md}");
+    let svg = std::fs::read_to_string(out.path().join("results.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
