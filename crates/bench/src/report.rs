@@ -147,7 +147,9 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
     let l = &rc.latency;
     Comparison {
         machine: machine(),
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        // Counted from /proc/cpuinfo: `available_parallelism` would see only this process's cores.
+        cores: std::fs::read_to_string("/proc/cpuinfo")
+            .map_or(0, |i| i.lines().filter(|l| l.starts_with("processor")).count()),
         bench_cores: cores_of(std::process::id()),
         settings: format!(
             "throughput: closed loop, {} messages of {} B, {} producers × {} in flight, {} consumers acking each \
@@ -244,7 +246,7 @@ pub fn markdown(c: &Comparison) -> String {
           during the throughput run (user + system time from `/proc/<pid>/stat`).\n\n";
     s += "![throughput and latency by system](results.svg)\n\n## Machine\n\n";
     s += &format!(
-        "- {} ({} cores visible, `nproc`)\n- bench process on cores {}\n",
+        "- {} ({} cores in /proc/cpuinfo)\n- bench process on cores {}\n",
         c.machine,
         c.cores,
         c.bench_cores.as_deref().unwrap_or("?")
@@ -258,7 +260,11 @@ pub fn markdown(c: &Comparison) -> String {
             r.server_cores.as_deref().unwrap_or("?")
         );
     }
-    s += &format!("\n## Settings\n\n{}\n\n## Reproduce\n\n```sh\n{}\n```\n", c.settings, c.command);
+    s += "- rabbitmq and jetstream-d1 are the machine's own services, left unpinned; the hub and the nats-server this tool starts are pinned with `taskset`.\n";
+    s += &format!(
+        "\n## Settings\n\n{}\n\n## Reproduce\n\n```sh\ncargo build --release\nSWITCHBOARD_ADMIN_TOKEN=sba_bench-report-token-0123456789 taskset -c 0 target/release/switchboard serve --listen 127.0.0.1:7931 --data-dir \"$(mktemp -d)\" &\nSWITCHBOARD_URL=http://127.0.0.1:7931 SWITCHBOARD_TOKEN=sba_bench-report-token-0123456789 NATS_SERVER_BIN=<nats-server v2.10+> taskset -c 1 {}\n```\n",
+        c.settings, c.command
+    );
     s
 }
 

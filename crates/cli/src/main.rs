@@ -871,7 +871,9 @@ async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig
         hub_pid: a.hub_pid,
         hub_label: a.hub_label.clone(),
         // The command as run, with any token left out: the file is committed.
-        command: std::env::args()
+        command: ["target/release/switchboard".to_owned()]
+            .into_iter()
+            .chain(std::env::args().skip(1))
             .scan(false, |after_token, arg| {
                 let shown = if *after_token { "$SWITCHBOARD_TOKEN".into() } else { arg.clone() };
                 *after_token = arg == "--token";
