@@ -139,13 +139,11 @@ impl DedicatedServer {
             }
             None => Command::new(bin),
         };
-        let child = cmd
-            .arg("-c")
-            .arg(dir.join("nats.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| unavailable(e.to_string()))?;
+        let child =
+            cmd.arg("-c").arg(dir.join("nats.conf")).stdout(Stdio::null()).stderr(log).spawn().map_err(|e| {
+                let _ = std::fs::remove_dir_all(&dir);
+                unavailable(e.to_string())
+            })?;
         let mut server = DedicatedServer { child, dir, url: format!("nats://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
