@@ -160,6 +160,13 @@ pub enum BenchError {
     Incomplete(String),
 }
 
+/// A name prefix unique to this run, so runs started at the same moment (one per node) do not
+/// collide on agent names: the random tail of a UUIDv7.
+fn run_id() -> String {
+    let id = switchboard_core::new_id().simple().to_string();
+    id[id.len() - 12..].to_owned()
+}
+
 fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
@@ -174,10 +181,7 @@ pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usi
     if cfg.workload == Workload::Push {
         return push::run(admin, cfg, progress).await;
     }
-    let run_id = format!(
-        "{:x}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
-    );
+    let run_id = run_id();
     let mut producers = Vec::new();
     for i in 0..cfg.producers {
         let r =

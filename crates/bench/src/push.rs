@@ -14,7 +14,7 @@ use switchboard_client::Client;
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
-use super::{BenchConfig, BenchError, Report, ms, new_hist};
+use super::{BenchConfig, BenchError, Report, ms, new_hist, run_id};
 
 struct Received {
     ok: Mutex<HashSet<String>>,
@@ -68,10 +68,7 @@ pub(crate) async fn run(
     let url = format!("http://{}/hook", listener.local_addr().map_err(|e| BenchError::Incomplete(e.to_string()))?);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let run_id = format!(
-        "{:x}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
-    );
+    let run_id = run_id();
     let card = RegisterAgent {
         name: format!("bench-{run_id}-hook"),
         endpoint: Some(url),
