@@ -74,7 +74,8 @@ const MIGRATION_LOCK: i64 = 0x5357_4954_4348_0001;
 /// Schema migrations, applied in order; each version once, recorded in `schema_migrations`.
 /// Append only: a node that applied version N never runs it again, so an edit to an applied
 /// migration would never reach it.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("schema.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
 
 const OPEN: &str = "('pending', 'leased', 'delivered')";
 const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \
