@@ -685,6 +685,35 @@ mod postgres_only {
         .await;
     }
 
+    #[tokio::test]
+    async fn a_late_failure_does_not_undo_another_nodes_claim() {
+        pg::with_database("a_late_failure_does_not_undo_another_nodes_claim", |_, url| async move {
+            let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+            super::push_agent(a.as_ref(), "p").await;
+            a.accept(vec![super::pushed("m1", "p")]).await.unwrap();
+            // Node A claims (held until 2000), stalls; node B takes it over at 2000.
+            assert_eq!(a.push().unwrap().claim_push(super::claim_at(1000)).await.unwrap().len(), 1);
+            assert_eq!(b.push().unwrap().claim_push(super::claim_at(2000)).await.unwrap().len(), 1);
+            // A's attempt ends late, failed: B's claim stands.
+            let retry = super::PushOutcome::Retry { due_at: 2500, error: "late".into() };
+            a.push().unwrap().finish_push(T, "m1", super::attempt_at("p", 1, 2100, Some(500)), retry).await.unwrap();
+            let d = super::delivery_of(b.as_ref(), "m1").await;
+            assert_eq!(d.state, super::DeliveryState::Leased, "still B's");
+            assert_eq!(
+                a.push().unwrap().attempts(T, "m1").await.unwrap().len(),
+                1,
+                "the attempt is logged all the same"
+            );
+            // B's outcome decides.
+            let acked = super::PushOutcome::Acked;
+            b.push().unwrap().finish_push(T, "m1", super::attempt_at("p", 2, 2200, Some(200)), acked).await.unwrap();
+            assert_eq!(super::delivery_of(b.as_ref(), "m1").await.state, super::DeliveryState::Acked);
+            a.close().await;
+            b.close().await;
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_nodes_sending_one_idempotency_key_agree_on_one_message() {
         pg::with_database("two_nodes_sending_one_idempotency_key_agree_on_one_message", |_, url| async move {

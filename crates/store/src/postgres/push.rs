@@ -300,25 +300,31 @@ impl PushStore for PostgresStore {
                 PushOutcome::Acked => (
                     "UPDATE deliveries SET state = 'acked', attempts = $4, due_at = $6, lease_expires_at = NULL, \
                      delivered_at = coalesce(delivered_at, $5), acked_at = $5, updated_at = $5, last_error = $7 \
-                     WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3",
+                     WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3 AND $8::text IS NOT NULL",
                     None,
                     None,
                 ),
+                // A failure only counts while this node still holds the claim: if it ran out and
+                // another node took the delivery, that node's attempt decides (a success is
+                // recorded whatever: the receiver has the message).
                 PushOutcome::Retry { due_at, error } => (
                     "UPDATE deliveries SET state = 'pending', attempts = $4, due_at = $6, lease_expires_at = NULL, \
-                     updated_at = $5, last_error = $7 WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3",
+                     updated_at = $5, last_error = $7 WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3 \
+                     AND state = 'leased' AND leased_by = $8",
                     Some(*due_at),
                     Some(error.as_str()),
                 ),
                 PushOutcome::Dead { error } => (
                     "UPDATE deliveries SET state = 'dead', attempts = $4, due_at = $6, lease_expires_at = NULL, \
-                     updated_at = $5, last_error = $7 WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3",
+                     updated_at = $5, last_error = $7 WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3 \
+                     AND state = 'leased' AND leased_by = $8",
                     None,
                     Some(error.as_str()),
                 ),
             };
             let st = tx.prepare_cached(sql).await?;
-            tx.execute(&st, &[&tenant, &message_id, &a.recipient, &attempt, &now, &due, &error]).await?;
+            let node = self.node_id();
+            tx.execute(&st, &[&tenant, &message_id, &a.recipient, &attempt, &now, &due, &error, &node]).await?;
             tx.commit().await?;
             Ok(())
         })
