@@ -18,6 +18,7 @@ use tokio::sync::Mutex;
 pub mod peers;
 mod push;
 pub mod report;
+mod sends;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub enum Workload {
     /// Push to a local webhook receiver that this tool runs (optionally failing a share of
     /// requests): deliveries/s, send-to-receipt latency, retries, losses.
     Push,
+    /// Single-message `POST /v1/messages` requests/s and their latency, keep-alive, no consumer.
+    Http,
+    /// Hold `consumers` idle WebSocket consumers open; report the hub's memory per connection.
+    Connections,
 }
 
 impl std::str::FromStr for Workload {
@@ -41,7 +46,11 @@ impl std::str::FromStr for Workload {
             "throughput" => Ok(Workload::Throughput),
             "latency" => Ok(Workload::Latency),
             "push" => Ok(Workload::Push),
-            other => Err(format!("unknown workload `{other}`; use burst, throughput, latency or push")),
+            "http" => Ok(Workload::Http),
+            "connections" => Ok(Workload::Connections),
+            other => {
+                Err(format!("unknown workload `{other}`; use burst, throughput, latency, push, http or connections"))
+            }
         }
     }
 }
@@ -116,12 +125,43 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
             },
+            Workload::Http => BenchConfig {
+                workload,
+                messages: 20000,
+                size: 1024,
+                producers: 4,
+                consumers: 0,
+                concurrency: 16,
+                rate: 0,
+                fail_ratio: 0.0,
+                batch: 1,
+            },
+            Workload::Connections => BenchConfig {
+                workload,
+                messages: 0,
+                size: 1024,
+                producers: 0,
+                consumers: 1000,
+                concurrency: 8,
+                rate: 0,
+                fail_ratio: 0.0,
+                batch: 1,
+            },
         }
     }
 }
 
+/// The hub's resident memory around a `connections` run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Memory {
+    pub connections: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub per_connection_kib: f64,
+}
+
 /// The figures of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub workload: String,
     pub messages: usize,
@@ -149,6 +189,9 @@ pub struct Report {
     /// Push only: accepted messages never acknowledged by the end of the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
+    /// Connections only: the hub's memory before and after opening them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
 }
 
 /// Why a run could not complete.
@@ -178,8 +221,11 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 /// Runs a workload against the hub `admin` points at; `progress` is called about once a
 /// second with (sent, received).
 pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usize)) -> Result<Report, BenchError> {
-    if cfg.workload == Workload::Push {
-        return push::run(admin, cfg, progress).await;
+    match cfg.workload {
+        Workload::Push => return push::run(admin, cfg, progress).await,
+        Workload::Http => return sends::http(admin, cfg, progress).await,
+        Workload::Connections => return sends::connections(admin, cfg, progress).await,
+        _ => {}
     }
     let run_id = run_id();
     let mut producers = Vec::new();
@@ -368,5 +414,6 @@ pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usi
         duplicates: duplicates.load(Ordering::Relaxed),
         retries: None,
         lost: None,
+        memory: None,
     })
 }

@@ -165,5 +165,6 @@ pub(crate) async fn run(
         duplicates: got.duplicates.load(Ordering::Relaxed),
         retries: Some(got.failed.load(Ordering::Relaxed)),
         lost: Some((sent.load(Ordering::Relaxed) - delivered.min(sent.load(Ordering::Relaxed))) as u64),
+        memory: None,
     })
 }

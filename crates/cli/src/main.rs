@@ -854,6 +854,14 @@ async fn bench(a: BenchArgs) -> Result<()> {
     if let (Some(retries), Some(lost)) = (r.retries, r.lost) {
         rows.push(vec!["push retries / lost".into(), format!("{retries} / {lost}")]);
     }
+    if let Some(m) = &r.memory {
+        rows.push(vec!["idle connections".into(), m.connections.to_string()]);
+        rows.push(vec![
+            "hub RSS before / after".into(),
+            format!("{:.1} / {:.1} MiB", m.rss_before_kib as f64 / 1024.0, m.rss_after_kib as f64 / 1024.0),
+        ]);
+        rows.push(vec!["per connection".into(), format!("{:.1} KiB", m.per_connection_kib)]);
+    }
     print!("{}", table::render(&["FIGURE", "VALUE"], rows));
     Ok(())
 }

@@ -51,7 +51,7 @@ async fn start_hub() -> Hub {
 async fn every_workload_delivers_every_message_once() {
     let hub = start_hub().await;
     let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
-    for workload in [Workload::Burst, Workload::Throughput, Workload::Latency, Workload::Push] {
+    for workload in [Workload::Burst, Workload::Throughput, Workload::Latency, Workload::Push, Workload::Http] {
         let mut cfg = BenchConfig::for_workload(workload);
         cfg.messages = 100;
         let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
@@ -59,6 +59,18 @@ async fn every_workload_delivers_every_message_once() {
         assert_eq!(r.lost.unwrap_or(0), 0, "{workload:?}");
         assert!(r.messages_per_s > 0.0 && r.p50_ms > 0.0 && r.p50_ms <= r.max_ms, "{workload:?}: {r:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_reports_the_hubs_memory() {
+    let hub = start_hub().await;
+    let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    let mut cfg = BenchConfig::for_workload(Workload::Connections);
+    cfg.consumers = 20;
+    let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
+    let m = r.memory.expect("memory figures");
+    assert_eq!(m.connections, 20);
+    assert!(m.rss_before_kib > 0 && m.rss_after_kib > 0, "{m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

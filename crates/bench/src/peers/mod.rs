@@ -352,16 +352,11 @@ where
         duplicates: tally.duplicates.load(Ordering::Relaxed),
         retries: None,
         lost: Some(s.saturating_sub(r) as u64),
+        memory: None,
     }
 }
 
-/// A name unique to this run, for streams and queues.
-pub(crate) fn run_id() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
-    )
-}
+pub(crate) use crate::run_id;
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {

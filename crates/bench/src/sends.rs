@@ -1,0 +1,157 @@
+//! The `http` and `connections` workloads: the front door alone (single-message sends with
+//! keep-alive, no consumer), and what idle WebSocket consumers cost the hub in memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use switchboard_client::Client;
+use switchboard_core::api::{Part, RegisterAgent, SendMessage};
+use tokio::sync::Mutex;
+
+use super::{BenchConfig, BenchError, Memory, Report, ms, new_hist, run_id};
+
+/// Closed loop of `POST /v1/messages`, one message each; latency is the request's (until the
+/// 202, i.e. committed). Messages pile up for one agent nobody reads.
+pub(crate) async fn http(
+    admin: &Client,
+    cfg: &BenchConfig,
+    progress: impl Fn(usize, usize),
+) -> Result<Report, BenchError> {
+    let run = run_id();
+    let sink = admin.register_agent(&RegisterAgent { name: format!("bench-{run}-sink"), ..Default::default() }).await?;
+    let mut producers = Vec::new();
+    for i in 0..cfg.producers.max(1) {
+        let r =
+            admin.register_agent(&RegisterAgent { name: format!("bench-{run}-p{i}"), ..Default::default() }).await?;
+        producers.push(admin.with_token(r.api_key));
+    }
+    let to = format!("agent:{}", sink.agent.id);
+    let body = "x".repeat(cfg.size);
+    let total = cfg.messages;
+    let (next, sent, errors) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+    let latency = Arc::new(Mutex::new(new_hist()));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..producers.len() * cfg.concurrency.max(1) {
+        let producer = producers[w % producers.len()].clone();
+        let (to, body, next, sent, errors, latency) =
+            (to.clone(), body.clone(), next.clone(), sent.clone(), errors.clone(), latency.clone());
+        workers.spawn(async move {
+            let mut local = new_hist();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let m = SendMessage { to: to.clone(), parts: vec![Part::text(body.clone())], ..Default::default() };
+                let t0 = Instant::now();
+                match producer.send(&m).await {
+                    Ok(_) => {
+                        let _ = local.record((t0.elapsed().as_micros() as u64).max(1));
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latency.lock().await.add(&local).ok();
+        });
+    }
+    let mut last = Instant::now();
+    while !workers.is_empty() {
+        if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), workers.join_next()).await {
+            continue;
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            progress(sent.load(Ordering::Relaxed), sent.load(Ordering::Relaxed));
+            last = Instant::now();
+        }
+    }
+    let elapsed = started.elapsed();
+    let done = sent.load(Ordering::Relaxed);
+    progress(done, done);
+    let lat = latency.lock().await;
+    Ok(Report {
+        workload: "http".into(),
+        messages: done,
+        size: cfg.size,
+        producers: producers.len(),
+        consumers: 0,
+        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+        messages_per_s: done as f64 / elapsed.as_secs_f64(),
+        p50_ms: ms(&lat, 0.5),
+        p90_ms: ms(&lat, 0.9),
+        p99_ms: ms(&lat, 0.99),
+        p999_ms: ms(&lat, 0.999),
+        max_ms: lat.max() as f64 / 1000.0,
+        send_p50_ms: ms(&lat, 0.5),
+        send_p99_ms: ms(&lat, 0.99),
+        send_errors: errors.load(Ordering::Relaxed),
+        ..Default::default()
+    })
+}
+
+/// The hub's resident set size, from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Opens `consumers` WebSocket streams (one agent each, as real consumers would be), lets the
+/// hub settle, and reports its memory per connection. The hub must run on this machine: its
+/// pid is found from the port it listens on.
+pub(crate) async fn connections(
+    admin: &Client,
+    cfg: &BenchConfig,
+    progress: impl Fn(usize, usize),
+) -> Result<Report, BenchError> {
+    let port = admin
+        .base_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .ok_or_else(|| BenchError::Incomplete("cannot tell the hub's port from SWITCHBOARD_URL".into()))?;
+    let pid = crate::peers::pid_listening_on(port).ok_or_else(|| {
+        BenchError::Incomplete(format!("no local process listens on port {port}; run this next to the hub"))
+    })?;
+    let run = run_id();
+    let n = cfg.consumers.max(1);
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        let r =
+            admin.register_agent(&RegisterAgent { name: format!("bench-{run}-idle{i}"), ..Default::default() }).await?;
+        keys.push(r.api_key);
+        if i % 500 == 0 {
+            progress(i, 0);
+        }
+    }
+    let before = rss_kib(pid).unwrap_or(0);
+    let started = Instant::now();
+    let mut streams = Vec::with_capacity(n);
+    for (i, key) in keys.into_iter().enumerate() {
+        streams.push(admin.with_token(key).stream().await?);
+        if i % 500 == 0 {
+            progress(n, i);
+        }
+    }
+    // Let the hub finish setting the connections up before reading its memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid).unwrap_or(0);
+    let elapsed = started.elapsed();
+    progress(n, streams.len());
+    drop(streams);
+    Ok(Report {
+        workload: "connections".into(),
+        consumers: n,
+        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+        memory: Some(Memory {
+            connections: n,
+            rss_before_kib: before,
+            rss_after_kib: after,
+            per_connection_kib: after.saturating_sub(before) as f64 / n as f64,
+        }),
+        ..Default::default()
+    })
+}
