@@ -2,13 +2,14 @@
 //! tiny counts (seconds, no thresholds), and `bench report` writes its table and chart with
 //! unreachable peers skipped, not failed.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use std::process::{Child, Command};
 
 use switchboard_bench::{BenchConfig, Workload};
 use switchboard_client::Client;
 
-const ADMIN: &str = "sba_bench-smoke-admin-token-0123";
+use common::ADMIN;
 
 /// The hub as a child process on a free port with a temporary store; killed on drop.
 struct Hub {
@@ -26,25 +27,8 @@ impl Drop for Hub {
 
 async fn start_hub() -> Hub {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-        .env("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")
-        .env_remove("SWITCHBOARD_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard");
-    let hub = Hub { child, url: format!("http://127.0.0.1:{port}"), _dir: dir };
-    let client = Client::new(hub.url.clone(), Some(ADMIN.into()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client.health().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "hub did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    hub
+    let (child, client) = common::start_hub(dir.path(), &[("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")]).await;
+    Hub { child, url: client.base_url().to_owned(), _dir: dir }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

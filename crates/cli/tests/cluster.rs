@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{free_port, start_hub, wait_for_all};
+use common::{Ids, eventually, free_port, start_hub};
 use switchboard_client::Client;
 use switchboard_core::api::{RegisterAgent, SendMessage};
 
@@ -74,7 +74,7 @@ async fn three_nodes_lose_nothing_when_the_consumers_node_dies() {
     let to = format!("agent:{}", bob.agent.id);
 
     // The consumer reads on node 1 (the one that will die), then on node 2.
-    let received: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let received = Ids::new(); // every receipt, duplicates included
     let consumer_urls = vec![nodes[1].client.base_url().to_owned(), nodes[2].client.base_url().to_owned()];
     let stop = Arc::new(AtomicBool::new(false));
     let (r, s, key) = (received.clone(), stop.clone(), bob.api_key.clone());
@@ -86,7 +86,7 @@ async fn three_nodes_lose_nothing_when_the_consumers_node_dies() {
                 match tokio::time::timeout(Duration::from_millis(200), stream.next_message()).await {
                     Err(_) => continue,
                     Ok(Ok(Some(m))) => {
-                        *r.lock().unwrap().entry(m.message.id.clone()).or_default() += 1;
+                        r.push(m.message.id.clone());
                         if stream.ack(&m.message.id).await.is_err() {
                             break;
                         }
@@ -122,31 +122,30 @@ async fn three_nodes_lose_nothing_when_the_consumers_node_dies() {
             killed = true;
         }
     }
-    wait_for_all(&accepted, 60, "arrived", |id| received.lock().unwrap().contains_key(id)).await;
+    received.wait_for_all(&accepted, 60, "every accepted message to arrive").await;
     // Acks sent to the dead node may not have been committed: those messages come back after
     // their lease and are acked again. Wait until every accepted message is acked in the store.
     let admin = nodes[0].client.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut pending: Vec<String> = accepted.clone();
-    while !pending.is_empty() {
+    let pending = std::sync::Mutex::new(accepted.clone());
+    eventually(60, "every accepted message acked in the store", || async {
+        let ids = pending.lock().unwrap().clone();
         let mut still = Vec::new();
-        for id in pending {
-            let s = admin.get_message(&id).await.unwrap();
-            if s.deliveries[0].state != switchboard_core::api::DeliveryState::Acked {
+        for id in ids {
+            if admin.get_message(&id).await.unwrap().deliveries[0].state != switchboard_core::api::DeliveryState::Acked
+            {
                 still.push(id);
             }
         }
-        pending = still;
-        assert!(tokio::time::Instant::now() < deadline, "{} accepted messages never acked", pending.len());
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+        let done = still.is_empty();
+        *pending.lock().unwrap() = still;
+        done
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let _ = consumer.await;
-    let got = received.lock().unwrap().clone();
-    let unique: HashSet<&String> = got.keys().collect();
-    let redelivered: u32 = got.values().map(|n| n - 1).sum();
+    let got = received.snapshot();
+    let unique: HashSet<&String> = got.iter().collect();
+    let redelivered = got.len() - unique.len();
     // Sends in flight to the dead node may have committed without a 202, so `unique` can
     // hold a few more than `accepted`; every accepted one is in it (checked above).
     println!(
@@ -221,7 +220,7 @@ async fn losing_the_database_answers_503_and_the_node_recovers() {
     assert_eq!(ready(n.client.base_url().to_owned()).await, 200);
 
     // Load, then cut the database away in the middle of it.
-    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let accepted = Ids::new();
     let refused = Arc::new(Mutex::new(HashMap::<String, u32>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut senders = tokio::task::JoinSet::new();
@@ -233,49 +232,38 @@ async fn losing_the_database_answers_503_and_the_node_recovers() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 match c.send(&SendMessage::text(&to, format!("s{s} {i}"))).await {
-                    Ok(a) => accepted.lock().unwrap().push(a.id),
+                    Ok(a) => accepted.push(a.id),
                     Err(e) => {
+                        // No back-off: while the database is away each refusal takes the
+                        // node's connect timeout anyway.
                         let code = e.code().unwrap_or("transport").to_owned();
                         *refused.lock().unwrap().entry(code).or_default() += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tokio::task::yield_now().await;
                     }
                 }
             }
         });
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while accepted.lock().unwrap().len() < 200 {
-        assert!(tokio::time::Instant::now() < deadline, "no load");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    accepted.wait(30, "200 accepted sends before the cut", |ids| ids.len() >= 200).await;
     proxy.cut();
     let url = n.client.base_url().to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while ready(url.clone()).await != 503 {
-        assert!(tokio::time::Instant::now() < deadline, "/ready did not turn 503 without the database");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(30, "/ready to turn 503 without the database", || async { ready(url.clone()).await == 503 }).await;
     // Sends while it is gone are refused with 503 store_unavailable, never a 2xx.
-    let during_before = accepted.lock().unwrap().len();
+    let during_before = accepted.len();
     let e = n.client.send(&SendMessage::text(&to, "while down")).await.unwrap_err();
     assert_eq!(e.code(), Some("store_unavailable"), "{e}");
 
     proxy.restore().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while ready(url.clone()).await != 200 {
-        assert!(tokio::time::Instant::now() < deadline, "the node did not recover when the database came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while accepted.lock().unwrap().len() < during_before + 100 {
-        assert!(tokio::time::Instant::now() < deadline, "sends did not resume after recovery");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(60, "the node to recover (/ready 200) when the database came back", || async {
+        ready(url.clone()).await == 200
+    })
+    .await;
+    accepted.wait(60, "sends to resume after recovery", |ids| ids.len() >= during_before + 100).await;
     stop.store(true, Ordering::Relaxed);
     while senders.join_next().await.is_some() {}
 
     // Every 2xx is committed: each accepted id is in the database.
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted = accepted.snapshot();
     for id in &accepted {
         n.client.get_message(id).await.unwrap_or_else(|e| panic!("accepted {id} is not in the store: {e}"));
     }

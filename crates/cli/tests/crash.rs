@@ -6,12 +6,12 @@
 use std::collections::HashSet;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
 
-use common::{start_hub, wait_for_all};
+use common::{Ids, start_hub};
 use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{RegisterAgent, SendMessage};
 
@@ -29,7 +29,7 @@ async fn sigkill_under_load_loses_no_accepted_message() {
     let (mut child, mut admin) = start(dir.path()).await;
     let bob = admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
     let to = format!("agent:{}", bob.agent.id);
-    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let accepted = Ids::new();
     let mut refused_after_kill = 0usize;
 
     for round in 0..ROUNDS {
@@ -43,7 +43,7 @@ async fn sigkill_under_load_loses_no_accepted_message() {
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     match admin.send(&SendMessage::text(&to, format!("r{round} s{s} n{i}"))).await {
-                        Ok(r) => accepted.lock().unwrap().push(r.id),
+                        Ok(r) => accepted.push(r.id),
                         Err(_) => {
                             failures += 1;
                             if failures > 3 {
@@ -56,11 +56,7 @@ async fn sigkill_under_load_loses_no_accepted_message() {
             }));
         }
         let target = (round + 1) * PER_ROUND;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while accepted.lock().unwrap().len() < target {
-            assert!(tokio::time::Instant::now() < deadline, "load did not reach {target} sends");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        accepted.wait(60, &format!("{target} accepted sends"), |ids| ids.len() >= target).await;
         child.kill().expect("SIGKILL"); // mid-stream: sends are in flight right now
         child.wait().unwrap();
         stop.store(true, Ordering::Relaxed);
@@ -85,7 +81,7 @@ async fn sigkill_under_load_loses_no_accepted_message() {
         port_client.ack(ids.clone()).await.unwrap();
         delivered.extend(ids);
     }
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted = accepted.snapshot();
     let missing: Vec<_> = accepted.iter().filter(|id| !delivered.contains(*id)).collect();
     println!(
         "crash test: {ROUNDS} SIGKILLs, {} sends answered 202, {} delivered after restart, {} sends failed while the hub was down",
@@ -100,9 +96,9 @@ async fn sigkill_under_load_loses_no_accepted_message() {
 
 /// Starts a webhook receiver on loopback that takes a little while to answer (so pushes are
 /// in flight when the hub dies) and records every `webhook-id` it acknowledges.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+async fn receiver() -> (String, Arc<Ids>) {
     use axum::http::HeaderMap;
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Ids::new();
     let s = seen.clone();
     let app = axum::Router::new().route(
         "/hook",
@@ -111,7 +107,7 @@ async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
             async move {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-                s.lock().unwrap().push(id);
+                s.push(id);
                 axum::http::StatusCode::NO_CONTENT
             }
         }),
@@ -151,7 +147,7 @@ async fn sigkill_with_pushes_in_flight_loses_no_accepted_message() {
                 }
             }
         }
-        let pushed_before_kill = seen.lock().unwrap().len();
+        let pushed_before_kill = seen.len();
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         println!(
@@ -160,8 +156,8 @@ async fn sigkill_with_pushes_in_flight_loses_no_accepted_message() {
         );
         (child, admin) = start(dir.path()).await;
     }
-    wait_for_all(&accepted, 60, "pushed", |id| seen.lock().unwrap().iter().any(|s| s == id)).await;
-    let total = seen.lock().unwrap().len();
+    seen.wait_for_all(&accepted, 60, "every accepted message pushed").await;
+    let total = seen.len();
     println!(
         "push crash test: {ROUNDS} SIGKILLs, {} accepted, all pushed; {} requests in all ({} duplicates, same webhook-id)",
         accepted.len(),

@@ -3,11 +3,15 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashSet;
+use std::future::Future;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_client::Client;
+use tokio::sync::watch;
 
 pub const ADMIN: &str = "sba_process-test-admin-token-01";
 
@@ -32,28 +36,62 @@ pub async fn start_hub(dir: &Path, env: &[(&str, &str)]) -> (Child, Client) {
     }
     let child = cmd.spawn().expect("start switchboard");
     let client = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN.into()));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while client.health().await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "switchboard did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(30, "switchboard to answer /health", || async { client.health().await.is_ok() }).await;
     (child, client)
 }
 
-/// Waits until every id in `accepted` passes `arrived`, failing after `secs` seconds with
-/// how many did not.
-pub async fn wait_for_all(accepted: &[String], secs: u64, what: &str, arrived: impl Fn(&str) -> bool) {
+/// For state only the hub can tell (over HTTP): asks `check` until it holds, failing after
+/// `secs` seconds. The one place these tests poll; everything the test itself records is
+/// waited on through [`Ids`] instead.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let missing = accepted.iter().filter(|id| !arrived(id)).count();
-        if missing == 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {} accepted messages never {what}",
-            accepted.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Message ids recorded by the test's own tasks (accepted sends, receipts), in a `watch`
+/// channel so the test waits for a condition on them to become true, without polling.
+#[derive(Debug)]
+pub struct Ids {
+    tx: watch::Sender<Vec<String>>,
+}
+
+impl Ids {
+    pub fn new() -> Arc<Ids> {
+        Arc::new(Ids { tx: watch::channel(Vec::new()).0 })
+    }
+
+    pub fn push(&self, id: String) {
+        self.tx.send_modify(|v| v.push(id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.tx.borrow().len()
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.tx.borrow().clone()
+    }
+
+    /// Waits until `holds` is true of the ids, failing after `secs` seconds.
+    pub async fn wait(&self, secs: u64, what: &str, mut holds: impl FnMut(&[String]) -> bool) {
+        let mut rx = self.tx.subscribe();
+        let waited = tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(|v| holds(v))).await;
+        assert!(waited.is_ok(), "timed out after {secs} s waiting for {what} ({} ids so far)", self.len());
+    }
+
+    /// Waits until every id of `expected` is among these.
+    pub async fn wait_for_all(&self, expected: &[String], secs: u64, what: &str) {
+        self.wait(secs, what, |got| {
+            let got: HashSet<&String> = got.iter().collect();
+            expected.iter().all(|id| got.contains(id))
+        })
+        .await;
     }
 }
