@@ -194,6 +194,37 @@ pub struct Report {
     pub memory: Option<Memory>,
 }
 
+impl Report {
+    /// The figures every workload reports: `messages` received in `elapsed`, with receipt
+    /// latency `lat` and send latency `sent`. Callers fill in their own counters.
+    pub(crate) fn measured(
+        workload: &str,
+        cfg: &BenchConfig,
+        messages: usize,
+        elapsed: Duration,
+        lat: &Histogram<u64>,
+        sent: &Histogram<u64>,
+    ) -> Report {
+        Report {
+            workload: workload.into(),
+            messages,
+            size: cfg.size,
+            producers: cfg.producers,
+            consumers: cfg.consumers,
+            elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+            messages_per_s: messages as f64 / elapsed.as_secs_f64(),
+            p50_ms: ms(lat, 0.5),
+            p90_ms: ms(lat, 0.9),
+            p99_ms: ms(lat, 0.99),
+            p999_ms: ms(lat, 0.999),
+            max_ms: lat.max() as f64 / 1000.0,
+            send_p50_ms: ms(sent, 0.5),
+            send_p99_ms: ms(sent, 0.99),
+            ..Default::default()
+        }
+    }
+}
+
 /// Why a run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -396,24 +427,8 @@ pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usi
     let sl = send_latency.lock().await;
     let delivered = received.load(Ordering::Relaxed);
     Ok(Report {
-        workload: format!("{:?}", cfg.workload).to_lowercase(),
-        messages: delivered,
-        size: cfg.size,
-        producers: cfg.producers,
-        consumers: cfg.consumers,
-        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-        messages_per_s: delivered as f64 / elapsed.as_secs_f64(),
-        p50_ms: ms(&lat, 0.5),
-        p90_ms: ms(&lat, 0.9),
-        p99_ms: ms(&lat, 0.99),
-        p999_ms: ms(&lat, 0.999),
-        max_ms: lat.max() as f64 / 1000.0,
-        send_p50_ms: ms(&sl, 0.5),
-        send_p99_ms: ms(&sl, 0.99),
         send_errors: errors.load(Ordering::Relaxed),
         duplicates: duplicates.load(Ordering::Relaxed),
-        retries: None,
-        lost: None,
-        memory: None,
+        ..Report::measured(&format!("{:?}", cfg.workload).to_lowercase(), cfg, delivered, elapsed, &lat, &sl)
     })
 }

@@ -14,7 +14,7 @@ use switchboard_client::Client;
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
-use super::{BenchConfig, BenchError, Report, ms, new_hist, run_id};
+use super::{BenchConfig, BenchError, Report, new_hist, run_id};
 
 struct Received {
     ok: Mutex<HashSet<String>>,
@@ -146,25 +146,13 @@ pub(crate) async fn run(
     progress(sent.load(Ordering::Relaxed), delivered);
     let lat = got.latency.lock().await;
     let sl = send_latency.lock().await;
+    let sent_ok = sent.load(Ordering::Relaxed);
     Ok(Report {
-        workload: "push".into(),
-        messages: delivered,
-        size: cfg.size,
-        producers: cfg.producers,
         consumers: 1,
-        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-        messages_per_s: delivered as f64 / elapsed.as_secs_f64(),
-        p50_ms: ms(&lat, 0.5),
-        p90_ms: ms(&lat, 0.9),
-        p99_ms: ms(&lat, 0.99),
-        p999_ms: ms(&lat, 0.999),
-        max_ms: lat.max() as f64 / 1000.0,
-        send_p50_ms: ms(&sl, 0.5),
-        send_p99_ms: ms(&sl, 0.99),
         send_errors: errors.load(Ordering::Relaxed),
         duplicates: got.duplicates.load(Ordering::Relaxed),
         retries: Some(got.failed.load(Ordering::Relaxed)),
-        lost: Some((sent.load(Ordering::Relaxed) - delivered.min(sent.load(Ordering::Relaxed))) as u64),
-        memory: None,
+        lost: Some(sent_ok.saturating_sub(delivered) as u64),
+        ..Report::measured("push", cfg, delivered, elapsed, &lat, &sl)
     })
 }

@@ -9,7 +9,7 @@ use switchboard_client::Client;
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
-use super::{BenchConfig, BenchError, Memory, Report, ms, new_hist, run_id};
+use super::{BenchConfig, BenchError, Memory, Report, new_hist, run_id};
 
 /// Closed loop of `POST /v1/messages`, one message each; latency is the request's (until the
 /// 202, i.e. committed). Messages pile up for one agent nobody reads.
@@ -71,22 +71,10 @@ pub(crate) async fn http(
     progress(done, done);
     let lat = latency.lock().await;
     Ok(Report {
-        workload: "http".into(),
-        messages: done,
-        size: cfg.size,
         producers: producers.len(),
         consumers: 0,
-        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-        messages_per_s: done as f64 / elapsed.as_secs_f64(),
-        p50_ms: ms(&lat, 0.5),
-        p90_ms: ms(&lat, 0.9),
-        p99_ms: ms(&lat, 0.99),
-        p999_ms: ms(&lat, 0.999),
-        max_ms: lat.max() as f64 / 1000.0,
-        send_p50_ms: ms(&lat, 0.5),
-        send_p99_ms: ms(&lat, 0.99),
         send_errors: errors.load(Ordering::Relaxed),
-        ..Default::default()
+        ..Report::measured("http", cfg, done, elapsed, &lat, &lat)
     })
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::{BenchConfig, Report, ms, new_hist};
+use crate::{BenchConfig, Report, new_hist};
 
 pub(crate) mod nats;
 pub(crate) mod rabbitmq;
@@ -333,26 +333,12 @@ where
     }
     let lat = tally.latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_hist());
     let sl = send_latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_hist());
+    let workload = if interval.is_some() { "latency" } else { "throughput" };
     Report {
-        workload: if interval.is_some() { "latency" } else { "throughput" }.into(),
-        messages: r,
-        size: cfg.size,
-        producers: cfg.producers,
-        consumers: cfg.consumers,
-        elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-        messages_per_s: r as f64 / elapsed.as_secs_f64(),
-        p50_ms: ms(&lat, 0.5),
-        p90_ms: ms(&lat, 0.9),
-        p99_ms: ms(&lat, 0.99),
-        p999_ms: ms(&lat, 0.999),
-        max_ms: lat.max() as f64 / 1000.0,
-        send_p50_ms: ms(&sl, 0.5),
-        send_p99_ms: ms(&sl, 0.99),
         send_errors: errors.load(Ordering::Relaxed),
         duplicates: tally.duplicates.load(Ordering::Relaxed),
-        retries: None,
         lost: Some(s.saturating_sub(r) as u64),
-        memory: None,
+        ..Report::measured(workload, cfg, r, elapsed, &lat, &sl)
     }
 }
 

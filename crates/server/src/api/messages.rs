@@ -104,7 +104,8 @@ async fn prepare(state: &AppState, from: &Principal, m: SendMessage) -> Result<N
         push_recipients,
         parts,
         metadata: m.metadata.as_ref().map(|v| v.to_string()),
-        request_hash: request_hash(&m),
+        // Only a keyed send can be repeated, so only it pays for hashing the request.
+        request_hash: if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() },
         conversation_id: m.conversation_id,
         correlation_id: m.correlation_id,
         in_reply_to: m.in_reply_to,
