@@ -172,7 +172,9 @@ fn require_self_or_admin(auth: &Auth, id: &str) -> Result<(), ApiError> {
     match &auth.0.kind {
         PrincipalKind::Admin => Ok(()),
         PrincipalKind::Agent(me) if me == id => Ok(()),
-        PrincipalKind::Agent(_) => Err(ApiError::Forbidden("an agent may change only its own card".into())),
+        PrincipalKind::Agent(_) => Err(ApiError::Forbidden(
+            "an agent may change only its own card; use the admin token to change another agent".into(),
+        )),
     }
 }
 
@@ -243,7 +245,9 @@ pub async fn heartbeat(
     match &auth.0.kind {
         PrincipalKind::Agent(me) if *me == id => {}
         _ => {
-            return Err(ApiError::Forbidden("only the agent itself can send its heartbeat".into()));
+            return Err(ApiError::Forbidden(
+                "only the agent itself can send its heartbeat: call it with that agent's API key".into(),
+            ));
         }
     }
     state.store.touch_agents(vec![(auth.0.tenant.clone(), id.clone(), now_ms())]).await?;

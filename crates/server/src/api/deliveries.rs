@@ -41,7 +41,9 @@ fn scope(auth: &Auth, recipient: Option<String>) -> Result<Option<String>, ApiEr
         PrincipalKind::Agent(id) => {
             let me = format!("agent:{id}");
             match recipient {
-                Some(r) if r != me => Err(ApiError::Forbidden("an agent sees only deliveries to itself".into())),
+                Some(r) if r != me => Err(ApiError::Forbidden(
+                    "an agent sees only deliveries to itself; leave out `recipient`, or use the admin token".into(),
+                )),
                 _ => Ok(Some(me)),
             }
         }
