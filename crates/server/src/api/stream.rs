@@ -16,7 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_core::api::{InboxMessage, StreamFrame};
-use switchboard_core::time::{now_ms, parse_rfc3339};
+use switchboard_core::time::now_ms;
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -75,12 +75,12 @@ async fn run_socket(state: AppState, tenant: String, agent: String, socket: WebS
         if in_flight.len() < max {
             wake.borrow_and_update();
             let room = (max - in_flight.len()).min(LEASE_BATCH);
-            let batch = delivery::lease(&state, &tenant, &agent, room, lease_ms).await?;
+            let batch = delivery::lease_records(&state, &tenant, &agent, room, lease_ms).await?;
             let full = batch.len() == room;
-            for m in batch {
-                let exp = parse_rfc3339(&m.lease_expires_at).unwrap_or(now + lease_ms as i64);
-                in_flight.insert(m.message.id.clone(), exp);
-                tx.feed(frame_text(&StreamFrame::Message(m))).await?;
+            for l in batch {
+                let frame = delivery::message_frame(&l)?;
+                in_flight.insert(l.message.id, l.lease_expires_at);
+                tx.feed(WsMessage::Text(frame.into())).await?;
             }
             tx.flush().await?;
             if full {

@@ -1113,13 +1113,19 @@ impl Store for PostgresStore {
 
     async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>> {
         let run = async {
-            let c = self.conn().await?;
-            // One statement, so one short transaction. `due` takes the rows under lock in
+            let mut c = self.conn().await?;
+            // A lease lost in a crash only means the message is delivered again (at least
+            // once), so its commit does not wait for the WAL flush: `synchronous_commit = off`
+            // for this transaction alone. A later synchronous commit (an accept, an ack)
+            // flushes the WAL up to itself, leases included.
+            let tx = c.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+            // One statement in that short transaction. `due` takes the rows under lock in
             // seq order, skipping rows another node is leasing right now; a row that node
             // has just committed is re-checked against `due_at <= now` and dropped. The
             // CTE is MATERIALIZED so the locking select runs exactly once. Like SQLite:
             // past-TTL rows expire, rows out of attempts die, the rest are delivered.
-            let st = c
+            let st = tx
                 .prepare_cached(&format!(
                     "WITH due AS MATERIALIZED ( \
                          SELECT seq FROM deliveries \
@@ -1152,12 +1158,13 @@ impl Store for PostgresStore {
             let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
             let max_attempts = i32::try_from(req.max_attempts).unwrap_or(i32::MAX);
             let lease_until = req.now + req.lease_ms;
-            let rows = c
+            let rows = tx
                 .query(
                     &st,
                     &[&req.tenant, &req.recipient, &req.now, &limit, &max_attempts, &lease_until, &self.node_id],
                 )
                 .await?;
+            tx.commit().await?;
             rows.iter()
                 .map(|r| {
                     Ok(Leased {

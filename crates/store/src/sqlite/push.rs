@@ -102,7 +102,7 @@ impl PushStore for SqliteStore {
                      FROM deliveries d \
                      JOIN agents a ON a.tenant_id = d.tenant_id AND d.recipient = 'agent:' || a.id \
                      JOIN agent_push p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id \
-                     WHERE d.push = 1 AND d.state IN {OPEN} AND d.due_at <= ?1 \
+                     WHERE d.push = 1 AND {OPEN} AND d.due_at <= ?1 \
                      AND a.endpoint IS NOT NULL AND p.disabled = 0 \
                      ORDER BY d.due_at LIMIT ?2"
                 ))

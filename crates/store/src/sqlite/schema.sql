@@ -70,12 +70,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_message ON deliveries(tenant_id, message_id, recipient);
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(tenant_id, recipient, seq)
-    WHERE state IN ('pending', 'leased', 'delivered');
+    WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered');
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(due_at)
-    WHERE state IN ('pending', 'leased', 'delivered');
+    WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered');
 CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries(expires_at)
-    WHERE state IN ('pending', 'leased', 'delivered') AND expires_at IS NOT NULL;
-PRAGMA user_version = 1;
+    WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered') AND expires_at IS NOT NULL;
 -- Push delivery: per-agent webhook secret and endpoint health, and the attempt log.
 CREATE TABLE IF NOT EXISTS agent_push (
     tenant_id      TEXT NOT NULL,
@@ -102,7 +101,7 @@ CREATE TABLE IF NOT EXISTS push_attempts (
 );
 CREATE INDEX IF NOT EXISTS push_attempts_message ON push_attempts(tenant_id, message_id, id);
 CREATE INDEX IF NOT EXISTS deliveries_push_due ON deliveries(due_at)
-    WHERE push = 1 AND state IN ('pending', 'leased', 'delivered');
+    WHERE push = 1 AND (state = 'pending' OR state = 'leased' OR state = 'delivered');
 CREATE TABLE IF NOT EXISTS tenant_push_settings (
     tenant_id TEXT PRIMARY KEY,
     settings  TEXT NOT NULL              -- JSON
@@ -113,3 +112,4 @@ CREATE TABLE IF NOT EXISTS hub_keys (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(tenant_id, state, seq);
+PRAGMA user_version = 2;
