@@ -86,6 +86,9 @@ fn open(path: &Path) -> Result<Connection> {
          PRAGMA temp_store = MEMORY;",
     )
     .map_err(internal)?;
+    // The writer alone runs more than rusqlite's default 16 distinct statements on the hot
+    // path (accept, lease, ack, push claims, savepoints); an evicted one is parsed again.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -316,6 +319,21 @@ fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
         updated_at: r.get(9)?,
         last_seen_at: r.get(10)?,
     })
+}
+
+/// The due deliveries of one recipient with their messages, in accept order.
+///
+/// `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite plans with a bound LIMIT's value, so a new value
+/// (a stream's room changes from lease to lease) re-prepares the statement on every run,
+/// which callgrind showed as 8% of the hub's instructions.
+fn lease_due_sql() -> String {
+    format!(
+        "SELECT d.seq, d.attempts, d.expires_at, {m_cols} FROM deliveries d \
+         JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
+         WHERE d.tenant_id = ?1 AND d.recipient = ?2 AND {OPEN} AND d.due_at <= ?3 \
+         ORDER BY d.seq LIMIT ?4 + 0",
+        m_cols = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect::<Vec<_>>().join(", "),
+    )
 }
 
 const AGENT_COLS: &str =
@@ -818,15 +836,7 @@ impl Store for SqliteStore {
         // at-least-once allows; the consumer need not wait for a second fsync after the send's.
         self.write_lazy(move |c, _| {
             // The due deliveries and their messages in one statement, not one read per message.
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT d.seq, d.attempts, d.expires_at, {m_cols} FROM deliveries d \
-                     JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
-                     WHERE d.tenant_id = ?1 AND d.recipient = ?2 AND {OPEN} AND d.due_at <= ?3 \
-                     ORDER BY d.seq LIMIT ?4",
-                    m_cols = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect::<Vec<_>>().join(", "),
-                ))
-                .map_err(internal)?;
+            let mut st = c.prepare_cached(&lease_due_sql()).map_err(internal)?;
             let due: Vec<(i64, u32, Option<i64>, MessageRecord)> = st
                 .query_map(params![req.tenant, req.recipient, req.now, req.limit as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, message_from_row_at(r, 3)?))
@@ -1008,5 +1018,22 @@ mod tests {
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
         assert_eq!(version, 2);
+    }
+
+    /// Leasing with a different limit each time must not re-prepare the statement.
+    #[test]
+    fn lease_statement_is_prepared_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open(&dir.path().join("x.db")).expect("open");
+        conn.execute_batch(include_str!("schema.sql")).expect("schema");
+        for limit in 1..20_i64 {
+            let mut st = conn.prepare_cached(&lease_due_sql()).expect("prepare");
+            let rows =
+                st.query_map(params!["t", "agent:a", limit * 1000, limit], |r| r.get::<_, i64>(0)).expect("query");
+            assert_eq!(rows.count(), 0);
+        }
+        let st = conn.prepare_cached(&lease_due_sql()).expect("prepare");
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        assert_eq!(st.get_status(rusqlite::StatementStatus::Run), 19);
     }
 }

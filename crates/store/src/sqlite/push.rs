@@ -104,7 +104,7 @@ impl PushStore for SqliteStore {
                      JOIN agent_push p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id \
                      WHERE d.push = 1 AND {OPEN} AND d.due_at <= ?1 \
                      AND a.endpoint IS NOT NULL AND p.disabled = 0 \
-                     ORDER BY d.due_at LIMIT ?2"
+                     ORDER BY d.due_at LIMIT ?2 + 0"
                 ))
                 .map_err(internal)?;
             // Over-fetch so agents skipped for an open circuit do not starve the rest.
