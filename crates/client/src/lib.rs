@@ -232,6 +232,59 @@ impl Client {
         self.call(Method::POST, "/v1/dead-letters:purge", Some(sel)).await
     }
 
+    /// Subscribes `agent_id` to `topic`: it then receives every message sent to
+    /// `topic:<topic>` by others. Idempotent: subscribing again returns the existing
+    /// subscription. An agent key may subscribe only its own agent; the admin token any.
+    pub async fn subscribe(&self, topic: &str, agent_id: &str) -> Result<Subscription, ClientError> {
+        let path = subscriber_path(topic, agent_id);
+        let r: Subscribed = self.call::<(), _>(Method::PUT, &path, None).await?;
+        Ok(r.subscription)
+    }
+
+    /// Ends `agent_id`'s subscription to `topic`; `not_found` if it was not subscribed.
+    pub async fn unsubscribe(&self, topic: &str, agent_id: &str) -> Result<(), ClientError> {
+        self.call::<(), ()>(Method::DELETE, &subscriber_path(topic, agent_id), None).await
+    }
+
+    /// One page of a topic's subscribers, in agent id order, from `cursor` (the previous
+    /// page's `next_cursor`); `limit` 1 to 1000 (default 100).
+    pub async fn topic_subscribers_page(
+        &self,
+        topic: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<SubscriberList, ClientError> {
+        let mut q = Vec::new();
+        if let Some(c) = cursor {
+            q.push(format!("after={}", urlencode(c)));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        let query = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
+        let path = format!("/v1/topics/{}/subscribers{query}", path_segment(topic));
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    /// Every subscriber of a topic (all pages), in agent id order.
+    pub async fn topic_subscribers(&self, topic: &str) -> Result<Vec<Subscription>, ClientError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.topic_subscribers_page(topic, cursor.as_deref(), Some(1000)).await?;
+            all.extend(page.subscribers);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// The tenant's topics that have subscribers, with how many each.
+    pub async fn topics(&self) -> Result<TopicList, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/topics", None).await
+    }
+
     /// Sends a message; `Ok` means the hub committed it.
     pub async fn send(&self, m: &SendMessage) -> Result<MessageAccepted> {
         self.call(Method::POST, "/v1/messages", Some(m)).await
@@ -319,6 +372,24 @@ impl Client {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `s` as one URL path segment: every byte but the unreserved ones (RFC 3986) is
+/// percent-encoded, so a topic like `alerts/eu` stays one segment (`alerts%2Feu`).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn subscriber_path(topic: &str, agent_id: &str) -> String {
+    format!("/v1/topics/{}/subscribers/{}", path_segment(topic), path_segment(agent_id))
 }
 
 type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -416,5 +487,14 @@ impl EventStream {
                 None => return Ok(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_topic_with_slashes_is_one_path_segment() {
+        assert_eq!(super::path_segment("alerts/eu.west@v2"), "alerts%2Feu.west%40v2");
+        assert_eq!(super::subscriber_path("a b", "x"), "/v1/topics/a%20b/subscribers/x");
     }
 }

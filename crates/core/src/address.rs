@@ -33,6 +33,15 @@ fn valid_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
 }
 
+/// Checks the name of an address of this `kind` (e.g. a topic name taken from a URL), so
+/// that everything named in an address follows one rule and is refused with one message.
+pub fn check_name(kind: &str, name: &str) -> Result<(), AddressError> {
+    if valid_name(name) {
+        return Ok(());
+    }
+    Err(AddressError(format!("`{name}` is not a valid {kind} name: use 1 to {MAX_NAME} letters, digits or `-_./@`")))
+}
+
 impl FromStr for Address {
     type Err = AddressError;
 
@@ -50,11 +59,7 @@ impl FromStr for Address {
             Some((n, q)) => (n, Some(q)),
             None => (rest, None),
         };
-        if !valid_name(name) {
-            return Err(AddressError(format!(
-                "`{name}` is not a valid {kind} name: use 1 to {MAX_NAME} letters, digits or `-_./@`"
-            )));
-        }
+        check_name(kind, name)?;
         let name = name.to_owned();
         let addr = match (kind, query) {
             ("agent", None) => Address::Agent(name),
@@ -110,6 +115,15 @@ mod tests {
             let a: Address = s.parse().unwrap();
             assert_eq!(a.to_string(), s);
         }
+    }
+
+    #[test]
+    fn topic_names_follow_the_address_rule() {
+        assert!(check_name("topic", "alerts/eu.west@v2").is_ok());
+        let e = check_name("topic", "has space").unwrap_err();
+        assert!(e.to_string().contains("not a valid topic name"), "{e}");
+        assert!(check_name("topic", "").is_err());
+        assert!(check_name("topic", &"x".repeat(MAX_NAME + 1)).is_err());
     }
 
     #[test]

@@ -185,6 +185,30 @@ pub struct DeliveryCounts {
     pub in_flight: i64,
 }
 
+/// An agent's subscription to a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub tenant: String,
+    pub topic: String,
+    pub agent_id: String,
+    pub created_at: Millis,
+}
+
+/// A subscriber as routing needs it: who, and whether its delivery goes out by push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecipient {
+    pub agent_id: String,
+    /// The agent has a push endpoint.
+    pub push: bool,
+}
+
+/// A topic and how many agents subscribe to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSummary {
+    pub name: String,
+    pub subscribers: u64,
+}
+
 /// Everything Switchboard persists. Every method takes the tenant it acts in (or returns
 /// it, for token look-up): no query crosses tenants.
 #[async_trait]
@@ -206,12 +230,40 @@ pub trait Store: Send + Sync + 'static {
     async fn list_agents(&self, tenant: &str, filter: AgentFilter) -> Result<Vec<AgentRecord>>;
     /// Replaces the card fields of an agent (not id, created_at, last_seen_at).
     async fn update_agent(&self, agent: AgentRecord) -> Result<Option<AgentRecord>>;
-    /// Removes the agent and its keys; its open deliveries become `dead`.
+    /// Removes the agent, its keys and its topic subscriptions; its open deliveries become
+    /// `dead`.
     async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
     /// Records that agents were seen (heartbeat or authenticated request).
     async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;
     /// Open (not final) deliveries per recipient, for least-outstanding anycast.
     async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>>;
+
+    /// Subscribes a registered agent to a topic. `None` if the agent is not registered in
+    /// the tenant (checked in the same transaction, so a concurrent delete leaves no orphan);
+    /// otherwise the subscription and whether it was created now (`false`: it existed and is
+    /// returned unchanged).
+    async fn subscribe(
+        &self,
+        tenant: &str,
+        topic: &str,
+        agent_id: &str,
+        now: Millis,
+    ) -> Result<Option<(SubscriptionRecord, bool)>>;
+    /// Ends a subscription; `false` if there was none.
+    async fn unsubscribe(&self, tenant: &str, topic: &str, agent_id: &str) -> Result<bool>;
+    /// A page of a topic's subscriptions in agent id order, after the `after` agent id.
+    async fn topic_subscribers(
+        &self,
+        tenant: &str,
+        topic: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>>;
+    /// Every subscriber of a topic with whether it is pushed to: one indexed read, for
+    /// routing a publish.
+    async fn topic_recipients(&self, tenant: &str, topic: &str) -> Result<Vec<TopicRecipient>>;
+    /// The tenant's topics that have subscribers, by name.
+    async fn topics(&self, tenant: &str) -> Result<Vec<TopicSummary>>;
 
     /// Commits messages and their deliveries. Each message succeeds or fails alone; the
     /// whole call is one transaction, so `Ok` means every accepted message is on disk.

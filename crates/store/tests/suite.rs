@@ -218,6 +218,110 @@ async fn presence_keeps_the_latest_sighting(s: &dyn Store) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Topics
+
+/// Agent ids subscribed to `topic` in tenant `t`, as routing sees them.
+async fn recipients_of(s: &dyn Store, t: &str, topic: &str) -> Vec<String> {
+    s.topic_recipients(t, topic).await.unwrap().into_iter().map(|r| r.agent_id).collect()
+}
+
+async fn subscribe_is_idempotent_and_needs_a_registered_agent(s: &dyn Store) {
+    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    let (first, created) = s.subscribe(T, "alerts/eu", "a1", 10).await.unwrap().unwrap();
+    assert!(created);
+    assert_eq!((first.tenant.as_str(), first.topic.as_str(), first.agent_id.as_str()), (T, "alerts/eu", "a1"));
+    assert_eq!(first.created_at, 10);
+    let (again, created) = s.subscribe(T, "alerts/eu", "a1", 20).await.unwrap().unwrap();
+    assert!(!created, "the second subscribe finds the first");
+    assert_eq!(again, first, "and returns it unchanged");
+    assert!(s.subscribe(T, "alerts/eu", "nobody", 30).await.unwrap().is_none(), "unknown agent");
+    assert_eq!(recipients_of(s, T, "alerts/eu").await, ["a1"]);
+}
+
+async fn unsubscribe_ends_only_that_subscription(s: &dyn Store) {
+    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.subscribe(T, "alerts", "a1", 10).await.unwrap().unwrap();
+    s.subscribe(T, "news", "a1", 10).await.unwrap().unwrap();
+    assert!(s.unsubscribe(T, "alerts", "a1").await.unwrap());
+    assert!(!s.unsubscribe(T, "alerts", "a1").await.unwrap(), "already gone");
+    assert!(recipients_of(s, T, "alerts").await.is_empty());
+    assert_eq!(recipients_of(s, T, "news").await, ["a1"]);
+}
+
+async fn subscribers_page_in_agent_order_and_topics_count_them(s: &dyn Store) {
+    for id in ["a3", "a1", "a2"] {
+        s.create_agent(agent(T, id, id), format!("h-{id}")).await.unwrap();
+        s.subscribe(T, "alerts", id, 10).await.unwrap().unwrap();
+    }
+    s.subscribe(T, "news/eu", "a2", 10).await.unwrap().unwrap();
+    let ids =
+        |page: Vec<switchboard_store::SubscriptionRecord>| page.into_iter().map(|r| r.agent_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.topic_subscribers(T, "alerts", None, 2).await.unwrap()), ["a1", "a2"]);
+    assert_eq!(ids(s.topic_subscribers(T, "alerts", Some("a2".into()), 2).await.unwrap()), ["a3"]);
+    assert!(s.topic_subscribers(T, "nothing", None, 2).await.unwrap().is_empty());
+    let topics: Vec<(String, u64)> = s.topics(T).await.unwrap().into_iter().map(|t| (t.name, t.subscribers)).collect();
+    assert_eq!(topics, [("alerts".to_owned(), 3), ("news/eu".to_owned(), 1)]);
+}
+
+async fn topic_recipients_say_who_is_pushed(s: &dyn Store) {
+    let mut hook = agent(T, "hook", "hook");
+    hook.endpoint = Some("https://example.com/hook".into());
+    s.create_agent(hook, "h-hook".into()).await.unwrap();
+    s.create_agent(agent(T, "pull", "pull"), "h-pull".into()).await.unwrap();
+    s.subscribe(T, "alerts", "hook", 10).await.unwrap().unwrap();
+    s.subscribe(T, "alerts", "pull", 10).await.unwrap().unwrap();
+    let got: Vec<(String, bool)> =
+        s.topic_recipients(T, "alerts").await.unwrap().into_iter().map(|r| (r.agent_id, r.push)).collect();
+    assert_eq!(got, [("hook".to_owned(), true), ("pull".to_owned(), false)]);
+}
+
+async fn topics_do_not_cross_tenants(s: &dyn Store) {
+    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.create_agent(agent("t2", "a1", "ann"), "h2".into()).await.unwrap();
+    s.subscribe(T, "alerts", "a1", 10).await.unwrap().unwrap();
+    assert!(recipients_of(s, "t2", "alerts").await.is_empty());
+    assert!(s.topic_subscribers("t2", "alerts", None, 10).await.unwrap().is_empty());
+    assert!(s.topics("t2").await.unwrap().is_empty());
+    assert!(!s.unsubscribe("t2", "alerts", "a1").await.unwrap(), "t2's a1 never subscribed");
+    assert!(s.subscribe("t2", "alerts", "a9", 10).await.unwrap().is_none(), "no a9 in t2");
+    assert_eq!(recipients_of(s, T, "alerts").await, ["a1"], "t1 untouched");
+}
+
+async fn deleting_an_agent_removes_its_subscriptions(s: &dyn Store) {
+    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.create_agent(agent(T, "a2", "bob"), "h2".into()).await.unwrap();
+    for topic in ["alerts", "news"] {
+        s.subscribe(T, topic, "a1", 10).await.unwrap().unwrap();
+    }
+    s.subscribe(T, "alerts", "a2", 10).await.unwrap().unwrap();
+    assert!(s.delete_agent(T, "a1", 20).await.unwrap());
+    assert_eq!(recipients_of(s, T, "alerts").await, ["a2"]);
+    let topics: Vec<String> = s.topics(T).await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(topics, ["alerts"], "news has no subscriber left");
+}
+
+async fn publishing_to_a_thousand_subscribers_is_one_message(s: &dyn Store) {
+    const N: usize = 1000;
+    let ids: Vec<String> = (0..N).map(|i| format!("a{i:04}")).collect();
+    // Concurrently, so that the writes share group commits.
+    futures_util::future::try_join_all(ids.iter().map(|id| s.create_agent(agent(T, id, id), format!("h-{id}"))))
+        .await
+        .unwrap();
+    futures_util::future::try_join_all(ids.iter().map(|id| s.subscribe(T, "all-hands", id, 10))).await.unwrap();
+    let routed = s.topic_recipients(T, "all-hands").await.unwrap();
+    assert_eq!(routed.len(), N);
+    let mut m = message(T, "m1", "topic:all-hands", None);
+    m.recipients = routed.iter().map(|r| format!("agent:{}", r.agent_id)).collect();
+    let out = s.accept(vec![m]).await.unwrap();
+    assert!(matches!(&out[0], AcceptOutcome::Accepted { recipients, .. } if recipients.len() == N));
+    let (stored, deliveries) = s.get_message(T, "m1").await.unwrap().unwrap();
+    assert_eq!(stored.to, "topic:all-hands");
+    assert_eq!(deliveries.len(), N);
+    assert!(deliveries.iter().all(|d| d.state == DeliveryState::Pending));
+    assert_eq!(s.lease(lease_req(T, "agent:a0999", 1000)).await.unwrap()[0].message.id, "m1");
+}
+
+// ---------------------------------------------------------------------------------------
 // Push delivery
 
 fn push_of(s: &dyn Store) -> &dyn PushStore {
@@ -548,6 +652,13 @@ backends!(
     claim_push_skips_disabled_and_endpointless_agents,
     replay_and_purge_dead_follow_the_filter,
     list_deliveries_filters_and_pages,
+    subscribe_is_idempotent_and_needs_a_registered_agent,
+    unsubscribe_ends_only_that_subscription,
+    subscribers_page_in_agent_order_and_topics_count_them,
+    topic_recipients_say_who_is_pushed,
+    topics_do_not_cross_tenants,
+    deleting_an_agent_removes_its_subscriptions,
+    publishing_to_a_thousand_subscribers_is_one_message,
 );
 
 /// What only the PostgreSQL store does: several nodes on one database, and surviving the

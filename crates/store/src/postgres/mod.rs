@@ -39,7 +39,8 @@ use tokio_postgres::{AsyncMessage, NoTls, Row};
 
 use crate::{
     AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryRecord, LeaseRequest, Leased,
-    MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError, WakeKey, Wakeups,
+    MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError, SubscriptionRecord, TopicRecipient,
+    TopicSummary, WakeKey, Wakeups,
 };
 
 /// Most messages committed in one group transaction; bounds the latency a commit adds to the
@@ -74,8 +75,12 @@ const MIGRATION_LOCK: i64 = 0x5357_4954_4348_0001;
 /// Schema migrations, applied in order; each version once, recorded in `schema_migrations`.
 /// Append only: a node that applied version N never runs it again, so an edit to an applied
 /// migration would never reach it.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("schema.sql")), (2, include_str!("schema_v2.sql")), (3, include_str!("schema_v3.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("schema_v2.sql")),
+    (3, include_str!("schema_v3.sql")),
+    (4, include_str!("schema_v4.sql")),
+];
 
 const OPEN: &str = "('pending', 'leased', 'delivered')";
 const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \
@@ -753,6 +758,15 @@ fn message_from_row(r: &Row, at: usize) -> Result<MessageRecord, Fail> {
     })
 }
 
+fn subscription_from_row(r: &Row) -> Result<SubscriptionRecord, Fail> {
+    Ok(SubscriptionRecord {
+        tenant: r.try_get(0)?,
+        topic: r.try_get(1)?,
+        agent_id: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+    })
+}
+
 fn attempts_of(r: &Row, i: usize) -> Result<u32, Fail> {
     let n: i32 = r.try_get(i)?;
     u32::try_from(n).map_err(|_| Fail::Store(StoreError::Internal(format!("negative attempt count {n}"))))
@@ -999,6 +1013,8 @@ impl Store for PostgresStore {
             tx.execute("DELETE FROM agent_capabilities WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id])
                 .await?;
             tx.execute("DELETE FROM tokens WHERE tenant_id = $1 AND principal = $2", &[&tenant, &principal]).await?;
+            tx.execute("DELETE FROM topic_subscriptions WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id])
+                .await?;
             tx.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = $3, \
@@ -1055,6 +1071,113 @@ impl Store for PostgresStore {
                 counts.insert(r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?);
             }
             Ok::<_, Fail>(recipients.iter().map(|r| (r.clone(), counts.get(r).copied().unwrap_or(0))).collect())
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn subscribe(
+        &self,
+        tenant: &str,
+        topic: &str,
+        agent_id: &str,
+        now: Millis,
+    ) -> Result<Option<(SubscriptionRecord, bool)>> {
+        retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            // The key-share lock makes a concurrent `delete_agent` wait for this commit (and
+            // then delete the new row too), or this wait for its commit (and find no agent).
+            let st = tx.prepare_cached("SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE").await?;
+            if tx.query_opt(&st, &[&tenant, &agent_id]).await?.is_none() {
+                return Ok(None);
+            }
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO topic_subscriptions (tenant_id, topic, agent_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .await?;
+            let created = tx.execute(&st, &[&tenant, &topic, &agent_id, &now]).await? == 1;
+            let st = tx
+                .prepare_cached(
+                    "SELECT tenant_id, topic, agent_id, created_at FROM topic_subscriptions \
+                     WHERE tenant_id = $1 AND topic = $2 AND agent_id = $3",
+                )
+                .await?;
+            let record = subscription_from_row(&tx.query_one(&st, &[&tenant, &topic, &agent_id]).await?)?;
+            tx.commit().await?;
+            Ok(Some((record, created)))
+        })
+        .await
+    }
+
+    async fn unsubscribe(&self, tenant: &str, topic: &str, agent_id: &str) -> Result<bool> {
+        retrying(move || async move {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached("DELETE FROM topic_subscriptions WHERE tenant_id = $1 AND topic = $2 AND agent_id = $3")
+                .await?;
+            Ok(c.execute(&st, &[&tenant, &topic, &agent_id]).await? > 0)
+        })
+        .await
+    }
+
+    async fn topic_subscribers(
+        &self,
+        tenant: &str,
+        topic: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT tenant_id, topic, agent_id, created_at FROM topic_subscriptions \
+                     WHERE tenant_id = $1 AND topic = $2 AND agent_id > $3 ORDER BY agent_id LIMIT $4",
+                )
+                .await?;
+            let after = after.unwrap_or_default();
+            let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+            let rows = c.query(&st, &[&tenant, &topic, &after, &limit]).await?;
+            rows.iter().map(subscription_from_row).collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn topic_recipients(&self, tenant: &str, topic: &str) -> Result<Vec<TopicRecipient>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT s.agent_id, a.endpoint IS NOT NULL FROM topic_subscriptions s \
+                     JOIN agents a ON a.tenant_id = s.tenant_id AND a.id = s.agent_id \
+                     WHERE s.tenant_id = $1 AND s.topic = $2 ORDER BY s.agent_id",
+                )
+                .await?;
+            let rows = c.query(&st, &[&tenant, &topic]).await?;
+            rows.iter()
+                .map(|r| Ok(TopicRecipient { agent_id: r.try_get(0)?, push: r.try_get(1)? }))
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn topics(&self, tenant: &str) -> Result<Vec<TopicSummary>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(
+                    "SELECT topic, count(*) FROM topic_subscriptions WHERE tenant_id = $1 GROUP BY topic ORDER BY topic",
+                )
+                .await?;
+            let rows = c.query(&st, &[&tenant]).await?;
+            rows.iter()
+                .map(|r| {
+                    let n: i64 = r.try_get(1)?;
+                    Ok(TopicSummary { name: r.try_get(0)?, subscribers: u64::try_from(n).unwrap_or(0) })
+                })
+                .collect::<Result<Vec<_>, Fail>>()
         };
         run.await.map_err(Fail::into_store)
     }

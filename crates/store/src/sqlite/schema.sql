@@ -113,3 +113,13 @@ CREATE TABLE IF NOT EXISTS hub_keys (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(tenant_id, state, seq);
+-- Topic subscriptions: the primary key serves routing a publish (every subscriber of a topic)
+-- and the listing in agent id order; the second index serves deleting an agent.
+CREATE TABLE IF NOT EXISTS topic_subscriptions (
+    tenant_id  TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, topic, agent_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS topic_subscriptions_agent ON topic_subscriptions(tenant_id, agent_id);
