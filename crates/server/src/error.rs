@@ -13,6 +13,9 @@ pub enum ApiError {
     InvalidBody { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     InvalidQuery(String),
+    /// A query or path parameter is wrong, each named with its path (e.g. `topic`).
+    #[error("{detail}")]
+    InvalidParams { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     UnknownRecipient(String),
     #[error("{0}")]
@@ -43,11 +46,21 @@ impl ApiError {
         ApiError::InvalidBody { detail, errors }
     }
 
+    /// URL parameters (path or query) that are wrong, each named.
+    pub fn params(errors: Vec<FieldError>) -> ApiError {
+        let detail = match errors.as_slice() {
+            [one] => format!("`{}`: {}", one.path, one.message),
+            many => format!("{} parameters are invalid; see `errors`", many.len()),
+        };
+        ApiError::InvalidParams { detail, errors }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
             InvalidBody { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The request body is invalid"),
             InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", "A query parameter is invalid"),
+            InvalidParams { .. } => (StatusCode::BAD_REQUEST, "invalid_query", "A URL parameter is invalid"),
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
             UnsupportedAddress(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
@@ -68,7 +81,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, code, title) = self.parts();
         let errors = match self {
-            ApiError::InvalidBody { errors, .. } => errors.clone(),
+            ApiError::InvalidBody { errors, .. } | ApiError::InvalidParams { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
         let detail = match self {

@@ -522,3 +522,228 @@ async fn health_ready_metrics_and_openapi_answer() {
     assert!(doc["components"]["schemas"].get("SendMessage").is_some());
     hub.stop().await;
 }
+
+// ---- topics ----
+
+/// Reads the next message from a stream, acknowledges it, and returns its id.
+async fn take_and_ack(stream: &mut switchboard_client::Stream, who: &str) -> String {
+    let m = within(10, &format!("{who}'s stream message"), stream.next_message()).await.unwrap().expect("stream open");
+    stream.ack(&m.message.id).await.unwrap();
+    m.message.id
+}
+
+#[tokio::test]
+async fn topic_subscribers_receive_a_publish_but_the_publisher_does_not() {
+    let hub = TestHub::start().await;
+    let (alice_reg, alice) = hub.agent("alice", &[]).await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    let (carol_reg, carol) = hub.agent("carol", &[]).await;
+    for (reg, c) in [(&alice_reg, &alice), (&bob_reg, &bob), (&carol_reg, &carol)] {
+        let s = c.subscribe("standup", &reg.agent.id).await.unwrap();
+        assert_eq!((s.topic.as_str(), s.agent_id.as_str()), ("standup", reg.agent.id.as_str()));
+    }
+    let (mut bob_stream, mut carol_stream) = (bob.stream().await.unwrap(), carol.stream().await.unwrap());
+
+    let sent = alice.send(&SendMessage::text("topic:standup", "shipped topics")).await.unwrap();
+    let mut recipients = sent.recipients.clone();
+    recipients.sort();
+    let mut expected = vec![addr(&bob_reg.agent.id), addr(&carol_reg.agent.id)];
+    expected.sort();
+    assert_eq!(recipients, expected, "every subscriber but the publisher");
+
+    assert_eq!(take_and_ack(&mut bob_stream, "bob").await, sent.id);
+    assert_eq!(take_and_ack(&mut carol_stream, "carol").await, sent.id);
+    let id = sent.id.clone();
+    let status = eventually(10, "both deliveries acked", || {
+        let (alice, id) = (alice.clone(), id.clone());
+        async move {
+            let s = alice.get_message(&id).await.unwrap();
+            s.deliveries.iter().all(|d| d.state == DeliveryState::Acked).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(status.deliveries.len(), 2);
+    assert_eq!(status.message.to, "topic:standup");
+    assert!(alice.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "no echo to the publisher");
+
+    let subscribers = bob.topic_subscribers("standup").await.unwrap();
+    assert_eq!(subscribers.len(), 3);
+    let topics = carol.topics().await.unwrap().topics;
+    assert_eq!(topics.len(), 1);
+    assert_eq!((topics[0].name.as_str(), topics[0].subscribers), ("standup", 3));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn unsubscribing_stops_delivery() {
+    let hub = TestHub::start().await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    let (carol_reg, carol) = hub.agent("carol", &[]).await;
+    bob.subscribe("alerts", &bob_reg.agent.id).await.unwrap();
+    carol.subscribe("alerts", &carol_reg.agent.id).await.unwrap();
+    bob.unsubscribe("alerts", &bob_reg.agent.id).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text("topic:alerts", "disk full")).await.unwrap();
+    assert_eq!(sent.recipients, vec![addr(&carol_reg.agent.id)]);
+    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty());
+    let again = bob.unsubscribe("alerts", &bob_reg.agent.id).await.unwrap_err();
+    assert_eq!(again.code(), Some("not_found"));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_topic_without_subscribers_accepts_and_stores_the_message() {
+    let hub = TestHub::start().await;
+    let (_, alice) = hub.agent("alice", &[]).await;
+    let sent = alice.send(&SendMessage::text("topic:nobody-listens", "hello?")).await.unwrap();
+    assert_eq!(sent.status, "accepted");
+    assert!(sent.recipients.is_empty());
+    let stored = alice.get_message(&sent.id).await.unwrap();
+    assert_eq!(stored.message.to, "topic:nobody-listens");
+    assert!(stored.deliveries.is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_subscribes_only_itself_and_the_admin_anyone() {
+    let hub = TestHub::start().await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    let (carol, _) = hub.agent("carol", &[]).await;
+    let path = format!("/v1/topics/alerts/subscribers/{}", carol.agent.id);
+    let p = assert_problem(raw(&hub, "PUT", &path, Some(&bob.api_key), None).await, 403, "forbidden");
+    assert!(p["detail"].as_str().unwrap().contains("admin token"), "{p}");
+    assert_problem(raw(&hub, "DELETE", &path, Some(&bob.api_key), None).await, 403, "forbidden");
+    assert!(hub.admin().topics().await.unwrap().topics.is_empty(), "a refused subscribe writes nothing");
+
+    let (status, _, created) = raw(&hub, "PUT", &path, Some(ADMIN), None).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["subscription"]["agent_id"], carol.agent.id.as_str());
+    let (status, _, existing) = raw(&hub, "PUT", &path, Some(ADMIN), None).await;
+    assert_eq!(status, 200, "subscribing again is idempotent: {existing}");
+    assert_eq!(existing, created, "the same subscription, created_at unchanged");
+
+    let unknown = "/v1/topics/alerts/subscribers/no-such-agent";
+    assert_problem(raw(&hub, "PUT", unknown, Some(ADMIN), None).await, 404, "not_found");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_topic_name_is_named_and_changes_nothing() {
+    let hub = TestHub::start().await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    let path = format!("/v1/topics/has%20space/subscribers/{}", bob.agent.id);
+    let p = assert_problem(raw(&hub, "PUT", &path, Some(&bob.api_key), None).await, 400, "invalid_query");
+    assert_eq!(p["errors"][0]["path"], "topic", "{p}");
+    assert!(p["errors"][0]["message"].as_str().unwrap().contains("has space"), "{p}");
+    assert!(hub.admin().topics().await.unwrap().topics.is_empty());
+    let err = hub.admin().topic_subscribers("has space").await.unwrap_err();
+    assert_eq!(err.code(), Some("invalid_query"));
+    let p = assert_problem(
+        raw(&hub, "GET", "/v1/topics/ok/subscribers?limit=0", Some(ADMIN), None).await,
+        400,
+        "invalid_query",
+    );
+    assert_eq!(p["errors"][0]["path"], "limit");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_topic_with_slashes_travels_percent_encoded() {
+    let hub = TestHub::start().await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    let path = format!("/v1/topics/alerts%2Feu/subscribers/{}", bob_reg.agent.id);
+    let (status, _, body) = raw(&hub, "PUT", &path, Some(&bob_reg.api_key), None).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["subscription"]["topic"], "alerts/eu", "axum decodes %2F in the path segment");
+    let listed = hub.admin().topic_subscribers("alerts/eu").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].agent_id, bob_reg.agent.id);
+    let sent = hub.admin().send(&SendMessage::text("topic:alerts/eu", "eu only")).await.unwrap();
+    assert_eq!(sent.recipients, vec![addr(&bob_reg.agent.id)]);
+    let inbox = bob.inbox(&InboxOptions { wait_ms: Some(5000), ..Default::default() }).await.unwrap();
+    assert_eq!(inbox.messages[0].message.id, sent.id);
+    bob.unsubscribe("alerts/eu", &bob_reg.agent.id).await.unwrap();
+    assert!(hub.admin().topics().await.unwrap().topics.is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_subscriber_gets_the_publish_pushed() {
+    let hub = TestHub::start().await;
+    let rx = common::receiver::Receiver::start(|_| common::receiver::Plan::Status(204)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let (puller_reg, puller) = hub.agent("puller", &[]).await;
+    hub.admin().subscribe("deploys", &hook.agent.id).await.unwrap();
+    puller.subscribe("deploys", &puller_reg.agent.id).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text("topic:deploys", "v2 is out")).await.unwrap();
+    assert_eq!(sent.recipients.len(), 2);
+    let got = rx.wait_for(1, 10).await;
+    assert_eq!(got[0].id, sent.id);
+    assert!(common::receiver::signature_valid(&hook.webhook_secret, &got[0]));
+    let pulled = puller.inbox(&InboxOptions { wait_ms: Some(5000), ..Default::default() }).await.unwrap();
+    assert_eq!(pulled.messages[0].message.id, sent.id, "the other subscriber pulls it");
+    let admin = hub.admin();
+    let hook_addr = addr(&hook.agent.id);
+    eventually(10, "the push acked", || {
+        let (admin, id, hook_addr) = (admin.clone(), sent.id.clone(), hook_addr.clone());
+        async move {
+            let s = admin.get_message(&id).await.unwrap();
+            s.deliveries.iter().any(|d| d.recipient == hook_addr && d.state == DeliveryState::Acked).then_some(())
+        }
+    })
+    .await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_an_agent_ends_its_subscriptions() {
+    let hub = TestHub::start().await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    bob.subscribe("alerts", &bob_reg.agent.id).await.unwrap();
+    hub.admin().delete_agent(&bob_reg.agent.id).await.unwrap();
+    assert!(hub.admin().topics().await.unwrap().topics.is_empty());
+    let sent = hub.admin().send(&SendMessage::text("topic:alerts", "anyone?")).await.unwrap();
+    assert!(sent.recipients.is_empty());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_publish_reaches_a_thousand_subscribers_in_one_message() {
+    use futures_util::{StreamExt, TryStreamExt};
+    const N: usize = 1000;
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let ids: Vec<String> = futures_util::stream::iter(0..N)
+        .map(|i| {
+            let admin = admin.clone();
+            async move {
+                let req = switchboard_core::api::RegisterAgent { name: format!("sub-{i:04}"), ..Default::default() };
+                let id = admin.register_agent(&req).await?.agent.id;
+                admin.subscribe("all-hands", &id).await?;
+                Ok::<_, switchboard_client::ClientError>(id)
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(admin.topic_subscribers("all-hands").await.unwrap().len(), N, "every page followed");
+    let sent = admin.send(&SendMessage::text("topic:all-hands", "one message")).await.unwrap();
+    assert_eq!(sent.recipients.len(), N);
+    let status = admin.get_message(&sent.id).await.unwrap();
+    assert_eq!(status.deliveries.len(), N);
+    assert!(ids.iter().all(|id| sent.recipients.contains(&addr(id))));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_describes_topics() {
+    let hub = TestHub::start().await;
+    let doc: Value = reqwest::get(format!("{}/openapi.json", hub.url())).await.unwrap().json().await.unwrap();
+    for p in ["/v1/topics", "/v1/topics/{topic}/subscribers", "/v1/topics/{topic}/subscribers/{agent_id}"] {
+        assert!(doc["paths"].get(p).is_some(), "openapi lacks {p}");
+    }
+    for s in ["Subscription", "Subscribed", "SubscriberList", "TopicList"] {
+        assert!(doc["components"]["schemas"].get(s).is_some(), "openapi lacks schema {s}");
+    }
+    hub.stop().await;
+}

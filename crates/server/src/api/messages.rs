@@ -29,7 +29,8 @@ pub const MAX_BATCH: usize = 1000;
 
 /// Resolves an address to the agents that get a delivery, each with whether it has a push
 /// endpoint.
-async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<(String, bool)>, ApiError> {
+async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(String, bool)>, ApiError> {
+    let tenant = from.tenant.as_str();
     match to {
         Address::Agent(id) => {
             let push = match state.recipients.get(tenant, id) {
@@ -73,11 +74,27 @@ async fn route(state: &AppState, tenant: &str, to: &Address) -> Result<Vec<(Stri
             let pick = tied[state.rr.fetch_add(1, Ordering::Relaxed) % tied.len()];
             Ok(active.into_iter().filter(|(r, _)| r == pick).collect())
         }
-        Address::User(_) | Address::Topic(_) | Address::Conversation(_) | Address::Auto => {
-            Err(ApiError::UnsupportedAddress(format!(
-                "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`) or a capability (`capability:<name>`)"
-            )))
+        Address::Topic(name) => {
+            // Every subscriber but the sender (publishers do not hear themselves, as with
+            // NATS `no_echo`), whether or not it is active: a subscription is durable, and an
+            // absent subscriber finds the message in its inbox. No subscribers is not an
+            // error: the message is stored and auditable, like a NATS publish nobody hears.
+            let sender = match &from.kind {
+                PrincipalKind::Agent(id) => Some(id.as_str()),
+                PrincipalKind::Admin => None,
+            };
+            Ok(state
+                .store
+                .topic_recipients(tenant, name)
+                .await?
+                .into_iter()
+                .filter(|r| Some(r.agent_id.as_str()) != sender)
+                .map(|r| (format!("agent:{}", r.agent_id), r.push))
+                .collect())
         }
+        Address::User(_) | Address::Conversation(_) | Address::Auto => Err(ApiError::UnsupportedAddress(format!(
+            "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
+        ))),
     }
 }
 
@@ -90,7 +107,7 @@ fn request_hash(m: &SendMessage) -> String {
 /// Validates and routes one message; nothing is written.
 async fn prepare(state: &AppState, from: &Principal, m: SendMessage) -> Result<NewMessage, ApiError> {
     let to = validate::send_message(&m).map_err(ApiError::fields)?;
-    let routed = route(state, &from.tenant, &to).await?;
+    let routed = route(state, from, &to).await?;
     let push_recipients = routed.iter().filter(|(_, p)| *p).map(|(r, _)| r.clone()).collect();
     let recipients = routed.into_iter().map(|(r, _)| r).collect();
     let now = now_ms();

@@ -8,7 +8,7 @@ use axum::extract::{FromRequestParts, MatchedPath, Query, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -24,6 +24,7 @@ pub mod messages;
 pub mod ops;
 pub mod stream;
 pub mod tenant;
+pub mod topics;
 
 /// Builds the node's router.
 pub fn router(state: AppState) -> Router {
@@ -46,6 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages:batch", post(messages::send_batch))
         .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/topics", get(topics::list))
+        .route("/v1/topics/{topic}/subscribers", get(topics::subscribers))
+        .route("/v1/topics/{topic}/subscribers/{agent_id}", put(topics::subscribe).delete(topics::unsubscribe))
         .route("/v1/inbox", get(inbox::fetch))
         .route("/v1/inbox/ack", post(inbox::ack))
         .route("/v1/inbox/nack", post(inbox::nack))
@@ -155,6 +159,7 @@ impl utoipa::Modify for BearerAuth {
         deliveries::list, deliveries::dead_letters, deliveries::replay, deliveries::purge,
         tenant::push_settings, tenant::put_push_settings, tenant::keys,
         messages::send, messages::send_batch, messages::show,
+        topics::list, topics::subscribers, topics::subscribe, topics::unsubscribe,
         inbox::fetch, inbox::ack, inbox::nack,
         stream::websocket, stream::events,
     ),

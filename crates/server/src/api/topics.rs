@@ -1,0 +1,136 @@
+//! `/v1/topics`: subscriptions to `topic:<name>` addresses. Publishing is an ordinary send
+//! (`api/messages.rs::route` turns a topic into its subscribers); this module only keeps the
+//! list of who subscribes to what.
+//!
+//! A topic exists while it has subscribers: there is nothing to create or delete, as in NATS.
+//! Topic names follow the address rule (`core::address::check_name`) and may contain `/`, so
+//! clients percent-encode them in the path (`alerts%2Feu`); axum decodes the segment.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use switchboard_core::address::check_name;
+use switchboard_core::api::{FieldError, Problem, Subscribed, SubscriberList, Subscription, Topic, TopicList};
+use switchboard_core::time::{now_ms, rfc3339};
+use switchboard_store::{PrincipalKind, SubscriptionRecord};
+
+use super::Q;
+use crate::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+
+/// The topic name from the path, checked with the same rule as `topic:<name>` addresses.
+fn topic_name(topic: &str) -> Result<(), ApiError> {
+    check_name("topic", topic).map_err(|e| {
+        ApiError::params(vec![FieldError {
+            path: "topic".into(),
+            message: format!("{e}; percent-encode it in the path (`/` as `%2F`)"),
+        }])
+    })
+}
+
+/// An agent manages its own subscriptions; the admin manages anyone's.
+fn require_self_or_admin(auth: &Auth, agent_id: &str) -> Result<(), ApiError> {
+    match &auth.0.kind {
+        PrincipalKind::Admin => Ok(()),
+        PrincipalKind::Agent(me) if me == agent_id => Ok(()),
+        PrincipalKind::Agent(me) => Err(ApiError::Forbidden(format!(
+            "an agent may subscribe or unsubscribe only itself (you are agent {me}); use agent {agent_id}'s own API key or the admin token"
+        ))),
+    }
+}
+
+fn view(s: SubscriptionRecord) -> Subscription {
+    Subscription { topic: s.topic, agent_id: s.agent_id, created_at: rfc3339(s.created_at) }
+}
+
+/// Subscribes an agent to a topic (the agent itself, or the admin). 201 when new; 200 with
+/// the existing subscription when it was already there.
+#[utoipa::path(put, path = "/v1/topics/{topic}/subscribers/{agent_id}",
+    params(("topic" = String, Path, description = "Topic name, percent-encoded (`/` as `%2F`)"),
+           ("agent_id" = String, Path, description = "The agent to subscribe")),
+    responses((status = 201, body = Subscribed), (status = 200, body = Subscribed), (status = 400, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((topic, agent_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Subscribed>), ApiError> {
+    topic_name(&topic)?;
+    require_self_or_admin(&auth, &agent_id)?;
+    let Some((record, created)) = state.store.subscribe(&auth.0.tenant, &topic, &agent_id, now_ms()).await? else {
+        return Err(ApiError::NotFound(format!(
+            "agent {agent_id} is not registered in this tenant; list agents with `switchboard agent list`"
+        )));
+    };
+    if created {
+        tracing::info!(topic = %topic, agent = %agent_id, "subscribed");
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(Subscribed { subscription: view(record) })))
+}
+
+/// Ends an agent's subscription (the agent itself, or the admin). Messages already accepted
+/// for it are still delivered.
+#[utoipa::path(delete, path = "/v1/topics/{topic}/subscribers/{agent_id}",
+    params(("topic" = String, Path, description = "Topic name, percent-encoded (`/` as `%2F`)"),
+           ("agent_id" = String, Path, description = "The agent to unsubscribe")),
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((topic, agent_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    topic_name(&topic)?;
+    require_self_or_admin(&auth, &agent_id)?;
+    if !state.store.unsubscribe(&auth.0.tenant, &topic, &agent_id).await? {
+        return Err(ApiError::NotFound(format!(
+            "agent {agent_id} is not subscribed to topic `{topic}`; see `switchboard topic subscribers {topic}`"
+        )));
+    }
+    tracing::info!(topic = %topic, agent = %agent_id, "unsubscribed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribersQuery {
+    /// `next_cursor` of the previous page.
+    after: Option<String>,
+    /// 1 to 1000, default 100.
+    limit: Option<usize>,
+}
+
+/// A topic's subscribers in agent id order (any principal of the tenant). An unknown topic
+/// has none.
+#[utoipa::path(get, path = "/v1/topics/{topic}/subscribers",
+    params(("topic" = String, Path, description = "Topic name, percent-encoded (`/` as `%2F`)"), SubscribersQuery),
+    responses((status = 200, body = SubscriberList), (status = 400, body = Problem)))]
+pub async fn subscribers(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(topic): Path<String>,
+    Q(q): Q<SubscribersQuery>,
+) -> Result<Json<SubscriberList>, ApiError> {
+    topic_name(&topic)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::params(vec![FieldError {
+            path: "limit".into(),
+            message: "must be between 1 and 1000".into(),
+        }]));
+    }
+    let page = state.store.topic_subscribers(&auth.0.tenant, &topic, q.after, limit).await?;
+    let next_cursor = (page.len() == limit).then(|| page.last().map(|s| s.agent_id.clone())).flatten();
+    Ok(Json(SubscriberList { subscribers: page.into_iter().map(view).collect(), next_cursor }))
+}
+
+/// The tenant's topics that have subscribers, by name, with how many each (any principal).
+#[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
+pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<TopicList>, ApiError> {
+    let topics = state.store.topics(&auth.0.tenant).await?;
+    Ok(Json(TopicList {
+        topics: topics.into_iter().map(|t| Topic { name: t.name, subscribers: t.subscribers }).collect(),
+    }))
+}
