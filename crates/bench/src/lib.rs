@@ -15,6 +15,7 @@ use switchboard_client::{Client, ClientError};
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
+mod fanout;
 pub mod peers;
 mod push;
 pub mod report;
@@ -295,14 +296,16 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 /// Runs a workload against the hub `admin` points at; `progress` is called about once a
 /// second with (sent, received).
-pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usize)) -> Result<Report, BenchError> {
+pub async fn run(
+    admin: &Client,
+    cfg: &BenchConfig,
+    progress: impl Fn(usize, usize) + Sync,
+) -> Result<Report, BenchError> {
     match cfg.workload {
         Workload::Push => return push::run(admin, cfg, progress).await,
         Workload::Http => return sends::http(admin, cfg, progress).await,
         Workload::Connections => return sends::connections(admin, cfg, progress).await,
-        Workload::Fanout => {
-            return Err(BenchError::Incomplete("fanout against switchboard needs topics in the hub".into()));
-        }
+        Workload::Fanout => return fanout::run(admin, cfg, &progress).await,
         _ => {}
     }
     let run_id = run_id();

@@ -311,7 +311,8 @@ struct BenchArgs {
     /// Label of the hub in the report (say which backend it runs).
     #[arg(long, default_value = "switchboard (SQLite)")]
     hub_label: String,
-    /// Messages to send (default depends on the workload).
+    /// Messages to send (default depends on the workload). `report` sends as many in each
+    /// workload; fanout beyond the smallest subscriber count sends proportionally fewer.
     #[arg(long)]
     messages: Option<usize>,
     /// Bytes per message.
@@ -893,10 +894,26 @@ async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig
     use switchboard_bench::Workload;
     let mut latency = bench_config(a, Workload::Latency);
     latency.rate = a.rate.unwrap_or(1000);
+    // Fanout at each subscriber count, smallest first; the larger ones send proportionally
+    // fewer messages so that every count makes as many deliveries.
+    let mut counts = if a.subscribers.is_empty() { vec![100, 1000] } else { a.subscribers.clone() };
+    counts.sort_unstable();
+    counts.dedup();
+    let smallest = counts.first().copied().unwrap_or(1).max(1);
+    let fanout = counts
+        .iter()
+        .map(|&n| {
+            let mut cfg = bench_config(a, Workload::Fanout);
+            cfg.consumers = n.max(1);
+            cfg.messages = (cfg.messages * smallest / cfg.consumers).max(1);
+            cfg
+        })
+        .collect();
     let rc = switchboard_bench::report::ReportConfig {
         peers,
         throughput: bench_config(a, Workload::Throughput),
         latency,
+        fanout,
         hub_url: a.conn.url.clone(),
         hub_pid: a.hub_pid,
         hub_label: a.hub_label.clone(),

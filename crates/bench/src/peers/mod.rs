@@ -203,18 +203,19 @@ impl Tally {
     /// Records one message as subscriber `subscriber` (0 when each message has one
     /// receiver) takes it, before the ack, like Switchboard's run.
     pub(crate) fn receipt(&self, subscriber: usize, payload: &[u8]) {
+        if let Some((seq, due_ns)) = header(payload) {
+            self.record(subscriber, seq, due_ns);
+        }
+    }
+
+    /// Records that `subscriber` received message `seq`, due `due_ns` after the epoch.
+    pub(crate) fn record(&self, subscriber: usize, seq: u64, due_ns: u64) {
         let now = self.epoch.elapsed().as_nanos() as u64;
-        let Some((seq, due)) = payload.get(..HEADER).map(|h| {
-            (u64::from_le_bytes(h[..8].try_into().unwrap_or_default()), h[8..16].try_into().unwrap_or_default())
-        }) else {
-            return;
-        };
-        let due = u64::from_le_bytes(due);
         let slot = (subscriber < self.fan).then(|| seq as usize * self.fan + subscriber);
         match slot.and_then(|i| self.seen.get(i)) {
             Some(s) if !s.swap(true, Ordering::Relaxed) => {
                 if let Ok(mut h) = self.latency.lock() {
-                    let _ = h.record((now.saturating_sub(due) / 1000).max(1));
+                    let _ = h.record((now.saturating_sub(due_ns) / 1000).max(1));
                 }
                 self.received.fetch_add(1, Ordering::Relaxed);
             }
@@ -229,16 +230,26 @@ impl Tally {
     }
 }
 
+/// The sequence number and due time (ns since the epoch) at the head of a payload.
+pub(crate) fn header(payload: &[u8]) -> Option<(u64, u64)> {
+    let seq = payload.get(..8)?.try_into().ok().map(u64::from_le_bytes)?;
+    let due = payload.get(8..HEADER)?.try_into().ok().map(u64::from_le_bytes)?;
+    Some((seq, due))
+}
+
 /// How long a peer run may take before the harness reports what arrived and calls the rest lost.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Paces the producers and waits for the consumers. `publish(producer, seq, payload)` must
-/// return once the broker has acknowledged the message (its durability class says what that
-/// means). The consumers are the caller's: they feed `tally` and leave when `tally.done()`.
+/// Paces the producers and waits for the consumers, for at most `deadline`.
+/// `publish(producer, seq, payload)` must return once the broker has acknowledged the message
+/// (its durability class says what that means); the payload starts with the [`header`]. The
+/// consumers are the caller's: they feed `tally` and leave when `tally.done()`. The hub's
+/// fanout runs on this harness too.
 pub(crate) async fn drive<P, F>(
     cfg: &BenchConfig,
     tally: &Arc<Tally>,
     publish: P,
+    deadline: Duration,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Report
 where
@@ -317,7 +328,7 @@ where
         });
     }
 
-    let deadline = started + DEADLINE;
+    let deadline = started + deadline;
     let mut last_report = Instant::now();
     let fan = tally.fan;
     loop {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull, stream::StorageType};
 use futures_util::StreamExt;
 
-use super::{PeerError, PeerRun, Tally, drive, pid_listening_on, run_id, with_cpu};
+use super::{DEADLINE, PeerError, PeerRun, Tally, drive, pid_listening_on, run_id, with_cpu};
 use crate::{BenchConfig, Report, Workload};
 
 async fn connect(url: &str) -> Result<async_nats::Client, PeerError> {
@@ -131,7 +131,7 @@ async fn measure(
             ack.await.map(|_| ()).map_err(|e| e.to_string())
         }
     };
-    let (report, cpu) = with_cpu(server_pid, drive(cfg, &tally, publish, progress)).await;
+    let (report, cpu) = with_cpu(server_pid, drive(cfg, &tally, publish, DEADLINE, progress)).await;
     while consumers.join_next().await.is_some() {}
     Ok((Report { setup_ms: fanout.then_some(setup_ms), ..report }, cpu))
 }

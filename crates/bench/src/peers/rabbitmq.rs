@@ -14,7 +14,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 
-use super::{PeerError, PeerRun, Tally, drive, pid_listening_on, run_id, with_cpu};
+use super::{DEADLINE, PeerError, PeerRun, Tally, drive, pid_listening_on, run_id, with_cpu};
 use crate::{BenchConfig, Report, Workload};
 
 /// Unacknowledged deliveries a consumer may hold: enough to keep the pipe full at 1 KiB.
@@ -286,7 +286,7 @@ async fn measure(
             if confirm.is_ack() { Ok(()) } else { Err("publish nacked".into()) }
         }
     };
-    let (report, cpu) = with_cpu(server_pid, drive(cfg, &tally, publish, progress)).await;
+    let (report, cpu) = with_cpu(server_pid, drive(cfg, &tally, publish, DEADLINE, progress)).await;
     while consumers.join_next().await.is_some() {}
     Ok((Report { setup_ms: fanout.then_some(setup_ms), ..report }, cpu))
 }
