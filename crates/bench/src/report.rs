@@ -51,6 +51,23 @@ pub struct Row {
     pub fanout: Vec<FanoutRun>,
 }
 
+impl Row {
+    /// A system before any of its runs.
+    fn empty(system: String, durability: Durability) -> Row {
+        Row {
+            system,
+            durability,
+            version: String::new(),
+            server_pid: None,
+            server_cores: None,
+            throughput: None,
+            latency: None,
+            skipped: None,
+            fanout: Vec::new(),
+        }
+    }
+}
+
 /// One fanout size for one system: its figures, or why it has none.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutRun {
@@ -97,15 +114,10 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
         rc.hub_url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).and_then(pid_listening_on)
     });
     let mut row = Row {
-        system: rc.hub_label.clone(),
-        durability: Durability::D2,
         version: format!("switchboard {}", env!("CARGO_PKG_VERSION")),
         server_pid: hub_pid,
         server_cores: hub_pid.and_then(cores_of),
-        throughput: None,
-        latency: None,
-        skipped: None,
-        fanout: Vec::new(),
+        ..Row::empty(rc.hub_label.clone(), Durability::D2)
     };
     for cfg in [&rc.throughput, &rc.latency] {
         progress(&format!("switchboard {:?}", cfg.workload).to_lowercase());
@@ -134,17 +146,7 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
     rows.push(row);
 
     for target in Target::PEERS {
-        let mut row = Row {
-            system: target.name().into(),
-            durability: target.durability(),
-            version: String::new(),
-            server_pid: None,
-            server_cores: None,
-            throughput: None,
-            latency: None,
-            skipped: None,
-            fanout: Vec::new(),
-        };
+        let mut row = Row::empty(target.name().into(), target.durability());
         for cfg in [&rc.throughput, &rc.latency] {
             progress(&format!("{} {:?}", target.name(), cfg.workload).to_lowercase());
             let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
@@ -392,8 +394,8 @@ fn esc(s: &str) -> String {
 }
 
 /// The chart's label column and bar lengths, and the height of one bar's row.
-const LABEL_W: f64 = 210.0;
-const BAR_W: f64 = 560.0;
+const LABEL_W: f64 = 240.0;
+const BAR_W: f64 = 530.0;
 const ROW_H: f64 = 26.0;
 
 /// The colour of a durability class in the chart (the legend at its foot names them).
@@ -431,12 +433,12 @@ pub fn svg(c: &Comparison) -> String {
     let top2 = top1 + h1 + 80.0;
     let lat_row_h = 3.0 * 14.0 + 10.0;
     let h2 = rows.len() as f64 * lat_row_h;
-    // Fanout: one bar per (system, subscriber count) with figures.
-    let fan: Vec<(&Row, usize, f64)> = c
+    // Fanout: one row per (system, subscriber count) run, a bar where it has figures.
+    let fan: Vec<(&Row, usize, Option<f64>)> = c
         .rows
         .iter()
         .flat_map(|r| r.fanout.iter().map(move |f| (r, f)))
-        .filter_map(|(r, f)| Some((r, f.subscribers, f.measured.as_ref()?.report.deliveries_per_s?)))
+        .map(|(r, f)| (r, f.subscribers, f.measured.as_ref().and_then(|m| m.report.deliveries_per_s)))
         .collect();
     let top3 = top2 + h2 + 80.0;
     let h3 = if fan.is_empty() { 0.0 } else { fan.len() as f64 * row_h + 80.0 };
@@ -461,7 +463,9 @@ pub fn svg(c: &Comparison) -> String {
     );
     let lats: Vec<f64> =
         rows.iter().filter_map(|r| r.latency.as_ref()).flat_map(|m| [m.report.p50_ms, m.report.p999_ms]).collect();
-    let lo = lats.iter().cloned().fold(f64::INFINITY, f64::min).max(0.001).log10().floor();
+    // With no latency figures at all, an axis from 1 to 10 ms (an infinite `lo` would never end
+    // the decade loop below).
+    let lo = lats.iter().cloned().reduce(f64::min).map_or(0.0, |v| v.max(0.001).log10().floor());
     let hi = lats.iter().cloned().fold(0.0, f64::max).max(0.01).log10().ceil().max(lo + 1.0);
     let x = |v: f64| label_w + bar_w * ((v.max(1e-3).log10() - lo) / (hi - lo)).clamp(0.0, 1.0);
     let mut decade = lo;
@@ -512,10 +516,13 @@ pub fn svg(c: &Comparison) -> String {
              one topic — higher is better</text>\n",
             top3 - 26.0
         );
-        let max_d = fan.iter().map(|(_, _, d)| *d).fold(1.0, f64::max);
+        let max_d = fan.iter().filter_map(|(_, _, d)| *d).fold(1.0, f64::max);
         for (i, (r, n, d)) in fan.iter().enumerate() {
-            let label = format!("{} ({:?}) × {n}", r.system, r.durability);
-            s += &bar(&label, top3 + i as f64 * row_h, Some(*d), max_d, colour(r.durability));
+            let (label, y) = (format!("{} ({:?}) × {n}", r.system, r.durability), top3 + i as f64 * row_h);
+            s += &bar(&label, y, *d, max_d, colour(r.durability));
+            if d.is_none() {
+                s += &format!("<text x=\"{label_w}\" y=\"{}\" fill=\"#666\">skipped: see the table</text>\n", y + 15.0);
+            }
         }
     }
     s += &format!(
@@ -524,4 +531,51 @@ pub fn svg(c: &Comparison) -> String {
         height - 10.0
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fanout_run(subscribers: usize, deliveries_per_s: Option<f64>) -> FanoutRun {
+        let measured = deliveries_per_s.map(|d| Measured {
+            report: Report { deliveries_per_s: Some(d), elapsed_ms: 1000.0, ..Default::default() },
+            server_cpu_s: None,
+            bench_cpu_s: None,
+        });
+        FanoutRun { subscribers, skipped: measured.is_none().then(|| "too many queues".into()), measured }
+    }
+
+    fn row(system: &str, durability: Durability, fanout: Vec<FanoutRun>) -> Row {
+        Row { fanout, ..Row::empty(system.into(), durability) }
+    }
+
+    fn comparison() -> Comparison {
+        Comparison {
+            machine: String::new(),
+            cores: 2,
+            bench_cores: None,
+            settings: String::new(),
+            command: String::new(),
+            latency_rate: 1000,
+            rows: vec![
+                row("switchboard (SQLite)", Durability::D2, vec![fanout_run(100, Some(8000.0))]),
+                row("rabbitmq", Durability::D2, vec![fanout_run(100, Some(4000.0)), fanout_run(1000, None)]),
+            ],
+        }
+    }
+
+    #[test]
+    fn fanout_table_has_a_line_per_run_with_the_ratio_at_the_same_count_and_the_skip_reason() {
+        let md = markdown(&comparison());
+        assert!(md.contains("| rabbitmq | D2 | 100 | 0 | 4000 | 2.00× |"), "{md}");
+        assert!(md.contains("| rabbitmq | D2 | 1000 | skipped: too many queues |"), "{md}");
+    }
+
+    #[test]
+    fn chart_draws_a_fanout_row_per_run_and_marks_the_skipped_one() {
+        let svg = svg(&comparison());
+        assert!(svg.contains("rabbitmq (D2) × 1000</text>") && svg.contains("skipped: see the table"), "{svg}");
+        assert_eq!(svg.matches("<rect").count(), 1 + 2, "{svg}");
+    }
 }
