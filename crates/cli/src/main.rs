@@ -9,6 +9,7 @@ use switchboard_client::DeliveryQuery;
 use switchboard_client::{Client, ClientError, InboxOptions};
 use switchboard_core::api::{
     AgentStatus, Capability, DeadLetterSelection, DeliveryItem, DeliveryState, Part, RegisterAgent, SendMessage,
+    SubscriberList,
 };
 use switchboard_server::{Config, Hub, Settings};
 
@@ -44,6 +45,10 @@ enum Command {
     /// Register, list, show and remove agents.
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Subscribe agents to topics and see who listens: messages to topic:<name> reach every
+    /// subscriber but the sender.
+    #[command(subcommand)]
+    Topic(TopicCmd),
     /// Send a message.
     Send(SendArgs),
     /// List deliveries by state and recipient.
@@ -175,6 +180,41 @@ enum AgentCmd {
     /// Remove an agent (admin token).
     Rm {
         id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicCmd {
+    /// Subscribe an agent to a topic (an agent key may subscribe only its own agent).
+    Subscribe {
+        /// Topic name, e.g. alerts/eu.
+        topic: String,
+        /// The agent to subscribe (its id). Default: the agent whose key is the token; with
+        /// the admin token it must be given.
+        #[arg(long)]
+        agent: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// End an agent's subscription to a topic.
+    Unsubscribe {
+        topic: String,
+        /// The agent to unsubscribe (its id). Default: the agent whose key is the token.
+        #[arg(long)]
+        agent: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the topics that have subscribers.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List a topic's subscribers.
+    Subscribers {
+        topic: String,
         #[command(flatten)]
         conn: Conn,
     },
@@ -498,6 +538,59 @@ fn text_of(parts: &[Part]) -> String {
         .join(" ")
 }
 
+/// `--agent`, or else the agent whose key the client holds (the admin has no agent).
+async fn agent_or_self(c: &Client, agent: Option<String>) -> Result<String> {
+    if let Some(a) = agent {
+        return Ok(a);
+    }
+    match c.whoami().await?.agent_id {
+        Some(id) => Ok(id),
+        None => {
+            bail!("the admin token is not an agent: say which agent with --agent <id> (see `switchboard agent list`)")
+        }
+    }
+}
+
+async fn topic(cmd: TopicCmd) -> Result<()> {
+    match cmd {
+        TopicCmd::Subscribe { topic, agent, conn } => {
+            let c = client(&conn);
+            let agent = agent_or_self(&c, agent).await?;
+            let s = c.subscribe(&topic, &agent).await?;
+            if conn.json {
+                return print_json(&s);
+            }
+            println!("agent {} is subscribed to topic {} (since {})", s.agent_id, s.topic, s.created_at);
+        }
+        TopicCmd::Unsubscribe { topic, agent, conn } => {
+            let c = client(&conn);
+            let agent = agent_or_self(&c, agent).await?;
+            c.unsubscribe(&topic, &agent).await?;
+            if conn.json {
+                return print_json(&serde_json::json!({"topic": topic, "agent_id": agent, "unsubscribed": true}));
+            }
+            println!("agent {agent} is no longer subscribed to topic {topic}");
+        }
+        TopicCmd::List { conn } => {
+            let list = client(&conn).topics().await?;
+            if conn.json {
+                return print_json(&list);
+            }
+            let rows = list.topics.iter().map(|t| vec![t.name.clone(), t.subscribers.to_string()]).collect();
+            print!("{}", table::render(&["TOPIC", "SUBSCRIBERS"], rows));
+        }
+        TopicCmd::Subscribers { topic, conn } => {
+            let subscribers = client(&conn).topic_subscribers(&topic).await?;
+            if conn.json {
+                return print_json(&SubscriberList { subscribers, next_cursor: None });
+            }
+            let rows = subscribers.iter().map(|s| vec![s.agent_id.clone(), s.created_at.clone()]).collect();
+            print!("{}", table::render(&["AGENT", "SINCE"], rows));
+        }
+    }
+    Ok(())
+}
+
 async fn run_client(cmd: Command) -> Result<()> {
     match cmd {
         Command::Serve(_) | Command::Migrate(_) => unreachable!("serve and migrate are handled by main"),
@@ -626,6 +719,7 @@ async fn run_client(cmd: Command) -> Result<()> {
             ];
             print!("{}", table::render(&["FIELD", "VALUE"], rows));
         }
+        Command::Topic(cmd) => topic(cmd).await?,
         Command::Agent(AgentCmd::Rm { id, conn }) => {
             client(&conn).delete_agent(&id).await?;
             if conn.json {
@@ -663,12 +757,8 @@ async fn run_client(cmd: Command) -> Result<()> {
             if a.conn.json {
                 return print_json(&r);
             }
-            println!(
-                "accepted {} → {}{}",
-                r.id,
-                r.recipients.join(", "),
-                if r.duplicate { " (duplicate)" } else { "" }
-            );
+            let to = if r.recipients.is_empty() { "(no recipients)".to_owned() } else { r.recipients.join(", ") };
+            println!("accepted {} → {to}{}", r.id, if r.duplicate { " (duplicate)" } else { "" });
             if let Some(ds) = r.deliveries {
                 for d in ds {
                     println!("  {}  {}", d.recipient, d.state.as_str());

@@ -158,6 +158,11 @@ impl Client {
         self.call::<(), _>(Method::GET, "/health", None).await
     }
 
+    /// Who this client's token acts as (an agent, or the admin).
+    pub async fn whoami(&self) -> Result<Whoami, ClientError> {
+        self.call::<(), _>(Method::GET, "/v1/whoami", None).await
+    }
+
     /// Registers an agent (admin token). The answer holds its API key, shown only once.
     pub async fn register_agent(&self, req: &RegisterAgent) -> Result<AgentRegistered> {
         self.call(Method::POST, "/v1/agents", Some(req)).await

@@ -539,6 +539,18 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// `GET /v1/whoami`: who a token acts as, so that a tool holding only a key can act as
+/// itself (`switchboard topic subscribe <topic>` without `--agent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Whoami {
+    pub tenant: String,
+    /// `agent:<id>` or `admin`.
+    pub principal: String,
+    /// The agent's id, when the token is an agent key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+}
+
 /// `GET /health` and `/ready`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {

@@ -747,3 +747,15 @@ async fn openapi_describes_topics() {
     }
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn whoami_names_the_callers_agent() {
+    let hub = TestHub::start().await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    let me = bob.whoami().await.unwrap();
+    assert_eq!(me.agent_id.as_deref(), Some(bob_reg.agent.id.as_str()));
+    assert_eq!(me.principal, addr(&bob_reg.agent.id));
+    let admin = hub.admin().whoami().await.unwrap();
+    assert_eq!((admin.principal.as_str(), admin.agent_id), ("admin", None));
+    hub.stop().await;
+}

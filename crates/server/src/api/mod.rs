@@ -25,6 +25,7 @@ pub mod ops;
 pub mod stream;
 pub mod tenant;
 pub mod topics;
+pub mod whoami;
 
 /// Builds the node's router.
 pub fn router(state: AppState) -> Router {
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(messages::send))
         .route("/v1/messages:batch", post(messages::send_batch))
         .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/whoami", get(whoami::whoami))
         .route("/v1/topics", get(topics::list))
         .route("/v1/topics/{topic}/subscribers", get(topics::subscribers))
         .route("/v1/topics/{topic}/subscribers/{agent_id}", put(topics::subscribe).delete(topics::unsubscribe))
@@ -160,6 +162,7 @@ impl utoipa::Modify for BearerAuth {
         tenant::push_settings, tenant::put_push_settings, tenant::keys,
         messages::send, messages::send_batch, messages::show,
         topics::list, topics::subscribers, topics::subscribe, topics::unsubscribe,
+        whoami::whoami,
         inbox::fetch, inbox::ack, inbox::nack,
         stream::websocket, stream::events,
     ),

@@ -22,12 +22,8 @@ use crate::error::ApiError;
 
 /// The topic name from the path, checked with the same rule as `topic:<name>` addresses.
 fn topic_name(topic: &str) -> Result<(), ApiError> {
-    check_name("topic", topic).map_err(|e| {
-        ApiError::params(vec![FieldError {
-            path: "topic".into(),
-            message: format!("{e}; percent-encode it in the path (`/` as `%2F`)"),
-        }])
-    })
+    check_name("topic", topic)
+        .map_err(|e| ApiError::params(vec![FieldError { path: "topic".into(), message: e.to_string() }]))
 }
 
 /// An agent manages its own subscriptions; the admin manages anyone's.

@@ -1,0 +1,18 @@
+//! `/v1/whoami`: who the caller's token acts as. A key does not show which agent it belongs
+//! to, so tools that act "as the caller" (the CLI's `topic subscribe` without `--agent`) ask.
+
+use axum::Json;
+use switchboard_core::api::{Problem, Whoami};
+use switchboard_store::PrincipalKind;
+
+use crate::auth::Auth;
+
+/// The tenant and principal of the calling token.
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = Whoami), (status = 401, body = Problem)))]
+pub async fn whoami(auth: Auth) -> Json<Whoami> {
+    let agent_id = match &auth.0.kind {
+        PrincipalKind::Agent(id) => Some(id.clone()),
+        PrincipalKind::Admin => None,
+    };
+    Json(Whoami { principal: auth.0.address(), tenant: auth.0.tenant, agent_id })
+}
