@@ -15,6 +15,7 @@ use switchboard_client::{Client, ClientError};
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
+mod fanout;
 pub mod peers;
 mod push;
 pub mod report;
@@ -36,6 +37,9 @@ pub enum Workload {
     Http,
     /// Hold `consumers` idle WebSocket consumers open; report the hub's memory per connection.
     Connections,
+    /// One topic, `consumers` subscribers (each its own agent and WebSocket), one publisher:
+    /// every message is delivered to every subscriber and each delivery is acked.
+    Fanout,
 }
 
 impl std::str::FromStr for Workload {
@@ -48,9 +52,10 @@ impl std::str::FromStr for Workload {
             "push" => Ok(Workload::Push),
             "http" => Ok(Workload::Http),
             "connections" => Ok(Workload::Connections),
-            other => {
-                Err(format!("unknown workload `{other}`; use burst, throughput, latency, push, http or connections"))
-            }
+            "fanout" => Ok(Workload::Fanout),
+            other => Err(format!(
+                "unknown workload `{other}`; use burst, throughput, latency, push, http, connections or fanout"
+            )),
         }
     }
 }
@@ -65,11 +70,11 @@ pub struct BenchConfig {
     pub size: usize,
     /// Concurrent sending agents (each with `concurrency` requests in flight).
     pub producers: usize,
-    /// Receiving agents, each with one WebSocket.
+    /// Receiving agents, each with one WebSocket (`fanout`: the topic's subscribers).
     pub consumers: usize,
     /// Requests in flight per producer (closed loop).
     pub concurrency: usize,
-    /// Messages per second in all (open loop; `latency` only).
+    /// Messages per second in all (open loop when set; `latency` and `fanout`).
     pub rate: u64,
     /// Share of push requests the receiver fails with 500 (`push` only).
     pub fail_ratio: f64,
@@ -147,7 +152,25 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
             },
+            // 100,000 deliveries at 100 subscribers; one publisher with 16 sends in flight.
+            Workload::Fanout => BenchConfig {
+                workload,
+                messages: 1000,
+                size: 1024,
+                producers: 1,
+                consumers: 100,
+                concurrency: 16,
+                rate: 0,
+                fail_ratio: 0.0,
+                batch: 1,
+            },
         }
+    }
+
+    /// How many receipts each message should make: every subscriber's for `fanout`, one
+    /// consumer's otherwise.
+    pub fn receipts_per_message(&self) -> usize {
+        if self.workload == Workload::Fanout { self.consumers.max(1) } else { 1 }
     }
 }
 
@@ -192,6 +215,17 @@ pub struct Report {
     /// Connections only: the hub's memory before and after opening them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Memory>,
+    /// Fanout only: (message, subscriber) pairs received, each counted once, and per second.
+    /// `messages` and `messages_per_s` then count messages published; `consumers` is the
+    /// number of subscribers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliveries_per_s: Option<f64>,
+    /// Fanout only: time to set the subscribers up (agents and subscriptions; durable
+    /// consumers; queues and bindings) before the first message, not part of `elapsed_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_ms: Option<f64>,
 }
 
 impl Report {
@@ -223,6 +257,17 @@ impl Report {
             ..Default::default()
         }
     }
+
+    /// The fanout figures over the same elapsed time: `deliveries` (message, subscriber)
+    /// pairs received, and what never arrived of the `expected` ones.
+    pub(crate) fn with_deliveries(self, deliveries: usize, expected: usize) -> Report {
+        Report {
+            deliveries: Some(deliveries),
+            deliveries_per_s: Some(deliveries as f64 / (self.elapsed_ms / 1000.0).max(1e-9)),
+            lost: Some(expected.saturating_sub(deliveries) as u64),
+            ..self
+        }
+    }
 }
 
 /// Why a run could not complete.
@@ -251,11 +296,16 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 /// Runs a workload against the hub `admin` points at; `progress` is called about once a
 /// second with (sent, received).
-pub async fn run(admin: &Client, cfg: &BenchConfig, progress: impl Fn(usize, usize)) -> Result<Report, BenchError> {
+pub async fn run(
+    admin: &Client,
+    cfg: &BenchConfig,
+    progress: impl Fn(usize, usize) + Sync,
+) -> Result<Report, BenchError> {
     match cfg.workload {
         Workload::Push => return push::run(admin, cfg, progress).await,
         Workload::Http => return sends::http(admin, cfg, progress).await,
         Workload::Connections => return sends::connections(admin, cfg, progress).await,
+        Workload::Fanout => return fanout::run(admin, cfg, &progress).await,
         _ => {}
     }
     let run_id = run_id();

@@ -1,6 +1,6 @@
-//! `switchboard bench report`: throughput and latency for Switchboard and every reachable peer
-//! in one run on one machine, written as a Markdown table and an SVG chart (by hand, no
-//! plotting dependency) for `docs/bench/`.
+//! `switchboard bench report`: throughput, latency and fanout for Switchboard and every
+//! reachable peer in one run on one machine, written as Markdown tables and an SVG chart (by
+//! hand, no plotting dependency) for `docs/bench/`.
 
 use serde::Serialize;
 use switchboard_client::Client;
@@ -14,6 +14,8 @@ pub struct ReportConfig {
     pub peers: PeerConfig,
     pub throughput: BenchConfig,
     pub latency: BenchConfig,
+    /// One fanout run per subscriber count, smallest first.
+    pub fanout: Vec<BenchConfig>,
     /// The hub's URL (for finding its process by port, and for the record).
     pub hub_url: String,
     /// The hub's process, when known; otherwise found from the URL's port.
@@ -45,6 +47,42 @@ pub struct Row {
     pub latency: Option<Measured>,
     /// Why the system has no figures (unreachable, or the run failed).
     pub skipped: Option<String>,
+    /// One entry per fanout size run (none when the system was skipped as a whole).
+    pub fanout: Vec<FanoutRun>,
+}
+
+impl Row {
+    /// A system before any of its runs.
+    fn empty(system: String, durability: Durability) -> Row {
+        Row {
+            system,
+            durability,
+            version: String::new(),
+            server_pid: None,
+            server_cores: None,
+            throughput: None,
+            latency: None,
+            skipped: None,
+            fanout: Vec::new(),
+        }
+    }
+}
+
+/// One fanout size for one system: its figures, or why it has none.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutRun {
+    pub subscribers: usize,
+    pub measured: Option<Measured>,
+    pub skipped: Option<String>,
+}
+
+impl FanoutRun {
+    fn new(subscribers: usize, got: Result<Measured, String>) -> FanoutRun {
+        match got {
+            Ok(m) => FanoutRun { subscribers, measured: Some(m), skipped: None },
+            Err(why) => FanoutRun { subscribers, measured: None, skipped: Some(why) },
+        }
+    }
 }
 
 /// The whole comparison.
@@ -76,14 +114,10 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
         rc.hub_url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).and_then(pid_listening_on)
     });
     let mut row = Row {
-        system: rc.hub_label.clone(),
-        durability: Durability::D2,
         version: format!("switchboard {}", env!("CARGO_PKG_VERSION")),
         server_pid: hub_pid,
         server_cores: hub_pid.and_then(cores_of),
-        throughput: None,
-        latency: None,
-        skipped: None,
+        ..Row::empty(rc.hub_label.clone(), Durability::D2)
     };
     for cfg in [&rc.throughput, &rc.latency] {
         progress(&format!("switchboard {:?}", cfg.workload).to_lowercase());
@@ -99,19 +133,20 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
             Err(e) => row.skipped = Some(format!("switchboard at {}: {e}", rc.hub_url)),
         }
     }
+    for cfg in &rc.fanout {
+        progress(&format!("switchboard fanout to {} subscribers", cfg.consumers));
+        let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
+        let got = measured(async {
+            let (r, cpu) = peers::with_cpu(hub_pid, crate::run(admin, cfg, tick)).await;
+            r.map(|r| (r, cpu))
+        })
+        .await;
+        row.fanout.push(FanoutRun::new(cfg.consumers, got.map_err(|e| e.to_string())));
+    }
     rows.push(row);
 
     for target in Target::PEERS {
-        let mut row = Row {
-            system: target.name().into(),
-            durability: target.durability(),
-            version: String::new(),
-            server_pid: None,
-            server_cores: None,
-            throughput: None,
-            latency: None,
-            skipped: None,
-        };
+        let mut row = Row::empty(target.name().into(), target.durability());
         for cfg in [&rc.throughput, &rc.latency] {
             progress(&format!("{} {:?}", target.name(), cfg.workload).to_lowercase());
             let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
@@ -140,11 +175,39 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
                 }
             }
         }
+        // A peer that answered neither workload is not there: no point in fanning out to it.
+        let absent = row.throughput.is_none() && row.latency.is_none();
+        for cfg in rc.fanout.iter().filter(|_| !absent) {
+            progress(&format!("{} fanout to {} subscribers", target.name(), cfg.consumers));
+            let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
+            let got =
+                measured(async { peers::run(target, cfg, &rc.peers, &tick).await.map(|p| (p.report, p.server_cpu_s)) })
+                    .await;
+            if let Err(e) = &got {
+                progress(&format!("  skipped: {e}"));
+            }
+            row.fanout.push(FanoutRun::new(cfg.consumers, got.map_err(|e| e.to_string())));
+        }
         rows.push(row);
     }
 
     let t = &rc.throughput;
     let l = &rc.latency;
+    let fanout = match rc.fanout.first() {
+        Some(f) => format!(
+            " Fanout: one topic, {}; one publisher with {} sends in flight (closed loop), every subscriber its \
+             own connection acking each delivery; latency from publish to each receipt. JetStream: one subject, one \
+             durable pull consumer per subscriber; RabbitMQ: a durable fanout exchange bound to one quorum queue \
+             per subscriber.",
+            rc.fanout
+                .iter()
+                .map(|c| format!("{} messages to {} subscribers", c.messages, c.consumers))
+                .collect::<Vec<_>>()
+                .join(", "),
+            f.concurrency
+        ),
+        None => String::new(),
+    };
     Comparison {
         machine: machine(),
         // Counted from /proc/cpuinfo: `available_parallelism` would see only this process's cores.
@@ -157,7 +220,7 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
              each message was due to its receipt. JetStream: file storage (memory for D0), publish awaits the \
              PubAck, durable pull consumers with explicit ack; D2 on a dedicated nats-server with `sync_interval: \
              always`. RabbitMQ: one durable quorum queue per consumer, persistent messages, publisher confirms \
-             awaited per message, manual acks, prefetch 256.",
+             awaited per message, manual acks, prefetch 256.{}",
             t.messages,
             t.size,
             t.producers,
@@ -167,7 +230,8 @@ pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str)
             l.messages,
             l.size,
             l.producers,
-            l.consumers
+            l.consumers,
+            fanout
         ),
         command: rc.command.clone(),
         latency_rate: rc.latency.rate,
@@ -244,6 +308,7 @@ pub fn markdown(c: &Comparison) -> String {
     }
     s += "\nThroughput ratio above 1 and p99 ratio below 1 favour Switchboard. CPU is the share of one core used \
           during the throughput run (user + system time from `/proc/<pid>/stat`).\n\n";
+    s += &fanout_table(c);
     s += "![throughput and latency by system](results.svg)\n\n## Machine\n\n";
     s += &format!(
         "- {} ({} cores in /proc/cpuinfo)\n- bench process on cores {}\n",
@@ -268,21 +333,116 @@ pub fn markdown(c: &Comparison) -> String {
     s
 }
 
+/// The fanout figures as a Markdown table: one line per system and subscriber count.
+fn fanout_table(c: &Comparison) -> String {
+    if c.rows.iter().all(|r| r.fanout.is_empty()) {
+        return String::new();
+    }
+    let hub_rate = |n: usize| {
+        c.rows.first().and_then(|r| r.fanout.iter().find(|f| f.subscribers == n)).and_then(|f| f.measured.as_ref())
+    };
+    let mut s = String::from("## Fanout: one topic, many subscribers\n\n");
+    s += "| System | Durability | Subscribers | Published (msg/s) | Deliveries/s | Switchboard ÷ peer | p50 (ms) | p99 \
+          (ms) | p99.9 (ms) | max (ms) | Lost / dup | Set-up (s) | CPU server / bench |\n";
+    s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n";
+    for (i, r) in c.rows.iter().enumerate() {
+        if r.fanout.is_empty() {
+            s += &format!("| {} | {:?} | not run (see above) |||||||||||\n", r.system, r.durability);
+        }
+        for run in &r.fanout {
+            let Some(m) = &run.measured else {
+                let why = run.skipped.as_deref().unwrap_or("no figures").replace('|', "/");
+                s +=
+                    &format!("| {} | {:?} | {} | skipped: {why} ||||||||||\n", r.system, r.durability, run.subscribers);
+                continue;
+            };
+            let rep = &m.report;
+            let per_s = rep.deliveries_per_s.unwrap_or(0.0);
+            let ratio = match hub_rate(run.subscribers).and_then(|h| h.report.deliveries_per_s) {
+                _ if i == 0 => "—".to_owned(),
+                Some(h) if per_s > 0.0 => format!("{:.2}×", h / per_s),
+                _ => "?".into(),
+            };
+            s += &format!(
+                "| {} | {:?} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} / {} | {} | {} |\n",
+                r.system,
+                r.durability,
+                run.subscribers,
+                rep.messages_per_s,
+                per_s,
+                ratio,
+                f(rep.p50_ms),
+                f(rep.p99_ms),
+                f(rep.p999_ms),
+                f(rep.max_ms),
+                rep.lost.unwrap_or(0) + rep.send_errors,
+                rep.duplicates,
+                rep.setup_ms.map_or("?".into(), |ms| format!("{:.1}", ms / 1000.0)),
+                cpu(m),
+            );
+        }
+    }
+    s += "\nDeliveries are (message, subscriber) pairs received, each counted once; a ratio above 1 favours \
+          Switchboard. Published/s counts messages over the whole run, until the last delivery. Set-up (not timed in \
+          the run) creates the subscribers: agents, subscriptions and streams; durable consumers; queues and \
+          bindings. Lost counts failed publishes and deliveries that had not arrived when the run ended.\n\n";
+    s
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The chart's label column and bar lengths, and the height of one bar's row.
+const LABEL_W: f64 = 240.0;
+const BAR_W: f64 = 530.0;
+const ROW_H: f64 = 26.0;
+
+/// The colour of a durability class in the chart (the legend at its foot names them).
+fn colour(d: Durability) -> &'static str {
+    match d {
+        Durability::D2 => "#2b6cb0",
+        Durability::D1 => "#dd8a2b",
+        Durability::D0 => "#9b9b9b",
+    }
+}
+
+/// One labelled row at `y`: a bar of `value` on a scale up to `max`, with the figure beside it
+/// (just the label when there is no value).
+fn bar(label: &str, y: f64, value: Option<f64>, max: f64, fill: &str) -> String {
+    let mut s = format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", LABEL_W - 8.0, y + 15.0, esc(label));
+    if let Some(v) = value {
+        let len = BAR_W * v / max;
+        s += &format!(
+            "<rect x=\"{LABEL_W}\" y=\"{y}\" width=\"{len:.1}\" height=\"{}\" fill=\"{fill}\"/>\n<text x=\"{:.1}\" \
+             y=\"{}\">{v:.0}</text>\n",
+            ROW_H - 6.0,
+            LABEL_W + len + 4.0,
+            y + 15.0,
+        );
+    }
+    s
 }
 
 /// The comparison as an SVG chart: throughput bars, then latency percentiles (log scale).
 pub fn svg(c: &Comparison) -> String {
     let rows: Vec<&Row> = c.rows.iter().filter(|r| r.throughput.is_some() || r.latency.is_some()).collect();
-    let (w, label_w, bar_w) = (860.0, 210.0, 560.0);
-    let row_h = 26.0;
+    let (w, label_w, bar_w, row_h) = (860.0, LABEL_W, BAR_W, ROW_H);
     let top1 = 50.0;
     let h1 = rows.len() as f64 * row_h;
     let top2 = top1 + h1 + 80.0;
     let lat_row_h = 3.0 * 14.0 + 10.0;
     let h2 = rows.len() as f64 * lat_row_h;
-    let height = top2 + h2 + 50.0;
+    // Fanout: one row per (system, subscriber count) run, a bar where it has figures.
+    let fan: Vec<(&Row, usize, Option<f64>)> = c
+        .rows
+        .iter()
+        .flat_map(|r| r.fanout.iter().map(move |f| (r, f)))
+        .map(|(r, f)| (r, f.subscribers, f.measured.as_ref().and_then(|m| m.report.deliveries_per_s)))
+        .collect();
+    let top3 = top2 + h2 + 80.0;
+    let h3 = if fan.is_empty() { 0.0 } else { fan.len() as f64 * row_h + 80.0 };
+    let height = top2 + h2 + h3 + 50.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" \
          font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
@@ -290,32 +450,10 @@ pub fn svg(c: &Comparison) -> String {
     s += "<text x=\"10\" y=\"24\" font-size=\"15\" font-weight=\"bold\">Throughput (messages/s, 1 KiB, end \
           to end) — higher is better</text>\n";
     let max_t = rows.iter().filter_map(|r| r.throughput.as_ref()).map(|m| m.report.messages_per_s).fold(1.0, f64::max);
-    let colour = |d: Durability| match d {
-        Durability::D2 => "#2b6cb0",
-        Durability::D1 => "#dd8a2b",
-        Durability::D0 => "#9b9b9b",
-    };
     for (i, r) in rows.iter().enumerate() {
-        let y = top1 + i as f64 * row_h;
-        s += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} ({:?})</text>\n",
-            label_w - 8.0,
-            y + 15.0,
-            esc(&r.system),
-            r.durability
-        );
-        if let Some(m) = &r.throughput {
-            let len = bar_w * m.report.messages_per_s / max_t;
-            s += &format!(
-                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{len:.1}\" height=\"{}\" fill=\"{}\"/>\n<text x=\"{:.1}\" \
-                 y=\"{}\">{:.0}</text>\n",
-                row_h - 6.0,
-                colour(r.durability),
-                label_w + len + 4.0,
-                y + 15.0,
-                m.report.messages_per_s
-            );
-        }
+        let label = format!("{} ({:?})", r.system, r.durability);
+        let tput = r.throughput.as_ref().map(|m| m.report.messages_per_s);
+        s += &bar(&label, top1 + i as f64 * row_h, tput, max_t, colour(r.durability));
     }
     s += &format!(
         "<text x=\"10\" y=\"{}\" font-size=\"15\" font-weight=\"bold\">Latency at {}/s, due → received (ms, log \
@@ -325,7 +463,9 @@ pub fn svg(c: &Comparison) -> String {
     );
     let lats: Vec<f64> =
         rows.iter().filter_map(|r| r.latency.as_ref()).flat_map(|m| [m.report.p50_ms, m.report.p999_ms]).collect();
-    let lo = lats.iter().cloned().fold(f64::INFINITY, f64::min).max(0.001).log10().floor();
+    // With no latency figures at all, an axis from 1 to 10 ms (an infinite `lo` would never end
+    // the decade loop below).
+    let lo = lats.iter().cloned().reduce(f64::min).map_or(0.0, |v| v.max(0.001).log10().floor());
     let hi = lats.iter().cloned().fold(0.0, f64::max).max(0.01).log10().ceil().max(lo + 1.0);
     let x = |v: f64| label_w + bar_w * ((v.max(1e-3).log10() - lo) / (hi - lo)).clamp(0.0, 1.0);
     let mut decade = lo;
@@ -370,10 +510,72 @@ pub fn svg(c: &Comparison) -> String {
             }
         }
     }
+    if !fan.is_empty() {
+        s += &format!(
+            "<text x=\"10\" y=\"{}\" font-size=\"15\" font-weight=\"bold\">Fanout: deliveries/s to N subscribers of \
+             one topic — higher is better</text>\n",
+            top3 - 26.0
+        );
+        let max_d = fan.iter().filter_map(|(_, _, d)| *d).fold(1.0, f64::max);
+        for (i, (r, n, d)) in fan.iter().enumerate() {
+            let (label, y) = (format!("{} ({:?}) × {n}", r.system, r.durability), top3 + i as f64 * row_h);
+            s += &bar(&label, y, *d, max_d, colour(r.durability));
+            if d.is_none() {
+                s += &format!("<text x=\"{label_w}\" y=\"{}\" fill=\"#666\">skipped: see the table</text>\n", y + 15.0);
+            }
+        }
+    }
     s += &format!(
         "<text x=\"10\" y=\"{}\" fill=\"#666\">blue: D2 (fsync before ack) · orange: D1 (not yet fsync'd) · grey: D0 \
          (memory)</text>\n</svg>\n",
         height - 10.0
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fanout_run(subscribers: usize, deliveries_per_s: Option<f64>) -> FanoutRun {
+        let measured = deliveries_per_s.map(|d| Measured {
+            report: Report { deliveries_per_s: Some(d), elapsed_ms: 1000.0, ..Default::default() },
+            server_cpu_s: None,
+            bench_cpu_s: None,
+        });
+        FanoutRun { subscribers, skipped: measured.is_none().then(|| "too many queues".into()), measured }
+    }
+
+    fn row(system: &str, durability: Durability, fanout: Vec<FanoutRun>) -> Row {
+        Row { fanout, ..Row::empty(system.into(), durability) }
+    }
+
+    fn comparison() -> Comparison {
+        Comparison {
+            machine: String::new(),
+            cores: 2,
+            bench_cores: None,
+            settings: String::new(),
+            command: String::new(),
+            latency_rate: 1000,
+            rows: vec![
+                row("switchboard (SQLite)", Durability::D2, vec![fanout_run(100, Some(8000.0))]),
+                row("rabbitmq", Durability::D2, vec![fanout_run(100, Some(4000.0)), fanout_run(1000, None)]),
+            ],
+        }
+    }
+
+    #[test]
+    fn fanout_table_has_a_line_per_run_with_the_ratio_at_the_same_count_and_the_skip_reason() {
+        let md = markdown(&comparison());
+        assert!(md.contains("| rabbitmq | D2 | 100 | 0 | 4000 | 2.00× |"), "{md}");
+        assert!(md.contains("| rabbitmq | D2 | 1000 | skipped: too many queues |"), "{md}");
+    }
+
+    #[test]
+    fn chart_draws_a_fanout_row_per_run_and_marks_the_skipped_one() {
+        let svg = svg(&comparison());
+        assert!(svg.contains("rabbitmq (D2) × 1000</text>") && svg.contains("skipped: see the table"), "{svg}");
+        assert_eq!(svg.matches("<rect").count(), 1 + 2, "{svg}");
+    }
 }

@@ -324,8 +324,9 @@ struct SendArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// burst, throughput, latency, push, or `report` (throughput and latency against the hub
-    /// and every reachable peer, written to docs/bench/RESULTS.md and results.svg).
+    /// burst, throughput, latency, push, http, connections, fanout, or `report` (throughput,
+    /// latency and fanout against the hub and every reachable peer, written to
+    /// docs/bench/RESULTS.md and results.svg).
     workload: BenchRun,
     /// What to run against: switchboard, jetstream-d1, jetstream-d2, jetstream-d0 or rabbitmq.
     #[arg(long, default_value = "switchboard")]
@@ -350,7 +351,8 @@ struct BenchArgs {
     /// Label of the hub in the report (say which backend it runs).
     #[arg(long, default_value = "switchboard (SQLite)")]
     hub_label: String,
-    /// Messages to send (default depends on the workload).
+    /// Messages to send (default depends on the workload). `report` sends as many in each
+    /// workload; fanout beyond the smallest subscriber count sends proportionally fewer.
     #[arg(long)]
     messages: Option<usize>,
     /// Bytes per message.
@@ -360,10 +362,14 @@ struct BenchArgs {
     producers: Option<usize>,
     #[arg(long)]
     consumers: Option<usize>,
+    /// Subscribers of the topic (fanout workload; default 100). `report` runs each of a
+    /// comma-separated list (default 100,1000).
+    #[arg(long, value_delimiter = ',')]
+    subscribers: Vec<usize>,
     /// Requests in flight per producer.
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Messages per second (latency workload).
+    /// Messages per second (latency workload; open loop for fanout when set).
     #[arg(long)]
     rate: Option<u64>,
     /// Share of push requests the bench receiver fails (push workload), e.g. 0.1.
@@ -877,6 +883,9 @@ fn bench_config(a: &BenchArgs, workload: switchboard_bench::Workload) -> switchb
     cfg.rate = a.rate.unwrap_or(cfg.rate);
     cfg.batch = a.batch.unwrap_or(cfg.batch).clamp(1, 1000);
     cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
+    if workload == switchboard_bench::Workload::Fanout {
+        cfg.consumers = a.subscribers.first().copied().unwrap_or(cfg.consumers).max(1);
+    }
     cfg
 }
 
@@ -894,12 +903,14 @@ async fn bench(a: BenchArgs) -> Result<()> {
     };
     let cfg = bench_config(&a, workload);
     let total = cfg.messages;
-    let tick = |sent: usize, got: usize| eprint!("\r  sent {sent}/{total}  received {got}/{total}   ");
+    let expected = total * cfg.receipts_per_message();
+    let tick = |sent: usize, got: usize| eprint!("\r  sent {sent}/{total}  received {got}/{expected}   ");
     let r = if a.target == Target::Switchboard {
         switchboard_bench::run(&client(&a.conn), &cfg, tick).await?
     } else {
-        if !matches!(workload, switchboard_bench::Workload::Throughput | switchboard_bench::Workload::Latency) {
-            anyhow::bail!("--target {} runs the throughput and latency workloads only", a.target.name());
+        use switchboard_bench::Workload;
+        if !matches!(workload, Workload::Throughput | Workload::Latency | Workload::Fanout) {
+            anyhow::bail!("--target {} runs the throughput, latency and fanout workloads only", a.target.name());
         }
         match peers::run(a.target, &cfg, &peer_cfg, &tick).await {
             Ok(p) => {
@@ -927,12 +938,17 @@ async fn bench(a: BenchArgs) -> Result<()> {
         return Ok(());
     }
     let f = |v: f64| format!("{v:.2}");
+    // A fanout counts messages published; each is received once per subscriber.
+    let (messages, who, rate) = match r.deliveries {
+        Some(_) => ("messages published", "publishers / subscribers", "published"),
+        None => ("messages", "producers / consumers", "throughput"),
+    };
     let rows = vec![
         vec!["workload".into(), r.workload.clone()],
-        vec!["messages".into(), format!("{} x {} B", r.messages, r.size)],
-        vec!["producers / consumers".into(), format!("{} / {}", r.producers, r.consumers)],
+        vec![messages.into(), format!("{} x {} B", r.messages, r.size)],
+        vec![who.into(), format!("{} / {}", r.producers, r.consumers)],
         vec!["elapsed".into(), format!("{} ms", f(r.elapsed_ms))],
-        vec!["throughput".into(), format!("{:.0} msg/s", r.messages_per_s)],
+        vec![rate.into(), format!("{:.0} msg/s", r.messages_per_s)],
         vec![
             "send->receipt p50/p90/p99/p99.9/max".into(),
             format!("{} / {} / {} / {} / {} ms", f(r.p50_ms), f(r.p90_ms), f(r.p99_ms), f(r.p999_ms), f(r.max_ms)),
@@ -943,6 +959,13 @@ async fn bench(a: BenchArgs) -> Result<()> {
     let mut rows = rows;
     if let (Some(retries), Some(lost)) = (r.retries, r.lost) {
         rows.push(vec!["push retries / lost".into(), format!("{retries} / {lost}")]);
+    }
+    if let (Some(d), Some(per_s)) = (r.deliveries, r.deliveries_per_s) {
+        rows.push(vec!["deliveries".into(), format!("{d} ({per_s:.0}/s)")]);
+        rows.push(vec!["lost".into(), r.lost.unwrap_or(0).to_string()]);
+        if let Some(s) = r.setup_ms {
+            rows.push(vec!["subscriber set-up".into(), format!("{} ms", f(s))]);
+        }
     }
     if let Some(m) = &r.memory {
         rows.push(vec!["idle connections".into(), m.connections.to_string()]);
@@ -961,10 +984,26 @@ async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig
     use switchboard_bench::Workload;
     let mut latency = bench_config(a, Workload::Latency);
     latency.rate = a.rate.unwrap_or(1000);
+    // Fanout at each subscriber count, smallest first; the larger ones send proportionally
+    // fewer messages so that every count makes as many deliveries.
+    let mut counts = if a.subscribers.is_empty() { vec![100, 1000] } else { a.subscribers.clone() };
+    counts.sort_unstable();
+    counts.dedup();
+    let smallest = counts.first().copied().unwrap_or(1).max(1);
+    let fanout = counts
+        .iter()
+        .map(|&n| {
+            let mut cfg = bench_config(a, Workload::Fanout);
+            cfg.consumers = n.max(1);
+            cfg.messages = (cfg.messages * smallest / cfg.consumers).max(1);
+            cfg
+        })
+        .collect();
     let rc = switchboard_bench::report::ReportConfig {
         peers,
         throughput: bench_config(a, Workload::Throughput),
         latency,
+        fanout,
         hub_url: a.conn.url.clone(),
         hub_pid: a.hub_pid,
         hub_label: a.hub_label.clone(),

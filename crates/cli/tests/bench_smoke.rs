@@ -46,6 +46,18 @@ async fn every_workload_delivers_every_message_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_delivers_every_message_to_every_subscriber_once() {
+    let hub = start_hub().await;
+    let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    let mut cfg = BenchConfig::for_workload(Workload::Fanout);
+    (cfg.messages, cfg.consumers) = (20, 5);
+    let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
+    assert_eq!((r.messages, r.deliveries, r.lost), (20, Some(100), Some(0)), "{r:?}");
+    assert_eq!((r.send_errors, r.duplicates, r.consumers), (0, 0, 5), "{r:?}");
+    assert!(r.deliveries_per_s.is_some_and(|d| d > 0.0) && r.p50_ms <= r.max_ms, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_reports_the_hubs_memory() {
     let hub = start_hub().await;
     let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
@@ -65,7 +77,7 @@ async fn report_writes_table_and_chart_and_skips_unreachable_peers() {
         let (url, out) = (hub.url.clone(), out.path().to_owned());
         move || {
             Command::new(env!("CARGO_BIN_EXE_switchboard"))
-                .args(["bench", "report", "--messages", "50", "--json", "--out-dir"])
+                .args(["bench", "report", "--messages", "50", "--subscribers", "3", "--json", "--out-dir"])
                 .arg(&out)
                 .args(["--nats-url", "nats://127.0.0.1:1", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
                 .args(["--nats-server", "/nonexistent/nats-server"])
@@ -81,8 +93,10 @@ async fn report_writes_table_and_chart_and_skips_unreachable_peers() {
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(json["rows"][0]["throughput"]["messages"], 50);
     assert_eq!(json["rows"][0]["latency"]["messages"], 50);
+    assert_eq!(json["rows"][0]["fanout"][0]["measured"]["deliveries"], 150);
     let md = std::fs::read_to_string(out.path().join("RESULTS.md")).unwrap();
     assert_eq!(md.matches("skipped").count(), 4, "{md}");
+    assert!(md.contains("| switchboard (SQLite) | D2 | 3 |"), "{md}");
     let svg = std::fs::read_to_string(out.path().join("results.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }

@@ -1,4 +1,4 @@
-//! The same `throughput` and `latency` workloads against general brokers (NATS JetStream,
+//! The same `throughput`, `latency` and `fanout` workloads against general brokers (NATS JetStream,
 //! RabbitMQ) through their official Rust clients, so Switchboard's figures have a peer to be
 //! read against. Every figure is labelled with its durability class ([`Durability`]): only
 //! like is compared with like.
@@ -7,7 +7,7 @@
 //! at a fixed rate) and tallies what the consumers take. Each message carries its sequence
 //! number and the time it was due (nanoseconds since the run's epoch, one monotonic clock for
 //! producer and consumer), so latency is measured from when a message was due to when the
-//! consumer receives it, and duplicates are counted by sequence number.
+//! consumer receives it, and duplicates are counted by (sequence number, subscriber).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::{BenchConfig, Report, new_hist};
+use crate::{BenchConfig, Report, Workload, new_hist};
 
 pub(crate) mod nats;
 pub(crate) mod rabbitmq;
@@ -128,7 +128,7 @@ pub struct PeerRun {
     pub version: String,
 }
 
-/// Runs `cfg` (throughput or latency) against a peer.
+/// Runs `cfg` (throughput, latency or fanout) against a peer.
 pub async fn run(
     target: Target,
     cfg: &BenchConfig,
@@ -164,8 +164,12 @@ fn async_nats_storage_file() -> async_nats::jetstream::stream::StorageType {
 const HEADER: usize = 16;
 
 /// What the consumers of one run have taken, shared by producers, consumers and the harness.
+/// Each message is expected `fan` times, once per subscriber (1 unless the run is a fanout);
+/// each (message, subscriber) pair counts once, any further copy is a duplicate.
 pub(crate) struct Tally {
     epoch: Instant,
+    fan: usize,
+    /// One flag per (sequence number, subscriber): `seq * fan + subscriber`.
     seen: Box<[AtomicBool]>,
     received: AtomicUsize,
     duplicates: AtomicU64,
@@ -175,10 +179,13 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    pub(crate) fn new(total: usize) -> Arc<Tally> {
+    /// A tally of `total` messages, each expected by `fan` subscribers.
+    pub(crate) fn new(total: usize, fan: usize) -> Arc<Tally> {
+        let fan = fan.max(1);
         Arc::new(Tally {
             epoch: Instant::now(),
-            seen: (0..total).map(|_| AtomicBool::new(false)).collect(),
+            fan,
+            seen: (0..total * fan).map(|_| AtomicBool::new(false)).collect(),
             received: AtomicUsize::new(0),
             duplicates: AtomicU64::new(0),
             latency: Mutex::new(new_hist()),
@@ -193,19 +200,22 @@ impl Tally {
         p
     }
 
-    /// Records one message as its consumer takes it (before the ack, like Switchboard's run).
-    pub(crate) fn receipt(&self, payload: &[u8]) {
+    /// Records one message as subscriber `subscriber` (0 when each message has one
+    /// receiver) takes it, before the ack, like Switchboard's run.
+    pub(crate) fn receipt(&self, subscriber: usize, payload: &[u8]) {
+        if let Some((seq, due_ns)) = header(payload) {
+            self.record(subscriber, seq, due_ns);
+        }
+    }
+
+    /// Records that `subscriber` received message `seq`, due `due_ns` after the epoch.
+    pub(crate) fn record(&self, subscriber: usize, seq: u64, due_ns: u64) {
         let now = self.epoch.elapsed().as_nanos() as u64;
-        let Some((seq, due)) = payload.get(..HEADER).map(|h| {
-            (u64::from_le_bytes(h[..8].try_into().unwrap_or_default()), h[8..16].try_into().unwrap_or_default())
-        }) else {
-            return;
-        };
-        let due = u64::from_le_bytes(due);
-        match self.seen.get(seq as usize) {
+        let slot = (subscriber < self.fan).then(|| seq as usize * self.fan + subscriber);
+        match slot.and_then(|i| self.seen.get(i)) {
             Some(s) if !s.swap(true, Ordering::Relaxed) => {
                 if let Ok(mut h) = self.latency.lock() {
-                    let _ = h.record((now.saturating_sub(due) / 1000).max(1));
+                    let _ = h.record((now.saturating_sub(due_ns) / 1000).max(1));
                 }
                 self.received.fetch_add(1, Ordering::Relaxed);
             }
@@ -220,16 +230,26 @@ impl Tally {
     }
 }
 
+/// The sequence number and due time (ns since the epoch) at the head of a payload.
+pub(crate) fn header(payload: &[u8]) -> Option<(u64, u64)> {
+    let seq = payload.get(..8)?.try_into().ok().map(u64::from_le_bytes)?;
+    let due = payload.get(8..HEADER)?.try_into().ok().map(u64::from_le_bytes)?;
+    Some((seq, due))
+}
+
 /// How long a peer run may take before the harness reports what arrived and calls the rest lost.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Paces the producers and waits for the consumers. `publish(producer, seq, payload)` must
-/// return once the broker has acknowledged the message (its durability class says what that
-/// means). The consumers are the caller's: they feed `tally` and leave when `tally.done()`.
+/// Paces the producers and waits for the consumers, for at most `deadline`.
+/// `publish(producer, seq, payload)` must return once the broker has acknowledged the message
+/// (its durability class says what that means); the payload starts with the [`header`]. The
+/// consumers are the caller's: they feed `tally` and leave when `tally.done()`. The hub's
+/// fanout runs on this harness too.
 pub(crate) async fn drive<P, F>(
     cfg: &BenchConfig,
     tally: &Arc<Tally>,
     publish: P,
+    deadline: Duration,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Report
 where
@@ -308,12 +328,13 @@ where
         });
     }
 
-    let deadline = started + DEADLINE;
+    let deadline = started + deadline;
     let mut last_report = Instant::now();
+    let fan = tally.fan;
     loop {
         let (s, r) = (sent.load(Ordering::Relaxed), tally.received.load(Ordering::Relaxed));
         let e = errors.load(Ordering::Relaxed) as usize;
-        if r >= total || (s + e >= total && r >= s) || Instant::now() > deadline {
+        if r >= total * fan || (s + e >= total && r >= s * fan) || Instant::now() > deadline {
             break;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
@@ -333,12 +354,22 @@ where
     }
     let lat = tally.latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_hist());
     let sl = send_latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_hist());
-    let workload = if interval.is_some() { "latency" } else { "throughput" };
-    Report {
+    let report = Report {
         send_errors: errors.load(Ordering::Relaxed),
         duplicates: tally.duplicates.load(Ordering::Relaxed),
         lost: Some(s.saturating_sub(r) as u64),
-        ..Report::measured(workload, cfg, r, elapsed, &lat, &sl)
+        ..Report::measured(workload_name(cfg), cfg, if fan == 1 { r } else { s }, elapsed, &lat, &sl)
+    };
+    if cfg.workload == Workload::Fanout { report.with_deliveries(r, s * fan) } else { report }
+}
+
+/// The workload a peer run reports: the peers run throughput (closed loop), latency (open
+/// loop) and fanout (either).
+fn workload_name(cfg: &BenchConfig) -> &'static str {
+    match cfg.workload {
+        Workload::Fanout => "fanout",
+        _ if cfg.rate > 0 => "latency",
+        _ => "throughput",
     }
 }
 

@@ -1,5 +1,6 @@
 //! NATS JetStream: a stream with file (or memory) storage, publish with ack (each publish
-//! awaits its PubAck), one durable pull consumer per receiver with explicit acks.
+//! awaits its PubAck), one durable pull consumer per receiver with explicit acks. A fanout
+//! publishes on one subject that every consumer takes; otherwise each receiver has its own.
 //!
 //! D1 is the machine's running nats-server (its default: fsync every 2 minutes). D2 and D0
 //! run on a [`DedicatedServer`] this tool starts, with `sync_interval: always` for D2.
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull, stream::StorageType};
 use futures_util::StreamExt;
 
-use super::{PeerError, PeerRun, Tally, drive, pid_listening_on, run_id, with_cpu};
-use crate::BenchConfig;
+use super::{DEADLINE, PeerError, PeerRun, Tally, drive, pid_listening_on, run_id, with_cpu};
+use crate::{BenchConfig, Report, Workload};
 
 async fn connect(url: &str) -> Result<async_nats::Client, PeerError> {
     let connecting = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2)).connect(url);
@@ -24,7 +25,8 @@ async fn connect(url: &str) -> Result<async_nats::Client, PeerError> {
 }
 
 /// Runs `cfg` against the JetStream at `url`; `server_pid` is measured for CPU (found from
-/// the port when None).
+/// the port when None). The stream, and with it its consumers, is deleted afterwards, whether
+/// the run completed or not.
 pub(crate) async fn run_on(
     url: &str,
     server_pid: Option<u32>,
@@ -51,34 +53,60 @@ pub(crate) async fn run_on(
         .map_err(|e| {
             PeerError::Unreachable(format!("NATS at {url}: cannot create stream {name} (is JetStream on?): {e}"))
         })?;
+    let measured = measure(url, &stream, &prefix, server_pid, cfg, progress).await;
+    let _ = js.delete_stream(&name).await;
+    let (report, server_cpu_s) = measured?;
+    Ok(PeerRun { report, server_pid, server_cpu_s, version })
+}
 
-    let tally = Tally::new(cfg.messages);
+/// The subject receiver `i` consumes: the stream's one subject for a fanout (every durable
+/// consumer sees every message), else one subject per receiver (each message goes to one).
+fn subject(prefix: &str, fanout: bool, i: usize) -> String {
+    if fanout { format!("{prefix}.all") } else { format!("{prefix}.{i}") }
+}
+
+/// Creates one durable pull consumer per receiver on `stream`, each on its own connection,
+/// and drives the publishers.
+async fn measure(
+    url: &str,
+    stream: &jetstream::stream::Stream,
+    prefix: &str,
+    server_pid: Option<u32>,
+    cfg: &BenchConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Report, Option<f64>), PeerError> {
+    let fanout = cfg.workload == Workload::Fanout;
+    let receivers = cfg.consumers.max(1);
+    let tally = Tally::new(cfg.messages, cfg.receipts_per_message());
+    let setup = Instant::now();
     let mut consumers = tokio::task::JoinSet::new();
-    for i in 0..cfg.consumers.max(1) {
+    for i in 0..receivers {
+        let durable = format!("c{i}");
         stream
             .create_consumer::<pull::Config>(pull::Config {
-                durable_name: Some(format!("c{i}")),
-                filter_subject: format!("{prefix}.{i}"),
+                durable_name: Some(durable.clone()),
+                filter_subject: subject(prefix, fanout, i),
                 ack_policy: AckPolicy::Explicit,
                 ..Default::default()
             })
             .await
-            .map_err(|e| PeerError::Failed(format!("cannot create consumer c{i}: {e}")))?;
+            .map_err(|e| PeerError::Failed(format!("cannot create consumer {durable}: {e}")))?;
         // Each receiver on its own connection, as each Switchboard consumer has its own socket.
         let client = connect(url).await?;
         let consumer: jetstream::consumer::PullConsumer = jetstream::new(client)
-            .get_consumer_from_stream(format!("c{i}"), &name)
+            .get_consumer_from_stream(durable.clone(), stream.cached_info().config.name.clone())
             .await
-            .map_err(|e| PeerError::Failed(format!("cannot bind consumer c{i}: {e}")))?;
+            .map_err(|e| PeerError::Failed(format!("cannot bind consumer {durable}: {e}")))?;
         let mut messages =
-            consumer.messages().await.map_err(|e| PeerError::Failed(format!("cannot pull from c{i}: {e}")))?;
+            consumer.messages().await.map_err(|e| PeerError::Failed(format!("cannot pull from {durable}: {e}")))?;
         let tally = tally.clone();
+        let slot = if fanout { i } else { 0 };
         consumers.spawn(async move {
             while !tally.done() {
                 match tokio::time::timeout(Duration::from_millis(200), messages.next()).await {
                     Err(_) => continue,
                     Ok(Some(Ok(m))) => {
-                        tally.receipt(&m.payload);
+                        tally.receipt(slot, &m.payload);
                         if m.ack().await.is_err() {
                             break;
                         }
@@ -88,24 +116,24 @@ pub(crate) async fn run_on(
             }
         });
     }
+    let setup_ms = setup.elapsed().as_secs_f64() * 1000.0;
 
     let mut producers = Vec::new();
     for _ in 0..cfg.producers.max(1) {
         producers.push(jetstream::new(connect(url).await?));
     }
-    let consumers_n = cfg.consumers.max(1);
+    let prefix = prefix.to_owned();
     let publish = move |p: usize, seq: usize, payload: Vec<u8>| {
         let js = producers[p % producers.len()].clone();
-        let subject = format!("{prefix}.{}", seq % consumers_n);
+        let subject = subject(&prefix, fanout, seq % receivers);
         async move {
             let ack = js.publish(subject, payload.into()).await.map_err(|e| e.to_string())?;
             ack.await.map(|_| ()).map_err(|e| e.to_string())
         }
     };
-    let (report, cpu) = with_cpu(server_pid, drive(cfg, &tally, publish, progress)).await;
+    let (report, cpu) = with_cpu(server_pid, drive(cfg, &tally, publish, DEADLINE, progress)).await;
     while consumers.join_next().await.is_some() {}
-    let _ = js.delete_stream(&name).await;
-    Ok(PeerRun { report, server_pid, server_cpu_s: cpu, version })
+    Ok((Report { setup_ms: fanout.then_some(setup_ms), ..report }, cpu))
 }
 
 /// A nats-server this tool starts for one run, on a free loopback port with a temporary store;
