@@ -24,6 +24,20 @@ pub struct ReportConfig {
     pub hub_label: String,
     /// The command that reproduces this run, for the record.
     pub command: String,
+    /// Workloads only Switchboard runs (none of them has a peer equivalent here): burst,
+    /// single-message HTTP sends, idle WebSocket connections.
+    pub hub_only: Vec<BenchConfig>,
+    /// More hubs to run the Switchboard workloads against (another backend), each its own row.
+    pub extra_hubs: Vec<ExtraHub>,
+}
+
+/// Another running hub for the comparison, e.g. one on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct ExtraHub {
+    pub label: String,
+    pub url: String,
+    /// An admin client of that hub.
+    pub admin: Client,
 }
 
 /// One workload's figures with the CPU each process used meanwhile.
@@ -49,9 +63,17 @@ pub struct Row {
     pub skipped: Option<String>,
     /// One entry per fanout size run (none when the system was skipped as a whole).
     pub fanout: Vec<FanoutRun>,
+    /// Switchboard only: burst, http and connections, in [`ReportConfig::hub_only`] order.
+    pub hub_only: Vec<Measured>,
 }
 
 impl Row {
+    /// Whether this row is a hub (on any backend) rather than a peer: its ratios are the
+    /// ones the peers are read against, so it shows none itself.
+    pub fn is_switchboard(&self) -> bool {
+        self.system.starts_with("switchboard")
+    }
+
     /// A system before any of its runs.
     fn empty(system: String, durability: Durability) -> Row {
         Row {
@@ -64,6 +86,7 @@ impl Row {
             latency: None,
             skipped: None,
             fanout: Vec::new(),
+            hub_only: Vec::new(),
         }
     }
 }
@@ -106,44 +129,66 @@ async fn measured<E>(work: impl Future<Output = Result<(Report, Option<f64>), E>
     Ok(Measured { report, server_cpu_s, bench_cpu_s })
 }
 
-/// Runs throughput and latency against the hub and then each peer; a peer that is not there
-/// is skipped with the reason in its row.
-pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str) + Sync)) -> Comparison {
-    let mut rows = Vec::new();
-    let hub_pid = rc.hub_pid.or_else(|| {
-        rc.hub_url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).and_then(pid_listening_on)
+/// Every workload against one hub: throughput, latency and fanout (compared with the
+/// peers), then the Switchboard-only ones.
+async fn hub_row(
+    admin: &Client,
+    label: &str,
+    url: &str,
+    pid: Option<u32>,
+    rc: &ReportConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Row {
+    let hub_pid = pid.or_else(|| {
+        url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).and_then(pid_listening_on)
     });
     let mut row = Row {
         version: format!("switchboard {}", env!("CARGO_PKG_VERSION")),
         server_pid: hub_pid,
         server_cores: hub_pid.and_then(cores_of),
-        ..Row::empty(rc.hub_label.clone(), Durability::D2)
+        ..Row::empty(label.to_owned(), Durability::D2)
+    };
+    let run = |cfg: &BenchConfig| {
+        let cfg = cfg.clone();
+        async move {
+            let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
+            measured(async {
+                let (r, cpu) = peers::with_cpu(hub_pid, crate::run(admin, &cfg, tick)).await;
+                r.map(|r| (r, cpu))
+            })
+            .await
+        }
     };
     for cfg in [&rc.throughput, &rc.latency] {
-        progress(&format!("switchboard {:?}", cfg.workload).to_lowercase());
-        let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
-        let got = measured(async {
-            let (r, cpu) = peers::with_cpu(hub_pid, crate::run(admin, cfg, tick)).await;
-            r.map(|r| (r, cpu))
-        })
-        .await;
-        match got {
+        progress(&format!("{label} {:?}", cfg.workload).to_lowercase());
+        match run(cfg).await {
             Ok(m) if cfg.rate > 0 => row.latency = Some(m),
             Ok(m) => row.throughput = Some(m),
-            Err(e) => row.skipped = Some(format!("switchboard at {}: {e}", rc.hub_url)),
+            Err(e) => row.skipped = Some(format!("switchboard at {url}: {e}")),
         }
     }
     for cfg in &rc.fanout {
-        progress(&format!("switchboard fanout to {} subscribers", cfg.consumers));
-        let tick = |s: usize, r: usize| progress(&format!("  sent {s} received {r}"));
-        let got = measured(async {
-            let (r, cpu) = peers::with_cpu(hub_pid, crate::run(admin, cfg, tick)).await;
-            r.map(|r| (r, cpu))
-        })
-        .await;
+        progress(&format!("{label} fanout to {} subscribers", cfg.consumers));
+        let got = run(cfg).await;
         row.fanout.push(FanoutRun::new(cfg.consumers, got.map_err(|e| e.to_string())));
     }
-    rows.push(row);
+    for cfg in &rc.hub_only {
+        progress(&format!("{label} {:?}", cfg.workload).to_lowercase());
+        match run(cfg).await {
+            Ok(m) => row.hub_only.push(m),
+            Err(e) => progress(&format!("  failed: {e}")),
+        }
+    }
+    row
+}
+
+/// Runs throughput and latency against the hub and then each peer; a peer that is not there
+/// is skipped with the reason in its row.
+pub async fn compare(admin: &Client, rc: &ReportConfig, progress: &(dyn Fn(&str) + Sync)) -> Comparison {
+    let mut rows = vec![hub_row(admin, &rc.hub_label, &rc.hub_url, rc.hub_pid, rc, progress).await];
+    for extra in &rc.extra_hubs {
+        rows.push(hub_row(&extra.admin, &extra.label, &extra.url, None, rc, progress).await);
+    }
 
     for target in Target::PEERS {
         let mut row = Row::empty(target.name().into(), target.durability());
@@ -279,7 +324,7 @@ pub fn markdown(c: &Comparison) -> String {
             s += &format!("| {} | {:?} | skipped: {} |||||||||\n", r.system, r.durability, why.replace('|', "/"));
             continue;
         }
-        let is_hub = std::ptr::eq(r, &c.rows[0]);
+        let is_hub = r.is_switchboard();
         let t = r.throughput.as_ref();
         let l = r.latency.as_ref();
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -309,6 +354,7 @@ pub fn markdown(c: &Comparison) -> String {
     s += "\nThroughput ratio above 1 and p99 ratio below 1 favour Switchboard. CPU is the share of one core used \
           during the throughput run (user + system time from `/proc/<pid>/stat`).\n\n";
     s += &fanout_table(c);
+    s += &hub_only_table(c);
     s += "![throughput and latency by system](results.svg)\n\n## Machine\n\n";
     s += &format!(
         "- {} ({} cores in /proc/cpuinfo)\n- bench process on cores {}\n",
@@ -333,6 +379,52 @@ pub fn markdown(c: &Comparison) -> String {
     s
 }
 
+/// The workloads only Switchboard runs, one line per hub and workload.
+fn hub_only_table(c: &Comparison) -> String {
+    let hubs: Vec<&Row> = c.rows.iter().filter(|r| !r.hub_only.is_empty()).collect();
+    if hubs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("## Switchboard only: burst, single HTTP sends, idle connections\n\n");
+    s += "| Hub | Workload | Messages | Elapsed (ms) | msg/s | p50 (ms) | p99 (ms) | p99.9 (ms) | Send p99 (ms) | \
+          Memory | Lost / errors | CPU server / bench |\n";
+    s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n";
+    for r in hubs {
+        for m in &r.hub_only {
+            let rep = &m.report;
+            let memory = rep.memory.as_ref().map_or("—".into(), |mem| {
+                format!(
+                    "{} idle: {:.1} → {:.1} MiB, {:.1} KiB each",
+                    mem.connections,
+                    mem.rss_before_kib as f64 / 1024.0,
+                    mem.rss_after_kib as f64 / 1024.0,
+                    mem.per_connection_kib
+                )
+            });
+            s += &format!(
+                "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} / {} | {} |\n",
+                r.system,
+                rep.workload,
+                rep.messages,
+                rep.elapsed_ms,
+                rep.messages_per_s,
+                f(rep.p50_ms),
+                f(rep.p99_ms),
+                f(rep.p999_ms),
+                f(rep.send_p99_ms),
+                memory,
+                rep.lost.unwrap_or(0),
+                rep.send_errors,
+                cpu(m),
+            );
+        }
+    }
+    s += "\nburst: 1,000 concurrent sends from 10 agents to 10 agents, elapsed until all are delivered and acked. \
+          http: single-message `POST /v1/messages`, keep-alive, no consumer; latency is the request's. connections: \
+          idle WebSocket consumers held open; memory is the hub's RSS before and after.\n\n";
+    s
+}
+
 /// The fanout figures as a Markdown table: one line per system and subscriber count.
 fn fanout_table(c: &Comparison) -> String {
     if c.rows.iter().all(|r| r.fanout.is_empty()) {
@@ -345,7 +437,7 @@ fn fanout_table(c: &Comparison) -> String {
     s += "| System | Durability | Subscribers | Published (msg/s) | Deliveries/s | Switchboard ÷ peer | p50 (ms) | p99 \
           (ms) | p99.9 (ms) | max (ms) | Lost / dup | Set-up (s) | CPU server / bench |\n";
     s += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n";
-    for (i, r) in c.rows.iter().enumerate() {
+    for r in &c.rows {
         if r.fanout.is_empty() {
             s += &format!("| {} | {:?} | not run (see above) |||||||||||\n", r.system, r.durability);
         }
@@ -359,7 +451,7 @@ fn fanout_table(c: &Comparison) -> String {
             let rep = &m.report;
             let per_s = rep.deliveries_per_s.unwrap_or(0.0);
             let ratio = match hub_rate(run.subscribers).and_then(|h| h.report.deliveries_per_s) {
-                _ if i == 0 => "—".to_owned(),
+                _ if r.is_switchboard() => "—".to_owned(),
                 Some(h) if per_s > 0.0 => format!("{:.2}×", h / per_s),
                 _ => "?".into(),
             };

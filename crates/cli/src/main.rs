@@ -351,6 +351,13 @@ struct BenchArgs {
     /// Label of the hub in the report (say which backend it runs).
     #[arg(long, default_value = "switchboard (SQLite)")]
     hub_label: String,
+    /// `report`: another hub to run the Switchboard workloads against, as LABEL=URL (same
+    /// token), e.g. `"switchboard (PostgreSQL)=http://127.0.0.1:7932"`. Repeatable.
+    #[arg(long, value_name = "LABEL=URL")]
+    also_hub: Vec<String>,
+    /// `report`: idle WebSocket consumers for its connections workload.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
     /// Messages to send (default depends on the workload). `report` sends as many in each
     /// workload; fanout beyond the smallest subscriber count sends proportionally fewer.
     #[arg(long)]
@@ -999,11 +1006,33 @@ async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig
             cfg
         })
         .collect();
+    // Burst keeps its shape (1,000 sends, 10 → 10) unless the run is asked to be smaller.
+    let mut burst = switchboard_bench::BenchConfig::for_workload(Workload::Burst);
+    burst.messages = a.messages.map_or(burst.messages, |m| m.min(burst.messages));
+    let mut connections = switchboard_bench::BenchConfig::for_workload(Workload::Connections);
+    connections.consumers = a.connections.max(1);
+    let hub_only = vec![burst, bench_config(a, Workload::Http), connections];
+    let extra_hubs = a
+        .also_hub
+        .iter()
+        .map(|spec| {
+            let (label, url) = spec
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--also-hub `{spec}`: write it as LABEL=URL, e.g. \"switchboard (PostgreSQL)=http://127.0.0.1:7932\""))?;
+            Ok(switchboard_bench::report::ExtraHub {
+                label: label.to_owned(),
+                url: url.to_owned(),
+                admin: Client::new(url.to_owned(), a.conn.token.clone()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let rc = switchboard_bench::report::ReportConfig {
         peers,
         throughput: bench_config(a, Workload::Throughput),
         latency,
         fanout,
+        hub_only,
+        extra_hubs,
         hub_url: a.conn.url.clone(),
         hub_pid: a.hub_pid,
         hub_label: a.hub_label.clone(),

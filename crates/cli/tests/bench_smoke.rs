@@ -77,7 +77,10 @@ async fn report_writes_table_and_chart_and_skips_unreachable_peers() {
         let (url, out) = (hub.url.clone(), out.path().to_owned());
         move || {
             Command::new(env!("CARGO_BIN_EXE_switchboard"))
-                .args(["bench", "report", "--messages", "50", "--subscribers", "3", "--json", "--out-dir"])
+                .args(["bench", "report", "--messages", "50", "--subscribers", "3", "--connections", "5", "--json"])
+                .arg("--also-hub")
+                .arg(format!("switchboard (second)={url}"))
+                .arg("--out-dir")
                 .arg(&out)
                 .args(["--nats-url", "nats://127.0.0.1:1", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
                 .args(["--nats-server", "/nonexistent/nats-server"])
@@ -94,6 +97,13 @@ async fn report_writes_table_and_chart_and_skips_unreachable_peers() {
     assert_eq!(json["rows"][0]["throughput"]["messages"], 50);
     assert_eq!(json["rows"][0]["latency"]["messages"], 50);
     assert_eq!(json["rows"][0]["fanout"][0]["measured"]["deliveries"], 150);
+    let hub_only = &json["rows"][0]["hub_only"];
+    assert_eq!(hub_only[0]["workload"], "burst");
+    assert_eq!(hub_only[0]["messages"], 50);
+    assert_eq!(hub_only[1]["workload"], "http");
+    assert_eq!(hub_only[2]["memory"]["connections"], 5);
+    assert_eq!(json["rows"][1]["system"], "switchboard (second)");
+    assert_eq!(json["rows"][1]["throughput"]["messages"], 50);
     let md = std::fs::read_to_string(out.path().join("RESULTS.md")).unwrap();
     assert_eq!(md.matches("skipped").count(), 4, "{md}");
     assert!(md.contains("| switchboard (SQLite) | D2 | 3 |"), "{md}");

@@ -101,7 +101,7 @@ async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(
 fn request_hash(m: &SendMessage) -> String {
     let bytes = serde_json::to_vec(m).unwrap_or_default();
     let digest = Sha256::digest(&bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::auth::hex(&digest)
 }
 
 /// Validates and routes one message; nothing is written.
