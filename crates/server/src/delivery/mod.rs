@@ -96,7 +96,7 @@ pub async fn lease_records(
 /// The `{"type":"message", …}` stream frame of a leased message: the same JSON as
 /// `StreamFrame::Message` of its [`InboxMessage`], but with the stored parts and metadata
 /// written out as they are stored instead of parsed and encoded again. Measured on the
-/// `throughput` workload (docs/bench/RESULTS.md, "Improvements"): the parse and re-encode
+/// `throughput` workload (docs/bench/IMPROVEMENTS.md): the parse and re-encode
 /// of a 1 KiB message was a visible share of the hub's CPU.
 pub fn message_frame(l: &Leased) -> Result<String, ApiError> {
     use serde_json::value::RawValue;

@@ -34,7 +34,7 @@ const READERS: usize = 4;
 /// an index only if its condition matches). Written with `OR`, not `IN (…)`: SQLite builds a
 /// temporary table for an `IN` list of three, and it evaluated those conditions on every
 /// insert and update of a delivery — about 17 temporary b-trees per message, a fifth of the
-/// hub's instructions in the `throughput` workload (callgrind; docs/bench/RESULTS.md).
+/// hub's instructions in the `throughput` workload (callgrind; docs/bench/IMPROVEMENTS.md).
 const OPEN: &str = "(state = 'pending' OR state = 'leased' OR state = 'delivered')";
 
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
@@ -228,7 +228,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Queued>, wake: &Wakeups)
         // A group with any durable job fsyncs at commit (FULL); a group of leases alone does
         // not (NORMAL: WAL frames written, synced by the next FULL commit or checkpoint).
         // Measured on the `latency` workload: a lease no longer waits for a second fsync
-        // after the send's own (see docs/bench/RESULTS.md, "Improvements").
+        // after the send's own (see docs/bench/IMPROVEMENTS.md).
         let durable = batch.iter().any(|q| q.mode.durable);
         if durable != synced {
             let pragma = if durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
