@@ -274,6 +274,13 @@ pub trait Store: Send + Sync + 'static {
     async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>>;
     /// Acknowledges deliveries of `recipient`; returns those that were open.
     async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>>;
+    /// [`Store::ack`] for acks nobody is answered about (WebSocket ack frames). Like a lease,
+    /// it may take effect before it is on disk: losing it in a crash only delivers the message
+    /// again, which at-least-once allows, and no caller was told otherwise. The next durable
+    /// commit makes it durable. A backend without a cheaper path acks durably.
+    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
+        self.ack(tenant, recipient, ids, now).await
+    }
     /// Gives deliveries back, due again at `due_at`; returns those that were open.
     async fn nack(
         &self,

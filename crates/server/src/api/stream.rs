@@ -147,7 +147,7 @@ async fn handle_incoming(
         }
     }
     if !acks.is_empty() {
-        delivery::ack(state, tenant, agent, acks).await?;
+        delivery::ack_unanswered(state, tenant, agent, acks).await?;
     }
     Ok(())
 }

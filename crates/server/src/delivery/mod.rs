@@ -148,6 +148,7 @@ pub fn message_frame(l: &Leased) -> Result<String, ApiError> {
 }
 
 /// Acknowledges messages for an agent, recording latency; returns (acked, ignored) ids.
+/// Durable before it returns: for callers that answer with the result.
 pub async fn ack(
     state: &AppState,
     tenant: &str,
@@ -157,13 +158,33 @@ pub async fn ack(
     let now = now_ms();
     let asked = ids.clone();
     let acked = state.store.ack(tenant, &format!("agent:{agent_id}"), ids, now).await?;
+    Ok(record_acks(state, now, asked, acked))
+}
+
+/// [`ack`] for acks that get no answer (WebSocket ack frames): it may reach the disk with the
+/// next durable commit rather than its own (see `Store::ack_unanswered`). Measured on the
+/// `latency` workload (docs/bench/IMPROVEMENTS.md).
+pub async fn ack_unanswered(state: &AppState, tenant: &str, agent_id: &str, ids: Vec<String>) -> Result<(), ApiError> {
+    let now = now_ms();
+    let acked = state.store.ack_unanswered(tenant, &format!("agent:{agent_id}"), ids, now).await?;
+    record_acks(state, now, Vec::new(), acked);
+    Ok(())
+}
+
+/// Counts acks and their latency; returns (acked, ignored) ids of those `asked`.
+fn record_acks(
+    state: &AppState,
+    now: Millis,
+    asked: Vec<String>,
+    acked: Vec<switchboard_store::Acked>,
+) -> (Vec<String>, Vec<String>) {
     state.metrics.delivery("acked", acked.len() as u64);
     for a in &acked {
         state.metrics.delivery_latency.observe((now - a.created_at).max(0) as f64 / 1000.0);
     }
     let acked: Vec<String> = acked.into_iter().map(|a| a.id).collect();
     let ignored = asked.into_iter().filter(|id| !acked.contains(id)).collect();
-    Ok((acked, ignored))
+    (acked, ignored)
 }
 
 /// Gives messages back for redelivery after `retry_in_ms`.

@@ -220,6 +220,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PostgresStore {
+    /// Acks; `synchronous: false` commits without waiting for the WAL flush (see
+    /// `Store::ack_unanswered`).
+    async fn ack_in(
+        &self,
+        synchronous: bool,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Acked>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = &ids;
+        let mut created = retrying(move || async move {
+            let mut c = self.conn().await?;
+            // The whole batch of acks in one statement.
+            let sql = format!(
+                "UPDATE deliveries SET state = 'acked', acked_at = $4, updated_at = $4, due_at = NULL, \
+                 lease_expires_at = NULL \
+                 WHERE tenant_id = $1 AND recipient = $2 AND message_id = ANY($3) AND state IN {OPEN} \
+                 RETURNING message_id, created_at"
+            );
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&tenant, &recipient, ids, &now];
+            let rows = if synchronous {
+                let st = c.prepare_cached(&sql).await?;
+                c.query(&st, &params).await?
+            } else {
+                // Its own transaction, only to commit it without waiting for the WAL flush.
+                let tx = c.transaction().await?;
+                tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                let st = tx.prepare_cached(&sql).await?;
+                let rows = tx.query(&st, &params).await?;
+                tx.commit().await?;
+                rows
+            };
+            let mut created = HashMap::new();
+            for r in rows {
+                created.insert(r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?);
+            }
+            Ok(created)
+        })
+        .await?;
+        // In the caller's order, each id once, as the SQLite store answers.
+        Ok(ids
+            .iter()
+            .filter_map(|id| created.remove(id).map(|created_at| Acked { id: id.clone(), created_at }))
+            .collect())
+    }
+
     /// Connects to the database at `url` (`postgres://user@host:port/db`), applies pending
     /// migrations and starts the writer and wake-up listener. `node_id` names this node in
     /// `deliveries.leased_by`; give each node its own.
@@ -1302,33 +1352,11 @@ impl Store for PostgresStore {
     }
 
     async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids = &ids;
-        let mut created = retrying(move || async move {
-            let c = self.conn().await?;
-            // The whole batch of acks in one statement.
-            let st = c
-                .prepare_cached(&format!(
-                    "UPDATE deliveries SET state = 'acked', acked_at = $4, updated_at = $4, due_at = NULL, \
-                     lease_expires_at = NULL \
-                     WHERE tenant_id = $1 AND recipient = $2 AND message_id = ANY($3) AND state IN {OPEN} \
-                     RETURNING message_id, created_at"
-                ))
-                .await?;
-            let mut created = HashMap::new();
-            for r in c.query(&st, &[&tenant, &recipient, ids, &now]).await? {
-                created.insert(r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?);
-            }
-            Ok(created)
-        })
-        .await?;
-        // In the caller's order, each id once, as the SQLite store answers.
-        Ok(ids
-            .iter()
-            .filter_map(|id| created.remove(id).map(|created_at| Acked { id: id.clone(), created_at }))
-            .collect())
+        self.ack_in(true, tenant, recipient, ids, now).await
+    }
+
+    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
+        self.ack_in(false, tenant, recipient, ids, now).await
     }
 
     async fn nack(

@@ -60,7 +60,8 @@ struct Mode {
 const GUARDED: Mode = Mode { durable: true, savepoint: true };
 /// Accepts and acks: fsync'd before the answer, no savepoint.
 const HOT: Mode = Mode { durable: true, savepoint: false };
-/// Leases: answered after the commit, fsync'd by the next durable commit; no savepoint.
+/// Leases and unanswered acks: done after the commit, fsync'd by the next durable commit; no
+/// savepoint.
 const LAZY: Mode = Mode { durable: false, savepoint: false };
 
 /// A job waiting for the writer.
@@ -175,6 +176,37 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the write could not be committed".into()))?
+    }
+
+    /// Acks in the given write mode (durable when answered, lazy when not).
+    async fn ack_in(
+        &self,
+        mode: Mode,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Acked>> {
+        let (tenant, recipient) = (tenant.to_owned(), recipient.to_owned());
+        self.queue(mode, move |c, _| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET state = 'acked', acked_at = ?4, updated_at = ?4, due_at = NULL, \
+                     lease_expires_at = NULL WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 \
+                     AND {OPEN} RETURNING created_at"
+                ))
+                .map_err(internal)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let created: Option<i64> =
+                    st.query_row(params![tenant, id, recipient, now], |r| r.get(0)).optional().map_err(internal)?;
+                if let Some(created_at) = created {
+                    out.push(Acked { id, created_at });
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
     /// Runs a read on one of the reader connections, off the async threads.
@@ -898,26 +930,11 @@ impl Store for SqliteStore {
     }
 
     async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        let (tenant, recipient) = (tenant.to_owned(), recipient.to_owned());
-        self.queue(HOT, move |c, _| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "UPDATE deliveries SET state = 'acked', acked_at = ?4, updated_at = ?4, due_at = NULL, \
-                     lease_expires_at = NULL WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 \
-                     AND {OPEN} RETURNING created_at"
-                ))
-                .map_err(internal)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let created: Option<i64> =
-                    st.query_row(params![tenant, id, recipient, now], |r| r.get(0)).optional().map_err(internal)?;
-                if let Some(created_at) = created {
-                    out.push(Acked { id, created_at });
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.ack_in(HOT, tenant, recipient, ids, now).await
+    }
+
+    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
+        self.ack_in(LAZY, tenant, recipient, ids, now).await
     }
 
     async fn nack(
