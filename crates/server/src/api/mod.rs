@@ -106,6 +106,12 @@ pub async fn parse_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result
             errors: vec![],
         });
     }
+    // A valid body, the common case, parses once without path tracking, which cost about a
+    // third of the parse (callgrind, `http` workload); a refused one is parsed again with it,
+    // so that the error names the failing field.
+    if let Ok(v) = serde_json::from_slice(&bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
