@@ -11,6 +11,7 @@ pub mod push;
 
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use switchboard_core::api::{InboxMessage, Message, Part};
 use switchboard_core::time::{Millis, now_ms, rfc3339};
 use switchboard_store::{LeaseRequest, Leased, MessageRecord};
@@ -93,56 +94,70 @@ pub async fn lease_records(
     Ok(leased)
 }
 
-/// The `{"type":"message", …}` stream frame of a leased message: the same JSON as
-/// `StreamFrame::Message` of its [`InboxMessage`], but with the stored parts and metadata
-/// written out as they are stored instead of parsed and encoded again. Measured on the
-/// `throughput` workload (docs/bench/IMPROVEMENTS.md): the parse and re-encode
-/// of a 1 KiB message was a visible share of the hub's CPU.
-pub fn message_frame(l: &Leased) -> Result<String, ApiError> {
-    use serde_json::value::RawValue;
-    #[derive(serde::Serialize)]
-    struct Frame<'a> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        id: &'a str,
-        from: &'a str,
-        to: &'a str,
-        parts: &'a RawValue,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        conversation_id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        correlation_id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        in_reply_to: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        idempotency_key: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        metadata: Option<&'a RawValue>,
-        created_at: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        expires_at: Option<String>,
-        attempt: u32,
-        lease_expires_at: String,
+/// A stored message as JSON, with its parts and metadata written out as they are stored
+/// instead of parsed and encoded again: the WebSocket frame and the push body. Measured on
+/// the `throughput` workload (docs/bench/IMPROVEMENTS.md): the parse and re-encode of a 1 KiB
+/// message was a visible share of the hub's CPU.
+#[derive(serde::Serialize)]
+pub struct StoredJson<'a> {
+    /// `"message"` in a stream frame; absent in a push body.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    parts: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_reply_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a RawValue>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    attempt: u32,
+    /// Set in a stream frame; a push has no lease the receiver can see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<String>,
+}
+
+impl<'a> StoredJson<'a> {
+    /// The push body of `m` on attempt `attempt`; fails only if the stored JSON is corrupt.
+    pub fn new(m: &'a MessageRecord, attempt: u32) -> Result<StoredJson<'a>, ApiError> {
+        let stored = |what: &str, e: serde_json::Error| {
+            ApiError::Internal(format!("stored {what} of message {} do not parse: {e}", m.id))
+        };
+        Ok(StoredJson {
+            kind: None,
+            id: &m.id,
+            from: &m.sender,
+            to: &m.to,
+            parts: serde_json::from_str(&m.parts).map_err(|e| stored("parts", e))?,
+            conversation_id: m.conversation_id.as_deref(),
+            correlation_id: m.correlation_id.as_deref(),
+            in_reply_to: m.in_reply_to.as_deref(),
+            idempotency_key: m.idempotency_key.as_deref(),
+            metadata: m.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| stored("metadata", e))?,
+            created_at: rfc3339(m.created_at),
+            expires_at: m.expires_at.map(rfc3339),
+            attempt,
+            lease_expires_at: None,
+        })
     }
-    let m = &l.message;
-    let stored = |what: &str, e: serde_json::Error| {
-        ApiError::Internal(format!("stored {what} of message {} do not parse: {e}", m.id))
-    };
-    let frame = Frame {
-        kind: "message",
-        id: &m.id,
-        from: &m.sender,
-        to: &m.to,
-        parts: serde_json::from_str(&m.parts).map_err(|e| stored("parts", e))?,
-        conversation_id: m.conversation_id.as_deref(),
-        correlation_id: m.correlation_id.as_deref(),
-        in_reply_to: m.in_reply_to.as_deref(),
-        idempotency_key: m.idempotency_key.as_deref(),
-        metadata: m.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| stored("metadata", e))?,
-        created_at: rfc3339(m.created_at),
-        expires_at: m.expires_at.map(rfc3339),
-        attempt: l.attempt,
-        lease_expires_at: rfc3339(l.lease_expires_at),
+}
+
+/// The `{"type":"message", …}` stream frame of a leased message: the same JSON as
+/// `StreamFrame::Message` of its [`InboxMessage`] (a unit test holds it to that).
+pub fn message_frame(l: &Leased) -> Result<String, ApiError> {
+    let frame = StoredJson {
+        kind: Some("message"),
+        lease_expires_at: Some(rfc3339(l.lease_expires_at)),
+        ..StoredJson::new(&l.message, l.attempt)?
     };
     serde_json::to_string(&frame).map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -183,7 +198,8 @@ fn record_acks(
         state.metrics.delivery_latency.observe((now - a.created_at).max(0) as f64 / 1000.0);
     }
     let acked: Vec<String> = acked.into_iter().map(|a| a.id).collect();
-    let ignored = asked.into_iter().filter(|id| !acked.contains(id)).collect();
+    let done: std::collections::HashSet<&str> = acked.iter().map(String::as_str).collect();
+    let ignored = asked.into_iter().filter(|id| !done.contains(id.as_str())).collect();
     (acked, ignored)
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::Sha256;
 use switchboard_core::api::{Part, TenantPushSettings};
 use switchboard_core::time::{Millis, now_ms, rfc3339};
@@ -137,25 +137,6 @@ pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String
         ));
     }
     Ok(())
-}
-
-/// The JSON body of a push request.
-#[derive(Debug, Serialize)]
-struct Envelope<'a> {
-    id: &'a str,
-    from: &'a str,
-    to: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conversation_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    in_reply_to: Option<&'a str>,
-    parts: &'a serde_json::value::RawValue,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a serde_json::value::RawValue>,
-    created_at: String,
-    attempt: u32,
 }
 
 /// A reply in a 2xx response body: the agent answers without a second call.
@@ -531,36 +512,26 @@ async fn attempt(state: &AppState, job: PushJob) {
     let key = (job.tenant.clone(), job.agent_id.clone());
     let n = job.attempts + 1;
     let m = &job.message;
-    let parts = serde_json::value::RawValue::from_string(m.parts.clone()).ok();
-    let metadata = m.metadata.clone().and_then(|md| serde_json::value::RawValue::from_string(md).ok());
-    let Some(parts) = parts else {
-        tracing::error!(message = %m.id, "stored parts are not JSON; dead-lettering");
-        finish(
-            state,
-            &job,
-            n,
-            0,
-            None,
-            Some("internal"),
-            None,
-            PushOutcome::Dead { error: "stored message is corrupt".into() },
-        )
-        .await;
-        return;
+    // The push body: the message as stored, with this attempt's number.
+    let body = match super::StoredJson::new(m, n) {
+        // Strings and already-valid JSON: encoding cannot fail.
+        Ok(body) => serde_json::to_vec(&body).unwrap_or_default(),
+        Err(e) => {
+            tracing::error!(message = %m.id, error = %e, "stored message is not JSON; dead-lettering");
+            finish(
+                state,
+                &job,
+                n,
+                0,
+                None,
+                Some("internal"),
+                None,
+                PushOutcome::Dead { error: "stored message is corrupt".into() },
+            )
+            .await;
+            return;
+        }
     };
-    let envelope = Envelope {
-        id: &m.id,
-        from: &m.sender,
-        to: &m.to,
-        conversation_id: m.conversation_id.as_deref(),
-        correlation_id: m.correlation_id.as_deref(),
-        in_reply_to: m.in_reply_to.as_deref(),
-        parts: &parts,
-        metadata: metadata.as_deref(),
-        created_at: rfc3339(m.created_at),
-        attempt: n,
-    };
-    let body = serde_json::to_vec(&envelope).unwrap_or_default();
     let started = Instant::now();
     let tenant = tenant_settings(state, &job.tenant).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not read tenant push settings; using the node's");
