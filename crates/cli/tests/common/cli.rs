@@ -252,7 +252,7 @@ impl Running {
     pub fn line(&self, secs: u64, what: &str) -> String {
         match self.lines.recv_timeout(Duration::from_secs(secs)) {
             Ok(line) => line,
-            Err(e) => panic!("no {what} on stdout within {secs} s ({e}); stderr: {}", self.stderr()),
+            Err(e) => panic!("waited {secs} s for {what} on stdout ({e}); stderr: {}", self.stderr()),
         }
     }
 
