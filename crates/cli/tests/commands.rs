@@ -128,7 +128,11 @@ async fn message_life(backend: Backend) {
     assert_eq!(out, format!("accepted {} → {to}\n", accepted_id(&out)));
     let hello = accepted_id(&out);
 
-    let args = ["send", "--to", &to, "--data", r#"{"n":1}"#, "--conversation", "c-1", "--idempotency-key", "k-1"];
+    let args = [
+        &["send", "--to", &to, "--data", r#"{"n":1}"#, "--conversation", "c-1", "--idempotency-key", "k-1"][..],
+        &["--correlation-id", "corr-1", "--in-reply-to", &hello, "--ttl", "3600"],
+    ]
+    .concat();
     let first = as_planner.run(&[&args[..], &["--json"]].concat()).json();
     assert_eq!((&first["status"], &first["recipients"]), (&json!("accepted"), &json!([to])));
     assert!(first.get("duplicate").is_none(), "{first}");
@@ -161,6 +165,8 @@ async fn message_life(backend: Backend) {
     assert_eq!(attempts, [(&json!(hello), &json!(2)), (&json!(data), &json!(2))]);
     assert_eq!(messages[1]["parts"], json!([{"kind": "data", "data": {"n": 1}}]));
     assert_eq!(messages[1]["conversation_id"], "c-1");
+    assert_eq!((&messages[1]["correlation_id"], &messages[1]["in_reply_to"]), (&json!("corr-1"), &json!(hello)));
+    assert!(is_time(messages[1]["expires_at"].as_str().unwrap_or_default()), "--ttl sets expires_at: {inbox}");
     assert_eq!(as_translator.run(&["inbox", "--wait-ms", "700"]).ok(), "inbox is empty\n", "acked: not redelivered");
 
     // message: a header line, the text, then the deliveries.
