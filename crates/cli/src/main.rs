@@ -123,7 +123,8 @@ struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
     /// Let push endpoints be on loopback, private or link-local addresses (tests, local dev).
-    #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS")]
+    /// The flag alone means true.
+    #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", num_args = 0..=1, default_missing_value = "true")]
     allow_private_endpoints: Option<bool>,
     /// Push requests in flight per endpoint (default 4).
     #[arg(long, env = "SWITCHBOARD_PUSH_CONCURRENCY_PER_ENDPOINT")]
@@ -404,7 +405,8 @@ struct InboxArgs {
 }
 
 fn client(conn: &Conn) -> Client {
-    let token = conn.token.clone().or_else(|| {
+    // An empty SWITCHBOARD_TOKEN counts as unset, as in `Client::from_env`.
+    let token = conn.token.clone().filter(|t| !t.is_empty()).or_else(|| {
         let dir = std::env::var("SWITCHBOARD_DATA_DIR").unwrap_or_else(|_| "./switchboard-data".into());
         std::fs::read_to_string(PathBuf::from(dir).join("admin.token")).ok().map(|t| t.trim().to_owned())
     });
@@ -442,11 +444,34 @@ async fn main() -> ExitCode {
                         eprintln!("  hint: set SWITCHBOARD_TOKEN to an agent API key or the admin token");
                     }
                 }
+                // reqwest's error repeats the URL at each level of its chain: the root cause
+                // is the part that says what went wrong (refused, timed out, no such host).
+                Some(ClientError::Transport { url, source }) => {
+                    eprintln!("error: cannot reach the hub at {url}: {}", root_cause(source));
+                    eprintln!("  {HUB_DOWN_HINT}");
+                }
+                Some(ClientError::Stream(s)) if s.starts_with("cannot connect") => {
+                    eprintln!("error: stream: {s}");
+                    eprintln!("  {HUB_DOWN_HINT}");
+                }
                 _ => eprintln!("error: {e:#}"),
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// What to check when the hub cannot be reached.
+const HUB_DOWN_HINT: &str =
+    "hint: is the hub running? Start it with `switchboard serve`, or point --url / SWITCHBOARD_URL at it";
+
+/// The innermost error of a chain.
+fn root_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> &'a (dyn std::error::Error + 'static) {
+    let mut e = e;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e
 }
 
 async fn migrate(a: ServeArgs) -> Result<()> {
@@ -858,6 +883,10 @@ async fn run_client(cmd: Command) -> Result<()> {
                 }
                 seen += 1;
                 if count.is_some_and(|c| seen >= c) {
+                    // Close with a close frame rather than by exiting: a hub that reads the
+                    // last ack and then finds the connection reset may drop that ack, and
+                    // the message would come back after its lease.
+                    stream.close().await?;
                     break;
                 }
             }

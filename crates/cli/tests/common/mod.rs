@@ -13,6 +13,8 @@ use std::time::Duration;
 use switchboard_client::Client;
 use tokio::sync::watch;
 
+pub mod cli;
+
 pub const ADMIN: &str = "sba_process-test-admin-token-01";
 
 /// A free loopback port (there is a small window before the child binds it).

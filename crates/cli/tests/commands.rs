@@ -1,0 +1,508 @@
+//! Every client command of `switchboard`, run as the real binary against a real hub: the
+//! table a person reads (headers and cells) and the `--json` a script parses (field names
+//! and values), and the errors both get when something is wrong.
+//!
+//! The hub is set up through `switchboard-client` where the setup is not what is tested;
+//! what each command prints is read only from the binary's output.
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::cli::{Backend, Cli, Hub, Running, Table};
+use common::{eventually, free_port};
+use switchboard_client::InboxOptions;
+use switchboard_core::api::{DeliveryState, RegisterAgent};
+
+/// Registers an agent through the library and returns its id and key.
+async fn agent(hub: &Hub, name: &str, capabilities: &[&str]) -> (String, String) {
+    let caps = capabilities.iter().map(|c| serde_json::from_value(json!({"name": c})).unwrap()).collect();
+    let req = RegisterAgent { name: name.into(), capabilities: caps, ..Default::default() };
+    let r = hub.admin.register_agent(&req).await.unwrap();
+    (r.agent.id, r.api_key)
+}
+
+/// `accepted <id> → <recipients>` (the send line people read): the message id.
+fn accepted_id(line: &str) -> String {
+    let rest = line.strip_prefix("accepted ").unwrap_or_else(|| panic!("not a send line: {line}"));
+    rest.split(' ').next().unwrap().to_owned()
+}
+
+fn is_time(s: &str) -> bool {
+    s.len() >= 20 && s.as_bytes()[4] == b'-' && s.as_bytes()[10] == b'T' && s.ends_with('Z')
+}
+
+#[tokio::test]
+async fn agent_commands_register_list_show_and_remove() {
+    let hub = Hub::start(Backend::Sqlite, "agent commands", &[("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")])
+        .await
+        .unwrap();
+    let cli = &hub.cli;
+
+    // register, for people: the id, the address, and the key shown once.
+    let out = cli
+        .run(&["agent", "register", "--name", "planner", "-c", "plan", "-c", "review", "--description", "Plans work"])
+        .ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "no webhook secret line for a pull agent: {out}");
+    let planner = lines[0].strip_prefix("registered agent planner (").and_then(|r| r.strip_suffix(')')).unwrap();
+    assert_eq!(lines[1], format!("address:  agent:{planner}"));
+    let key = lines[2].strip_prefix("api key:  ").and_then(|r| r.strip_suffix("   (shown once; store it now)"));
+    let planner_key = key.unwrap_or_else(|| panic!("api key line: {}", lines[2]));
+    assert!(planner_key.starts_with("sbk_"), "{planner_key}");
+    assert_eq!(hub.admin.with_token(planner_key).whoami().await.unwrap().agent_id.as_deref(), Some(planner));
+
+    // An agent with a push endpoint also gets its webhook secret.
+    let out = cli.run(&["agent", "register", "--name", "hook", "--endpoint", "http://127.0.0.1:9/hook"]).ok();
+    let secret = out.lines().find_map(|l| l.strip_prefix("webhook secret: ")).expect("webhook secret line");
+    assert!(secret.starts_with("whsec_") && secret.ends_with("   (verify push signatures with it)"), "{out}");
+
+    // register from a card file, for scripts: --name overrides the card's.
+    let card = hub.dir().join("card.json");
+    let card_json = json!({"name": "ignored", "version": "2.1", "capabilities": [
+        {"name": "translate", "description": "any language to English", "tags": ["text"]}]});
+    std::fs::write(&card, card_json.to_string()).unwrap();
+    let r = cli.run(&["agent", "register", "--name", "translator", "--card", card.to_str().unwrap(), "--json"]).json();
+    let translator = r["agent"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["agent"]["name"], "translator");
+    assert_eq!(r["agent"]["version"], "2.1");
+    assert_eq!(r["agent"]["capabilities"][0]["description"], "any language to English");
+    assert!(r["api_key"].as_str().unwrap().starts_with("sbk_"));
+    assert!(r["webhook_secret"].as_str().unwrap().starts_with("whsec_"));
+
+    let t = cli.run(&["agent", "list"]).table();
+    assert_eq!(t.headers, ["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"]);
+    assert_eq!(t.column("NAME"), ["planner", "hook", "translator"], "in registration order");
+    assert_eq!(t.row("ID", planner), [planner, "planner", "inactive", "plan,review", "never"]);
+    assert_eq!(t.cell("NAME", "translator", "CAPABILITIES"), "translate");
+
+    let list = cli.run(&["agent", "list", "--capability", "review", "--json"]).json();
+    let names: Vec<&Value> = list["agents"].as_array().unwrap().iter().map(|a| &a["name"]).collect();
+    assert_eq!(names, ["planner"]);
+
+    // Once the planner makes a request it is active and has been seen.
+    cli.with_token(planner_key).run(&["inbox"]).ok();
+    eventually(10, "planner to be listed as active", || async {
+        let list = cli.run(&["agent", "list", "--status", "active", "--json"]).json();
+        list["agents"].as_array().unwrap().iter().map(|a| &a["id"]).eq([&json!(planner)])
+    })
+    .await;
+    let t = cli.run(&["agent", "list", "--status", "active"]).table();
+    assert_eq!(t.rows.len(), 1);
+    assert!(is_time(&t.cell("ID", planner, "LAST SEEN")), "{t:?}");
+
+    let t = cli.run(&["agent", "show", planner]).table();
+    assert_eq!(t.headers, ["FIELD", "VALUE"]);
+    assert_eq!(
+        t.column("FIELD"),
+        ["id", "name", "status", "description", "version", "endpoint", "capabilities", "last seen", "created"]
+    );
+    assert_eq!(t.column("VALUE")[..7], [planner, "planner", "active", "Plans work", "", "(pull)", "plan, review"]);
+    let a = cli.run(&["agent", "show", &translator, "--json"]).json();
+    assert_eq!((a["id"].as_str(), a["status"].as_str()), (Some(translator.as_str()), Some("inactive")));
+    assert!(a.get("last_seen_at").is_none(), "never seen: {a}");
+
+    assert_eq!(cli.run(&["agent", "rm", planner]).ok(), format!("deleted agent {planner}\n"));
+    assert_eq!(cli.run(&["agent", "rm", &translator, "--json"]).json(), json!({"deleted": translator}));
+    let err = cli.run(&["agent", "show", planner]).fails();
+    assert!(err.contains("(not_found)") && err.contains("switchboard agent list"), "{err}");
+    assert_eq!(cli.run(&["agent", "list"]).table().column("NAME"), ["hook"]);
+}
+
+/// One message from send to ack, seen through `send`, `inbox`, `message` and `deliveries`.
+async fn message_life(backend: Backend) {
+    let test = "message commands";
+    let Some(hub) = Hub::start(backend, test, &[("SWITCHBOARD_VISIBILITY_TIMEOUT_MS", "500")]).await else {
+        return;
+    };
+    let (planner, planner_key) = agent(&hub, "planner", &["plan"]).await;
+    let (translator, translator_key) = agent(&hub, "translator", &["translate"]).await;
+    let (_, other_key) = agent(&hub, "other", &[]).await;
+    let (as_planner, as_translator) = (hub.cli.with_token(&planner_key), hub.cli.with_token(&translator_key));
+    let to = format!("agent:{translator}");
+
+    assert_eq!(as_translator.run(&["inbox"]).ok(), "inbox is empty\n");
+    assert_eq!(as_translator.run(&["inbox", "--json"]).json(), json!({"messages": []}));
+
+    let out = as_planner.run(&["send", "--to", &to, "translate 'bonjour'"]).ok();
+    assert_eq!(out, format!("accepted {} → {to}\n", accepted_id(&out)));
+    let hello = accepted_id(&out);
+
+    let args = [
+        &["send", "--to", &to, "--data", r#"{"n":1}"#, "--conversation", "c-1", "--idempotency-key", "k-1"][..],
+        &["--correlation-id", "corr-1", "--in-reply-to", &hello, "--ttl", "3600"],
+    ]
+    .concat();
+    let first = as_planner.run(&[&args[..], &["--json"]].concat()).json();
+    assert_eq!((&first["status"], &first["recipients"]), (&json!("accepted"), &json!([to])));
+    assert!(first.get("duplicate").is_none(), "{first}");
+    let data = first["id"].as_str().unwrap().to_owned();
+    let again = as_planner.run(&[&args[..], &["--json"]].concat()).json();
+    assert_eq!((&again["id"], &again["duplicate"]), (&first["id"], &json!(true)));
+    assert_eq!(as_planner.run(&args).ok(), format!("accepted {data} → {to} (duplicate)\n"));
+
+    let out = as_planner.run(&["send", "--to", "topic:nobody-listens", "to no one"]).ok();
+    assert!(out.ends_with(" → (no recipients)\n"), "{out}");
+
+    // inbox without --ack: shown, leased, and a reminder that it comes back.
+    let out = as_translator.run(&["inbox"]).ok();
+    let (table, reminder) = out.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(reminder, "(not acknowledged: run with --ack, or they come back after their lease)");
+    let t = Table::parse(table);
+    assert_eq!(t.headers, ["ID", "FROM", "ATTEMPT", "TEXT"]);
+    assert_eq!(t.row("ID", &hello), [hello.as_str(), &format!("agent:{planner}"), "1", "translate 'bonjour'"]);
+    assert_eq!(t.row("ID", &data)[2..], ["1", r#"{"n":1}"#]);
+    assert_eq!(t.column("ID"), [hello.as_str(), &data], "in the order they were accepted");
+
+    let list = hub.cli.run(&["deliveries", "--recipient", &to, "--state", "delivered", "--json"]).json();
+    let leased: Vec<&Value> = list["deliveries"].as_array().unwrap().iter().map(|d| &d["message_id"]).collect();
+    assert_eq!(leased.len(), 2, "{list}");
+
+    // After the lease (500 ms here) they come back with attempt 2; --ack settles them.
+    let inbox = as_translator.run(&["inbox", "--wait-ms", "10000", "--limit", "5", "--ack", "--json"]).json();
+    let messages = inbox["messages"].as_array().unwrap();
+    let attempts: Vec<(&Value, &Value)> = messages.iter().map(|m| (&m["id"], &m["attempt"])).collect();
+    assert_eq!(attempts, [(&json!(hello), &json!(2)), (&json!(data), &json!(2))]);
+    assert_eq!(messages[1]["parts"], json!([{"kind": "data", "data": {"n": 1}}]));
+    assert_eq!(messages[1]["conversation_id"], "c-1");
+    assert_eq!((&messages[1]["correlation_id"], &messages[1]["in_reply_to"]), (&json!("corr-1"), &json!(hello)));
+    assert!(is_time(messages[1]["expires_at"].as_str().unwrap_or_default()), "--ttl sets expires_at: {inbox}");
+    assert_eq!(as_translator.run(&["inbox", "--wait-ms", "700"]).ok(), "inbox is empty\n", "acked: not redelivered");
+
+    // message: a header line, the text, then the deliveries.
+    let out = hub.cli.run(&["message", &hello]).ok();
+    let mut lines = out.lines();
+    let head = lines.next().unwrap();
+    let at =
+        head.strip_prefix(&format!("{hello}  from agent:{planner} to {to}  at ")).unwrap_or_else(|| panic!("{head}"));
+    assert!(is_time(at), "{head}");
+    assert_eq!(lines.next(), Some("  translate 'bonjour'"));
+    let t = Table::parse(&lines.collect::<Vec<_>>().join("\n"));
+    assert_eq!(t.headers, ["RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "ERROR"]);
+    assert_eq!(t.row("RECIPIENT", &to)[..3], [to.as_str(), "acked", "2"]);
+    assert_eq!(t.rows.len(), 1);
+    let m = hub.cli.run(&["message", &hello, "--json"]).json();
+    assert_eq!(m["message"]["parts"], json!([{"kind": "text", "text": "translate 'bonjour'"}]));
+    assert_eq!(m["message"]["from"], format!("agent:{planner}"));
+    assert_eq!((&m["deliveries"][0]["state"], &m["deliveries"][0]["attempts"]), (&json!("acked"), &json!(2)));
+    assert!(m.get("push_attempts").is_none(), "a pulled message has no push attempts: {m}");
+    // The sender and the recipient may look too; nobody else may.
+    as_planner.run(&["message", &hello]).ok();
+    as_translator.run(&["message", &hello]).ok();
+    let err = hub.cli.with_token(&other_key).run(&["message", &hello]).fails();
+    assert!(err.contains("(not_found)"), "{err}");
+
+    let t = hub.cli.run(&["deliveries"]).table();
+    assert_eq!(t.headers, ["MESSAGE", "FROM", "RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR"]);
+    assert_eq!(t.row("MESSAGE", &data)[1..5], [format!("agent:{planner}").as_str(), &to, "acked", "2"]);
+    assert!(is_time(&t.cell("MESSAGE", &data, "UPDATED")));
+    assert_eq!(t.rows.len(), 2, "the topic message with no subscribers has no delivery: {t:?}");
+    let acked = hub.cli.run(&["deliveries", "--state", "acked", "--limit", "1", "--json"]).json();
+    let d = &acked["deliveries"][0];
+    assert_eq!(acked["deliveries"].as_array().unwrap().len(), 1, "--limit 1");
+    assert!(d["message_id"] == json!(hello) || d["message_id"] == json!(data), "{d}");
+    assert_eq!(
+        (&d["state"], &d["recipient"], &d["from"]),
+        (&json!("acked"), &json!(to), &json!(format!("agent:{planner}")))
+    );
+    let none = hub.cli.run(&["deliveries", "--state", "pending", "--json"]).json();
+    assert_eq!(none["deliveries"], json!([]));
+}
+
+#[tokio::test]
+async fn send_inbox_message_and_deliveries_follow_a_message_on_sqlite() {
+    message_life(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn send_inbox_message_and_deliveries_follow_a_message_on_postgres() {
+    message_life(Backend::Postgres).await;
+}
+
+/// Deliveries that ran out of attempts, listed, replayed and purged.
+async fn dead_letters(backend: Backend) {
+    let env = [("SWITCHBOARD_MAX_ATTEMPTS", "1"), ("SWITCHBOARD_VISIBILITY_TIMEOUT_MS", "200")];
+    let Some(hub) = Hub::start(backend, "dead-letter commands", &env).await else { return };
+    let (planner, planner_key) = agent(&hub, "planner", &[]).await;
+    let (translator, translator_key) = agent(&hub, "translator", &[]).await;
+    let to = format!("agent:{translator}");
+    let as_planner = hub.cli.with_token(&planner_key);
+    let first = accepted_id(&as_planner.run(&["send", "--to", &to, "one"]).ok());
+    let second = accepted_id(&as_planner.run(&["send", "--to", &to, "two"]).ok());
+
+    // Handed out once and never acked: with max_attempts 1 both go dead when their lease ends.
+    let consumer = hub.admin.with_token(translator_key);
+    let leased = consumer.inbox(&InboxOptions { wait_ms: Some(0), ..Default::default() }).await.unwrap();
+    assert_eq!(leased.messages.len(), 2);
+    eventually(10, "both deliveries to be dead", || async {
+        let _ = consumer.inbox(&InboxOptions { wait_ms: Some(0), ..Default::default() }).await;
+        let dead = hub.admin.dead_letters(&Default::default()).await.unwrap();
+        dead.dead_letters.len() == 2
+    })
+    .await;
+
+    let t = hub.cli.run(&["dead-letters", "list"]).table();
+    assert_eq!(t.headers, ["MESSAGE", "FROM", "RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR"]);
+    assert_eq!(t.column("MESSAGE"), [first.as_str(), &second]);
+    assert_eq!(t.row("MESSAGE", &first)[1..5], [format!("agent:{planner}").as_str(), &to, "dead", "1"]);
+    assert!(!t.cell("MESSAGE", &first, "LAST ERROR").is_empty(), "a dead letter says why: {t:?}");
+    let listed = hub.cli.run(&["dead-letters", "list", "--recipient", &to, "--json"]).json();
+    let dead = listed["dead_letters"].as_array().unwrap();
+    assert_eq!(dead.len(), 2);
+    assert!(dead.iter().all(|d| d["state"] == "dead" && d["last_error"].is_string()), "{listed}");
+    let elsewhere = hub.cli.run(&["dead-letters", "list", "--recipient", &format!("agent:{planner}"), "--json"]);
+    assert_eq!(elsewhere.json(), json!({"dead_letters": []}));
+    assert_eq!(hub.cli.run(&["deliveries", "--state", "dead"]).table().column("MESSAGE"), [first.as_str(), &second]);
+
+    let err = hub.cli.run(&["dead-letters", "replay"]).fails();
+    assert!(err.contains("message ids, --recipient, --since, or --all"), "{err}");
+    assert_eq!(hub.cli.run(&["dead-letters", "replay", &first]).ok(), "replayed 1 dead letters\n");
+    let pending = hub.cli.run(&["deliveries", "--state", "pending", "--json"]).json();
+    assert_eq!(pending["deliveries"][0]["message_id"], json!(first), "{pending}");
+    assert_eq!(pending["deliveries"].as_array().unwrap().len(), 1);
+    let redelivered = consumer.inbox(&InboxOptions { wait_ms: Some(0), ..Default::default() }).await.unwrap();
+    assert_eq!(redelivered.messages.iter().map(|m| m.message.id.as_str()).collect::<Vec<_>>(), [first.as_str()]);
+
+    assert_eq!(hub.cli.run(&["dead-letters", "purge", "--all", "--json"]).json(), json!({"count": 1}));
+    assert_eq!(hub.cli.run(&["dead-letters", "list"]).table().rows.len(), 0);
+    assert_eq!(hub.cli.run(&["dead-letters", "replay", "--all"]).ok(), "replayed 0 dead letters\n");
+    assert_eq!(hub.cli.run(&["dead-letters", "purge", &second]).ok(), "purged 0 dead letters\n");
+    let status = hub.admin.get_message(&second).await.unwrap();
+    assert!(status.deliveries.is_empty(), "the purged delivery is gone: {status:?}");
+}
+
+#[tokio::test]
+async fn dead_letters_list_replay_and_purge_on_sqlite() {
+    dead_letters(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn dead_letters_list_replay_and_purge_on_postgres() {
+    dead_letters(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn tail_prints_each_message_as_it_arrives_and_acknowledges_it() {
+    let hub = Hub::start(Backend::Sqlite, "tail", &[]).await.unwrap();
+    let (planner, planner_key) = agent(&hub, "planner", &[]).await;
+    let (translator, translator_key) = agent(&hub, "translator", &[]).await;
+    let (as_planner, as_translator) = (hub.cli.with_token(&planner_key), hub.cli.with_token(&translator_key));
+    let to = format!("agent:{translator}");
+
+    let mut tail = Running::spawn(as_translator.command(&["tail", "--count", "2"]));
+    // send --wait-ms returns once the tail has the message, with the delivery's state.
+    let out = as_planner.run(&["send", "--to", &to, "--wait-ms", "20000", "first"]).ok();
+    let (line, delivery) = out.trim_end().split_once('\n').unwrap_or_else(|| panic!("{out}"));
+    let first = accepted_id(line);
+    let state = delivery.strip_prefix(&format!("  {to}  ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(["delivered", "acked"].contains(&state), "{out}");
+    let second = accepted_id(&as_planner.run(&["send", "--to", &to, "second"]).ok());
+    for text in ["first", "second"] {
+        let line = tail.line(20, "a tail line");
+        let cells: Vec<&str> = line.split("  ").collect();
+        assert!(is_time(cells[0]), "{line}");
+        assert_eq!(cells[1..], [format!("agent:{planner}").as_str(), "#1", text], "{line}");
+    }
+    assert!(tail.exit(20, "tail --count 2").success(), "{}", tail.stderr());
+    eventually(10, "the tail's acks", || async {
+        let (a, b) = (hub.admin.get_message(&first).await.unwrap(), hub.admin.get_message(&second).await.unwrap());
+        a.deliveries[0].state == DeliveryState::Acked && b.deliveries[0].state == DeliveryState::Acked
+    })
+    .await;
+
+    // --json prints one message object per line; --no-ack leaves it leased.
+    let mut tail = Running::spawn(as_translator.command(&["tail", "--count", "1", "--json", "--no-ack"]));
+    let third = accepted_id(&as_planner.run(&["send", "--to", &to, "third"]).ok());
+    let m: Value = serde_json::from_str(&tail.line(20, "a JSON tail line")).unwrap();
+    assert_eq!((&m["id"], &m["attempt"], &m["from"]), (&json!(third), &json!(1), &json!(format!("agent:{planner}"))));
+    assert_eq!(m["parts"], json!([{"kind": "text", "text": "third"}]));
+    assert!(m["lease_expires_at"].is_string(), "{m}");
+    assert!(tail.exit(20, "tail --count 1").success());
+    let state = &hub.cli.run(&["message", &third, "--json"]).json()["deliveries"][0]["state"];
+    assert_eq!(state, "delivered", "not acknowledged with --no-ack");
+}
+
+/// A push receiver that fails its first request and takes the next.
+async fn flaky_receiver() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+                } else {
+                    (axum::http::StatusCode::OK, "ok")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_shows_each_push_attempt() {
+    let env = [("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true"), ("SWITCHBOARD_PUSH_RETRY_SCHEDULE_MS", "50,50")];
+    let hub = Hub::start(Backend::Sqlite, "push attempts", &env).await.unwrap();
+    let endpoint = flaky_receiver().await;
+    let r = hub.cli.run(&["agent", "register", "--name", "hook", "--endpoint", &endpoint, "--json"]).json();
+    let to = format!("agent:{}", r["agent"]["id"].as_str().unwrap());
+    let id = accepted_id(&hub.cli.run(&["send", "--to", &to, "ping"]).ok());
+    eventually(20, "the push to succeed on its second attempt", || async {
+        hub.admin.get_message(&id).await.unwrap().deliveries[0].state == DeliveryState::Acked
+    })
+    .await;
+
+    let out = hub.cli.run(&["message", &id]).ok();
+    let (deliveries, pushes) =
+        out.split_once("\n\n").unwrap_or_else(|| panic!("a push table after a blank line: {out}"));
+    let t = Table::parse(deliveries.split_once("\n  ping\n").unwrap().1);
+    assert_eq!(t.row("RECIPIENT", &to)[1..3], ["acked", "2"]);
+    let t = Table::parse(pushes);
+    assert_eq!(t.headers, ["PUSH", "AT", "TOOK", "STATUS", "KIND", "RESPONSE"]);
+    assert_eq!(t.column("PUSH"), ["1", "2"]);
+    assert_eq!(t.column("STATUS"), ["500", "200"]);
+    assert_eq!(t.column("RESPONSE"), ["boom", "ok"]);
+    assert_eq!(t.cell("PUSH", "1", "KIND"), "http_status");
+    assert!(t.cell("PUSH", "2", "TOOK").ends_with(" ms") && is_time(&t.cell("PUSH", "2", "AT")), "{t:?}");
+    let m = hub.cli.run(&["message", &id, "--json"]).json();
+    let attempts = m["push_attempts"].as_array().unwrap();
+    assert_eq!(
+        attempts.iter().map(|a| (&a["attempt"], &a["status_code"])).collect::<Vec<_>>(),
+        [(&json!(1), &json!(500)), (&json!(2), &json!(200))]
+    );
+    assert_eq!(attempts[0]["response_excerpt"], "boom");
+}
+
+#[tokio::test]
+async fn topic_commands_print_what_people_and_scripts_need() {
+    let hub = Hub::start(Backend::Sqlite, "topic commands", &[]).await.unwrap();
+    let (ann, _) = agent(&hub, "ann", &[]).await;
+    let (_, bob_key) = agent(&hub, "bob", &[]).await;
+
+    let out = hub.cli.run(&["topic", "subscribe", "alerts/eu", "--agent", &ann]).ok();
+    let since = out
+        .strip_prefix(&format!("agent {ann} is subscribed to topic alerts/eu (since "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(is_time(since.trim_end().trim_end_matches(')')), "{out}");
+    let t = hub.cli.run(&["topic", "subscribers", "alerts/eu"]).table();
+    assert_eq!(t.headers, ["AGENT", "SINCE"]);
+    assert_eq!(t.column("AGENT"), [ann.as_str()]);
+    let list = hub.cli.run(&["topic", "list", "--json"]).json();
+    assert_eq!(list, json!({"topics": [{"name": "alerts/eu", "subscribers": 1}]}));
+
+    let sent = hub.cli.with_token(&bob_key).run(&["send", "--to", "topic:alerts/eu", "--json", "storm"]).json();
+    assert_eq!(sent["recipients"], json!([format!("agent:{ann}")]));
+
+    let gone = hub.cli.run(&["topic", "unsubscribe", "alerts/eu", "--agent", &ann, "--json"]).json();
+    assert_eq!(gone, json!({"topic": "alerts/eu", "agent_id": ann, "unsubscribed": true}));
+    assert_eq!(hub.cli.run(&["topic", "list"]).table().rows.len(), 0);
+    let err = hub.cli.run(&["topic", "unsubscribe", "alerts/eu", "--agent", &ann]).fails();
+    assert!(err.contains("(not_found)"), "{err}");
+}
+
+/// `migrate` brings a store to the current schema and says which; it is safe to run again,
+/// and a hub starts on what it made.
+async fn migrate(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => match common::cli::Database::create("migrate") {
+            Some(db) => Some(db),
+            None => return,
+        },
+    };
+    let mut args = vec!["migrate".to_owned()];
+    let shown = match &db {
+        None => {
+            let data = dir.path().join("store");
+            args.extend(["--data-dir".into(), data.display().to_string()]);
+            data.display().to_string()
+        }
+        Some(db) => {
+            args.extend(["--database-url".into(), db.url.clone()]);
+            db.url.rsplit_once('@').map_or(db.url.as_str(), |(_, host)| host).to_owned()
+        }
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for _ in 0..2 {
+        let out = Cli::new("http://unused", None).run(&args).ok();
+        assert_eq!(out, format!("store at {shown} is migrated to the current schema\n"));
+    }
+    if db.is_none() {
+        assert!(dir.path().join("store").read_dir().unwrap().next().is_some(), "the store was created");
+    }
+    // The migrated store serves.
+    let port = free_port();
+    let mut serve = common::cli::switchboard();
+    serve.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).args(&args[1..]).current_dir(dir.path());
+    let hub = Running::spawn(serve);
+    let line = hub.line(30, "the listening line");
+    assert!(line.starts_with(&format!("switchboard listening on http://127.0.0.1:{port}")), "{line}");
+}
+
+#[tokio::test]
+async fn migrate_prepares_a_store_on_sqlite() {
+    migrate(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn migrate_prepares_a_store_on_postgres() {
+    migrate(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn errors_exit_non_zero_and_say_what_to_do() {
+    let hub = Hub::start(Backend::Sqlite, "errors", &[]).await.unwrap();
+    let (_, key) = agent(&hub, "ann", &[]).await;
+    let unknown = switchboard_core::new_id().to_string();
+
+    // A bad token: what happened, and where a token comes from.
+    let err = hub.cli.with_token("sbk_not-a-real-key").run(&["agent", "list"]).fails();
+    assert!(err.contains("(unauthenticated)"), "{err}");
+    assert!(err.contains("hint: set SWITCHBOARD_TOKEN to an agent API key or the admin token"), "{err}");
+    let err = hub.cli.with_token("sbk_not-a-real-key").run(&["tail"]).fails();
+    assert!(err.contains("unauthenticated"), "{err}");
+
+    // An agent key on an admin command.
+    let err = hub.cli.with_token(&key).run(&["agent", "register", "--name", "x"]).fails();
+    assert!(err.contains("(forbidden)"), "{err}");
+
+    // An unknown agent, looked up or written to.
+    let err = hub.cli.run(&["agent", "show", &unknown]).fails();
+    assert!(err.contains("(not_found)") && err.contains(&unknown) && err.contains("switchboard agent list"), "{err}");
+    let err = hub.cli.run(&["agent", "rm", &unknown]).fails();
+    assert!(err.contains("(not_found)"), "{err}");
+    let err = hub.cli.with_token(&key).run(&["send", "--to", &format!("agent:{unknown}"), "hi"]).fails();
+    assert!(err.contains("(unknown_recipient)") && err.contains("switchboard agent list"), "{err}");
+
+    // The hub's field errors are listed one per line.
+    let err = hub.cli.with_token(&key).run(&["send", "--to", "agnt:x", "hi"]).fails();
+    assert!(err.contains("(invalid_body)") && err.contains("  - to: unknown address kind `agnt`"), "{err}");
+
+    // Input the CLI itself refuses, before asking the hub.
+    let err = hub.cli.run(&["send", "--to", "agent:x"]).fails();
+    assert!(err.contains("nothing to send: give the text as an argument, or --data"), "{err}");
+    let err = hub.cli.run(&["send", "--to", "agent:x", "--data", "{not json"]).fails();
+    assert!(err.contains("--data must be JSON"), "{err}");
+    let err = hub.cli.run(&["deliveries", "--state", "lost"]).fails();
+    assert!(err.contains("--state lost: use pending, leased, delivered, acked, dead or expired"), "{err}");
+    let err = hub.cli.run(&["agent", "list", "--status", "asleep"]).fails();
+    assert!(err.contains("--status asleep: use active, inactive or error"), "{err}");
+
+    // A hub that is down: where the CLI looked, why it failed, and what to check.
+    let down = Cli::new(format!("http://127.0.0.1:{}", free_port()), Some(key.clone()));
+    let err = down.run(&["agent", "list"]).fails();
+    assert!(err.contains(&format!("cannot reach the hub at {}", down.url)), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(err.contains("SWITCHBOARD_URL"), "says how to point at the right hub: {err}");
+    assert_eq!(err.matches("error sending request").count(), 0, "the cause once, not the whole chain: {err}");
+    let err = down.run(&["tail"]).fails();
+    assert!(err.contains("cannot connect") && err.contains("Connection refused"), "{err}");
+    assert!(err.contains("SWITCHBOARD_URL"), "{err}");
+}
