@@ -352,7 +352,9 @@ pub fn markdown(c: &Comparison) -> String {
         );
     }
     s += "\nThroughput ratio above 1 and p99 ratio below 1 favour Switchboard. CPU is the share of one core used \
-          during the throughput run (user + system time from `/proc/<pid>/stat`).\n\n";
+          during the throughput run (user + system time from `/proc/<pid>/stat`). Lost counts, over both runs, \
+          messages whose send was acknowledged but that the consumer had not received when the run ended (checked \
+          message by message), plus failed sends.\n\n";
     s += &fanout_table(c);
     s += &hub_only_table(c);
     s += "![throughput and latency by system](results.svg)\n\n## Machine\n\n";
@@ -413,7 +415,7 @@ fn hub_only_table(c: &Comparison) -> String {
                 f(rep.p999_ms),
                 f(rep.send_p99_ms),
                 memory,
-                rep.lost.unwrap_or(0),
+                rep.lost.map_or("—".into(), |l| l.to_string()),
                 rep.send_errors,
                 cpu(m),
             );
@@ -421,7 +423,8 @@ fn hub_only_table(c: &Comparison) -> String {
     }
     s += "\nburst: 1,000 concurrent sends from 10 agents to 10 agents, elapsed until all are delivered and acked. \
           http: single-message `POST /v1/messages`, keep-alive, no consumer; latency is the request's. connections: \
-          idle WebSocket consumers held open; memory is the hub's RSS before and after.\n\n";
+          idle WebSocket consumers held open; memory is the hub's RSS before and after. Lost: messages answered 202 \
+          but never received (http: read back after the timed run).\n\n";
     s
 }
 
@@ -477,7 +480,8 @@ fn fanout_table(c: &Comparison) -> String {
     s += "\nDeliveries are (message, subscriber) pairs received, each counted once; a ratio above 1 favours \
           Switchboard. Published/s counts messages over the whole run, until the last delivery. Set-up (not timed in \
           the run) creates the subscribers: agents, subscriptions and streams; durable consumers; queues and \
-          bindings. Lost counts failed publishes and deliveries that had not arrived when the run ended.\n\n";
+          bindings. Lost counts failed publishes, and (message, subscriber) pairs whose publish was acknowledged but \
+          that had not arrived when the run ended.\n\n";
     s
 }
 

@@ -9,10 +9,12 @@ use switchboard_client::Client;
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
-use super::{BenchConfig, BenchError, Memory, Report, new_hist, run_id};
+use super::{BenchConfig, BenchError, DEADLINE, Memory, Receipts, Report, new_hist, run_id};
 
 /// Closed loop of `POST /v1/messages`, one message each; latency is the request's (until the
-/// 202, i.e. committed). Messages pile up for one agent nobody reads.
+/// 202, i.e. committed). Messages pile up for one agent nobody reads during the run; after
+/// it (not timed) that agent reads them all back, so that `lost` is counted as for every
+/// other workload.
 pub(crate) async fn http(
     admin: &Client,
     cfg: &BenchConfig,
@@ -32,20 +34,23 @@ pub(crate) async fn http(
     let (next, sent, errors) =
         (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
     let latency = Arc::new(Mutex::new(new_hist()));
+    let receipts = Arc::new(Receipts::default());
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..producers.len() * cfg.concurrency.max(1) {
         let producer = producers[w % producers.len()].clone();
-        let (to, body, next, sent, errors, latency) =
-            (to.clone(), body.clone(), next.clone(), sent.clone(), errors.clone(), latency.clone());
+        let (to, body, next, sent, errors, latency, receipts) =
+            (to.clone(), body.clone(), next.clone(), sent.clone(), errors.clone(), latency.clone(), receipts.clone());
         workers.spawn(async move {
             let mut local = new_hist();
+            let mut accepted = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < total {
                 let m = SendMessage { to: to.clone(), parts: vec![Part::text(body.clone())], ..Default::default() };
                 let t0 = Instant::now();
                 match producer.send(&m).await {
-                    Ok(_) => {
+                    Ok(a) => {
                         let _ = local.record((t0.elapsed().as_micros() as u64).max(1));
+                        accepted.push(a.id);
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(_) => {
@@ -54,6 +59,7 @@ pub(crate) async fn http(
                 }
             }
             latency.lock().await.add(&local).ok();
+            receipts.accepted(accepted);
         });
     }
     let mut last = Instant::now();
@@ -69,13 +75,42 @@ pub(crate) async fn http(
     let elapsed = started.elapsed();
     let done = sent.load(Ordering::Relaxed);
     progress(done, done);
+    let lost = read_back(&admin.with_token(sink.api_key), &receipts, done).await?;
     let lat = latency.lock().await;
     Ok(Report {
         producers: producers.len(),
         consumers: 0,
         send_errors: errors.load(Ordering::Relaxed),
+        lost: Some(lost),
         ..Report::measured("http", cfg, done, elapsed, &lat, &lat)
     })
+}
+
+/// Reads the sink's messages over a WebSocket, acking each, until every one of the
+/// `accepted` messages has arrived or the deadline passes; returns how many never did.
+async fn read_back(sink: &Client, receipts: &Receipts, accepted: usize) -> Result<u64, BenchError> {
+    let mut stream = sink.stream().await?;
+    let deadline = Instant::now() + DEADLINE;
+    let mut received = 0;
+    while Instant::now() < deadline {
+        // A failed send the hub kept anyway arrives too: count, then check id by id.
+        if received >= accepted && receipts.lost() == 0 {
+            break;
+        }
+        let m = match tokio::time::timeout(Duration::from_millis(200), stream.next_message()).await {
+            Err(_) => continue,
+            Ok(Ok(Some(m))) => m,
+            Ok(_) => break,
+        };
+        if receipts.received(&m.message.id) {
+            received += 1;
+        }
+        if stream.ack(&m.message.id).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.close().await;
+    Ok(receipts.lost())
 }
 
 /// The hub's resident set size, from `/proc/<pid>/status`.

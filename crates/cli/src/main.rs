@@ -990,15 +990,17 @@ async fn bench(a: BenchArgs) -> Result<()> {
             format!("{} / {} / {} / {} / {} ms", f(r.p50_ms), f(r.p90_ms), f(r.p99_ms), f(r.p999_ms), f(r.max_ms)),
         ],
         vec!["send (202) p50/p99".into(), format!("{} / {} ms", f(r.send_p50_ms), f(r.send_p99_ms))],
-        vec!["send errors / duplicates".into(), format!("{} / {}", r.send_errors, r.duplicates)],
+        vec![
+            "send errors / lost / duplicates".into(),
+            format!("{} / {} / {}", r.send_errors, r.lost.map_or("-".into(), |l| l.to_string()), r.duplicates),
+        ],
     ];
     let mut rows = rows;
-    if let (Some(retries), Some(lost)) = (r.retries, r.lost) {
-        rows.push(vec!["push retries / lost".into(), format!("{retries} / {lost}")]);
+    if let Some(retries) = r.retries {
+        rows.push(vec!["push retries".into(), retries.to_string()]);
     }
     if let (Some(d), Some(per_s)) = (r.deliveries, r.deliveries_per_s) {
         rows.push(vec!["deliveries".into(), format!("{d} ({per_s:.0}/s)")]);
-        rows.push(vec!["lost".into(), r.lost.unwrap_or(0).to_string()]);
         if let Some(s) = r.setup_ms {
             rows.push(vec!["subscriber set-up".into(), format!("{} ms", f(s))]);
         }

@@ -129,8 +129,11 @@ impl FromRequestParts<AppState> for Auth {
                 p
             }
         };
-        if let PrincipalKind::Agent(id) = &principal.kind {
-            state.presence.seen(&principal.tenant, id);
+        // Presence is marked by `note_presence` once the request has succeeded.
+        if let PrincipalKind::Agent(id) = &principal.kind
+            && let Some(caller) = parts.extensions.get::<crate::Caller>()
+        {
+            caller.set(&principal.tenant, id);
         }
         Ok(Auth(principal))
     }

@@ -41,14 +41,17 @@ pub enum StartError {
 }
 
 /// Agents seen since the last flush; written to the store in one batch each second, so that
-/// authenticated requests keep an agent `active` without a write per request.
+/// successful requests keep an agent `active` without a write per request.
 #[derive(Default)]
 pub struct Presence {
     pending: std::sync::Mutex<HashMap<(String, String), Millis>>,
+    /// Held across a flush's drain and write, so that a flush that returns has also waited
+    /// for one running beside it: after it, everything seen before it is in the store.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Presence {
-    /// Notes that an agent made an authenticated request now.
+    /// Notes that an agent made a successful request now.
     pub fn seen(&self, tenant: &str, id: &str) {
         let mut map = self.pending.lock().expect("presence lock poisoned");
         map.insert((tenant.to_owned(), id.to_owned()), now_ms());
@@ -56,6 +59,7 @@ impl Presence {
 
     /// Writes what was seen since the last flush.
     pub async fn flush(&self, store: &dyn Store) {
+        let _one_at_a_time = self.flushing.lock().await;
         let seen: Vec<_> = {
             let mut map = self.pending.lock().expect("presence lock poisoned");
             map.drain().map(|((t, id), at)| (t, id, at)).collect()
@@ -66,6 +70,39 @@ impl Presence {
             tracing::warn!(error = %e, "could not record agent presence");
         }
     }
+}
+
+/// The agent a request authenticated as, left by the [`auth::Auth`] extractor for
+/// [`note_presence`]: the extractor runs before the handler has decided, so it cannot tell
+/// whether the request will be refused.
+#[derive(Clone, Default)]
+pub struct Caller(Arc<std::sync::OnceLock<(String, String)>>);
+
+impl Caller {
+    /// Records the (tenant, agent id) the request authenticated as.
+    pub fn set(&self, tenant: &str, id: &str) {
+        let _ = self.0.set((tenant.to_owned(), id.to_owned()));
+    }
+}
+
+/// Marks the calling agent as seen once its request has succeeded. A refused request (any
+/// 4xx or 5xx) says nothing about the agent being alive and at work: an agent whose only
+/// request was a 422 stays `inactive`, and anycast does not pick it.
+pub async fn note_presence(
+    axum::extract::State(presence): axum::extract::State<Arc<Presence>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let caller = Caller::default();
+    req.extensions_mut().insert(caller.clone());
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error())
+        && let Some((tenant, id)) = caller.0.get()
+    {
+        presence.seen(tenant, id);
+    }
+    res
 }
 
 /// Recently routed direct recipients: (tenant, agent id) → has a push endpoint. Saves a store
@@ -127,6 +164,7 @@ pub struct Hub {
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
+    presence: Arc<Presence>,
 }
 
 /// Opens the configured backend: PostgreSQL for a `postgres://` or `postgresql://` URL (a
@@ -246,7 +284,8 @@ impl Hub {
             tokio::spawn(delivery::presence_flusher(state.clone())),
             tokio::spawn(delivery::push::dispatcher(state.clone())),
         ];
-        let app = api::router(state);
+        let presence = state.presence.clone();
+        let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), note_presence));
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service())
@@ -256,12 +295,20 @@ impl Hub {
                 .await
         });
         tracing::info!(%addr, "switchboard listening");
-        Ok(Hub { addr, generated_admin_token, shutdown, tasks, server, store })
+        Ok(Hub { addr, generated_admin_token, shutdown, tasks, server, store, presence })
     }
 
     /// The base URL of the node, e.g. `http://127.0.0.1:7777`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Writes the agents seen so far now instead of at the flusher's next tick. For tests
+    /// that compare the store before and after a request: presence is the one write a
+    /// request leaves behind to happen later.
+    #[doc(hidden)]
+    pub async fn flush_presence(&self) {
+        self.presence.flush(self.store.as_ref()).await;
     }
 
     /// Stops accepting connections, lets in-flight requests finish, closes streams, and

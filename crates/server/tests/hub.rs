@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ADMIN, TestHub, eventually, within};
+use common::{ADMIN, TestHub, assert_problem, assert_unchanged, eventually, raw, within};
 use serde_json::{Value, json};
 use switchboard_client::InboxOptions;
 use switchboard_core::api::{AgentStatus, BatchItem, DeliveryState, Part, SendMessage};
@@ -172,10 +172,12 @@ async fn idempotent_send_returns_the_first_answer() {
     let inbox = bob.inbox(&InboxOptions { limit: Some(10), ..Default::default() }).await.unwrap();
     assert_eq!(inbox.messages.len(), 1, "one message, not two");
 
+    let before = hub.snapshot().await;
     let mut other = m.clone();
     other.parts = vec![Part::text("something else")];
     let err = alice.send(&other).await.unwrap_err();
     assert_eq!(err.code(), Some("conflict"));
+    assert_unchanged(&before, &hub.snapshot().await, "reusing an idempotency key for another body");
     hub.stop().await;
 }
 
@@ -348,49 +350,18 @@ async fn messages_are_visible_only_to_sender_recipients_and_admin() {
 
 // ---- errors: status, code, problem+json, and nothing written ----
 
-async fn raw(
-    hub: &TestHub,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<String>,
-) -> (u16, String, Value) {
-    let http = reqwest::Client::new();
-    let mut req = http.request(method.parse().unwrap(), format!("{}{}", hub.url(), path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let text = res.text().await.unwrap();
-    (status, ctype, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn assert_problem(got: (u16, String, Value), status: u16, code: &str) -> Value {
-    assert_eq!(got.0, status, "status for {code}: {}", got.2);
-    assert_eq!(got.1, "application/problem+json");
-    assert_eq!(got.2["code"], code, "{}", got.2);
-    assert_eq!(got.2["status"], status);
-    assert!(got.2["detail"].as_str().is_some_and(|d| !d.is_empty()));
-    got.2
-}
-
-async fn inbox_is_empty(hub: &TestHub, key: &str) {
-    let bob = hub.admin().with_token(key.to_owned());
-    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "a refused send wrote something");
-}
-
 #[tokio::test]
 async fn malformed_json_is_invalid_body_and_writes_nothing() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
-    let got = raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some("{\"to\": ".into())).await;
-    assert_problem(got, 422, "invalid_body");
-    inbox_is_empty(&hub, &bob.api_key).await;
+    let before = hub.snapshot().await;
+    // Cut off after a complete recipient and part: a parser that acted on a prefix would
+    // have all it needs to store a message for bob.
+    let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
+    let got = raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body[..body.len() - 1].to_owned())).await;
+    let p = assert_problem(got, 422, "invalid_body");
+    assert!(p["detail"].as_str().unwrap().contains("not valid JSON"), "{p}");
+    assert_unchanged(&before, &hub.snapshot().await, "a truncated body");
     hub.stop().await;
 }
 
@@ -398,6 +369,7 @@ async fn malformed_json_is_invalid_body_and_writes_nothing() {
 async fn a_misspelt_field_is_named() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}], "ttl_secs": 5});
     let p = assert_problem(
         raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body.to_string())).await,
@@ -405,7 +377,7 @@ async fn a_misspelt_field_is_named() {
         "invalid_body",
     );
     assert_eq!(p["errors"][0]["path"], "ttl_secs");
-    inbox_is_empty(&hub, &bob.api_key).await;
+    assert_unchanged(&before, &hub.snapshot().await, "a misspelt field");
     hub.stop().await;
 }
 
@@ -441,12 +413,13 @@ async fn an_oversized_message_is_413_and_writes_nothing() {
     let hub = TestHub::start_with(|c| c.max_message_bytes = 4096).await;
     let (bob, _) = hub.agent("bob", &[]).await;
     let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x".repeat(5000)}]});
+    let before = hub.snapshot().await;
     assert_problem(
         raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body.to_string())).await,
         413,
         "payload_too_large",
     );
-    inbox_is_empty(&hub, &bob.api_key).await;
+    assert_unchanged(&before, &hub.snapshot().await, "an oversized message");
     hub.stop().await;
 }
 
@@ -462,10 +435,11 @@ async fn missing_or_bad_credentials_are_401() {
 async fn agents_cannot_do_admin_things_403() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     let body = json!({"name": "mallory"}).to_string();
     assert_problem(raw(&hub, "POST", "/v1/agents", Some(&bob.api_key), Some(body)).await, 403, "forbidden");
     assert_problem(raw(&hub, "GET", "/v1/inbox", Some(ADMIN), None).await, 403, "forbidden");
-    assert_eq!(hub.admin().list_agents(None, None).await.unwrap().agents.len(), 1, "nothing registered");
+    assert_unchanged(&before, &hub.snapshot().await, "an agent registering an agent");
     hub.stop().await;
 }
 

@@ -97,11 +97,19 @@ async fn gone_disables_the_endpoint_until_it_changes() {
     assert_eq!(s.deliveries[0].attempts, 1, "410 is not retried");
     assert_eq!(admin.get_agent(&hook.agent.id).await.unwrap().status, AgentStatus::Error);
 
-    // While disabled nothing is pushed; the message waits.
+    // While disabled nothing is pushed; the message waits. To know the dispatcher has had
+    // its chance, a healthy agent's message sent after it must be pushed and acked first:
+    // claims go in due order, so the dispatcher has passed "two" over by then.
     let second = admin.send(&SendMessage::text(&to, "two")).await.unwrap();
+    let witness_rx = Receiver::start(|_| Plan::Status(204)).await;
+    let (witness, _) = hub.agent_at("witness", &[], Some(&witness_rx.url)).await;
+    let later = admin.send(&SendMessage::text(format!("agent:{}", witness.agent.id), "later")).await.unwrap();
+    state_of(&admin, &later.id, DeliveryState::Acked, 10).await;
+    assert_eq!(rx.requests().len(), 1, "nothing pushed to the disabled endpoint");
+    let waiting = admin.get_message(&second.id).await.unwrap();
+    assert_eq!(waiting.deliveries[0].state, DeliveryState::Pending, "not even claimed");
+    assert!(waiting.push_attempts.is_empty(), "{:?}", waiting.push_attempts);
     let rx2 = Receiver::start(|_| Plan::Status(200)).await;
-    assert_eq!(rx.requests().len(), 1);
-    assert_eq!(admin.get_message(&second.id).await.unwrap().deliveries[0].state, DeliveryState::Pending);
 
     // A new endpoint re-enables push, and the waiting message goes out.
     let mut card = switchboard_core::api::RegisterAgent { name: "hook".into(), ..Default::default() };

@@ -521,6 +521,84 @@ async fn list_deliveries_filters_and_pages(s: &dyn Store) {
     assert!(p.list_deliveries("t2", DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
 }
 
+/// README: "Each recipient gets its messages in the order the hub accepted them";
+/// ARCHITECTURE: `seq` is assigned at commit and `lease` hands out in `seq` order. Four
+/// senders accept at once, each its next message only once the previous one returned; the
+/// recipient must get each sender's messages in its order, and any message whose accept
+/// returned before another's began must come first.
+async fn concurrent_accepts_lease_in_commit_order(s: &dyn Store) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const SENDERS: usize = 4;
+    const EACH: usize = 25;
+    let clock = AtomicU64::new(0);
+    let sender = |k: usize| {
+        let clock = &clock;
+        async move {
+            let mut times = Vec::with_capacity(EACH);
+            for n in 0..EACH {
+                let mut m = message(T, &format!("s{k}-{n:02}"), "agent:b", None);
+                m.sender = format!("agent:s{k}");
+                let asked = clock.fetch_add(1, Ordering::SeqCst);
+                let out = s.accept(vec![m]).await.unwrap();
+                assert!(matches!(out[0], AcceptOutcome::Accepted { .. }), "{out:?}");
+                times.push((format!("s{k}-{n:02}"), asked, clock.fetch_add(1, Ordering::SeqCst)));
+            }
+            times
+        }
+    };
+    let sent: Vec<(String, u64, u64)> =
+        futures_util::future::join_all((0..SENDERS).map(sender)).await.into_iter().flatten().collect();
+
+    // Leased a few at a time, as a consumer with a small window would.
+    let mut got: Vec<String> = Vec::new();
+    loop {
+        let mut req = lease_req(T, "agent:b", 1000);
+        req.limit = 7;
+        let batch = s.lease(req).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        got.extend(batch.into_iter().map(|l| l.message.id));
+    }
+    assert_eq!(got.len(), SENDERS * EACH, "each message once: {got:?}");
+    for k in 0..SENDERS {
+        let mine: Vec<&String> = got.iter().filter(|id| id.starts_with(&format!("s{k}-"))).collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "sender {k} out of its order: {mine:?}");
+    }
+    let position = |id: &str| got.iter().position(|g| g == id).unwrap();
+    for (a, _, a_returned) in &sent {
+        for (b, b_asked, _) in sent.iter().filter(|(_, b_asked, _)| a_returned < b_asked) {
+            assert!(
+                position(a) < position(b),
+                "{a} was committed before {b} was offered (at {b_asked}), yet leased after it"
+            );
+        }
+    }
+}
+
+/// ARCHITECTURE: "A redelivered message keeps its `seq`, but it comes due later than messages
+/// already handed out, so redelivery may reorder." After a nack or a lease expiry the message
+/// comes back after what was handed out meanwhile, and ahead of what was not yet.
+async fn redelivery_keeps_its_place_in_seq_order(s: &dyn Store) {
+    let ids = ["m1", "m2", "m3", "m4", "m5", "m6"];
+    s.accept(ids.iter().map(|id| message(T, id, "agent:b", None)).collect()).await.unwrap();
+    let lease = |now: i64, limit: usize| async move {
+        let mut req = lease_req(T, "agent:b", now); // leases last 100 ms
+        req.limit = limit;
+        let leased = s.lease(req).await.unwrap();
+        leased.into_iter().map(|l| (l.message.id, l.attempt)).collect::<Vec<_>>()
+    };
+    let got = |pairs: &[(&str, u32)]| pairs.iter().map(|(id, a)| (id.to_string(), *a)).collect::<Vec<_>>();
+    assert_eq!(lease(1000, 2).await, got(&[("m1", 1), ("m2", 1)]));
+    // A nack: m1 is due again at once, before m3, which was never handed out.
+    assert_eq!(s.nack(T, "agent:b", vec!["m1".into()], 1010, 1010).await.unwrap(), ["m1"]);
+    assert_eq!(lease(1010, 2).await, got(&[("m1", 2), ("m3", 1)]));
+    // A lease expiry: m2's lease ran out at 1100; it comes back before m4.
+    assert_eq!(lease(1100, 2).await, got(&[("m2", 2), ("m4", 1)]));
+    // Everything due at once comes out in seq order, redeliveries and first deliveries alike.
+    assert_eq!(lease(1200, 10).await, got(&[("m1", 3), ("m2", 3), ("m3", 2), ("m4", 2), ("m5", 1), ("m6", 1)]));
+}
+
 /// PostgreSQL test databases: a fresh one per test, created through the server named by
 /// `SWITCHBOARD_TEST_DATABASE_URL` and dropped afterwards, so tests run in parallel without
 /// seeing each other's rows or notifications.
@@ -659,6 +737,8 @@ backends!(
     topics_do_not_cross_tenants,
     deleting_an_agent_removes_its_subscriptions,
     publishing_to_a_thousand_subscribers_is_one_message,
+    concurrent_accepts_lease_in_commit_order,
+    redelivery_keeps_its_place_in_seq_order,
 );
 
 /// What only the PostgreSQL store does: several nodes on one database, and surviving the

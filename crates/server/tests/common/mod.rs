@@ -193,3 +193,218 @@ where
 pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f).await.unwrap_or_else(|_| panic!("timed out: {what}"))
 }
+
+// ---- the store as it is on disk, for "a refused request changes nothing" ----
+
+/// Every table of the hub's store, read straight from the database (not through the API,
+/// which shows only what one caller may see): its rows, each as one line of text, sorted.
+/// Two snapshots are equal only if no row was added, removed or changed anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub tables: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Snapshot {
+    /// How many rows `table` holds (0 for a table that does not exist).
+    pub fn rows(&self, table: &str) -> usize {
+        self.tables.get(table).map_or(0, Vec::len)
+    }
+
+    /// Rows of `after` not in `self`, and rows of `self` not in `after`, per changed table.
+    fn changes(&self, after: &Snapshot) -> Vec<String> {
+        let empty = Vec::new();
+        let names: std::collections::BTreeSet<&String> = self.tables.keys().chain(after.tables.keys()).collect();
+        let mut out = Vec::new();
+        for name in names {
+            let (b, a) = (self.tables.get(name).unwrap_or(&empty), after.tables.get(name).unwrap_or(&empty));
+            if a == b {
+                continue;
+            }
+            let added: Vec<&String> = a.iter().filter(|r| !b.contains(r)).collect();
+            let removed: Vec<&String> = b.iter().filter(|r| !a.contains(r)).collect();
+            out.push(format!(
+                "{name}: {} → {} rows\n    added:   {added:?}\n    removed: {removed:?}",
+                b.len(),
+                a.len()
+            ));
+        }
+        out
+    }
+}
+
+/// Fails the test, naming each changed table with its added and removed rows, if the store
+/// differs between `before` and `after`.
+#[track_caller]
+pub fn assert_unchanged(before: &Snapshot, after: &Snapshot, what: &str) {
+    let changes = before.changes(after);
+    assert!(changes.is_empty(), "{what} changed the store:\n  {}", changes.join("\n  "));
+}
+
+/// Fails the test unless the only change between `before` and `after` is rows added to
+/// `tables`: every other table as it was, and no row of `tables` changed or removed.
+#[track_caller]
+pub fn assert_only_added(before: &Snapshot, after: &Snapshot, tables: &[&str], what: &str) {
+    let empty = Vec::new();
+    let mut changes = Vec::new();
+    for (name, rows) in &before.tables {
+        let now = after.tables.get(name).unwrap_or(&empty);
+        let gone: Vec<&String> = rows.iter().filter(|r| !now.contains(r)).collect();
+        if !gone.is_empty() {
+            changes.push(format!("{name}: changed or removed {gone:?}"));
+        }
+    }
+    for (name, rows) in &after.tables {
+        let was = before.tables.get(name).unwrap_or(&empty);
+        if !tables.contains(&name.as_str()) && rows != was {
+            changes.push(format!("{name}: {} → {} rows", was.len(), rows.len()));
+        }
+    }
+    assert!(changes.is_empty(), "{what} did more than add rows to {tables:?}:\n  {}", changes.join("\n  "));
+}
+
+/// One SQLite value as text, the way `psql` would print it.
+fn sqlite_text(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+    }
+}
+
+fn sqlite_snapshot(path: &std::path::Path) -> Snapshot {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("open {} read-only: {e}", path.display()));
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_stat%'")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("list the store's tables");
+    let mut tables = std::collections::BTreeMap::new();
+    for name in names {
+        let mut st = conn.prepare(&format!("SELECT * FROM \"{name}\"")).expect("read a table");
+        let width = st.column_count();
+        let mut rows: Vec<String> = st
+            .query_map([], |r| (0..width).map(|i| r.get_ref(i).map(sqlite_text)).collect::<rusqlite::Result<Vec<_>>>())
+            .and_then(|rows| rows.map(|r| r.map(|cols| cols.join(" | "))).collect())
+            .expect("read a table's rows");
+        rows.sort();
+        tables.insert(name, rows);
+    }
+    Snapshot { tables }
+}
+
+async fn postgres_snapshot(url: &str) -> Snapshot {
+    let client = postgres_client(url).await;
+    let names: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+            &[],
+        )
+        .await
+        .expect("list the store's tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut tables = std::collections::BTreeMap::new();
+    for name in names {
+        let mut rows: Vec<String> = client
+            .query(&format!("SELECT t::text FROM \"{name}\" t"), &[])
+            .await
+            .expect("read a table's rows")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.sort();
+        tables.insert(name, rows);
+    }
+    Snapshot { tables }
+}
+
+async fn postgres_client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to the hub's database");
+    tokio::spawn(conn);
+    client
+}
+
+impl TestHub {
+    /// The whole store as it is on disk now. Presence is written first (it is the one write
+    /// a request leaves for later), so that a request's every effect is in the snapshot.
+    pub async fn snapshot(&self) -> Snapshot {
+        self.hub.as_ref().expect("hub running").flush_presence().await;
+        match &self.database {
+            Some(db) => postgres_snapshot(&db.url).await,
+            None => {
+                let path = self.dir.path().join("switchboard.db");
+                tokio::task::spawn_blocking(move || sqlite_snapshot(&path)).await.expect("snapshot task")
+            }
+        }
+    }
+
+    /// The store's `seq` of each delivery to `recipient` (`agent:<id>`), by message id: the
+    /// commit order that delivery order per recipient follows.
+    pub async fn delivery_seqs(&self, recipient: &str) -> std::collections::HashMap<String, i64> {
+        const SQL: &str = "SELECT message_id, seq FROM deliveries WHERE recipient = $1";
+        match &self.database {
+            Some(db) => {
+                let client = postgres_client(&db.url).await;
+                let rows = client.query(SQL, &[&recipient]).await.expect("read delivery seqs");
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+            }
+            None => {
+                let path = self.dir.path().join("switchboard.db");
+                let recipient = recipient.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                        .expect("open the store read-only");
+                    let mut st = conn.prepare(&SQL.replace("$1", "?1")).expect("prepare");
+                    st.query_map([recipient], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .and_then(|rows| rows.collect())
+                        .expect("read delivery seqs")
+                })
+                .await
+                .expect("seq task")
+            }
+        }
+    }
+}
+
+// ---- raw HTTP, for what the client would not send ----
+
+/// Sends a request as written, returning (status, content type, JSON body or null).
+pub async fn raw(
+    hub: &TestHub,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (u16, String, serde_json::Value) {
+    let http = reqwest::Client::new();
+    let mut req = http.request(method.parse().expect("an HTTP method"), format!("{}{}", hub.url(), path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let res = req.send().await.expect("the hub answers");
+    let status = res.status().as_u16();
+    let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let text = res.text().await.expect("a readable body");
+    (status, ctype, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+/// Checks that an answer is a problem document with this status and code; returns its body.
+#[track_caller]
+pub fn assert_problem(got: (u16, String, serde_json::Value), status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(got.0, status, "status for {code}: {}", got.2);
+    assert_eq!(got.1, "application/problem+json");
+    assert_eq!(got.2["code"], code, "{}", got.2);
+    assert_eq!(got.2["status"], status);
+    assert!(got.2["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    got.2
+}
