@@ -8,7 +8,7 @@
 //! (at-least-once: the receiver sees the same `webhook-id` again).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ use switchboard_store::push::{AttemptRecord, PushClaim, PushJob, PushOutcome};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::AppState;
+
+mod guard;
 
 /// Prefix of webhook signing secrets, as the Standard Webhooks spec suggests.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -53,45 +55,24 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Strin
     Some(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// True for addresses a webhook may not reach unless private endpoints are allowed:
-/// loopback, private, link-local (cloud metadata lives there), shared, unspecified.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-        }
-        IpAddr::V6(v6) => {
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
-}
-
+/// A host name none of whose addresses push may reach.
 #[derive(Debug)]
-struct RefusedAddress(String);
+struct RefusedAddress {
+    host: String,
+    first: guard::Refused,
+}
 
 impl std::fmt::Display for RefusedAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} resolves only to private addresses, which push may not reach", self.0)
+        write!(f, "`{}` resolves only to addresses push may not reach: {}", self.host, self.first)
     }
 }
 
 impl std::error::Error for RefusedAddress {}
 
-/// Resolves endpoint host names and drops private addresses at connect time, so a name that
-/// changes its answer after registration (DNS rebinding) still cannot reach the inside.
+/// Resolves endpoint host names and drops the addresses [`guard::check`] refuses, at connect
+/// time, so a name that changes its answer after registration (DNS rebinding) still cannot
+/// reach the inside. Literal addresses never come here: [`check_literal`] covers them.
 struct GuardedResolver {
     allow_private: bool,
 }
@@ -102,17 +83,35 @@ impl reqwest::dns::Resolve for GuardedResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let ok: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || !is_private(a.ip())).collect();
-            if ok.is_empty() {
-                return Err(Box::new(RefusedAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
+            if allow {
+                return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
             }
-            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+            let mut first = None;
+            let mut ok = Vec::with_capacity(addrs.len());
+            for a in addrs {
+                match guard::check(a.ip()) {
+                    Ok(()) => ok.push(a),
+                    Err(refused) => first = first.or(Some(refused)),
+                }
+            }
+            match first {
+                Some(first) if ok.is_empty() => {
+                    Err(Box::new(RefusedAddress { host, first }) as Box<dyn std::error::Error + Send + Sync>)
+                }
+                _ => Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs),
+            }
         })
     }
 }
 
+/// What to tell an admin whose endpoint the guard refused.
+const ALLOW_HINT: &str = "push may reach it only when the node allows private endpoints \
+     (SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true) or the tenant does (`allow_private_endpoints` in \
+     PUT /v1/tenant/push-settings)";
+
 /// Checks an endpoint URL when an agent is registered or updated: scheme, and (unless
-/// allowed) that it does not resolve to a private address. Returns what is wrong.
+/// allowed) that every address it names or resolves to passes [`guard::check`]. Returns what
+/// is wrong.
 pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -121,22 +120,21 @@ pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String
     if allow_private {
         return Ok(());
     }
-    let host = parsed.host_str().ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(a) => a.collect(),
-            Err(e) => return Err(format!("host `{host}` does not resolve: {e}")),
-        },
-    };
-    if addrs.iter().any(|a| is_private(a.ip())) {
-        return Err(format!(
-            "`{host}` is a loopback, private or link-local address; push may reach it only when the node \
-             allows private endpoints (SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true)"
-        ));
+    let host = parsed.host_str().ok_or("has no host")?;
+    if let Some(ip) = guard::literal(&parsed) {
+        return guard::check(ip).map_err(|r| format!("{r}; {ALLOW_HINT}"));
     }
-    Ok(())
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect(),
+        Err(e) => return Err(format!("host `{host}` does not resolve: {e}")),
+    };
+    // Any refused address refuses the name: the resolver would drop it at connect time, but
+    // an admin should hear now that part of the endpoint is out of bounds.
+    match addrs.iter().find_map(|a| guard::check(a.ip()).err()) {
+        Some(r) => Err(format!("`{host}` resolves to an address push may not reach: {r}; {ALLOW_HINT}")),
+        None => Ok(()),
+    }
 }
 
 /// A reply in a 2xx response body: the agent answers without a second call.
@@ -397,15 +395,15 @@ async fn read_bounded(mut res: reqwest::Response) -> Vec<u8> {
     body
 }
 
-fn has_source<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+fn find_source<'a, E: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<E>() {
-            return true;
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body: Vec<u8>, attempt: u32) -> Answer {
@@ -467,8 +465,8 @@ async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body
             }
         }
         Err(e) => {
-            let (kind, error) = if has_source::<RefusedAddress>(&e) {
-                ("refused_address", "the endpoint resolves only to private addresses".to_owned())
+            let (kind, error) = if let Some(refused) = find_source::<RefusedAddress>(&e) {
+                ("refused_address", refused.to_string())
             } else if e.is_timeout() {
                 ("timeout", format!("no answer within {} ms", state.config.push_timeout_ms))
             } else if e.is_connect() {
@@ -481,15 +479,14 @@ async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body
     }
 }
 
+/// Refuses an endpoint that names an address [`guard::check`] refuses: the client connects
+/// to a literal address without asking the resolver, so the resolver cannot catch it.
 fn check_literal(endpoint: &str) -> std::result::Result<(), String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| e.to_string())?;
-    if let Some(host) = url.host_str()
-        && let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
-        && is_private(ip)
-    {
-        return Err(format!("{ip} is a private address; push may not reach it"));
+    match guard::literal(&url).map(guard::check) {
+        Some(Err(refused)) => Err(format!("{refused}; push may not reach it")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn excerpt(body: &[u8]) -> Option<String> {
