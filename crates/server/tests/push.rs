@@ -610,3 +610,53 @@ async fn a_retry_after_private_endpoints_are_withdrawn_is_refused() {
     assert_eq!(rx.requests().len(), 1, "no retry reached the receiver");
     hub.stop().await;
 }
+
+// ---- Retry-After, and the README's defaults for concurrency and the circuit ----
+
+#[tokio::test]
+async fn throttling_honours_retry_after_as_an_http_date() {
+    let hub = TestHub::start().await; // schedule: 50 ms steps, far shorter than the date asks
+    let rx = Receiver::start(|n| {
+        if n == 0 {
+            let at = std::time::SystemTime::now() + Duration::from_secs(2);
+            Plan::StatusWith {
+                status: 503,
+                headers: vec![("retry-after".into(), httpdate::fmt_http_date(at))],
+                body: String::new(),
+            }
+        } else {
+            Plan::Status(200)
+        }
+    })
+    .await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let got = rx.wait_for(2, 10).await;
+    // The date has whole seconds: two seconds ahead, truncated, is more than one from now.
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}, before the Retry-After date");
+    let s = state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 10).await;
+    assert_eq!(s.push_attempts[0].error_kind.as_deref(), Some("throttled"));
+    hub.stop().await;
+}
+
+/// Full jitter reaches the hub's retries: each waits a random part of its step, not the step.
+#[tokio::test]
+async fn retries_wait_a_random_part_of_their_step() {
+    let hub = TestHub::start_with(|c| {
+        c.push_retry_schedule_ms = vec![1_000; 6];
+        c.circuit_failures = 100; // seven failures in a row: keep the circuit out of it
+    })
+    .await;
+    let rx = Receiver::start(|_| Plan::Status(500)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    state_of(&hub.admin(), &sent.id, DeliveryState::Dead, 30).await;
+    let got = rx.requests();
+    assert_eq!(got.len(), 7);
+    let gaps: Vec<Duration> = got.windows(2).map(|w| w[1].at - w[0].at).collect();
+    // Without jitter every gap would be at least the full second. With it, all six landing in
+    // the last tenth of their step has a chance of one in a million.
+    assert!(gaps.iter().any(|g| *g < Duration::from_millis(900)), "no retry came early: {gaps:?}");
+    hub.stop().await;
+}

@@ -26,6 +26,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::AppState;
 
 mod guard;
+mod retry;
 
 /// Prefix of webhook signing secrets, as the Standard Webhooks spec suggests.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -33,8 +34,6 @@ pub const SECRET_PREFIX: &str = "whsec_";
 const MAX_RESPONSE: usize = 256 * 1024;
 /// Most of a response body kept in the attempt log.
 const EXCERPT: usize = 512;
-/// Longest `Retry-After` honoured.
-const MAX_RETRY_AFTER_MS: i64 = 3_600_000;
 
 /// A new signing secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret() -> String {
@@ -443,8 +442,7 @@ async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(|s| (s * 1000).clamp(0, MAX_RETRY_AFTER_MS));
+                .and_then(|v| retry::retry_after_ms(v, std::time::SystemTime::now()));
             let body = read_bounded(res).await;
             match status {
                 200..=299 => Answer::Ok { status, body },
@@ -497,14 +495,6 @@ fn excerpt(body: &[u8]) -> Option<String> {
     Some(text)
 }
 
-/// Full jitter: a uniform delay in (0, step].
-fn jittered(step_ms: u64) -> i64 {
-    if step_ms == 0 {
-        return 0;
-    }
-    rand::rng().random_range(1..=step_ms) as i64
-}
-
 async fn attempt(state: &AppState, job: PushJob) {
     let key = (job.tenant.clone(), job.agent_id.clone());
     let n = job.attempts + 1;
@@ -544,8 +534,8 @@ async fn attempt(state: &AppState, job: PushJob) {
         .or(tenant.retry_schedule_ms.as_ref())
         .unwrap_or(&state.config.push_retry_schedule_ms);
     let retry_or_dead = |error: String, wait: Option<i64>| -> PushOutcome {
-        match schedule.get(job.attempts as usize) {
-            Some(step) => PushOutcome::Retry { due_at: now_ms() + wait.unwrap_or_else(|| jittered(*step)), error },
+        match retry::next_delay_ms(schedule, n, wait, &mut rand::rng()) {
+            Some(delay) => PushOutcome::Retry { due_at: now_ms() + delay, error },
             None => PushOutcome::Dead { error: format!("{error}; gave up after {n} attempts") },
         }
     };
