@@ -172,11 +172,18 @@ async fn the_circuit_opens_on_failures_and_recovers() {
     // While open the circuit holds retries back for the cooldown, far longer than the 20 ms schedule.
     let waited = got[2].at - got[1].at;
     assert!(waited >= Duration::from_millis(250), "probe came after {waited:?}");
-    assert_ne!(admin.get_agent(&id).await.unwrap().status, AgentStatus::Error, "recovered");
-    let metrics = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+    // The agent's health and the events follow the recorded outcome: wait for them.
+    eventually(10, "agent recovered", || async {
+        (admin.get_agent(&id).await.unwrap().status != AgentStatus::Error).then_some(())
+    })
+    .await;
+    let metrics = eventually(10, "the recovered event", || async {
+        let m = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+        m.contains("switchboard_push_events_total{event=\"delivery.recovered\"} 1").then_some(m)
+    })
+    .await;
     // Opened after the second failure; the first probe (third request) failed and reopened it.
     assert!(metrics.contains("switchboard_push_events_total{event=\"circuit.opened\"} 2"), "{metrics}");
-    assert!(metrics.contains("switchboard_push_events_total{event=\"delivery.recovered\"} 1"), "{metrics}");
     hub.stop().await;
 }
 
@@ -637,6 +644,65 @@ async fn throttling_honours_retry_after_as_an_http_date() {
     assert!(gap >= Duration::from_millis(900), "retried after {gap:?}, before the Retry-After date");
     let s = state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 10).await;
     assert_eq!(s.push_attempts[0].error_kind.as_deref(), Some("throttled"));
+    hub.stop().await;
+}
+
+/// README: "Per endpoint at most 4 requests are in flight". The node's default, not a value
+/// set for the test.
+#[tokio::test]
+async fn at_most_four_requests_are_in_flight_per_endpoint_by_default() {
+    let hub = TestHub::start().await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let rx = Receiver::start(move |_| Plan::Held { gate: held.clone(), status: 200 }).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let admin = hub.admin();
+    let to = format!("agent:{}", hook.agent.id);
+    let total = 10;
+    let mut ids = Vec::new();
+    for i in 0..total {
+        ids.push(admin.send(&SendMessage::text(&to, format!("m{i}"))).await.unwrap().id);
+    }
+    // Let one answer go each time four are waiting (or all that are left).
+    for released in 0..total {
+        let want = 4.min(total - released);
+        eventually(10, &format!("{want} requests in flight"), || async { (rx.in_flight() >= want).then_some(()) })
+            .await;
+        gate.add_permits(1);
+    }
+    for id in &ids {
+        state_of(&admin, id, DeliveryState::Acked, 10).await;
+    }
+    assert_eq!(rx.requests().len(), total);
+    assert_eq!(rx.max_in_flight(), 4, "four at once, never more");
+    hub.stop().await;
+}
+
+/// README: "5 failures in a row open its circuit (agent status `error`) for 30 s". The
+/// defaults, not values set for the test; the 30 s are walked through without waiting in the
+/// circuit's unit tests.
+#[tokio::test]
+async fn five_failures_in_a_row_open_the_circuit_by_default() {
+    let hub = TestHub::start_with(|c| c.push_retry_schedule_ms = vec![20; 10]).await;
+    let rx = Receiver::start(|_| Plan::Status(500)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let admin = hub.admin();
+    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let id = hook.agent.id.clone();
+    eventually(15, "agent status error", || async {
+        (admin.get_agent(&id).await.unwrap().status == AgentStatus::Error).then_some(())
+    })
+    .await;
+    // The circuit opens before the fifth failure's retry comes due, and holds it for 30 s.
+    assert_eq!(rx.requests().len(), 5, "the circuit opened at the fifth failure");
+    let s = admin.get_message(&sent.id).await.unwrap();
+    assert_eq!(s.push_attempts.len(), 5);
+    assert!(!s.deliveries[0].state.is_final(), "held back, not dead: {:?}", s.deliveries[0].state);
+    eventually(10, "one circuit.opened event", || async {
+        let m = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+        m.contains("switchboard_push_events_total{event=\"circuit.opened\"} 1").then_some(())
+    })
+    .await;
     hub.stop().await;
 }
 

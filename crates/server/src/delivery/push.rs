@@ -25,8 +25,11 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::AppState;
 
+mod circuit;
 mod guard;
 mod retry;
+
+use circuit::{Change, Circuit, Ended, Policy};
 
 /// Prefix of webhook signing secrets, as the Standard Webhooks spec suggests.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -142,13 +145,6 @@ struct Reply {
     parts: Vec<Part>,
     #[serde(default)]
     metadata: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Default)]
-struct Circuit {
-    consecutive_failures: u32,
-    open_until: Option<Millis>,
-    in_flight: usize,
 }
 
 /// The node's push engine: the HTTP client, per-endpoint circuits and concurrency.
@@ -316,18 +312,14 @@ pub async fn dispatcher(state: AppState) {
 async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<PushJob>> {
     let push = state.store.push().expect("dispatcher runs only with push support");
     let now = now_ms();
-    let per_endpoint = state.config.push_concurrency_per_endpoint;
+    let policy = Policy::of(&state.config);
+    let per_endpoint = policy.per_endpoint;
     let agent_room: Vec<(String, String, usize)> = {
         let circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
         circuits
             .iter()
             .filter_map(|((t, a), c)| {
-                let room = match c.open_until {
-                    // Open: nothing. Half-open (cooldown over): one probe at a time.
-                    Some(until) if until > now => 0,
-                    Some(_) => 1usize.saturating_sub(c.in_flight),
-                    None => per_endpoint.saturating_sub(c.in_flight),
-                };
+                let room = c.room(now, &policy);
                 (room < per_endpoint).then(|| (t.clone(), a.clone(), room))
             })
             .collect()
@@ -350,9 +342,7 @@ async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<
         let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
         for job in jobs {
             let c = circuits.entry((job.tenant.clone(), job.agent_id.clone())).or_default();
-            let cap = if c.open_until.is_some() { 1 } else { per_endpoint };
-            if c.in_flight < cap {
-                c.in_flight += 1;
+            if c.start(now, &policy) {
                 kept.push(job);
             } else {
                 back.push(job);
@@ -592,8 +582,19 @@ async fn attempt(state: &AppState, job: PushJob) {
             .await;
         }
     }
+    let ended = match kind {
+        _ if success => Ended::Success,
+        Some("gone") => Ended::Gone,
+        _ => Ended::Failure,
+    };
+    // The circuit learns of the failure before the store makes the retry due, so the
+    // dispatcher cannot claim the retry past a circuit that is about to open.
+    let (change, first_failure) = {
+        let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
+        circuits.entry(key.clone()).or_default().end(ended, now_ms(), &Policy::of(&state.config))
+    };
     finish(state, &job, n, took, status, kind, excerpt(&body), outcome).await;
-    update_circuit(state, &key, success, kind).await;
+    report_circuit(state, &key, change, first_failure, kind).await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -623,38 +624,14 @@ async fn finish(
     }
 }
 
-async fn update_circuit(state: &AppState, key: &(String, String), success: bool, kind: Option<&str>) {
-    let now = now_ms();
-    enum Change {
-        None,
-        Opened(u32),
-        Recovered,
-    }
-    let mut first_failure = false;
-    let change = {
-        let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
-        let c = circuits.entry(key.clone()).or_default();
-        c.in_flight = c.in_flight.saturating_sub(1);
-        if success {
-            let was_failing = c.consecutive_failures > 0;
-            let was_open = c.open_until.is_some();
-            c.consecutive_failures = 0;
-            c.open_until = None;
-            if was_open || was_failing { Change::Recovered } else { Change::None }
-        } else if kind == Some("gone") {
-            Change::None
-        } else {
-            c.consecutive_failures += 1;
-            first_failure = c.consecutive_failures == 1;
-            let reopen = c.open_until.is_some_and(|u| u <= now); // a half-open probe failed
-            if c.consecutive_failures >= state.config.circuit_failures && (c.open_until.is_none() || reopen) {
-                c.open_until = Some(now + state.config.circuit_cooldown_ms as i64);
-                Change::Opened(c.consecutive_failures)
-            } else {
-                Change::None
-            }
-        }
-    };
+/// Tells the agent's health, the events agent and the log what an attempt changed.
+async fn report_circuit(
+    state: &AppState,
+    key: &(String, String),
+    change: Change,
+    first_failure: bool,
+    kind: Option<&str>,
+) {
     if first_failure {
         emit(state, &key.0, &key.1, "delivery.failing", serde_json::json!({ "kind": kind })).await;
     }
