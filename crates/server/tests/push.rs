@@ -180,11 +180,18 @@ async fn the_circuit_opens_on_failures_and_recovers() {
     // While open the circuit holds retries back for the cooldown, far longer than the 20 ms schedule.
     let waited = got[2].at - got[1].at;
     assert!(waited >= Duration::from_millis(250), "probe came after {waited:?}");
-    assert_ne!(admin.get_agent(&id).await.unwrap().status, AgentStatus::Error, "recovered");
-    let metrics = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+    // The agent's health and the events follow the recorded outcome: wait for them.
+    eventually(10, "agent recovered", || async {
+        (admin.get_agent(&id).await.unwrap().status != AgentStatus::Error).then_some(())
+    })
+    .await;
+    let metrics = eventually(10, "the recovered event", || async {
+        let m = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+        m.contains("switchboard_push_events_total{event=\"delivery.recovered\"} 1").then_some(m)
+    })
+    .await;
     // Opened after the second failure; the first probe (third request) failed and reopened it.
     assert!(metrics.contains("switchboard_push_events_total{event=\"circuit.opened\"} 2"), "{metrics}");
-    assert!(metrics.contains("switchboard_push_events_total{event=\"delivery.recovered\"} 1"), "{metrics}");
     hub.stop().await;
 }
 
@@ -423,5 +430,307 @@ async fn push_health_events_reach_the_tenants_events_agent() {
     }
     assert!(types.iter().all(|t| t.starts_with("dev.switchboard.")));
     let _ = sent;
+    hub.stop().await;
+}
+
+// ---- The SSRF guard with private endpoints not allowed (issue 9 item 7, issue 17 item 2) ----
+
+/// Registers an agent at `endpoint` on `hub` and returns the refusal's message for the
+/// `endpoint` field (`None`: registered).
+async fn refusal(hub: &TestHub, endpoint: &str) -> Option<String> {
+    let req = switchboard_core::api::RegisterAgent {
+        name: format!("a{}", switchboard_core::new_id().simple()),
+        endpoint: Some(endpoint.into()),
+        ..Default::default()
+    };
+    match hub.admin().register_agent(&req).await {
+        Ok(_) => None,
+        Err(switchboard_client::ClientError::Api(p)) => {
+            assert_eq!(p.code, "invalid_body", "{endpoint}");
+            assert_eq!(p.errors[0].path, "endpoint", "{endpoint}");
+            Some(p.errors[0].message.clone())
+        }
+        Err(other) => panic!("{endpoint}: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn registration_refuses_every_not_globally_reachable_address_in_every_spelling() {
+    let hub = TestHub::start_with(|c| c.allow_private_endpoints = false).await;
+    for endpoint in [
+        "http://[::127.0.0.1]/hook",      // IPv4-compatible
+        "http://[64:ff9b::7f00:1]/hook",  // NAT64 of loopback
+        "http://[64:ff9b::a9fe:a9fe]/x",  // NAT64 of the metadata address
+        "http://[64:ff9b:1::1]/hook",     // NAT64 local-use
+        "http://[::ffff:127.0.0.1]/hook", // IPv4-mapped
+        "http://[2002:7f00:1::1]/hook",   // 6to4 of loopback
+        "http://[2002:c0a8:101::1]/hook", // 6to4 of 192.168.1.1
+        "http://[2001::1]/hook",          // Teredo
+        "http://2130706433/hook",         // 127.0.0.1 in decimal
+        "http://0x7f.0.0.1/hook",         // in hex
+        "http://0177.0.0.1/hook",         // in octal
+        "http://127.1/hook",
+        "http://198.18.0.1/hook",
+        "http://198.19.255.254/hook",
+        "http://240.0.0.1/hook",
+        "http://255.255.255.255/hook",
+        "http://224.0.0.1/hook",
+        "http://239.255.255.250/hook",
+        "http://[ff02::1]/hook",
+        "http://[ff0e::1]/hook",
+        "http://192.0.0.1/hook",
+        "http://192.0.0.170/hook",
+        "http://[fec0::1]/hook",
+        "http://[fc00::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://0/hook",
+        "http://[::]/hook",
+        "http://192.0.2.1/hook",
+        "http://198.51.100.1/hook",
+        "http://203.0.113.1/hook",
+        "http://[2001:db8::1]/hook",
+        "http://[3fff::1]/hook",
+        "http://[100::1]/hook",
+        "http://192.88.99.1/hook",
+        "http://localhost/hook",
+    ] {
+        let message = refusal(&hub, endpoint).await.unwrap_or_else(|| panic!("{endpoint} was accepted"));
+        assert!(message.contains("not globally reachable"), "{endpoint}: {message}");
+        assert!(message.contains("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS"), "says what to do: {message}");
+    }
+    let m = refusal(&hub, "http://[64:ff9b::7f00:1]/hook").await.unwrap();
+    assert!(m.contains("carries 127.0.0.1") && m.contains("127.0.0.0/8 (loopback"), "names the embedded address: {m}");
+    assert!(hub.admin().list_agents(None, None).await.unwrap().agents.is_empty(), "nothing was registered");
+
+    // Addresses that are globally reachable, in the same spellings, still register (no
+    // connection is made at registration for a literal address).
+    for endpoint in [
+        "http://8.8.8.8/hook",
+        "http://134744072/hook", // 8.8.8.8 in decimal
+        "http://[2606:4700:4700::1111]/hook",
+        "http://[::ffff:8.8.8.8]/hook",
+        "http://[64:ff9b::808:808]/hook",
+        "http://[2002:808:808::1]/hook",
+        "http://192.0.0.9/hook", // PCP anycast: the registry marks it globally reachable
+    ] {
+        assert_eq!(refusal(&hub, endpoint).await, None, "{endpoint} is globally reachable");
+    }
+    hub.stop().await;
+}
+
+/// Waits until the delivery is final, asserts that it is dead (not acknowledged: no attempt
+/// reached the endpoint) and returns the error kinds of its attempts and its last error.
+async fn dead_with_kinds(c: &Client, id: &str) -> (Vec<String>, Option<String>) {
+    let s = eventually(20, "a final delivery state", || async {
+        let s = c.get_message(id).await.unwrap();
+        s.deliveries[0].state.is_final().then_some(s)
+    })
+    .await;
+    let kinds: Vec<String> = s.push_attempts.iter().map(|a| a.error_kind.clone().unwrap_or_default()).collect();
+    assert_eq!(s.deliveries[0].state, DeliveryState::Dead, "attempts: {kinds:?}");
+    (kinds, s.deliveries[0].last_error.clone())
+}
+
+/// Registration cannot see the future: a name the node allowed when it was registered must
+/// still be refused at connect time once the node stops allowing private endpoints.
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_at_connect_time_once_private_endpoints_are_not_allowed() {
+    let mut hub = TestHub::start().await; // allows private endpoints
+    let rx = Receiver::start(|_| Plan::Status(200)).await;
+    let endpoint = format!("http://localhost:{}/hook", rx.port);
+    let (hook, _) = hub.agent_at("hook", &[], Some(&endpoint)).await;
+    let to = format!("agent:{}", hook.agent.id);
+    let first = hub.admin().send(&SendMessage::text(&to, "while allowed")).await.unwrap();
+    state_of(&hub.admin(), &first.id, DeliveryState::Acked, 10).await; // the name does reach the receiver
+
+    hub.config.allow_private_endpoints = false;
+    hub.restart().await;
+    let admin = hub.admin();
+    let sent = admin.send(&SendMessage::text(&to, "after")).await.unwrap();
+    let (kinds, last_error) = dead_with_kinds(&admin, &sent.id).await;
+    assert_eq!(kinds, ["refused_address"; 3], "every attempt, retries included, is refused");
+    let last_error = last_error.unwrap_or_default();
+    assert!(last_error.contains("`localhost` resolves only to addresses push may not reach"), "{last_error}");
+    assert!(last_error.contains("127.0.0.0/8 (loopback"), "{last_error}");
+    // Dead means no attempt is left to come, so this count is final.
+    assert_eq!(rx.requests().len(), 1, "only the message sent while allowed reached the receiver");
+    hub.stop().await;
+}
+
+/// Literal addresses bypass the resolver, so the check before each attempt is what refuses
+/// them; the tenant's setting is withdrawn after registration.
+#[tokio::test]
+async fn literal_private_addresses_are_refused_at_connect_time_in_every_spelling() {
+    let hub = TestHub::start_with(|c| c.allow_private_endpoints = false).await;
+    let admin = hub.admin();
+    let allow = |on| switchboard_core::api::TenantPushSettings { allow_private_endpoints: on, ..Default::default() };
+    admin.put_tenant_push_settings(&allow(true)).await.unwrap();
+    let rx = Receiver::start(|_| Plan::Status(200)).await;
+    let p = rx.port;
+    // These reach the receiver while allowed ...
+    let reachable = [
+        format!("http://127.0.0.1:{p}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{p}/hook"),
+        format!("http://2130706433:{p}/hook"),
+    ];
+    // ... and these are refused for what they carry, whether or not this machine routes them.
+    let carried = [format!("http://[::127.0.0.1]:{p}/hook"), format!("http://[64:ff9b::7f00:1]:{p}/hook")];
+    let mut agents = Vec::new();
+    for (i, endpoint) in reachable.iter().chain(&carried).enumerate() {
+        let (hook, _) = hub.agent_at(&format!("hook{i}"), &[], Some(endpoint)).await;
+        agents.push((endpoint.clone(), format!("agent:{}", hook.agent.id)));
+    }
+    for (endpoint, to) in &agents[..reachable.len()] {
+        let sent = admin.send(&SendMessage::text(to, "while allowed")).await.unwrap();
+        let s = state_of(&admin, &sent.id, DeliveryState::Acked, 10).await;
+        assert_eq!(s.push_attempts.len(), 1, "{endpoint}");
+    }
+    assert_eq!(rx.requests().len(), reachable.len());
+
+    admin.put_tenant_push_settings(&allow(false)).await.unwrap();
+    for (endpoint, to) in &agents {
+        let sent = admin.send(&SendMessage::text(to, "after")).await.unwrap();
+        let (kinds, last_error) = dead_with_kinds(&admin, &sent.id).await;
+        assert_eq!(kinds, ["refused_address"; 3], "{endpoint}: {last_error:?}");
+        assert!(last_error.unwrap_or_default().contains("not globally reachable"), "{endpoint}");
+    }
+    assert_eq!(rx.requests().len(), reachable.len(), "nothing more reached the receiver");
+    hub.stop().await;
+}
+
+/// A retry is a new connection and is checked again: the endpoint answered the first attempt
+/// (on a connection it keeps alive), private endpoints were withdrawn while it did, and the
+/// retry to the same name is refused.
+#[tokio::test]
+async fn a_retry_after_private_endpoints_are_withdrawn_is_refused() {
+    let hub = TestHub::start_with(|c| c.allow_private_endpoints = false).await;
+    let admin = hub.admin();
+    let allow = |on| switchboard_core::api::TenantPushSettings { allow_private_endpoints: on, ..Default::default() };
+    admin.put_tenant_push_settings(&allow(true)).await.unwrap();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let rx = Receiver::start_keep_alive(move |n| {
+        if n == 0 { Plan::Held { gate: held.clone(), status: 500 } } else { Plan::Status(200) }
+    })
+    .await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&format!("http://localhost:{}/hook", rx.port))).await;
+    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    rx.wait_for(1, 10).await; // the first attempt is in flight, held by the receiver
+    admin.put_tenant_push_settings(&allow(false)).await.unwrap();
+    gate.add_permits(1); // it fails with a 500: a retry is due
+    let (kinds, _) = dead_with_kinds(&admin, &sent.id).await;
+    assert_eq!(kinds, ["http_status", "refused_address", "refused_address"]);
+    assert_eq!(rx.requests().len(), 1, "no retry reached the receiver");
+    hub.stop().await;
+}
+
+// ---- Retry-After, and the README's defaults for concurrency and the circuit ----
+
+#[tokio::test]
+async fn throttling_honours_retry_after_as_an_http_date() {
+    let hub = TestHub::start().await; // schedule: 50 ms steps, far shorter than the date asks
+    let rx = Receiver::start(|n| {
+        if n == 0 {
+            let at = std::time::SystemTime::now() + Duration::from_secs(2);
+            Plan::StatusWith {
+                status: 503,
+                headers: vec![("retry-after".into(), httpdate::fmt_http_date(at))],
+                body: String::new(),
+            }
+        } else {
+            Plan::Status(200)
+        }
+    })
+    .await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let got = rx.wait_for(2, 10).await;
+    // The date has whole seconds: two seconds ahead, truncated, is more than one from now.
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}, before the Retry-After date");
+    let s = state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 10).await;
+    assert_eq!(s.push_attempts[0].error_kind.as_deref(), Some("throttled"));
+    hub.stop().await;
+}
+
+/// README: "Per endpoint at most 4 requests are in flight". The node's default, not a value
+/// set for the test.
+#[tokio::test]
+async fn at_most_four_requests_are_in_flight_per_endpoint_by_default() {
+    let hub = TestHub::start().await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let rx = Receiver::start(move |_| Plan::Held { gate: held.clone(), status: 200 }).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let admin = hub.admin();
+    let to = format!("agent:{}", hook.agent.id);
+    let total = 10;
+    let mut ids = Vec::new();
+    for i in 0..total {
+        ids.push(admin.send(&SendMessage::text(&to, format!("m{i}"))).await.unwrap().id);
+    }
+    // Let one answer go each time four are waiting (or all that are left).
+    for released in 0..total {
+        let want = 4.min(total - released);
+        eventually(10, &format!("{want} requests in flight"), || async { (rx.in_flight() >= want).then_some(()) })
+            .await;
+        gate.add_permits(1);
+    }
+    for id in &ids {
+        state_of(&admin, id, DeliveryState::Acked, 10).await;
+    }
+    assert_eq!(rx.requests().len(), total);
+    assert_eq!(rx.max_in_flight(), 4, "four at once, never more");
+    hub.stop().await;
+}
+
+/// README: "5 failures in a row open its circuit (agent status `error`) for 30 s". The
+/// defaults, not values set for the test; the 30 s are walked through without waiting in the
+/// circuit's unit tests.
+#[tokio::test]
+async fn five_failures_in_a_row_open_the_circuit_by_default() {
+    let hub = TestHub::start_with(|c| c.push_retry_schedule_ms = vec![20; 10]).await;
+    let rx = Receiver::start(|_| Plan::Status(500)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let admin = hub.admin();
+    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let id = hook.agent.id.clone();
+    eventually(15, "agent status error", || async {
+        (admin.get_agent(&id).await.unwrap().status == AgentStatus::Error).then_some(())
+    })
+    .await;
+    // The circuit opens before the fifth failure's retry comes due, and holds it for 30 s.
+    assert_eq!(rx.requests().len(), 5, "the circuit opened at the fifth failure");
+    let s = admin.get_message(&sent.id).await.unwrap();
+    assert_eq!(s.push_attempts.len(), 5);
+    assert!(!s.deliveries[0].state.is_final(), "held back, not dead: {:?}", s.deliveries[0].state);
+    eventually(10, "one circuit.opened event", || async {
+        let m = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+        m.contains("switchboard_push_events_total{event=\"circuit.opened\"} 1").then_some(())
+    })
+    .await;
+    hub.stop().await;
+}
+
+/// Full jitter reaches the hub's retries: each waits a random part of its step, not the step.
+#[tokio::test]
+async fn retries_wait_a_random_part_of_their_step() {
+    let hub = TestHub::start_with(|c| {
+        c.push_retry_schedule_ms = vec![1_000; 6];
+        c.circuit_failures = 100; // seven failures in a row: keep the circuit out of it
+    })
+    .await;
+    let rx = Receiver::start(|_| Plan::Status(500)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    state_of(&hub.admin(), &sent.id, DeliveryState::Dead, 30).await;
+    let got = rx.requests();
+    assert_eq!(got.len(), 7);
+    let gaps: Vec<Duration> = got.windows(2).map(|w| w[1].at - w[0].at).collect();
+    // Without jitter every gap would be at least the full second. With it, all six landing in
+    // the last tenth of their step has a chance of one in a million.
+    assert!(gaps.iter().any(|g| *g < Duration::from_millis(900)), "no retry came early: {gaps:?}");
     hub.stop().await;
 }

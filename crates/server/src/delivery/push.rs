@@ -8,7 +8,7 @@
 //! (at-least-once: the receiver sees the same `webhook-id` again).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,14 +25,18 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::AppState;
 
+mod circuit;
+mod guard;
+mod retry;
+
+use circuit::{Change, Circuit, Ended, Policy};
+
 /// Prefix of webhook signing secrets, as the Standard Webhooks spec suggests.
 pub const SECRET_PREFIX: &str = "whsec_";
 /// Most of a response body read (for the reply and the attempt log).
 const MAX_RESPONSE: usize = 256 * 1024;
 /// Most of a response body kept in the attempt log.
 const EXCERPT: usize = 512;
-/// Longest `Retry-After` honoured.
-const MAX_RETRY_AFTER_MS: i64 = 3_600_000;
 
 /// A new signing secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret() -> String {
@@ -53,45 +57,24 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Strin
     Some(format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// True for addresses a webhook may not reach unless private endpoints are allowed:
-/// loopback, private, link-local (cloud metadata lives there), shared, unspecified.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-        }
-        IpAddr::V6(v6) => {
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
-}
-
+/// A host name none of whose addresses push may reach.
 #[derive(Debug)]
-struct RefusedAddress(String);
+struct RefusedAddress {
+    host: String,
+    first: guard::Refused,
+}
 
 impl std::fmt::Display for RefusedAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} resolves only to private addresses, which push may not reach", self.0)
+        write!(f, "`{}` resolves only to addresses push may not reach: {}", self.host, self.first)
     }
 }
 
 impl std::error::Error for RefusedAddress {}
 
-/// Resolves endpoint host names and drops private addresses at connect time, so a name that
-/// changes its answer after registration (DNS rebinding) still cannot reach the inside.
+/// Resolves endpoint host names and drops the addresses [`guard::check`] refuses, at connect
+/// time, so a name that changes its answer after registration (DNS rebinding) still cannot
+/// reach the inside. Literal addresses never come here: [`check_literal`] covers them.
 struct GuardedResolver {
     allow_private: bool,
 }
@@ -102,17 +85,35 @@ impl reqwest::dns::Resolve for GuardedResolver {
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let ok: Vec<SocketAddr> = addrs.into_iter().filter(|a| allow || !is_private(a.ip())).collect();
-            if ok.is_empty() {
-                return Err(Box::new(RefusedAddress(host)) as Box<dyn std::error::Error + Send + Sync>);
+            if allow {
+                return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
             }
-            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+            let mut first = None;
+            let mut ok = Vec::with_capacity(addrs.len());
+            for a in addrs {
+                match guard::check(a.ip()) {
+                    Ok(()) => ok.push(a),
+                    Err(refused) => first = first.or(Some(refused)),
+                }
+            }
+            match first {
+                Some(first) if ok.is_empty() => {
+                    Err(Box::new(RefusedAddress { host, first }) as Box<dyn std::error::Error + Send + Sync>)
+                }
+                _ => Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs),
+            }
         })
     }
 }
 
+/// What to tell an admin whose endpoint the guard refused.
+const ALLOW_HINT: &str = "push may reach it only when the node allows private endpoints \
+     (SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true) or the tenant does (`allow_private_endpoints` in \
+     PUT /v1/tenant/push-settings)";
+
 /// Checks an endpoint URL when an agent is registered or updated: scheme, and (unless
-/// allowed) that it does not resolve to a private address. Returns what is wrong.
+/// allowed) that every address it names or resolves to passes [`guard::check`]. Returns what
+/// is wrong.
 pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -121,22 +122,21 @@ pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String
     if allow_private {
         return Ok(());
     }
-    let host = parsed.host_str().ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(a) => a.collect(),
-            Err(e) => return Err(format!("host `{host}` does not resolve: {e}")),
-        },
-    };
-    if addrs.iter().any(|a| is_private(a.ip())) {
-        return Err(format!(
-            "`{host}` is a loopback, private or link-local address; push may reach it only when the node \
-             allows private endpoints (SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true)"
-        ));
+    let host = parsed.host_str().ok_or("has no host")?;
+    if let Some(ip) = guard::literal(&parsed) {
+        return guard::check(ip).map_err(|r| format!("{r}; {ALLOW_HINT}"));
     }
-    Ok(())
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+        Ok(a) => a.collect(),
+        Err(e) => return Err(format!("host `{host}` does not resolve: {e}")),
+    };
+    // Any refused address refuses the name: the resolver would drop it at connect time, but
+    // an admin should hear now that part of the endpoint is out of bounds.
+    match addrs.iter().find_map(|a| guard::check(a.ip()).err()) {
+        Some(r) => Err(format!("`{host}` resolves to an address push may not reach: {r}; {ALLOW_HINT}")),
+        None => Ok(()),
+    }
 }
 
 /// A reply in a 2xx response body: the agent answers without a second call.
@@ -145,13 +145,6 @@ struct Reply {
     parts: Vec<Part>,
     #[serde(default)]
     metadata: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Default)]
-struct Circuit {
-    consecutive_failures: u32,
-    open_until: Option<Millis>,
-    in_flight: usize,
 }
 
 /// The node's push engine: the HTTP client, per-endpoint circuits and concurrency.
@@ -319,18 +312,14 @@ pub async fn dispatcher(state: AppState) {
 async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<PushJob>> {
     let push = state.store.push().expect("dispatcher runs only with push support");
     let now = now_ms();
-    let per_endpoint = state.config.push_concurrency_per_endpoint;
+    let policy = Policy::of(&state.config);
+    let per_endpoint = policy.per_endpoint;
     let agent_room: Vec<(String, String, usize)> = {
         let circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
         circuits
             .iter()
             .filter_map(|((t, a), c)| {
-                let room = match c.open_until {
-                    // Open: nothing. Half-open (cooldown over): one probe at a time.
-                    Some(until) if until > now => 0,
-                    Some(_) => 1usize.saturating_sub(c.in_flight),
-                    None => per_endpoint.saturating_sub(c.in_flight),
-                };
+                let room = c.room(now, &policy);
                 (room < per_endpoint).then(|| (t.clone(), a.clone(), room))
             })
             .collect()
@@ -353,9 +342,7 @@ async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<
         let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
         for job in jobs {
             let c = circuits.entry((job.tenant.clone(), job.agent_id.clone())).or_default();
-            let cap = if c.open_until.is_some() { 1 } else { per_endpoint };
-            if c.in_flight < cap {
-                c.in_flight += 1;
+            if c.start(now, &policy) {
                 kept.push(job);
             } else {
                 back.push(job);
@@ -397,15 +384,15 @@ async fn read_bounded(mut res: reqwest::Response) -> Vec<u8> {
     body
 }
 
-fn has_source<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+fn find_source<'a, E: std::error::Error + 'static>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if err.is::<E>() {
-            return true;
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
         }
         cur = err.source();
     }
-    false
+    None
 }
 
 async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body: Vec<u8>, attempt: u32) -> Answer {
@@ -445,8 +432,7 @@ async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(|s| (s * 1000).clamp(0, MAX_RETRY_AFTER_MS));
+                .and_then(|v| retry::retry_after_ms(v, std::time::SystemTime::now()));
             let body = read_bounded(res).await;
             match status {
                 200..=299 => Answer::Ok { status, body },
@@ -467,8 +453,8 @@ async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body
             }
         }
         Err(e) => {
-            let (kind, error) = if has_source::<RefusedAddress>(&e) {
-                ("refused_address", "the endpoint resolves only to private addresses".to_owned())
+            let (kind, error) = if let Some(refused) = find_source::<RefusedAddress>(&e) {
+                ("refused_address", refused.to_string())
             } else if e.is_timeout() {
                 ("timeout", format!("no answer within {} ms", state.config.push_timeout_ms))
             } else if e.is_connect() {
@@ -481,15 +467,14 @@ async fn send(state: &AppState, job: &PushJob, tenant: &TenantPushSettings, body
     }
 }
 
+/// Refuses an endpoint that names an address [`guard::check`] refuses: the client connects
+/// to a literal address without asking the resolver, so the resolver cannot catch it.
 fn check_literal(endpoint: &str) -> std::result::Result<(), String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| e.to_string())?;
-    if let Some(host) = url.host_str()
-        && let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
-        && is_private(ip)
-    {
-        return Err(format!("{ip} is a private address; push may not reach it"));
+    match guard::literal(&url).map(guard::check) {
+        Some(Err(refused)) => Err(format!("{refused}; push may not reach it")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn excerpt(body: &[u8]) -> Option<String> {
@@ -498,14 +483,6 @@ fn excerpt(body: &[u8]) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT)]).into_owned();
     Some(text)
-}
-
-/// Full jitter: a uniform delay in (0, step].
-fn jittered(step_ms: u64) -> i64 {
-    if step_ms == 0 {
-        return 0;
-    }
-    rand::rng().random_range(1..=step_ms) as i64
 }
 
 async fn attempt(state: &AppState, job: PushJob) {
@@ -547,8 +524,8 @@ async fn attempt(state: &AppState, job: PushJob) {
         .or(tenant.retry_schedule_ms.as_ref())
         .unwrap_or(&state.config.push_retry_schedule_ms);
     let retry_or_dead = |error: String, wait: Option<i64>| -> PushOutcome {
-        match schedule.get(job.attempts as usize) {
-            Some(step) => PushOutcome::Retry { due_at: now_ms() + wait.unwrap_or_else(|| jittered(*step)), error },
+        match retry::next_delay_ms(schedule, n, wait, &mut rand::rng()) {
+            Some(delay) => PushOutcome::Retry { due_at: now_ms() + delay, error },
             None => PushOutcome::Dead { error: format!("{error}; gave up after {n} attempts") },
         }
     };
@@ -605,8 +582,19 @@ async fn attempt(state: &AppState, job: PushJob) {
             .await;
         }
     }
+    let ended = match kind {
+        _ if success => Ended::Success,
+        Some("gone") => Ended::Gone,
+        _ => Ended::Failure,
+    };
+    // The circuit learns of the failure before the store makes the retry due, so the
+    // dispatcher cannot claim the retry past a circuit that is about to open.
+    let (change, first_failure) = {
+        let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
+        circuits.entry(key.clone()).or_default().end(ended, now_ms(), &Policy::of(&state.config))
+    };
     finish(state, &job, n, took, status, kind, excerpt(&body), outcome).await;
-    update_circuit(state, &key, success, kind).await;
+    report_circuit(state, &key, change, first_failure, kind).await;
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -636,38 +624,14 @@ async fn finish(
     }
 }
 
-async fn update_circuit(state: &AppState, key: &(String, String), success: bool, kind: Option<&str>) {
-    let now = now_ms();
-    enum Change {
-        None,
-        Opened(u32),
-        Recovered,
-    }
-    let mut first_failure = false;
-    let change = {
-        let mut circuits = state.pusher.circuits.lock().expect("circuits lock poisoned");
-        let c = circuits.entry(key.clone()).or_default();
-        c.in_flight = c.in_flight.saturating_sub(1);
-        if success {
-            let was_failing = c.consecutive_failures > 0;
-            let was_open = c.open_until.is_some();
-            c.consecutive_failures = 0;
-            c.open_until = None;
-            if was_open || was_failing { Change::Recovered } else { Change::None }
-        } else if kind == Some("gone") {
-            Change::None
-        } else {
-            c.consecutive_failures += 1;
-            first_failure = c.consecutive_failures == 1;
-            let reopen = c.open_until.is_some_and(|u| u <= now); // a half-open probe failed
-            if c.consecutive_failures >= state.config.circuit_failures && (c.open_until.is_none() || reopen) {
-                c.open_until = Some(now + state.config.circuit_cooldown_ms as i64);
-                Change::Opened(c.consecutive_failures)
-            } else {
-                Change::None
-            }
-        }
-    };
+/// Tells the agent's health, the events agent and the log what an attempt changed.
+async fn report_circuit(
+    state: &AppState,
+    key: &(String, String),
+    change: Change,
+    first_failure: bool,
+    kind: Option<&str>,
+) {
     if first_failure {
         emit(state, &key.0, &key.1, "delivery.failing", serde_json::json!({ "kind": kind })).await;
     }

@@ -1,19 +1,35 @@
 //! A real HTTP receiver on loopback for push tests. It speaks just enough HTTP/1.1 by hand
-//! (one request per connection) to also misbehave on purpose: answer slowly, or close the
-//! connection without answering.
+//! (one request per connection, or several with [`Receiver::start_keep_alive`]) to also
+//! misbehave on purpose: answer slowly, hold an answer until the test releases it, or close
+//! the connection without answering.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// What the receiver does with request number `n` (0-based).
 #[derive(Clone, Debug)]
 pub enum Plan {
     Status(u16),
-    StatusWith { status: u16, headers: Vec<(String, String)>, body: String },
-    Slow { ms: u64, status: u16 },
+    StatusWith {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    Slow {
+        ms: u64,
+        status: u16,
+    },
+    /// Answers `status` once the test adds a permit to `gate` (one permit per request), so a
+    /// test can act while the hub waits for the answer.
+    Held {
+        gate: Arc<Semaphore>,
+        status: u16,
+    },
     Close,
 }
 
@@ -31,56 +47,84 @@ pub type Behaviour = Arc<dyn Fn(usize) -> Plan + Send + Sync>;
 
 pub struct Receiver {
     pub url: String,
+    pub port: u16,
     pub got: Arc<Mutex<Vec<Received>>>,
     behaviour: Arc<Mutex<Behaviour>>,
+    counts: Arc<Counts>,
+}
+
+/// Requests being answered now, the most at once, and connections accepted.
+#[derive(Default)]
+struct Counts {
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 impl Receiver {
+    /// One request per connection (`connection: close`).
     pub async fn start(b: impl Fn(usize) -> Plan + Send + Sync + 'static) -> Receiver {
+        Receiver::serve(false, Arc::new(b)).await
+    }
+
+    /// Keeps each connection open for further requests, as most real servers do, so a client
+    /// that pools connections can reuse one.
+    pub async fn start_keep_alive(b: impl Fn(usize) -> Plan + Send + Sync + 'static) -> Receiver {
+        Receiver::serve(true, Arc::new(b)).await
+    }
+
+    async fn serve(keep_alive: bool, b: Behaviour) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/hook");
         let got = Arc::new(Mutex::new(Vec::new()));
-        let behaviour: Arc<Mutex<Behaviour>> = Arc::new(Mutex::new(Arc::new(b)));
-        let (g, bh) = (got.clone(), behaviour.clone());
-        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let behaviour: Arc<Mutex<Behaviour>> = Arc::new(Mutex::new(b));
+        let counts = Arc::new(Counts::default());
+        let (g, bh, cs) = (got.clone(), behaviour.clone(), counts.clone());
+        let counter = Arc::new(AtomicUsize::new(0));
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
-                let (g, bh, counter) = (g.clone(), bh.clone(), counter.clone());
+                cs.connections.fetch_add(1, Ordering::SeqCst);
+                let (g, bh, counter, cs) = (g.clone(), bh.clone(), counter.clone(), cs.clone());
                 tokio::spawn(async move {
-                    let Some(req) = read_request(&mut sock).await else { return };
-                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    g.lock().unwrap().push(req);
-                    let plan = (bh.lock().unwrap().clone())(n);
-                    let (status, headers, body) = match plan {
-                        Plan::Close => return, // drop the socket unanswered
-                        Plan::Status(s) => (s, vec![], String::new()),
-                        Plan::StatusWith { status, headers, body } => (status, headers, body),
-                        Plan::Slow { ms, status } => {
-                            tokio::time::sleep(Duration::from_millis(ms)).await;
-                            (status, vec![], String::new())
+                    loop {
+                        let Some(req) = read_request(&mut sock).await else { return };
+                        let n = counter.fetch_add(1, Ordering::SeqCst);
+                        let now = cs.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                        cs.max_in_flight.fetch_max(now, Ordering::SeqCst);
+                        g.lock().unwrap().push(req);
+                        let plan = (bh.lock().unwrap().clone())(n);
+                        let answered = answer(&mut sock, plan, keep_alive).await;
+                        cs.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        if !answered || !keep_alive {
+                            let _ = sock.shutdown().await;
+                            return;
                         }
-                    };
-                    let mut head =
-                        format!("HTTP/1.1 {status} X\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
-                    if !body.is_empty() {
-                        head.push_str("content-type: application/json\r\n");
                     }
-                    for (k, v) in headers {
-                        head.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    let _ = sock.write_all(head.as_bytes()).await;
-                    let _ = sock.write_all(body.as_bytes()).await;
-                    let _ = sock.shutdown().await;
                 });
             }
         });
-        Receiver { url, got, behaviour }
+        Receiver { url, port, got, behaviour, counts }
     }
 
     /// Changes what the receiver does from now on.
     pub fn set(&self, b: impl Fn(usize) -> Plan + Send + Sync + 'static) {
         *self.behaviour.lock().unwrap() = Arc::new(b);
+    }
+
+    /// Requests being answered (or held) right now.
+    pub fn in_flight(&self) -> usize {
+        self.counts.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests this receiver was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.counts.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.counts.connections.load(Ordering::SeqCst)
     }
 
     pub fn requests(&self) -> Vec<Received> {
@@ -95,6 +139,33 @@ impl Receiver {
         })
         .await
     }
+}
+
+/// Writes the answer `plan` calls for; false when it calls for dropping the connection.
+async fn answer(sock: &mut tokio::net::TcpStream, plan: Plan, keep_alive: bool) -> bool {
+    let (status, headers, body) = match plan {
+        Plan::Close => return false,
+        Plan::Status(s) => (s, vec![], String::new()),
+        Plan::StatusWith { status, headers, body } => (status, headers, body),
+        Plan::Slow { ms, status } => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            (status, vec![], String::new())
+        }
+        Plan::Held { gate, status } => {
+            gate.acquire().await.expect("the gate stays open").forget();
+            (status, vec![], String::new())
+        }
+    };
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let mut head = format!("HTTP/1.1 {status} X\r\nconnection: {connection}\r\ncontent-length: {}\r\n", body.len());
+    if !body.is_empty() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    sock.write_all(head.as_bytes()).await.is_ok() && sock.write_all(body.as_bytes()).await.is_ok()
 }
 
 async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
