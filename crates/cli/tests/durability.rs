@@ -13,21 +13,28 @@
 //! WebSocket acks commit without an fsync of their own, by design (README, "Delivery
 //! semantics"), and the next durable commit's fsync covers them.
 //!
-//! Needs `strace` (Debian package `strace`) and permission to ptrace. Without them the tests
-//! say why on stderr and are reported as ignored, never as passed; `.ci/run` sets
-//! `SWITCHBOARD_TEST_REQUIRE_STRACE=1`, which makes them fail there instead.
+//! On PostgreSQL the promise is that the hub answers only after PostgreSQL's commit with
+//! `synchronous_commit` on, which fsyncs the WAL. The hub itself cannot show that (the reply
+//! to COMMIT comes just the same with it off), so the test runs a PostgreSQL cluster of its
+//! own under the same strace and applies the same check to the server's WAL files. Server-
+//! wide counters such as `pg_stat_wal.wal_sync` would not do: the WAL writer also syncs
+//! asynchronous commits, within `wal_writer_delay`, so the count goes up either way.
+//!
+//! Needs `strace` (Debian package `strace`), permission to ptrace and, for PostgreSQL, the
+//! server's binaries (`initdb`, `postgres`). Without them the tests say why on stderr and are
+//! reported as ignored, never as passed; `.ci/run` sets `SWITCHBOARD_TEST_REQUIRE_STRACE=1`,
+//! which makes them fail there instead.
 
 mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 
 use common::{ADMIN, eventually, free_port};
 use libtest_mimic::{Arguments, Failed, Trial};
 use switchboard_client::{Client, InboxOptions};
-use switchboard_core::api::{RegisterAgent, SendMessage};
+use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::task::JoinSet;
 
 /// Set (to anything) where the durability tests must run: missing strace fails them.
@@ -46,34 +53,41 @@ fn strace_args(out: &Path) -> Vec<String> {
 
 fn main() {
     let args = Arguments::from_args();
-    let unusable = strace_unusable();
-    let skip = match &unusable {
-        Some(why) if std::env::var_os(REQUIRE_VAR).is_none() => {
-            eprintln!(
-                "\n*** SKIPPED: the durability tests (fsync before every 2xx) did not run: {why}. \
-                 They are reported as ignored. Install strace (apt-get install strace) and allow \
-                 ptrace to run them; {REQUIRE_VAR}=1 makes this a failure. ***\n"
-            );
-            true
-        }
-        _ => false,
-    };
-    let unusable = Arc::new(unusable);
-    let traced = |name: &str, scenario: fn() -> Result<(), Failed>| {
-        let unusable = unusable.clone();
-        Trial::test(name, move || match unusable.as_ref() {
-            Some(why) => Err(format!("cannot trace syscalls here: {why}").into()),
-            None => scenario(),
-        })
-        .with_ignored_flag(skip)
-    };
+    let strace = strace_unusable();
+    let postgres = postgres_bin();
+    let on_postgres = strace.clone().or(postgres.as_ref().err().cloned());
+    let bin = postgres.unwrap_or_default();
     let trials = vec![
-        traced("sends_are_answered_202_only_after_their_message_is_fsynced", || run(sends_scenario)),
-        traced("http_acks_are_answered_only_after_the_ack_is_fsynced", || run(acks_scenario)),
+        traced("sqlite_sends_are_answered_202_only_after_their_message_is_fsynced", strace.clone(), || {
+            run(sqlite_sends)
+        }),
+        traced("sqlite_http_acks_are_answered_only_after_the_ack_is_fsynced", strace, || run(acks_scenario)),
+        traced("postgres_sends_are_answered_202_only_after_postgres_fsyncs_their_wal", on_postgres, move || {
+            run(|| postgres_sends(bin))
+        }),
         Trial::test("trace_pairs_unfinished_calls_with_their_resumption", parser_pairs_unfinished_calls),
         Trial::test("check_refuses_an_answer_written_before_the_fsync_finished", check_refuses_early_answers),
     ];
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// A test that needs the tracer: when `blocker` says why it cannot run here, it is reported
+/// as ignored, with the reason on stderr (or fails, where `SWITCHBOARD_TEST_REQUIRE_STRACE`
+/// is set, or when asked for with `--include-ignored`).
+fn traced(name: &str, blocker: Option<String>, body: impl FnOnce() -> Result<(), Failed> + Send + 'static) -> Trial {
+    let skip = blocker.is_some() && std::env::var_os(REQUIRE_VAR).is_none();
+    if let (true, Some(why)) = (skip, &blocker) {
+        eprintln!(
+            "*** SKIPPED {name}: {why}. It is reported as ignored, not passed. It needs strace \
+             (apt-get install strace), permission to ptrace and, on PostgreSQL, the server's \
+             binaries; {REQUIRE_VAR}=1 makes this a failure. ***"
+        );
+    }
+    Trial::test(name, move || match blocker {
+        Some(why) => Err(format!("cannot run here: {why}").into()),
+        None => body(),
+    })
+    .with_ignored_flag(skip)
 }
 
 /// Why strace cannot trace here, or `None` if it can (tried with the very flags the tests use).
@@ -107,33 +121,70 @@ fn run<F: Future<Output = ()>>(scenario: impl FnOnce() -> F) -> Result<(), Faile
 // ---------------------------------------------------------------------------------------------
 // The hub under strace
 
-/// `switchboard serve` on SQLite, run by strace; killed (both) when dropped.
+/// `switchboard serve` run by strace, on SQLite in the temp dir or on a PostgreSQL cluster of
+/// its own that the same strace runs; stopped (all of it) when dropped.
 struct Traced {
     strace: Child,
     dir: tempfile::TempDir,
     admin: Client,
+    postgres: Option<Postgres>,
 }
 
+/// Starts PostgreSQL, waits until it takes connections, then becomes the hub (`"$@"`), so
+/// that one strace records the server's WAL writes and syncs and the hub's answers in one
+/// order.
+const POSTGRES_THEN_HUB: &str = r#"$SB_AS "$SB_PG/postgres" -D "$SB_PGDATA" -k "$SB_PGDATA" -p "$SB_PGPORT" \
+  -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c wal_sync_method=fdatasync \
+  -c autovacuum=off >"$SB_PGDATA.log" 2>&1 &
+n=0
+until "$SB_PG/pg_isready" -q -h 127.0.0.1 -p "$SB_PGPORT"; do
+  n=$((n + 1)); [ "$n" -lt 600 ] || exit 1
+  sleep 0.1
+done
+exec "$@""#;
+
 impl Traced {
-    async fn start() -> Traced {
+    /// The hub on SQLite in `<temp>/data`.
+    async fn sqlite() -> Traced {
+        Traced::start(None).await
+    }
+
+    /// The hub on a fresh PostgreSQL cluster in `<temp>/pg`, run from the binaries in `bin`.
+    async fn postgres(bin: &Path) -> Traced {
+        Traced::start(Some(bin)).await
+    }
+
+    async fn start(postgres_bin: Option<&Path>) -> Traced {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let strace = Command::new("strace")
-            .args(strace_args(&dir.path().join("trace")))
-            .arg("--")
+        let mut strace = Command::new("strace");
+        strace.args(strace_args(&dir.path().join("trace"))).arg("--");
+        let postgres = postgres_bin.map(|bin| Postgres::init(bin, dir.path()));
+        if let Some(pg) = &postgres {
+            let pg_port = free_port();
+            strace
+                .args(["sh", "-c", POSTGRES_THEN_HUB, "sh"])
+                .env("SB_AS", if running_as_root() { "runuser -u postgres --" } else { "" })
+                .env("SB_PG", &pg.bin)
+                .env("SB_PGDATA", &pg.data)
+                .env("SB_PGPORT", pg_port.to_string())
+                .env("SWITCHBOARD_DATABASE_URL", format!("postgres://postgres@127.0.0.1:{pg_port}/postgres"));
+        } else {
+            strace.env_remove("SWITCHBOARD_DATABASE_URL");
+        }
+        let strace = strace
             .arg(env!("CARGO_BIN_EXE_switchboard"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(dir.path().join("data"))
             .env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
-            .env_remove("SWITCHBOARD_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start strace");
-        let traced = Traced { strace, dir, admin: Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN.into())) };
-        let admin = traced.admin.clone();
-        eventually(60, "the traced hub to answer /health", || async { admin.health().await.is_ok() }).await;
+        let admin = Client::new(format!("http://127.0.0.1:{port}"), Some(ADMIN.into()));
+        let traced = Traced { strace, dir, admin: admin.clone(), postgres };
+        eventually(120, "the traced hub to answer /health", || async { admin.health().await.is_ok() }).await;
         traced
     }
 
@@ -143,8 +194,9 @@ impl Traced {
         children.split_whitespace().next()?.parse().ok()
     }
 
-    /// SIGKILLs the hub; strace then writes out the rest of its record and exits.
-    fn kill_hub(&mut self) {
+    /// SIGKILLs the hub and stops PostgreSQL; strace then writes out the rest of its record
+    /// and exits.
+    fn stop(&mut self) {
         match self.hub_pid() {
             Some(pid) => {
                 let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(Stdio::null()).status();
@@ -153,16 +205,23 @@ impl Traced {
                 let _ = self.strace.kill();
             }
         }
+        if let Some(pg) = &self.postgres {
+            pg.stop();
+        }
         let _ = self.strace.wait();
     }
 
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+    /// Where the store's durable writes land: SQLite's files, or PostgreSQL's WAL.
+    fn store_dir(&self) -> PathBuf {
+        match &self.postgres {
+            Some(pg) => pg.data.join("pg_wal"),
+            None => self.dir.path().join("data"),
+        }
     }
 
-    /// Stops the hub and returns the whole trace (strace writes it out as it exits).
+    /// Stops everything and returns the whole trace (strace writes it out as it exits).
     fn finish(&mut self) -> String {
-        self.kill_hub();
+        self.stop();
         std::fs::read_to_string(self.dir.path().join("trace")).expect("read the trace")
     }
 
@@ -176,16 +235,101 @@ impl Traced {
 impl Drop for Traced {
     fn drop(&mut self) {
         if matches!(self.strace.try_wait(), Ok(None)) {
-            self.kill_hub();
+            self.stop();
         }
     }
+}
+
+/// A PostgreSQL cluster of the test's own: every process that writes or syncs its WAL is
+/// traced, and no other test's traffic is in the trace.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+}
+
+impl Postgres {
+    fn init(bin: &Path, dir: &Path) -> Postgres {
+        if running_as_root() {
+            // PostgreSQL refuses to run as root; its user needs to own the directory.
+            let ok = Command::new("chown").arg("postgres").arg(dir).status().is_ok_and(|s| s.success());
+            assert!(ok, "chown postgres {}", dir.display());
+        }
+        let data = dir.join("pg");
+        let out = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
+            .output()
+            .expect("run initdb");
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        Postgres { bin: bin.to_owned(), data }
+    }
+
+    fn stop(&self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `program` run as the `postgres` user when we are root (PostgreSQL refuses root).
+fn as_postgres(program: &Path) -> Command {
+    if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Where PostgreSQL's server binaries are, or why the test cannot run its own cluster.
+fn postgres_bin() -> Result<PathBuf, String> {
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    // Debian puts them under /usr/lib/postgresql/<version>/bin; take the newest.
+    let debian = std::fs::read_dir("/usr/lib/postgresql").ok().and_then(|versions| {
+        let mut bins: Vec<PathBuf> = versions.filter_map(|v| Some(v.ok()?.path().join("bin"))).collect();
+        bins.sort_by_key(|b| b.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()));
+        bins.pop()
+    });
+    let bin = from_pg_config
+        .into_iter()
+        .chain(debian)
+        .find(|b| b.join("initdb").exists())
+        .ok_or("PostgreSQL's server binaries (initdb) are not installed")?;
+    for tool in ["postgres", "pg_ctl", "pg_isready"] {
+        if !bin.join(tool).exists() {
+            return Err(format!("{} is missing", bin.join(tool).display()));
+        }
+    }
+    if running_as_root()
+        && !Command::new("runuser").args(["-u", "postgres", "--", "true"]).status().is_ok_and(|s| s.success())
+    {
+        return Err("running as root, and `runuser -u postgres` does not work (PostgreSQL refuses root)".into());
+    }
+    Ok(bin)
 }
 
 /// Fails the test with every violation, keeping the trace for a look.
 fn judge(mut hub: Traced, what: &str, check: impl FnOnce(&Trace, &Path) -> Verdict) {
     let text = hub.finish();
     let trace = Trace::parse(&text);
-    let verdict = check(&trace, &hub.data_dir());
+    let verdict = check(&trace, &hub.store_dir());
     if verdict.violations.is_empty() {
         println!(
             "{what}: {} answers checked, covered by {} distinct fsyncs ({} trace lines)",
@@ -210,36 +354,44 @@ fn judge(mut hub: Traced, what: &str, check: impl FnOnce(&Trace, &Path) -> Verdi
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-const SEQUENTIAL: usize = 100;
-const SENDERS: usize = 8;
-const PER_SENDER: usize = 40;
+/// How many sends, one at a time and then from concurrent senders.
+struct Load {
+    sequential: usize,
+    senders: usize,
+    per_sender: usize,
+}
 
 fn probe(nonce: &str, tag: &str) -> String {
     format!("probe-{nonce}-{tag}")
 }
 
-async fn sends_scenario() {
-    let hub = Traced::start().await;
+/// The text twice: a PostgreSQL WAL record may straddle a WAL page, whose header then splits
+/// one copy, never both.
+fn probe_message(to: &str, text: &str) -> SendMessage {
+    SendMessage { to: to.to_owned(), parts: vec![Part::text(text), Part::text(text)], ..Default::default() }
+}
+
+async fn sends_scenario(hub: Traced, what: &str, load: Load) {
     let bob = hub.admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
     let to = format!("agent:{}", bob.agent.id);
     let nonce = switchboard_core::new_id().simple().to_string();
     let mut accepted: Vec<(String, String)> = Vec::new(); // (message id, its unique text)
 
     // One at a time: each commit holds one message.
-    for i in 0..SEQUENTIAL {
+    for i in 0..load.sequential {
         let text = probe(&nonce, &format!("q{i}"));
-        let a = hub.admin.send(&SendMessage::text(&to, &text)).await.unwrap();
+        let a = hub.admin.send(&probe_message(&to, &text)).await.unwrap();
         accepted.push((a.id, text));
     }
     // Concurrent senders: group commit puts several messages under one fsync.
     let mut senders = JoinSet::new();
-    for s in 0..SENDERS {
+    for s in 0..load.senders {
         let (admin, to, nonce) = (hub.admin.clone(), to.clone(), nonce.clone());
         senders.spawn(async move {
             let mut got = Vec::new();
-            for i in 0..PER_SENDER {
+            for i in 0..load.per_sender {
                 let text = probe(&nonce, &format!("c{s}x{i}"));
-                let a = admin.send(&SendMessage::text(&to, &text)).await.unwrap();
+                let a = admin.send(&probe_message(&to, &text)).await.unwrap();
                 got.push((a.id, text));
             }
             got
@@ -248,12 +400,12 @@ async fn sends_scenario() {
     while let Some(got) = senders.join_next().await {
         accepted.extend(got.unwrap());
     }
-    assert_eq!(accepted.len(), SEQUENTIAL + SENDERS * PER_SENDER);
+    assert_eq!(accepted.len(), load.sequential + load.senders * load.per_sender);
 
-    judge(hub, "sends", |trace, data| {
+    judge(hub, what, |trace, store| {
         // A message's text first reaches the store in its own commit's WAL write.
         let prefix = format!("probe-{nonce}-");
-        let written = trace.first_store_writes(data, prefix.as_bytes(), |bytes, at| {
+        let written = trace.first_store_writes(store, prefix.as_bytes(), |bytes, at| {
             let tag = &bytes[at + prefix.len()..];
             let len = tag.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
             (len > 0).then(|| format!("{prefix}{}", String::from_utf8_lossy(&tag[..len])))
@@ -266,10 +418,20 @@ async fn sends_scenario() {
     });
 }
 
+async fn sqlite_sends() {
+    let load = Load { sequential: 100, senders: 8, per_sender: 40 };
+    sends_scenario(Traced::sqlite().await, "sends on SQLite", load).await;
+}
+
+async fn postgres_sends(bin: PathBuf) {
+    let load = Load { sequential: 40, senders: 4, per_sender: 40 };
+    sends_scenario(Traced::postgres(&bin).await, "sends on PostgreSQL", load).await;
+}
+
 async fn acks_scenario() {
     const MESSAGES: usize = 240;
     const CONSUMERS: usize = 3;
-    let hub = Traced::start().await;
+    let hub = Traced::sqlite().await;
     let bob = hub.admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
     let to = format!("agent:{}", bob.agent.id);
     let bob_client = hub.admin.with_token(bob.api_key.clone());
@@ -309,7 +471,7 @@ async fn acks_scenario() {
     let acked = acked.snapshot();
     assert_eq!(acked.len(), MESSAGES, "each message acked once");
 
-    judge(hub, "HTTP acks", |trace, data| {
+    judge(hub, "HTTP acks on SQLite", |trace, data| {
         // The acked delivery row (tenant, message_id, recipient, state, …) stores its text
         // columns back to back, so its new version holds "<message id>agent:<bob>acked".
         let marker = format!("{to}acked");
