@@ -405,10 +405,13 @@ async fn sends_scenario(hub: Traced, what: &str, load: Load) {
     judge(hub, what, |trace, store| {
         // A message's text first reaches the store in its own commit's WAL write.
         let prefix = format!("probe-{nonce}-");
+        // The closing quote of the JSON string must follow: a copy cut short by a page
+        // header must not pass for the text of another message (`c1x2` of `c1x23`).
         let written = trace.first_store_writes(store, prefix.as_bytes(), |bytes, at| {
             let tag = &bytes[at + prefix.len()..];
             let len = tag.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
-            (len > 0).then(|| format!("{prefix}{}", String::from_utf8_lossy(&tag[..len])))
+            (len > 0 && tag.get(len) == Some(&b'"'))
+                .then(|| format!("{prefix}{}", String::from_utf8_lossy(&tag[..len])))
         });
         let answers = trace.answers(|status, body| match status {
             202 => json_strings(body, |v| v.get("id").and_then(|id| id.as_str()).into_iter().collect()),
