@@ -1,6 +1,7 @@
 //! Several `switchboard serve` nodes on one PostgreSQL: a node dies mid-stream, or loses its
-//! database, and nothing accepted is lost. Runs when `SWITCHBOARD_TEST_DATABASE_URL` names a
-//! PostgreSQL server (`.ci/run` sets it); each test makes a database of its own.
+//! database, and nothing accepted is lost. Each test makes a database of its own on the server
+//! `SWITCHBOARD_TEST_DATABASE_URL` names. They are `#[ignore]`d, so that a run without
+//! PostgreSQL reports them as ignored rather than passed; `.ci/run` runs them with `--ignored`.
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -22,17 +23,20 @@ struct Database {
 }
 
 impl Database {
-    fn create(prefix: &str) -> Option<Database> {
-        let Ok(base) = std::env::var("SWITCHBOARD_TEST_DATABASE_URL") else {
-            println!("skipped: set SWITCHBOARD_TEST_DATABASE_URL to run the cluster tests");
-            return None;
+    /// Asked for (with `--ignored`) without a server, the test fails and says why.
+    fn create(prefix: &str) -> Database {
+        let Some(base) = std::env::var("SWITCHBOARD_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) else {
+            panic!(
+                "the cluster tests need PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test); see the README's \"Run the tests\""
+            );
         };
         let (server, _) = base.rsplit_once('/').expect("database URL ends in /<db>");
         let name = format!("{prefix}_{}", switchboard_core::new_id().simple());
         let admin_url = format!("{server}/postgres");
         let ok = Command::new("psql").args([&admin_url, "-qc", &format!("CREATE DATABASE {name}")]).status().unwrap();
         assert!(ok.success(), "cannot create the test database");
-        Some(Database { url: format!("{server}/{name}"), admin_url, name })
+        Database { url: format!("{server}/{name}"), admin_url, name }
     }
 }
 
@@ -66,8 +70,9 @@ async fn node(database_url: &str) -> Node {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
 async fn three_nodes_lose_nothing_when_the_consumers_node_dies() {
-    let Some(db) = Database::create("sb_cluster") else { return };
+    let db = Database::create("sb_cluster");
     let mut nodes = vec![node(&db.url).await, node(&db.url).await, node(&db.url).await];
     let bob =
         nodes[0].client.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
@@ -198,8 +203,9 @@ impl Cut {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
 async fn losing_the_database_answers_503_and_the_node_recovers() {
-    let Some(db) = Database::create("sb_outage") else { return };
+    let db = Database::create("sb_outage");
     let (host_port, name) = {
         let rest = db.url.split_once("@").map(|(_, r)| r).unwrap_or(&db.url);
         let (hp, n) = rest.split_once('/').unwrap();

@@ -112,7 +112,16 @@ impl TestHub {
         let database = TestDatabase::create().await;
         config.database_url = database.as_ref().map(|d| d.url.clone());
         tweak(&mut config);
+        // The PostgreSQL run must not quietly test SQLite again: the backend follows
+        // `database_url` alone, and a hub on SQLite would leave its file in the data dir.
+        let on_postgres = config.database_url.as_deref().is_some_and(|u| u.starts_with("postgres"));
+        assert!(
+            database.is_none() || on_postgres,
+            "{HUB_DATABASE_VAR} is set, but this hub's database_url is not PostgreSQL"
+        );
         let hub = Hub::start(config.clone()).await.expect("hub starts");
+        let sqlite_file = dir.path().join("switchboard.db");
+        assert!(database.is_none() || !sqlite_file.exists(), "{HUB_DATABASE_VAR} is set, but the hub opened SQLite");
         TestHub { hub: Some(hub), dir, config, database }
     }
 
