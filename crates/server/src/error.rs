@@ -9,6 +9,10 @@ use switchboard_store::StoreError;
 /// Every error an API handler can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body is not JSON at all (syntax, truncation, trailing data): 400, as HTTP has it
+    /// for a request that cannot be parsed, where a well-formed body with wrong fields is 422.
+    #[error("{0}")]
+    InvalidJson(String),
     #[error("{detail}")]
     InvalidBody { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
@@ -58,6 +62,7 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", "The request body is not valid JSON"),
             InvalidBody { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The request body is invalid"),
             InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", "A query parameter is invalid"),
             InvalidParams { .. } => (StatusCode::BAD_REQUEST, "invalid_query", "A URL parameter is invalid"),

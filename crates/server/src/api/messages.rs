@@ -18,7 +18,7 @@ use switchboard_core::{Address, validate};
 use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage, Principal, PrincipalKind};
 
 use super::agents::view;
-use super::{Q, parse_json};
+use super::{Q, read_json};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::delivery::message_view;
@@ -231,7 +231,8 @@ pub async fn send(
             return Err(ApiError::InvalidQuery(format!("`wait={other}` is not understood; use `wait=delivered`")));
         }
     };
-    let req: SendMessage = parse_json(body, state.config.max_message_bytes).await?;
+    // `prepare` applies the string rule (`validate::send_message`).
+    let req: SendMessage = read_json(body, state.config.max_message_bytes).await?;
     let m = prepare(&state, &auth.0, req).await?;
     let pushes = !m.push_recipients.is_empty();
     let outcome = state
@@ -260,7 +261,8 @@ pub async fn send_batch(
     body: Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let limit = state.config.max_message_bytes.saturating_mul(16);
-    let req: SendBatch = parse_json(body, limit).await?;
+    // The string rule is applied per message by `prepare`, so only the message at fault is refused.
+    let req: SendBatch = read_json(body, limit).await?;
     if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
         return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
             path: "messages".into(),

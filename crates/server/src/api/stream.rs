@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_core::api::{InboxMessage, StreamFrame};
 use switchboard_core::time::now_ms;
+use switchboard_core::validate;
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -106,6 +107,17 @@ async fn run_socket(state: AppState, tenant: String, agent: String, socket: WebS
     }
 }
 
+const FRAME_HINT: &str = "send {\"type\":\"ack\",\"id\":\"…\"} or {\"type\":\"nack\",\"id\":\"…\"}";
+
+/// A frame from the client, held to the string rule like any request body.
+fn parse_frame(text: &str) -> Result<StreamFrame, String> {
+    let frame = serde_json::from_str::<StreamFrame>(text).map_err(|_| FRAME_HINT.to_owned())?;
+    match validate::strings(&frame).first() {
+        None => Ok(frame),
+        Some(e) => Err(format!("`{}` {}", e.path, e.message)),
+    }
+}
+
 /// Reads this frame and every frame already waiting, then commits their acks together.
 async fn handle_incoming(
     state: &AppState,
@@ -120,7 +132,7 @@ async fn handle_incoming(
     let mut next = Some(first);
     while let Some(frame) = next.take() {
         match frame? {
-            WsMessage::Text(text) => match serde_json::from_str::<StreamFrame>(&text) {
+            WsMessage::Text(text) => match parse_frame(&text) {
                 Ok(StreamFrame::Ack { id }) => {
                     in_flight.remove(&id);
                     acks.push(id);
@@ -129,12 +141,12 @@ async fn handle_incoming(
                     in_flight.remove(&id);
                     delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0)).await?;
                 }
-                Ok(_) | Err(_) => {
-                    let err = StreamFrame::Error {
-                        code: "invalid_frame".into(),
-                        detail: "send {\"type\":\"ack\",\"id\":\"…\"} or {\"type\":\"nack\",\"id\":\"…\"}".into(),
-                    };
+                Ok(_) => {
+                    let err = StreamFrame::Error { code: "invalid_frame".into(), detail: FRAME_HINT.into() };
                     tx.send(frame_text(&err)).await?;
+                }
+                Err(detail) => {
+                    tx.send(frame_text(&StreamFrame::Error { code: "invalid_frame".into(), detail })).await?;
                 }
             },
             WsMessage::Close(_) => break,

@@ -1,0 +1,222 @@
+//! What hostile and careless clients found (issue 9), each held to account through the real
+//! server: the refusal is a clear problem document, and it changes nothing.
+
+mod common;
+
+use common::{ADMIN, TestHub, within};
+use serde_json::{Value, json};
+use switchboard_client::{Client, InboxOptions};
+use switchboard_core::api::{BatchItem, SendMessage};
+
+fn addr(id: &str) -> String {
+    format!("agent:{id}")
+}
+
+/// An answer as (status, content type, JSON body or `Null`).
+struct Answer {
+    status: u16,
+    ctype: String,
+    body: Value,
+}
+
+async fn call(hub: &TestHub, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{}", hub.url(), path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_owned());
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let text = res.text().await.unwrap();
+    Answer { status, ctype, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+}
+
+/// Asserts a problem document with this status and code; returns its body.
+fn problem(a: Answer, status: u16, code: &str) -> Value {
+    assert_eq!(a.status, status, "status for {code}: {}", a.body);
+    assert_eq!(a.ctype, "application/problem+json", "{}", a.body);
+    assert_eq!(a.body["code"], code, "{}", a.body);
+    assert_eq!(a.body["status"], status);
+    assert!(a.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    a.body
+}
+
+/// The paths named in a problem's `errors`.
+fn paths(p: &Value) -> Vec<String> {
+    p["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["path"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+async fn inbox_is_empty(bob: &Client) {
+    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "a refused send wrote something");
+}
+
+// ---- 3 and issue 10: one JSON document, 400 for syntax, 422 for fields ----
+
+#[tokio::test]
+async fn trailing_data_after_the_json_body_is_refused_and_writes_nothing() {
+    let hub = TestHub::start().await;
+    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let one = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
+    for body in [format!("{one}xyz"), format!("{one}{one}"), format!("{one} []"), format!("{one}\n{{")] {
+        let p = problem(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&body)).await, 400, "invalid_json");
+        assert!(p["detail"].as_str().unwrap().contains("trailing"), "{p}");
+    }
+    let batch = json!({"messages": [serde_json::from_str::<Value>(&one).unwrap()]}).to_string();
+    problem(
+        call(&hub, "POST", "/v1/messages:batch", Some(ADMIN), Some(&format!("{batch}{batch}"))).await,
+        400,
+        "invalid_json",
+    );
+    inbox_is_empty(&bob_client).await;
+    // Whitespace after the document is not data.
+    assert_eq!(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&format!("{one} \r\n\t"))).await.status, 202);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn unparseable_json_is_400_invalid_json_and_wrong_fields_stay_422() {
+    let hub = TestHub::start().await;
+    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    for body in ["{\"to\": ", "", "not json", "{\"to\": 5, \"parts\": [", "{'to': 'x'}"] {
+        let p = problem(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body)).await, 400, "invalid_json");
+        assert_eq!(p["type"], "https://switchboard.dev/problems/invalid-json");
+        assert!(paths(&p).is_empty(), "{p}");
+    }
+    // Well-formed JSON that does not fit names the field, as before.
+    let p = problem(
+        call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(r#"{"to": 5, "parts": []}"#)).await,
+        422,
+        "invalid_body",
+    );
+    assert_eq!(paths(&p), ["to"]);
+    // The same for every body: an agent card.
+    problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some("{\"name\": \"x\"")).await, 400, "invalid_json");
+    problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some(r#"{"name": 1}"#)).await, 422, "invalid_body");
+    inbox_is_empty(&bob_client).await;
+    let agents = hub.admin().list_agents(None, None).await.unwrap().agents;
+    assert_eq!(agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [bob.agent.id.as_str()]);
+    hub.stop().await;
+}
+
+// ---- 4: NUL, refused in every string a request carries ----
+
+#[tokio::test]
+async fn nul_is_refused_in_every_message_field_and_writes_nothing() {
+    let hub = TestHub::start().await;
+    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let to = addr(&bob.agent.id);
+    let cases = [
+        ("idempotency_key", json!({"idempotency_key": "k\u{0}"})),
+        ("correlation_id", json!({"correlation_id": "\u{0}"})),
+        ("conversation_id", json!({"conversation_id": "c\u{0}1"})),
+        ("in_reply_to", json!({"in_reply_to": "\u{0}x"})),
+        ("metadata.trace", json!({"metadata": {"trace": "a\u{0}"}})),
+        ("metadata.a\\u0000b", json!({"metadata": {"a\u{0}b": 1}})),
+        ("parts[0].text", json!({"parts": [{"kind": "text", "text": "a\u{0}b"}]})),
+        ("parts[0].data.list[1]", json!({"parts": [{"kind": "data", "data": {"list": [1, "\u{0}"]}}]})),
+        ("parts[0].file.name", json!({"parts": [{"kind": "file", "file": {"name": "\u{0}", "uri": "https://x/y"}}]})),
+    ];
+    for (path, extra) in cases {
+        let mut body = json!({"to": to, "parts": [{"kind": "text", "text": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let p = problem(
+            call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&body.to_string())).await,
+            422,
+            "invalid_body",
+        );
+        assert_eq!(paths(&p), [path], "{p}");
+        assert!(p["errors"][0]["message"].as_str().unwrap().contains("NUL"), "{p}");
+    }
+    inbox_is_empty(&bob_client).await;
+
+    // In a batch only the message at fault is refused, its field named within the batch.
+    let mut bad = SendMessage::text(&to, "b");
+    bad.idempotency_key = Some("k\0".into());
+    let results = hub.admin().send_batch(vec![SendMessage::text(&to, "a"), bad]).await.unwrap().results;
+    assert!(matches!(&results[0], BatchItem::Accepted(_)), "{results:?}");
+    match &results[1] {
+        BatchItem::Refused { error } => assert_eq!(error.errors[0].path, "messages[1].idempotency_key"),
+        other => panic!("the NUL message was not refused: {other:?}"),
+    }
+    let got = bob_client.inbox(&InboxOptions { limit: Some(10), ..Default::default() }).await.unwrap().messages;
+    assert_eq!(got.len(), 1, "only the clean message of the batch was written");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn nul_is_refused_in_every_agent_card_field_and_changes_nothing() {
+    let hub = TestHub::start().await;
+    let (bob, _) = hub.agent("bob", &["translate"]).await;
+    let cases = [
+        ("description", json!({"description": "d\u{0}"})),
+        ("version", json!({"version": "1.0\u{0}"})),
+        ("metadata.owner", json!({"metadata": {"owner": "\u{0}"}})),
+        ("capabilities[0].description", json!({"capabilities": [{"name": "c", "description": "\u{0}"}]})),
+        ("capabilities[0].tags[1]", json!({"capabilities": [{"name": "c", "tags": ["ok", "t\u{0}"]}]})),
+        ("capabilities[0].examples[0]", json!({"capabilities": [{"name": "c", "examples": ["\u{0}"]}]})),
+    ];
+    for (path, extra) in cases {
+        let mut card = json!({"name": "eve"});
+        for (k, v) in extra.as_object().unwrap() {
+            card[k] = v.clone();
+        }
+        let p =
+            problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some(&card.to_string())).await, 422, "invalid_body");
+        assert_eq!(paths(&p), [path], "register: {p}");
+        card["name"] = json!("bob");
+        let (path_of_bob, card) = (format!("/v1/agents/{}", bob.agent.id), card.to_string());
+        let p = problem(call(&hub, "PUT", &path_of_bob, Some(ADMIN), Some(&card)).await, 422, "invalid_body");
+        assert_eq!(paths(&p), [path], "update: {p}");
+    }
+    let agents = hub.admin().list_agents(None, None).await.unwrap().agents;
+    assert_eq!(agents.len(), 1, "no agent was registered");
+    assert_eq!(agents[0], bob.agent, "bob's card is unchanged");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn nul_is_refused_in_urls_and_other_bodies() {
+    let hub = TestHub::start().await;
+    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    for path in [
+        "/v1/agents/%00".to_owned(),
+        "/v1/agents?capability=a%00".to_owned(),
+        format!("/v1/messages/{}%00", bob.agent.id),
+        "/v1/topics/a%00/subscribers".to_owned(),
+    ] {
+        let p = problem(call(&hub, "GET", &path, Some(ADMIN), None).await, 400, "invalid_query");
+        assert!(p["detail"].as_str().unwrap().contains("NUL"), "{path}: {p}");
+    }
+    let p = problem(
+        call(&hub, "POST", "/v1/inbox/ack", Some(&bob.api_key), Some(r#"{"ids": ["\u0000"]}"#)).await,
+        422,
+        "invalid_body",
+    );
+    assert_eq!(paths(&p), ["ids[0]"]);
+    let p = problem(
+        call(&hub, "PUT", "/v1/tenant/push-settings", Some(ADMIN), Some(r#"{"events_to": "agent:\u0000"}"#)).await,
+        422,
+        "invalid_body",
+    );
+    assert_eq!(paths(&p), ["events_to"]);
+    assert_eq!(hub.admin().tenant_push_settings().await.unwrap().events_to, None, "settings unchanged");
+
+    // On the WebSocket, a frame with a NUL is answered with an error frame, and the stream
+    // goes on serving.
+    let mut stream = bob_client.stream().await.unwrap();
+    stream.ack("\0").await.unwrap();
+    let err = within(10, "error frame", stream.next_message()).await.unwrap_err().to_string();
+    assert!(err.contains("invalid_frame") && err.contains("NUL"), "{err}");
+    let sent = hub.admin().send(&SendMessage::text(addr(&bob.agent.id), "still here")).await.unwrap();
+    let m = within(10, "message after the refused frame", stream.next_message()).await.unwrap().expect("open");
+    assert_eq!(m.message.id, sent.id);
+    hub.stop().await;
+}
