@@ -56,6 +56,34 @@ async fn inbox_is_empty(bob: &Client) {
     assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "a refused send wrote something");
 }
 
+// ---- 2: a deleted agent's webhook secret ----
+
+#[tokio::test]
+async fn a_deleted_agents_webhook_secret_is_gone_like_the_agent() {
+    let hub = TestHub::start().await;
+    let (hook, _) = hub.agent_at("hook", &[], Some("http://127.0.0.1:9/hook")).await;
+    let id = hook.agent.id.clone();
+    let admin = hub.admin();
+    assert!(admin.webhook_secret(&id).await.unwrap().secret.starts_with("whsec_"));
+    admin.delete_agent(&id).await.unwrap();
+
+    assert_eq!(admin.get_agent(&id).await.unwrap_err().code(), Some("not_found"));
+    let p = problem(
+        call(&hub, "GET", &format!("/v1/agents/{id}/webhook-secret"), Some(ADMIN), None).await,
+        404,
+        "not_found",
+    );
+    assert!(!p.to_string().contains("whsec_"), "no secret in the refusal: {p}");
+    problem(
+        call(&hub, "POST", &format!("/v1/agents/{id}/webhook-secret:rotate"), Some(ADMIN), None).await,
+        404,
+        "not_found",
+    );
+    // The rotation wrote nothing back: still no secret to read.
+    assert_eq!(admin.webhook_secret(&id).await.unwrap_err().code(), Some("not_found"));
+    hub.stop().await;
+}
+
 // ---- 3 and issue 10: one JSON document, 400 for syntax, 422 for fields ----
 
 #[tokio::test]
