@@ -3,10 +3,14 @@
 
 mod common;
 
-use common::{ADMIN, TestHub, within};
+use std::sync::Arc;
+
+use common::{ADMIN, TestHub, eventually, within};
 use serde_json::{Value, json};
 use switchboard_client::{Client, InboxOptions};
-use switchboard_core::api::{BatchItem, SendMessage};
+use switchboard_core::api::{BatchItem, DeliveryState, SendMessage};
+use switchboard_core::time::now_ms;
+use switchboard_store::Store;
 
 fn addr(id: &str) -> String {
     format!("agent:{id}")
@@ -247,4 +251,66 @@ async fn nul_is_refused_in_urls_and_other_bodies() {
     let m = within(10, "message after the refused frame", stream.next_message()).await.unwrap().expect("open");
     assert_eq!(m.message.id, sent.id);
     hub.stop().await;
+}
+
+// ---- 5: a nack holds a message back at most 24 h, on the WebSocket as over HTTP ----
+
+/// The store behind a stopped hub, to look at what it wrote.
+async fn open_store(hub: &TestHub) -> Arc<dyn Store> {
+    match &hub.config.database_url {
+        Some(url) => {
+            Arc::new(switchboard_store::postgres::PostgresStore::connect(url, "inspect".into()).await.unwrap())
+        }
+        None => Arc::new(switchboard_store::sqlite::SqliteStore::open(&hub.config.data_dir).unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn a_websocket_nack_with_a_huge_retry_is_clamped_to_a_day() {
+    const DAY_MS: i64 = 24 * 3_600_000;
+    let mut hub = TestHub::start().await;
+    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let (carol, carol_client) = hub.agent("carol", &[]).await;
+    let admin = hub.admin();
+    let t0 = now_ms();
+
+    let mut stream = bob_client.stream().await.unwrap();
+    for huge in [u64::MAX, i64::MAX as u64, 9_000_000_000_000_000_000] {
+        let sent = admin.send(&SendMessage::text(addr(&bob.agent.id), format!("{huge}"))).await.unwrap();
+        let m = within(10, "message", stream.next_message()).await.unwrap().expect("stream open");
+        assert_eq!((m.message.id.as_str(), m.attempt), (sent.id.as_str(), 1), "no earlier nacked message came back");
+        stream.nack(&sent.id, Some(huge)).await.unwrap();
+        // The nack is committed once the delivery is pending again; a retry that wrapped into
+        // the past would be leased again at once, and seen first below.
+        eventually(10, "the nack to be committed", || {
+            let (admin, id) = (admin.clone(), sent.id.clone());
+            async move {
+                let s = admin.get_message(&id).await.unwrap();
+                (s.deliveries[0].state == DeliveryState::Pending).then_some(())
+            }
+        })
+        .await;
+    }
+    let marker = admin.send(&SendMessage::text(addr(&bob.agent.id), "marker")).await.unwrap();
+    let m = within(10, "marker", stream.next_message()).await.unwrap().expect("stream open");
+    assert_eq!(m.message.id, marker.id, "a nacked message came back at once");
+    stream.ack(&marker.id).await.unwrap();
+
+    // Over HTTP too: the same clamp.
+    let sent = admin.send(&SendMessage::text(addr(&carol.agent.id), "http")).await.unwrap();
+    carol_client.inbox(&InboxOptions { wait_ms: Some(5000), ..Default::default() }).await.unwrap();
+    assert_eq!(carol_client.nack(vec![sent.id.clone()], Some(u64::MAX)).await.unwrap().ids, [sent.id]);
+
+    // Every nacked message comes due within a day (and a minute of slack), none later.
+    hub.hub.take().expect("running").shutdown().await;
+    let store = open_store(&hub).await;
+    let t1 = now_ms();
+    let mut within_a_day: Vec<String> =
+        store.due_recipients(t0 + DAY_MS - 60_000, t1 + DAY_MS).await.unwrap().into_iter().map(|k| k.1).collect();
+    within_a_day.sort();
+    let mut want = vec![addr(&bob.agent.id), addr(&carol.agent.id)];
+    want.sort();
+    assert_eq!(within_a_day, want);
+    assert!(store.due_recipients(t1 + DAY_MS, i64::MAX).await.unwrap().is_empty(), "parked beyond a day");
+    store.close().await;
 }

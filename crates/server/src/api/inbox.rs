@@ -90,7 +90,6 @@ pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Resu
     let agent = auth.require_agent()?.to_owned();
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
-    let retry = req.retry_in_ms.unwrap_or(0).min(24 * 3600 * 1000);
-    let (ids, ignored) = delivery::nack(&state, &auth.0.tenant, &agent, req.ids, retry).await?;
+    let (ids, ignored) = delivery::nack(&state, &auth.0.tenant, &agent, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
     Ok(Json(AckResult { ids, ignored }))
 }
