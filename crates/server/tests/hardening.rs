@@ -314,3 +314,35 @@ async fn a_websocket_nack_with_a_huge_retry_is_clamped_to_a_day() {
     assert!(store.due_recipients(t1 + DAY_MS, i64::MAX).await.unwrap().is_empty(), "parked beyond a day");
     store.close().await;
 }
+
+// ---- 6: tokens in URLs only where browsers need them ----
+
+#[tokio::test]
+async fn access_token_in_the_url_works_only_on_the_streams() {
+    let hub = TestHub::start().await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    for path in [format!("/v1/whoami?access_token={ADMIN}"), format!("/v1/agents?access_token={ADMIN}")] {
+        let p = problem(call(&hub, "GET", &path, None, None).await, 401, "unauthenticated");
+        assert!(p["detail"].as_str().unwrap().contains("Authorization: Bearer"), "{p}");
+        // Even beside a valid header: the token must come out of the URL.
+        problem(call(&hub, "GET", &path, Some(ADMIN), None).await, 401, "unauthenticated");
+    }
+    // A POST with the token in the URL writes nothing.
+    let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
+    problem(
+        call(&hub, "POST", &format!("/v1/messages?access_token={ADMIN}"), None, Some(&body)).await,
+        401,
+        "unauthenticated",
+    );
+    inbox_is_empty(&hub.admin().with_token(bob.api_key.clone())).await;
+
+    // The streams still take it: SSE answers its event stream, and the WebSocket endpoint
+    // gets past authentication to the handshake this plain request lacks.
+    let res = reqwest::get(format!("{}/v1/events?access_token={}", hub.url(), bob.api_key)).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    drop(res);
+    let path = format!("/v1/stream?access_token={}", bob.api_key);
+    assert_ne!(call(&hub, "GET", &path, None, None).await.status, 401);
+    hub.stop().await;
+}
