@@ -20,6 +20,9 @@ pub enum ApiError {
     /// A query or path parameter is wrong, each named with its path (e.g. `topic`).
     #[error("{detail}")]
     InvalidParams { detail: String, errors: Vec<FieldError> },
+    /// A plain HTTP request to a WebSocket endpoint.
+    #[error("{0}")]
+    UpgradeRequired(String),
     #[error("{0}")]
     UnknownRecipient(String),
     #[error("{0}")]
@@ -66,6 +69,9 @@ impl ApiError {
             InvalidBody { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The request body is invalid"),
             InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", "A query parameter is invalid"),
             InvalidParams { .. } => (StatusCode::BAD_REQUEST, "invalid_query", "A URL parameter is invalid"),
+            UpgradeRequired(_) => {
+                (StatusCode::UPGRADE_REQUIRED, "upgrade_required", "This endpoint speaks WebSocket only")
+            }
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
             UnsupportedAddress(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
@@ -127,6 +133,11 @@ impl IntoResponse for ApiError {
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            res.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         }
         res
     }

@@ -11,6 +11,7 @@ use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{BatchItem, DeliveryState, SendMessage};
 use switchboard_core::time::now_ms;
 use switchboard_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn addr(id: &str) -> String {
     format!("agent:{id}")
@@ -20,6 +21,7 @@ fn addr(id: &str) -> String {
 struct Answer {
     status: u16,
     ctype: String,
+    headers: reqwest::header::HeaderMap,
     body: Value,
 }
 
@@ -33,9 +35,10 @@ async fn call(hub: &TestHub, method: &str, path: &str, token: Option<&str>, body
     }
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
-    let ctype = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let headers = res.headers().clone();
+    let ctype = headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let text = res.text().await.unwrap();
-    Answer { status, ctype, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    Answer { status, ctype, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
 /// Asserts a problem document with this status and code; returns its body.
@@ -344,5 +347,100 @@ async fn access_token_in_the_url_works_only_on_the_streams() {
     drop(res);
     let path = format!("/v1/stream?access_token={}", bob.api_key);
     assert_ne!(call(&hub, "GET", &path, None, None).await.status, 401);
+    hub.stop().await;
+}
+
+// ---- 10: small inconsistencies ----
+
+#[tokio::test]
+async fn a_bad_agent_cursor_is_400_like_the_deliveries_cursor() {
+    let hub = TestHub::start().await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        ids.push(hub.agent(name, &[]).await.0.agent.id);
+    }
+    ids.sort();
+    for path in ["/v1/agents?cursor=not-a-cursor", "/v1/agents?cursor=%FF", "/v1/deliveries?cursor=not-a-cursor"] {
+        let p = problem(call(&hub, "GET", path, Some(ADMIN), None).await, 400, "invalid_query");
+        assert_eq!(paths(&p), ["cursor"], "{path}: {p}");
+    }
+    let p = problem(
+        call(&hub, "GET", "/v1/topics/t/subscribers?after=nope", Some(ADMIN), None).await,
+        400,
+        "invalid_query",
+    );
+    assert_eq!(paths(&p), ["after"]);
+    // A real cursor still pages.
+    let first = call(&hub, "GET", "/v1/agents?limit=2", Some(ADMIN), None).await.body;
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let rest = call(&hub, "GET", &format!("/v1/agents?limit=2&cursor={cursor}"), Some(ADMIN), None).await.body;
+    assert_eq!(rest["agents"][0]["id"], ids[2].as_str(), "{rest}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_websocket_endpoint_answers_a_plain_request_with_a_problem() {
+    let hub = TestHub::start().await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    let a = call(&hub, "GET", "/v1/stream", Some(&bob.api_key), None).await;
+    assert_eq!(a.headers.get("upgrade").map(|v| v.to_str().unwrap()), Some("websocket"));
+    let p = problem(a, 426, "upgrade_required");
+    assert!(p["detail"].as_str().unwrap().contains("/v1/events"), "{p}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn wait_ms_over_the_maximum_is_400_for_sends_as_for_the_inbox() {
+    let hub = TestHub::start().await;
+    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
+    let send = "/v1/messages?wait=delivered&wait_ms=120001";
+    let p = problem(call(&hub, "POST", send, Some(ADMIN), Some(&body)).await, 400, "invalid_query");
+    assert_eq!(p["detail"], "`wait_ms` must be at most 120000 (milliseconds); wait less and ask again to wait longer");
+    inbox_is_empty(&bob_client).await;
+    let p = problem(call(&hub, "GET", "/v1/inbox?wait_ms=60001", Some(&bob.api_key), None).await, 400, "invalid_query");
+    assert_eq!(p["detail"], "`wait_ms` must be at most 60000 (milliseconds); wait less and ask again to wait longer");
+    // Within the maximum, the send goes through.
+    let a = call(&hub, "POST", "/v1/messages?wait=delivered&wait_ms=0", Some(ADMIN), Some(&body)).await;
+    assert_eq!(a.status, 202);
+    hub.stop().await;
+}
+
+/// One HTTP/1.1 request written by hand, for paths an HTTP client library would rewrite
+/// (`%2E%2E` is `..` to a WHATWG URL parser); returns the status and the body.
+async fn raw_http(hub: &TestHub, request_line: &str, token: &str) -> (u16, Value) {
+    let host = hub.url().trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let req = format!(
+        "{request_line} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    within(10, "raw answer", conn.read_to_end(&mut out)).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn dot_segments_and_empty_tokens_are_not_topic_names() {
+    let hub = TestHub::start().await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    let id = &bob.agent.id;
+    for name in ["%2E%2E", "%2E", "..", "orders..eu", ".orders", "orders.", "a%2F..%2Fb"] {
+        let (status, p) = raw_http(&hub, &format!("PUT /v1/topics/{name}/subscribers/{id}"), ADMIN).await;
+        assert_eq!(status, 400, "{name}: {p}");
+        assert_eq!(p["code"], "invalid_query", "{name}: {p}");
+        assert_eq!(paths(&p), ["topic"], "{name}: {p}");
+    }
+    for name in ["..", ".", "orders..eu", "a/./b"] {
+        let body = json!({"to": format!("topic:{name}"), "parts": [{"kind": "text", "text": "x"}]}).to_string();
+        let p = problem(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&body)).await, 422, "invalid_body");
+        assert_eq!(paths(&p), ["to"], "{name}: {p}");
+    }
+    assert!(hub.admin().topics().await.unwrap().topics.is_empty(), "nothing was subscribed");
+    // Dotted names are fine.
+    hub.admin().subscribe("orders.eu", id).await.unwrap();
     hub.stop().await;
 }

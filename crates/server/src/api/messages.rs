@@ -194,6 +194,9 @@ pub struct SendQuery {
     wait_ms: Option<u64>,
 }
 
+/// Default and most of `wait_ms` with `?wait=delivered`.
+const DELIVERED_WAIT_MS: (u64, u64) = (30_000, 120_000);
+
 /// Polls the deliveries until each is handed out or final. Opt-in and bounded, so a poll with
 /// back-off is simpler than a per-message notification on the hot path.
 async fn wait_delivered(state: &AppState, tenant: &str, id: &str, wait_ms: u64) -> Result<Vec<Delivery>, ApiError> {
@@ -226,7 +229,7 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     let wait_ms = match q.wait.as_deref() {
         None => None,
-        Some("delivered") => Some(q.wait_ms.unwrap_or(30_000).min(120_000)),
+        Some("delivered") => Some(super::wait_ms(q.wait_ms, DELIVERED_WAIT_MS.0, DELIVERED_WAIT_MS.1)?),
         Some(other) => {
             return Err(ApiError::InvalidQuery(format!("`wait={other}` is not understood; use `wait=delivered`")));
         }

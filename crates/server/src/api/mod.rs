@@ -156,6 +156,31 @@ fn refused<T: DeserializeOwned>(bytes: &[u8], first: serde_json::Error) -> ApiEr
     }
 }
 
+/// How long a request may wait for something to happen (`wait_ms`): `default` when not
+/// given, refused above `max`. One rule and one text for every endpoint that waits.
+pub fn wait_ms(asked: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
+    match asked.unwrap_or(default) {
+        ms if ms > max => Err(ApiError::InvalidQuery(format!(
+            "`wait_ms` must be at most {max} (milliseconds); wait less and ask again to wait longer"
+        ))),
+        ms => Ok(ms),
+    }
+}
+
+/// A `cursor`-style query parameter that is not the `next_cursor` of an earlier page.
+pub fn bad_cursor(param: &str) -> ApiError {
+    ApiError::params(vec![wire::FieldError {
+        path: param.to_owned(),
+        message: "is not a cursor from a previous page; pass `next_cursor` as it came, or leave it out to start at the first page".into(),
+    }])
+}
+
+/// A cursor over agents (`next_cursor` of agent and subscriber lists: the last agent id of
+/// the page), in the form agent ids are stored.
+pub fn agent_cursor(param: &str, cursor: Option<String>) -> Result<Option<String>, ApiError> {
+    cursor.map(|c| uuid::Uuid::parse_str(&c).map(|id| id.to_string()).map_err(|_| bad_cursor(param))).transpose()
+}
+
 /// The string rule for URLs: a NUL (`%00`) anywhere in the path or the query is refused
 /// before a handler sees it, whatever the parameter (ids, names, cursors, filters).
 async fn refuse_nul_in_url(req: Request, next: Next) -> Response {

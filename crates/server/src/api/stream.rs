@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -33,8 +34,13 @@ const ACK_BATCH: usize = 1024;
 /// WebSocket stream of the caller's messages. Server → client: `{"type":"message", …}`;
 /// client → server: `{"type":"ack","id":…}` or `{"type":"nack","id":…,"retry_in_ms":…}`.
 #[utoipa::path(get, path = "/v1/stream", responses((status = 101, description = "WebSocket of StreamFrame")))]
-pub async fn websocket(State(state): State<AppState>, auth: Auth, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+pub async fn websocket(
+    State(state): State<AppState>,
+    auth: Auth,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
     let agent = auth.require_agent()?.to_owned();
+    let ws = ws.map_err(not_a_websocket)?;
     let tenant = auth.0.tenant.clone();
     // tungstenite's default buffers are 128 KiB each way per connection; idle consumers then
     // cost ~134 KiB apiece (measured: 1.36 GiB for 10,000). Frames here are small and the
@@ -45,6 +51,16 @@ pub async fn websocket(State(state): State<AppState>, auth: Auth, ws: WebSocketU
             tracing::debug!(agent = %agent, error = %e, "stream closed");
         }
     }))
+}
+
+/// A plain HTTP request to `/v1/stream`, as a problem document (axum answers plain text).
+fn not_a_websocket(why: WebSocketUpgradeRejection) -> ApiError {
+    ApiError::UpgradeRequired(format!(
+        "GET /v1/stream is a WebSocket endpoint and this request is not a WebSocket handshake ({}): connect with \
+         a WebSocket client, or read messages over Server-Sent Events at GET /v1/events or by long-poll at \
+         GET /v1/inbox",
+        why.body_text()
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
