@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{ADMIN, TestHub, eventually, within};
+use common::{ADMIN, TestHub, assert_unchanged, eventually, within};
 use serde_json::{Value, json};
-use switchboard_client::{Client, InboxOptions};
+use switchboard_client::InboxOptions;
 use switchboard_core::api::{BatchItem, DeliveryState, SendMessage};
 use switchboard_core::time::now_ms;
 use switchboard_store::Store;
@@ -59,10 +59,6 @@ fn paths(p: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn inbox_is_empty(bob: &Client) {
-    assert!(bob.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "a refused send wrote something");
-}
-
 // ---- 2: a deleted agent's webhook secret ----
 
 #[tokio::test]
@@ -73,6 +69,7 @@ async fn a_deleted_agents_webhook_secret_is_gone_like_the_agent() {
     let admin = hub.admin();
     assert!(admin.webhook_secret(&id).await.unwrap().secret.starts_with("whsec_"));
     admin.delete_agent(&id).await.unwrap();
+    let before = hub.snapshot().await;
 
     assert_eq!(admin.get_agent(&id).await.unwrap_err().code(), Some("not_found"));
     let p = problem(
@@ -86,8 +83,9 @@ async fn a_deleted_agents_webhook_secret_is_gone_like_the_agent() {
         404,
         "not_found",
     );
-    // The rotation wrote nothing back: still no secret to read.
+    // The rotation wrote nothing back: still no secret to read, and the store as it was.
     assert_eq!(admin.webhook_secret(&id).await.unwrap_err().code(), Some("not_found"));
+    assert_unchanged(&before, &hub.snapshot().await, "a deleted agent's secret and rotation");
     hub.stop().await;
 }
 
@@ -96,7 +94,8 @@ async fn a_deleted_agents_webhook_secret_is_gone_like_the_agent() {
 #[tokio::test]
 async fn trailing_data_after_the_json_body_is_refused_and_writes_nothing() {
     let hub = TestHub::start().await;
-    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     let one = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
     for body in [format!("{one}xyz"), format!("{one}{one}"), format!("{one} []"), format!("{one}\n{{")] {
         let p = problem(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&body)).await, 400, "invalid_json");
@@ -108,7 +107,7 @@ async fn trailing_data_after_the_json_body_is_refused_and_writes_nothing() {
         400,
         "invalid_json",
     );
-    inbox_is_empty(&bob_client).await;
+    assert_unchanged(&before, &hub.snapshot().await, "bodies with trailing data");
     // Whitespace after the document is not data.
     assert_eq!(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&format!("{one} \r\n\t"))).await.status, 202);
     hub.stop().await;
@@ -117,7 +116,8 @@ async fn trailing_data_after_the_json_body_is_refused_and_writes_nothing() {
 #[tokio::test]
 async fn unparseable_json_is_400_invalid_json_and_wrong_fields_stay_422() {
     let hub = TestHub::start().await;
-    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     for body in ["{\"to\": ", "", "not json", "{\"to\": 5, \"parts\": [", "{'to': 'x'}"] {
         let p = problem(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body)).await, 400, "invalid_json");
         assert_eq!(p["type"], "https://switchboard.dev/problems/invalid-json");
@@ -133,9 +133,7 @@ async fn unparseable_json_is_400_invalid_json_and_wrong_fields_stay_422() {
     // The same for every body: an agent card.
     problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some("{\"name\": \"x\"")).await, 400, "invalid_json");
     problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some(r#"{"name": 1}"#)).await, 422, "invalid_body");
-    inbox_is_empty(&bob_client).await;
-    let agents = hub.admin().list_agents(None, None).await.unwrap().agents;
-    assert_eq!(agents.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), [bob.agent.id.as_str()]);
+    assert_unchanged(&before, &hub.snapshot().await, "unparseable and ill-fitting bodies");
     hub.stop().await;
 }
 
@@ -145,6 +143,7 @@ async fn unparseable_json_is_400_invalid_json_and_wrong_fields_stay_422() {
 async fn nul_is_refused_in_every_message_field_and_writes_nothing() {
     let hub = TestHub::start().await;
     let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     let to = addr(&bob.agent.id);
     let cases = [
         ("idempotency_key", json!({"idempotency_key": "k\u{0}"})),
@@ -170,7 +169,7 @@ async fn nul_is_refused_in_every_message_field_and_writes_nothing() {
         assert_eq!(paths(&p), [path], "{p}");
         assert!(p["errors"][0]["message"].as_str().unwrap().contains("NUL"), "{p}");
     }
-    inbox_is_empty(&bob_client).await;
+    assert_unchanged(&before, &hub.snapshot().await, "messages with a NUL");
 
     // In a batch only the message at fault is refused, its field named within the batch.
     let mut bad = SendMessage::text(&to, "b");
@@ -190,6 +189,7 @@ async fn nul_is_refused_in_every_message_field_and_writes_nothing() {
 async fn nul_is_refused_in_every_agent_card_field_and_changes_nothing() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &["translate"]).await;
+    let before = hub.snapshot().await;
     let cases = [
         ("description", json!({"description": "d\u{0}"})),
         ("version", json!({"version": "1.0\u{0}"})),
@@ -211,9 +211,7 @@ async fn nul_is_refused_in_every_agent_card_field_and_changes_nothing() {
         let p = problem(call(&hub, "PUT", &path_of_bob, Some(ADMIN), Some(&card)).await, 422, "invalid_body");
         assert_eq!(paths(&p), [path], "update: {p}");
     }
-    let agents = hub.admin().list_agents(None, None).await.unwrap().agents;
-    assert_eq!(agents.len(), 1, "no agent was registered");
-    assert_eq!(agents[0], bob.agent, "bob's card is unchanged");
+    assert_unchanged(&before, &hub.snapshot().await, "agent cards with a NUL");
     hub.stop().await;
 }
 
@@ -221,6 +219,7 @@ async fn nul_is_refused_in_every_agent_card_field_and_changes_nothing() {
 async fn nul_is_refused_in_urls_and_other_bodies() {
     let hub = TestHub::start().await;
     let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     for path in [
         "/v1/agents/%00".to_owned(),
         "/v1/agents?capability=a%00".to_owned(),
@@ -242,7 +241,7 @@ async fn nul_is_refused_in_urls_and_other_bodies() {
         "invalid_body",
     );
     assert_eq!(paths(&p), ["events_to"]);
-    assert_eq!(hub.admin().tenant_push_settings().await.unwrap().events_to, None, "settings unchanged");
+    assert_unchanged(&before, &hub.snapshot().await, "URLs and bodies with a NUL");
 
     // On the WebSocket, a frame with a NUL is answered with an error frame, and the stream
     // goes on serving.
@@ -324,6 +323,7 @@ async fn a_websocket_nack_with_a_huge_retry_is_clamped_to_a_day() {
 async fn access_token_in_the_url_works_only_on_the_streams() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     for path in [format!("/v1/whoami?access_token={ADMIN}"), format!("/v1/agents?access_token={ADMIN}")] {
         let p = problem(call(&hub, "GET", &path, None, None).await, 401, "unauthenticated");
         assert!(p["detail"].as_str().unwrap().contains("Authorization: Bearer"), "{p}");
@@ -337,7 +337,7 @@ async fn access_token_in_the_url_works_only_on_the_streams() {
         401,
         "unauthenticated",
     );
-    inbox_is_empty(&hub.admin().with_token(bob.api_key.clone())).await;
+    assert_unchanged(&before, &hub.snapshot().await, "requests with a token in the URL");
 
     // The streams still take it: SSE answers its event stream, and the WebSocket endpoint
     // gets past authentication to the handshake this plain request lacks.
@@ -392,14 +392,15 @@ async fn the_websocket_endpoint_answers_a_plain_request_with_a_problem() {
 #[tokio::test]
 async fn wait_ms_over_the_maximum_is_400_for_sends_as_for_the_inbox() {
     let hub = TestHub::start().await;
-    let (bob, bob_client) = hub.agent("bob", &[]).await;
+    let (bob, _) = hub.agent("bob", &[]).await;
+    let before = hub.snapshot().await;
     let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
     let send = "/v1/messages?wait=delivered&wait_ms=120001";
     let p = problem(call(&hub, "POST", send, Some(ADMIN), Some(&body)).await, 400, "invalid_query");
     assert_eq!(p["detail"], "`wait_ms` must be at most 120000 (milliseconds); wait less and ask again to wait longer");
-    inbox_is_empty(&bob_client).await;
     let p = problem(call(&hub, "GET", "/v1/inbox?wait_ms=60001", Some(&bob.api_key), None).await, 400, "invalid_query");
     assert_eq!(p["detail"], "`wait_ms` must be at most 60000 (milliseconds); wait less and ask again to wait longer");
+    assert_unchanged(&before, &hub.snapshot().await, "waits over the maximum");
     // Within the maximum, the send goes through.
     let a = call(&hub, "POST", "/v1/messages?wait=delivered&wait_ms=0", Some(ADMIN), Some(&body)).await;
     assert_eq!(a.status, 202);
@@ -428,6 +429,7 @@ async fn dot_segments_and_empty_tokens_are_not_topic_names() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
     let id = &bob.agent.id;
+    let before = hub.snapshot().await;
     for name in ["%2E%2E", "%2E", "..", "orders..eu", ".orders", "orders.", "a%2F..%2Fb"] {
         let (status, p) = raw_http(&hub, &format!("PUT /v1/topics/{name}/subscribers/{id}"), ADMIN).await;
         assert_eq!(status, 400, "{name}: {p}");
@@ -439,7 +441,7 @@ async fn dot_segments_and_empty_tokens_are_not_topic_names() {
         let p = problem(call(&hub, "POST", "/v1/messages", Some(ADMIN), Some(&body)).await, 422, "invalid_body");
         assert_eq!(paths(&p), ["to"], "{name}: {p}");
     }
-    assert!(hub.admin().topics().await.unwrap().topics.is_empty(), "nothing was subscribed");
+    assert_unchanged(&before, &hub.snapshot().await, "bad topic names");
     // Dotted names are fine.
     hub.admin().subscribe("orders.eu", id).await.unwrap();
     hub.stop().await;
