@@ -33,13 +33,30 @@ fn valid_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '@'))
 }
 
+/// A topic name is tokens separated by `.`, none of them empty, so that the wildcard
+/// subscriptions to come (`orders.*` one token, `orders.>` the rest) have tokens to match;
+/// and, since names may hold `/` and travel in URL paths, no `/`-separated segment is `.` or
+/// `..`, which URL resolvers would rewrite.
+fn valid_topic(s: &str) -> bool {
+    s.split('.').all(|token| !token.is_empty()) && s.split('/').all(|seg| seg != "." && seg != "..")
+}
+
 /// Checks the name of an address of this `kind` (e.g. a topic name taken from a URL), so
 /// that everything named in an address follows one rule and is refused with one message.
 pub fn check_name(kind: &str, name: &str) -> Result<(), AddressError> {
-    if valid_name(name) {
-        return Ok(());
+    let shown = name.replace('\0', "\\u0000");
+    if !valid_name(name) {
+        return Err(AddressError(format!(
+            "`{shown}` is not a valid {kind} name: use 1 to {MAX_NAME} letters, digits or `-_./@`"
+        )));
     }
-    Err(AddressError(format!("`{name}` is not a valid {kind} name: use 1 to {MAX_NAME} letters, digits or `-_./@`")))
+    if kind == "topic" && !valid_topic(name) {
+        return Err(AddressError(format!(
+            "`{shown}` is not a valid topic name: a topic name is tokens separated by single dots \
+             (`orders.eu`), with no empty token and no `.` or `..` between slashes"
+        )));
+    }
+    Ok(())
 }
 
 impl FromStr for Address {
@@ -124,6 +141,26 @@ mod tests {
         assert!(e.to_string().contains("not a valid topic name"), "{e}");
         assert!(check_name("topic", "").is_err());
         assert!(check_name("topic", &"x".repeat(MAX_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn a_topic_name_is_dot_separated_tokens_none_empty() {
+        for ok in ["orders", "orders.eu", "a.b.c", "alerts/eu.west", "v1.2/x", "a/b/c", "a/.b", "a./b"] {
+            assert!(check_name("topic", ok).is_ok(), "{ok}");
+        }
+        for bad in [".", "..", "...", ".orders", "orders.", "orders..eu", "a/./b", "a/../b", "../x", "x/..", "./x"] {
+            let e = check_name("topic", bad).unwrap_err();
+            assert!(e.to_string().contains("tokens separated by single dots"), "{bad}: {e}");
+            assert!(format!("topic:{bad}").parse::<Address>().is_err(), "{bad} as an address");
+        }
+        // The token rule is the topics': other names keep the plain rule.
+        assert!(check_name("agent", "..").is_ok());
+    }
+
+    #[test]
+    fn a_nul_in_a_name_is_refused_and_shown_escaped() {
+        let e = check_name("topic", "a\0b").unwrap_err().to_string();
+        assert!(e.contains("a\\u0000b") && !e.contains('\0'), "{e}");
     }
 
     #[test]

@@ -6,20 +6,15 @@ use base64::Engine;
 use crate::Address;
 use crate::api::{FieldError, Part, RegisterAgent, SendMessage};
 
+mod strings;
+
+/// The string rule (no NUL), applied to whole requests; see `validate/strings.rs`.
+pub use strings::{NUL_REFUSED, strings};
+
 /// Longest TTL a message may ask for (30 days).
 pub const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
 /// Longest idempotency key, correlation id, conversation id.
 pub const MAX_KEY_LEN: usize = 256;
-
-/// True if any string (or object key) in `v` holds a NUL character.
-fn has_nul(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(a) => a.iter().any(has_nul),
-        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError { path: path.into(), message: message.into() }
@@ -43,23 +38,7 @@ pub fn send_message(m: &SendMessage) -> Result<Address, Vec<FieldError>> {
             None
         }
     };
-    // PostgreSQL text cannot hold NUL, and no agent protocol needs it: refuse it on every
-    // backend alike rather than store on one and fail on the other.
-    for (i, p) in m.parts.iter().enumerate() {
-        let nul = match p {
-            Part::Text { text } => text.contains('\0'),
-            Part::Data { data } => has_nul(data),
-            Part::File { file } => {
-                [&file.name, &file.media_type, &file.uri].iter().any(|f| f.as_deref().is_some_and(|s| s.contains('\0')))
-            }
-        };
-        if nul {
-            errors.push(err(format!("parts[{i}]"), "contains a NUL character (\\u0000), which is not allowed"));
-        }
-    }
-    if m.metadata.as_ref().is_some_and(has_nul) {
-        errors.push(err("metadata", "contains a NUL character (\\u0000), which is not allowed"));
-    }
+    errors.extend(strings(m));
     if m.parts.is_empty() {
         errors.push(err("parts", "a message needs at least one part, e.g. {\"kind\":\"text\",\"text\":\"hi\"}"));
     }
@@ -105,7 +84,7 @@ pub fn send_message(m: &SendMessage) -> Result<Address, Vec<FieldError>> {
 
 /// Checks an agent registration or update.
 pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
-    let mut errors = Vec::new();
+    let mut errors = strings(r);
     let name_ok = |s: &str| {
         !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     };
@@ -162,12 +141,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_nul_characters() {
+    fn refuses_nul_characters_in_any_field() {
         let m = SendMessage::text("agent:a", "a\0b");
-        assert_eq!(send_message(&m).unwrap_err()[0].path, "parts[0]");
+        assert_eq!(send_message(&m).unwrap_err()[0].path, "parts[0].text");
         let mut m = SendMessage::text("agent:a", "ok");
         m.metadata = Some(serde_json::json!({"k": "x\u{0}y"}));
-        assert_eq!(send_message(&m).unwrap_err()[0].path, "metadata");
+        assert_eq!(send_message(&m).unwrap_err()[0].path, "metadata.k");
+        let mut m = SendMessage::text("agent:a", "ok");
+        m.idempotency_key = Some("k\0".into());
+        assert_eq!(send_message(&m).unwrap_err()[0].path, "idempotency_key");
+        let card = RegisterAgent { name: "a".into(), version: Some("1\0".into()), ..Default::default() };
+        assert_eq!(register_agent(&card).unwrap_err()[0].path, "version");
     }
 
     #[test]

@@ -96,26 +96,44 @@ impl Auth {
     }
 }
 
-fn bearer(parts: &Parts) -> Option<String> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let h = h.to_str().ok()?;
-        let (scheme, token) = h.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
+/// The paths where a token may come as `?access_token=`: the streams, because browsers
+/// cannot set headers on WebSocket and EventSource requests. Anywhere else a token in the
+/// URL would only end up in proxy and access logs.
+const TOKEN_IN_URL_PATHS: [&str; 2] = ["/v1/stream", "/v1/events"];
+
+/// The `access_token` query parameter, if the URL carries one.
+fn query_token(parts: &Parts) -> Option<&str> {
+    parts.uri.query()?.split('&').find_map(|kv| kv.strip_prefix("access_token="))
+}
+
+/// The caller's token: the `Authorization` header, or `?access_token=` on the streams.
+fn bearer(parts: &Parts) -> Result<String, ApiError> {
+    let in_url = query_token(parts);
+    if in_url.is_some() && !TOKEN_IN_URL_PATHS.contains(&parts.uri.path()) {
+        return Err(ApiError::Unauthenticated(
+            "`access_token` in the URL is accepted only by GET /v1/stream and GET /v1/events (browsers cannot set \
+             headers there); send the token as `Authorization: Bearer <token>` and take it out of the URL, which \
+             proxies and access logs record"
+                .into(),
+        ));
     }
-    // Browsers cannot set headers on WebSocket and EventSource requests.
-    let query = parts.uri.query()?;
-    query.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(str::to_owned))
+    let missing = || {
+        ApiError::Unauthenticated(
+            "send `Authorization: Bearer <token>` with an agent API key or the admin token".into(),
+        )
+    };
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let (scheme, token) = h.to_str().ok().and_then(|h| h.split_once(' ')).ok_or_else(missing)?;
+        return if scheme.eq_ignore_ascii_case("bearer") { Ok(token.trim().to_owned()) } else { Err(missing()) };
+    }
+    in_url.map(str::to_owned).ok_or_else(missing)
 }
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
-        let Some(token) = bearer(parts) else {
-            return Err(ApiError::Unauthenticated(
-                "send `Authorization: Bearer <token>` with an agent API key or the admin token".into(),
-            ));
-        };
+        let token = bearer(parts)?;
         let hash = token_hash(&token);
         let principal = match state.tokens.get(&hash) {
             Some(p) => p,

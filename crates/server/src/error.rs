@@ -9,6 +9,10 @@ use switchboard_store::StoreError;
 /// Every error an API handler can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The body is not JSON at all (syntax, truncation, trailing data): 400, as HTTP has it
+    /// for a request that cannot be parsed, where a well-formed body with wrong fields is 422.
+    #[error("{0}")]
+    InvalidJson(String),
     #[error("{detail}")]
     InvalidBody { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
@@ -16,6 +20,9 @@ pub enum ApiError {
     /// A query or path parameter is wrong, each named with its path (e.g. `topic`).
     #[error("{detail}")]
     InvalidParams { detail: String, errors: Vec<FieldError> },
+    /// A plain HTTP request to a WebSocket endpoint.
+    #[error("{0}")]
+    UpgradeRequired(String),
     #[error("{0}")]
     UnknownRecipient(String),
     #[error("{0}")]
@@ -58,9 +65,13 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", "The request body is not valid JSON"),
             InvalidBody { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "The request body is invalid"),
             InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query", "A query parameter is invalid"),
             InvalidParams { .. } => (StatusCode::BAD_REQUEST, "invalid_query", "A URL parameter is invalid"),
+            UpgradeRequired(_) => {
+                (StatusCode::UPGRADE_REQUIRED, "upgrade_required", "This endpoint speaks WebSocket only")
+            }
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
             UnsupportedAddress(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
@@ -122,6 +133,11 @@ impl IntoResponse for ApiError {
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::UPGRADE_REQUIRED {
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            res.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         }
         res
     }

@@ -351,7 +351,7 @@ async fn messages_are_visible_only_to_sender_recipients_and_admin() {
 // ---- errors: status, code, problem+json, and nothing written ----
 
 #[tokio::test]
-async fn malformed_json_is_invalid_body_and_writes_nothing() {
+async fn malformed_json_is_invalid_json_and_writes_nothing() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
     let before = hub.snapshot().await;
@@ -359,7 +359,7 @@ async fn malformed_json_is_invalid_body_and_writes_nothing() {
     // have all it needs to store a message for bob.
     let body = json!({"to": addr(&bob.agent.id), "parts": [{"kind": "text", "text": "x"}]}).to_string();
     let got = raw(&hub, "POST", "/v1/messages", Some(ADMIN), Some(body[..body.len() - 1].to_owned())).await;
-    let p = assert_problem(got, 422, "invalid_body");
+    let p = assert_problem(got, 400, "invalid_json");
     assert!(p["detail"].as_str().unwrap().contains("not valid JSON"), "{p}");
     assert_unchanged(&before, &hub.snapshot().await, "a truncated body");
     hub.stop().await;

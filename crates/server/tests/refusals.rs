@@ -30,7 +30,7 @@ async fn refuse_each(hub: &TestHub, method: &str, path: &str, token: &str, cases
 }
 
 #[tokio::test]
-async fn bad_message_bodies_are_422_and_change_nothing() {
+async fn bad_message_bodies_are_400_or_422_and_change_nothing() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
     let (carol, _) = hub.agent("carol", &[]).await;
@@ -64,9 +64,14 @@ async fn bad_message_bodies_are_422_and_change_nothing() {
         ("bad base64", bad_file.to_string()),
     ];
     for (what, body) in bodies {
+        // A body that is not JSON is 400; well-formed JSON that does not fit is 422.
+        let (status, code) = match what {
+            "syntax" | "empty" => (400, "invalid_json"),
+            _ => (422, "invalid_body"),
+        };
         let got = raw(&hub, "POST", "/v1/messages", Some(&bob.api_key), Some(body.clone())).await;
-        assert_eq!(got.0, 422, "{what}: {body} → {}", got.2);
-        assert_problem(got, 422, "invalid_body");
+        assert_eq!(got.0, status, "{what}: {body} → {}", got.2);
+        assert_problem(got, status, code);
     }
     assert_unchanged(&before, &hub.snapshot().await, "bad message bodies");
     hub.stop().await;

@@ -230,8 +230,8 @@ pub trait Store: Send + Sync + 'static {
     async fn list_agents(&self, tenant: &str, filter: AgentFilter) -> Result<Vec<AgentRecord>>;
     /// Replaces the card fields of an agent (not id, created_at, last_seen_at).
     async fn update_agent(&self, agent: AgentRecord) -> Result<Option<AgentRecord>>;
-    /// Removes the agent, its keys and its topic subscriptions; its open deliveries become
-    /// `dead`.
+    /// Removes the agent, its keys, its topic subscriptions and its push settings (webhook
+    /// secrets); its open deliveries become `dead`.
     async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
     /// Records that agents were seen (heartbeat or authenticated request).
     async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;

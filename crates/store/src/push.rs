@@ -103,8 +103,11 @@ pub struct DeliveryFilter {
 /// Push delivery storage.
 #[async_trait]
 pub trait PushStore: Send + Sync {
-    /// Creates or replaces an agent's push settings.
+    /// Creates or replaces a registered agent's push settings; does nothing for an agent that
+    /// is not (or no longer) registered, so a deleted agent's secret is never written back.
     async fn put_push_settings(&self, tenant: &str, agent_id: &str, s: PushSettings) -> Result<()>;
+    /// The settings of those of `agent_ids` that are registered and have some, in that order:
+    /// a deleted agent has none, like any other trace of it.
     async fn push_settings(&self, tenant: &str, agent_ids: &[String]) -> Result<Vec<(String, PushSettings)>>;
     /// Claims due deliveries of agents with an enabled endpoint, oldest first.
     async fn claim_push(&self, claim: PushClaim) -> Result<Vec<PushJob>>;

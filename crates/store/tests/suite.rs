@@ -455,6 +455,23 @@ async fn claim_push_skips_disabled_and_endpointless_agents(s: &dyn Store) {
     assert_eq!(ids_of(&p.claim_push(claim_at(1000)).await.unwrap()), ["m1"], "re-enabled");
 }
 
+/// A deleted agent's webhook secret is gone with it, and a write racing the deletion (a
+/// rotation) cannot bring it back; an agent never registered gets none either.
+async fn a_deleted_agent_keeps_no_push_settings(s: &dyn Store) {
+    let p = push_of(s);
+    push_agent(s, "a").await;
+    push_agent(s, "b").await;
+    assert!(s.delete_agent(T, "a", 1000).await.unwrap());
+    let ids = ["a".to_owned(), "b".to_owned(), "nobody".to_owned()];
+    let left: Vec<String> = p.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(left, ["b"]);
+    for id in ["a", "nobody"] {
+        p.put_push_settings(T, id, PushSettings { secret: "whsec_late".into(), ..Default::default() }).await.unwrap();
+    }
+    let left: Vec<String> = p.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(left, ["b"], "a write for an unregistered agent stored nothing");
+}
+
 /// Claims everything due at 1000 and lets each attempt die.
 async fn kill_all(p: &dyn PushStore) {
     for j in p.claim_push(claim_at(1000)).await.unwrap() {
@@ -730,6 +747,7 @@ backends!(
     finish_push_moves_the_delivery_and_logs_the_attempt,
     claim_push_keeps_within_per_agent_and_agent_room,
     claim_push_skips_disabled_and_endpointless_agents,
+    a_deleted_agent_keeps_no_push_settings,
     replay_and_purge_dead_follow_the_filter,
     list_deliveries_filters_and_pages,
     subscribe_is_idempotent_and_needs_a_registered_agent,

@@ -144,7 +144,8 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>)
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
     }
-    let filter = AgentFilter { capability: q.capability, after: q.cursor, limit };
+    let after = super::agent_cursor("cursor", q.cursor)?;
+    let filter = AgentFilter { capability: q.capability, after, limit };
     let page = state.store.list_agents(&auth.0.tenant, filter).await?;
     let next_cursor = (page.len() == limit).then(|| page.last().map(|a| a.id.clone())).flatten();
     let ids: Vec<String> = page.iter().filter(|a| a.endpoint.is_some()).map(|a| a.id.clone()).collect();

@@ -81,13 +81,7 @@ async fn page(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
     }
-    let after = match q.cursor.as_deref() {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::InvalidQuery("`cursor` is not a cursor from a previous page".into()))?,
-        ),
-        None => None,
-    };
+    let after = q.cursor.as_deref().map(|c| c.parse::<i64>().map_err(|_| super::bad_cursor("cursor"))).transpose()?;
     let filter = DeliveryFilter {
         state: q.state,
         recipient: scope(auth, q.recipient)?,

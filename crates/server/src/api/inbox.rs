@@ -35,10 +35,7 @@ pub struct InboxQuery {
 pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery>) -> Result<Json<Inbox>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let tenant = auth.0.tenant.clone();
-    let wait_ms = q.wait_ms.unwrap_or(0);
-    if wait_ms > MAX_WAIT_MS {
-        return Err(ApiError::InvalidQuery(format!("`wait_ms` must be at most {MAX_WAIT_MS}")));
-    }
+    let wait_ms = super::wait_ms(q.wait_ms, 0, MAX_WAIT_MS)?;
     let limit = q.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
@@ -90,7 +87,6 @@ pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Resu
     let agent = auth.require_agent()?.to_owned();
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
-    let retry = req.retry_in_ms.unwrap_or(0).min(24 * 3600 * 1000);
-    let (ids, ignored) = delivery::nack(&state, &auth.0.tenant, &agent, req.ids, retry).await?;
+    let (ids, ignored) = delivery::nack(&state, &auth.0.tenant, &agent, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
     Ok(Json(AckResult { ids, ignored }))
 }

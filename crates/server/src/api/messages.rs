@@ -18,7 +18,7 @@ use switchboard_core::{Address, validate};
 use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage, Principal, PrincipalKind};
 
 use super::agents::view;
-use super::{Q, parse_json};
+use super::{Q, read_json};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::delivery::message_view;
@@ -194,6 +194,9 @@ pub struct SendQuery {
     wait_ms: Option<u64>,
 }
 
+/// Default and most of `wait_ms` with `?wait=delivered`.
+const DELIVERED_WAIT_MS: (u64, u64) = (30_000, 120_000);
+
 /// Polls the deliveries until each is handed out or final. Opt-in and bounded, so a poll with
 /// back-off is simpler than a per-message notification on the hot path.
 async fn wait_delivered(state: &AppState, tenant: &str, id: &str, wait_ms: u64) -> Result<Vec<Delivery>, ApiError> {
@@ -226,12 +229,13 @@ pub async fn send(
 ) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     let wait_ms = match q.wait.as_deref() {
         None => None,
-        Some("delivered") => Some(q.wait_ms.unwrap_or(30_000).min(120_000)),
+        Some("delivered") => Some(super::wait_ms(q.wait_ms, DELIVERED_WAIT_MS.0, DELIVERED_WAIT_MS.1)?),
         Some(other) => {
             return Err(ApiError::InvalidQuery(format!("`wait={other}` is not understood; use `wait=delivered`")));
         }
     };
-    let req: SendMessage = parse_json(body, state.config.max_message_bytes).await?;
+    // `prepare` applies the string rule (`validate::send_message`).
+    let req: SendMessage = read_json(body, state.config.max_message_bytes).await?;
     let m = prepare(&state, &auth.0, req).await?;
     let pushes = !m.push_recipients.is_empty();
     let outcome = state
@@ -260,7 +264,8 @@ pub async fn send_batch(
     body: Body,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     let limit = state.config.max_message_bytes.saturating_mul(16);
-    let req: SendBatch = parse_json(body, limit).await?;
+    // The string rule is applied per message by `prepare`, so only the message at fault is refused.
+    let req: SendBatch = read_json(body, limit).await?;
     if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
         return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
             path: "messages".into(),

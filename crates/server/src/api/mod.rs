@@ -10,7 +10,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use switchboard_core::validate;
 use utoipa::OpenApi;
 
 use crate::AppState;
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(stream::events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(refuse_nul_in_url))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record_http))
         .with_state(state)
 }
@@ -84,15 +87,27 @@ async fn record_http(State(state): State<AppState>, req: Request, next: Next) ->
     res
 }
 
-/// Reads a JSON body of at most `limit` bytes into `T`, reporting the failing path.
-pub async fn parse_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
+/// Reads a JSON body of at most `limit` bytes into `T` and applies the string rule
+/// (`core::validate::strings`: no NUL) to every string in it. The way request bodies enter
+/// the hub, so that every endpoint refuses the same things with the same answers.
+pub async fn parse_json<T: DeserializeOwned + Serialize>(body: Body, limit: usize) -> Result<T, ApiError> {
+    let v: T = read_json(body, limit).await?;
+    let errors = validate::strings(&v);
+    if errors.is_empty() { Ok(v) } else { Err(ApiError::fields(errors)) }
+}
+
+/// [`parse_json`] without the string rule, for bodies whose validation applies it itself,
+/// item by item: sends (`core::validate::send_message`), so that a batch refuses only the
+/// message at fault and a single send walks its strings once.
+///
+/// Exactly one JSON document is accepted: anything after it, even a second document, makes
+/// the body invalid. Unparseable bodies are 400 `invalid_json`; well-formed ones that do not
+/// fit `T` are 422 `invalid_body` naming the failing field.
+pub async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
     let mut bytes = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidBody {
-            detail: format!("could not read the request body: {e}"),
-            errors: Vec::new(),
-        })?;
+        let chunk = chunk.map_err(|e| ApiError::InvalidJson(format!("could not read the request body: {e}")))?;
         if bytes.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(format!(
                 "the body is larger than the limit of {limit} bytes; send large files by `uri`, or raise max_message_bytes"
@@ -101,32 +116,82 @@ pub async fn parse_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result
         bytes.extend_from_slice(&chunk);
     }
     if bytes.is_empty() {
-        return Err(ApiError::InvalidBody {
-            detail: "the request body is empty; send a JSON object".into(),
-            errors: vec![],
-        });
+        return Err(ApiError::InvalidJson("the request body is empty; send a JSON object".into()));
     }
     // A valid body, the common case, parses once without path tracking, which cost about a
-    // third of the parse (callgrind, `http` workload); a refused one is parsed again with it,
-    // so that the error names the failing field.
-    if let Ok(v) = serde_json::from_slice(&bytes) {
-        return Ok(v);
+    // third of the parse (callgrind, `http` workload); a refused one is looked at again to
+    // tell bad syntax from bad fields and to name the field. `from_slice` also refuses
+    // trailing input, which a bare `Deserializer` would leave unread.
+    serde_json::from_slice(&bytes).map_err(|e| refused::<T>(&bytes, e))
+}
+
+/// Why `bytes` did not parse into `T`: bad syntax (400) or the failing field (422).
+fn refused<T: DeserializeOwned>(bytes: &[u8], first: serde_json::Error) -> ApiError {
+    // The typed parse stops at its first problem, which may be a field although the body
+    // is broken further on; whether the body is JSON at all is a question for the syntax
+    // alone.
+    let syntax = if first.is_syntax() || first.is_eof() {
+        Some(first)
+    } else {
+        serde_json::from_slice::<IgnoredAny>(bytes).err()
+    };
+    if let Some(e) = syntax {
+        return ApiError::InvalidJson(format!(
+            "the body is not valid JSON ({e}); send exactly one JSON object and nothing after it"
+        ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::InvalidBody { detail: format!("the body is not valid JSON: {inner}"), errors: vec![] }
-        } else {
-            let path = if path == "." { String::new() } else { path };
-            let message = inner.to_string();
-            ApiError::InvalidBody {
-                detail: if path.is_empty() { message.clone() } else { format!("`{path}`: {message}") },
-                errors: vec![wire::FieldError { path, message }],
-            }
-        }
-    })
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let Err(e) = serde_path_to_error::deserialize::<_, T>(de) else {
+        return ApiError::InvalidBody {
+            detail: "the body does not fit this endpoint; see /openapi.json".into(),
+            errors: vec![],
+        };
+    };
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    let message = e.into_inner().to_string();
+    ApiError::InvalidBody {
+        detail: if path.is_empty() { message.clone() } else { format!("`{path}`: {message}") },
+        errors: vec![wire::FieldError { path, message }],
+    }
+}
+
+/// How long a request may wait for something to happen (`wait_ms`): `default` when not
+/// given, refused above `max`. One rule and one text for every endpoint that waits.
+pub fn wait_ms(asked: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
+    match asked.unwrap_or(default) {
+        ms if ms > max => Err(ApiError::InvalidQuery(format!(
+            "`wait_ms` must be at most {max} (milliseconds); wait less and ask again to wait longer"
+        ))),
+        ms => Ok(ms),
+    }
+}
+
+/// A `cursor`-style query parameter that is not the `next_cursor` of an earlier page.
+pub fn bad_cursor(param: &str) -> ApiError {
+    ApiError::params(vec![wire::FieldError {
+        path: param.to_owned(),
+        message: "is not a cursor from a previous page; pass `next_cursor` as it came, or leave it out to start at the first page".into(),
+    }])
+}
+
+/// A cursor over agents (`next_cursor` of agent and subscriber lists: the last agent id of
+/// the page), in the form agent ids are stored.
+pub fn agent_cursor(param: &str, cursor: Option<String>) -> Result<Option<String>, ApiError> {
+    cursor.map(|c| uuid::Uuid::parse_str(&c).map(|id| id.to_string()).map_err(|_| bad_cursor(param))).transpose()
+}
+
+/// The string rule for URLs: a NUL (`%00`) anywhere in the path or the query is refused
+/// before a handler sees it, whatever the parameter (ids, names, cursors, filters).
+async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
+    let nul = |s: &str| s.contains("%00");
+    if nul(req.uri().path()) || req.uri().query().is_some_and(nul) {
+        return ApiError::InvalidQuery(
+            "the URL holds a NUL character (%00), which no id, name or parameter may contain; remove it".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Query parameters, with errors as problem documents.

@@ -11,12 +11,14 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_core::api::{InboxMessage, StreamFrame};
 use switchboard_core::time::now_ms;
+use switchboard_core::validate;
 use tokio::sync::mpsc;
 
 use crate::AppState;
@@ -32,8 +34,13 @@ const ACK_BATCH: usize = 1024;
 /// WebSocket stream of the caller's messages. Server → client: `{"type":"message", …}`;
 /// client → server: `{"type":"ack","id":…}` or `{"type":"nack","id":…,"retry_in_ms":…}`.
 #[utoipa::path(get, path = "/v1/stream", responses((status = 101, description = "WebSocket of StreamFrame")))]
-pub async fn websocket(State(state): State<AppState>, auth: Auth, ws: WebSocketUpgrade) -> Result<Response, ApiError> {
+pub async fn websocket(
+    State(state): State<AppState>,
+    auth: Auth,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
     let agent = auth.require_agent()?.to_owned();
+    let ws = ws.map_err(not_a_websocket)?;
     let tenant = auth.0.tenant.clone();
     // tungstenite's default buffers are 128 KiB each way per connection; idle consumers then
     // cost ~134 KiB apiece (measured: 1.36 GiB for 10,000). Frames here are small and the
@@ -44,6 +51,16 @@ pub async fn websocket(State(state): State<AppState>, auth: Auth, ws: WebSocketU
             tracing::debug!(agent = %agent, error = %e, "stream closed");
         }
     }))
+}
+
+/// A plain HTTP request to `/v1/stream`, as a problem document (axum answers plain text).
+fn not_a_websocket(why: WebSocketUpgradeRejection) -> ApiError {
+    ApiError::UpgradeRequired(format!(
+        "GET /v1/stream is a WebSocket endpoint and this request is not a WebSocket handshake ({}): connect with \
+         a WebSocket client, or read messages over Server-Sent Events at GET /v1/events or by long-poll at \
+         GET /v1/inbox",
+        why.body_text()
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +123,17 @@ async fn run_socket(state: AppState, tenant: String, agent: String, socket: WebS
     }
 }
 
+const FRAME_HINT: &str = "send {\"type\":\"ack\",\"id\":\"…\"} or {\"type\":\"nack\",\"id\":\"…\"}";
+
+/// A frame from the client, held to the string rule like any request body.
+fn parse_frame(text: &str) -> Result<StreamFrame, String> {
+    let frame = serde_json::from_str::<StreamFrame>(text).map_err(|_| FRAME_HINT.to_owned())?;
+    match validate::strings(&frame).first() {
+        None => Ok(frame),
+        Some(e) => Err(format!("`{}` {}", e.path, e.message)),
+    }
+}
+
 /// Reads this frame and every frame already waiting, then commits their acks together.
 async fn handle_incoming(
     state: &AppState,
@@ -120,7 +148,7 @@ async fn handle_incoming(
     let mut next = Some(first);
     while let Some(frame) = next.take() {
         match frame? {
-            WsMessage::Text(text) => match serde_json::from_str::<StreamFrame>(&text) {
+            WsMessage::Text(text) => match parse_frame(&text) {
                 Ok(StreamFrame::Ack { id }) => {
                     in_flight.remove(&id);
                     acks.push(id);
@@ -129,12 +157,12 @@ async fn handle_incoming(
                     in_flight.remove(&id);
                     delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0)).await?;
                 }
-                Ok(_) | Err(_) => {
-                    let err = StreamFrame::Error {
-                        code: "invalid_frame".into(),
-                        detail: "send {\"type\":\"ack\",\"id\":\"…\"} or {\"type\":\"nack\",\"id\":\"…\"}".into(),
-                    };
+                Ok(_) => {
+                    let err = StreamFrame::Error { code: "invalid_frame".into(), detail: FRAME_HINT.into() };
                     tx.send(frame_text(&err)).await?;
+                }
+                Err(detail) => {
+                    tx.send(frame_text(&StreamFrame::Error { code: "invalid_frame".into(), detail })).await?;
                 }
             },
             WsMessage::Close(_) => break,

@@ -117,7 +117,8 @@ pub async fn subscribers(
             message: "must be between 1 and 1000".into(),
         }]));
     }
-    let page = state.store.topic_subscribers(&auth.0.tenant, &topic, q.after, limit).await?;
+    let after = super::agent_cursor("after", q.after)?;
+    let page = state.store.topic_subscribers(&auth.0.tenant, &topic, after, limit).await?;
     let next_cursor = (page.len() == limit).then(|| page.last().map(|s| s.agent_id.clone())).flatten();
     Ok(Json(SubscriberList { subscribers: page.into_iter().map(view).collect(), next_cursor }))
 }

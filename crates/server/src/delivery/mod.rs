@@ -203,7 +203,17 @@ fn record_acks(
     (acked, ignored)
 }
 
-/// Gives messages back for redelivery after `retry_in_ms`.
+/// Longest a nack may hold a message back (24 hours), whoever asks (HTTP or WebSocket).
+pub const MAX_RETRY_IN_MS: u64 = 24 * 3_600_000;
+
+/// When a message nacked at `now` with `retry_in_ms` comes due: at most [`MAX_RETRY_IN_MS`]
+/// later, so that no value parks a message for ever or wraps around into the past.
+pub fn retry_due(now: Millis, retry_in_ms: u64) -> Millis {
+    // The clamp fits in an i64, so the conversion cannot fail.
+    now.saturating_add(Millis::try_from(retry_in_ms.min(MAX_RETRY_IN_MS)).unwrap_or(Millis::MAX))
+}
+
+/// Gives messages back for redelivery after `retry_in_ms` (clamped, see [`retry_due`]).
 pub async fn nack(
     state: &AppState,
     tenant: &str,
@@ -213,7 +223,7 @@ pub async fn nack(
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let now = now_ms();
     let asked = ids.clone();
-    let done = state.store.nack(tenant, &format!("agent:{agent_id}"), ids, now + retry_in_ms as Millis, now).await?;
+    let done = state.store.nack(tenant, &format!("agent:{agent_id}"), ids, retry_due(now, retry_in_ms), now).await?;
     state.metrics.delivery("nacked", done.len() as u64);
     let ignored = asked.into_iter().filter(|id| !done.contains(id)).collect();
     Ok((done, ignored))
@@ -269,6 +279,16 @@ mod tests {
     use switchboard_core::api::StreamFrame;
 
     use super::*;
+
+    #[test]
+    fn a_nack_holds_a_message_back_at_most_a_day_and_never_wraps() {
+        let now = 1_700_000_000_000;
+        assert_eq!(retry_due(now, 0), now);
+        assert_eq!(retry_due(now, 5_000), now + 5_000);
+        for huge in [MAX_RETRY_IN_MS + 1, 9_000_000_000_000_000_000, i64::MAX as u64, u64::MAX] {
+            assert_eq!(retry_due(now, huge), now + MAX_RETRY_IN_MS as i64, "{huge}");
+        }
+    }
 
     /// The stream writes stored JSON straight out; a client must not be able to tell.
     #[test]

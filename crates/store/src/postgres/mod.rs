@@ -1065,6 +1065,7 @@ impl Store for PostgresStore {
             tx.execute("DELETE FROM tokens WHERE tenant_id = $1 AND principal = $2", &[&tenant, &principal]).await?;
             tx.execute("DELETE FROM topic_subscriptions WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id])
                 .await?;
+            tx.execute("DELETE FROM agent_push WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id]).await?;
             tx.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = $3, \

@@ -114,8 +114,11 @@ impl PushStore for PostgresStore {
             let c = self.conn().await?;
             let st = c
                 .prepare_cached(
+                    // Only for a registered agent: a write racing the agent's deletion must not
+                    // leave its secret behind.
                     "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, \
-                     disabled, retry_schedule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     disabled, retry_schedule) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                     WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2) \
                      ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = $3, previous = $4, \
                      previous_until = $5, health_error = $6, disabled = $7, retry_schedule = $8",
                 )
@@ -145,6 +148,7 @@ impl PushStore for PostgresStore {
             let st = c
                 .prepare_cached(&format!(
                     "SELECT p.agent_id, {SETTINGS_COLS} FROM agent_push p \
+                     JOIN agents a ON a.tenant_id = p.tenant_id AND a.id = p.agent_id \
                      WHERE p.tenant_id = $1 AND p.agent_id = ANY($2)"
                 ))
                 .await?;

@@ -680,6 +680,8 @@ impl Store for SqliteStore {
                 .map_err(internal)?;
             c.execute("DELETE FROM topic_subscriptions WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
                 .map_err(internal)?;
+            c.execute("DELETE FROM agent_push WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
+                .map_err(internal)?;
             c.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?3, \

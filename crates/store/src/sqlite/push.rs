@@ -59,9 +59,11 @@ impl PushStore for SqliteStore {
         let (tenant, agent_id) = (tenant.to_owned(), agent_id.to_owned());
         self.write(move |c, _| {
             let schedule = s.retry_schedule_ms.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+            // Only for a registered agent: a write racing the agent's deletion must not leave
+            // its secret behind.
             c.execute(
                 "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, disabled, retry_schedule) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2) \
                  ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = ?3, previous = ?4, previous_until = ?5, \
                  health_error = ?6, disabled = ?7, retry_schedule = ?8",
                 params![tenant, agent_id, s.secret, s.previous, s.previous_until, s.health_error, s.disabled, schedule],
@@ -78,7 +80,9 @@ impl PushStore for SqliteStore {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT p.agent_id, {SETTINGS_COLS} FROM agent_push p WHERE p.tenant_id = ?1 AND p.agent_id = ?2"
+                    "SELECT p.agent_id, {SETTINGS_COLS} FROM agent_push p \
+                     JOIN agents a ON a.tenant_id = p.tenant_id AND a.id = p.agent_id \
+                     WHERE p.tenant_id = ?1 AND p.agent_id = ?2"
                 ))
                 .map_err(internal)?;
             let mut out = Vec::new();
