@@ -35,8 +35,10 @@ pub enum ApiError {
     /// The request's headers did not arrive in time (answered by the listener).
     #[error("{0}")]
     RequestTimeout(String),
+    /// The request URI is over the node's limit (answered by the listener).
     #[error("{0}")]
     UriTooLong(String),
+    /// The request's header section is over the node's limit (answered by the listener).
     #[error("{0}")]
     HeadersTooLarge(String),
     #[error("{0}")]

@@ -80,10 +80,13 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// What the listener enforces: `Config`'s connection settings, fitted to the open-file limit.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Open connections at most: `max_connections`, or less if the open-file limit says so.
     pub max_connections: usize,
-    /// 0: no per-address limit.
+    /// Open connections per client address at most; 0: no per-address limit.
     pub max_connections_per_ip: usize,
+    /// From a request's first byte to the end of its headers.
     pub header_read_timeout: Duration,
+    /// A connection with no request in progress lives this long.
     pub idle_timeout: Duration,
 }
 
@@ -147,6 +150,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
     Some(now)
 }
 
+/// Where there is no `RLIMIT_NOFILE`, the limit is left alone and unknown.
 #[cfg(not(unix))]
 pub fn raise_open_file_limit() -> Option<u64> {
     None
@@ -292,8 +296,8 @@ struct Conn {
     upgraded: AtomicBool,
     /// Milliseconds since the epoch at which the connection last had nothing in progress.
     idle_since: AtomicU64,
-    /// Milliseconds since the epoch (+1, so 0 means none) at which the first byte of a
-    /// request not yet passed to the router arrived.
+    /// Milliseconds since the epoch (0: none) at which the first byte of a request not yet
+    /// passed to the router arrived.
     head_started: AtomicU64,
     /// Still counted in the registry (false once released or evicted).
     counted: AtomicBool,
@@ -304,7 +308,7 @@ struct Conn {
 
 impl Conn {
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        ms_since(self.epoch)
     }
 
     fn at(&self, ms: u64) -> Instant {
@@ -323,7 +327,7 @@ impl Conn {
     /// Bytes arrived. With nothing in progress they start a request's headers.
     fn bytes_arrived(&self) {
         if self.busy.load(Ordering::Relaxed) == 0 && self.head_started.load(Ordering::Relaxed) == 0 {
-            self.head_started.store(self.now_ms() + 1, Ordering::Relaxed);
+            self.head_started.store(self.now_ms(), Ordering::Relaxed);
         }
     }
 
@@ -345,7 +349,7 @@ impl Conn {
         };
         match self.head_started.load(Ordering::Relaxed) {
             0 => (self.at(idle) + limits.idle_timeout).min(Instant::now() + limits.header_read_timeout),
-            started => self.at(started - 1) + limits.header_read_timeout,
+            started => self.at(started) + limits.header_read_timeout,
         }
     }
 
@@ -355,9 +359,15 @@ impl Conn {
         let now = Instant::now();
         match self.head_started.load(Ordering::Relaxed) {
             0 => (now >= self.at(idle) + limits.idle_timeout).then_some(Expiry::Idle),
-            started => (now >= self.at(started - 1) + limits.header_read_timeout).then_some(Expiry::Headers),
+            started => (now >= self.at(started) + limits.header_read_timeout).then_some(Expiry::Headers),
         }
     }
+}
+
+/// Milliseconds since `epoch`, rounded up: never 0 (which means "none"), and a deadline
+/// computed from it is never early.
+fn ms_since(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64 + 1
 }
 
 enum Expiry {
@@ -386,7 +396,7 @@ impl Registry {
             ip,
             busy: AtomicUsize::new(0),
             upgraded: AtomicBool::new(false),
-            idle_since: AtomicU64::new(epoch.elapsed().as_millis() as u64),
+            idle_since: AtomicU64::new(ms_since(epoch)),
             head_started: AtomicU64::new(0),
             counted: AtomicBool::new(true),
             evict: Notify::new(),

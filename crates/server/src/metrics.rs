@@ -27,6 +27,7 @@ pub struct StateLabels {
 /// Why the listener refused or closed a connection.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
+    /// E.g. `ip_limit`, `header_timeout`.
     pub reason: &'static str,
 }
 
