@@ -19,7 +19,7 @@ for r in $(seq 1 "$rounds"); do
     for side in A B; do
       bin=$a; [ $side = B ] && bin=$b
       rm -rf "$work/data"
-      SWITCHBOARD_ADMIN_TOKEN=$token taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" >/dev/null 2>&1 &
+      SWITCHBOARD_MAX_CONNECTIONS=20000 SWITCHBOARD_MAX_CONNECTIONS_PER_IP=0 SWITCHBOARD_ADMIN_TOKEN=$token taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --data-dir "$work/data" >/dev/null 2>&1 &
       hub=$!
       for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$port/health >/dev/null && break; sleep 0.1; done
       res=$(SWITCHBOARD_URL=http://127.0.0.1:$port SWITCHBOARD_TOKEN=$token taskset -c 1 "$b" bench $w --json 2>/dev/null || echo null)

@@ -14,7 +14,7 @@ trap cleanup EXIT
 
 start() { # port, extra env...
   local port=$1; shift
-  env "$@" SWITCHBOARD_ADMIN_TOKEN=$token "$bin" serve --listen 127.0.0.1:$port --data-dir "$work/$port" >/dev/null 2>&1 &
+  env "$@" SWITCHBOARD_MAX_CONNECTIONS=20000 SWITCHBOARD_MAX_CONNECTIONS_PER_IP=0 SWITCHBOARD_ADMIN_TOKEN=$token "$bin" serve --listen 127.0.0.1:$port --data-dir "$work/$port" >/dev/null 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$port/health >/dev/null && return; sleep 0.1; done
   echo "node on $port did not start" >&2; exit 1

@@ -20,7 +20,8 @@ cleanup() {
 trap cleanup EXIT
 start() { # port, extra env...
   local port=$1; shift
-  env "$@" SWITCHBOARD_ADMIN_TOKEN=$token taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --data-dir "$work/$port" >"$work/$port.log" 2>&1 &
+  # The connections workload holds 10,000 WebSockets from this one address.
+  env "$@" SWITCHBOARD_MAX_CONNECTIONS=20000 SWITCHBOARD_MAX_CONNECTIONS_PER_IP=0 SWITCHBOARD_ADMIN_TOKEN=$token taskset -c 0 "$bin" serve --listen 127.0.0.1:$port --data-dir "$work/$port" >"$work/$port.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$port/health >/dev/null && return; sleep 0.1; done
   echo "hub on $port did not start; see $work/$port.log" >&2; exit 1

@@ -375,7 +375,7 @@ pub fn markdown(c: &Comparison) -> String {
     }
     s += "- rabbitmq and jetstream-d1 are the machine's own services, left unpinned; the hub and the nats-server this tool starts are pinned with `taskset`.\n";
     s += &format!(
-        "\n## Settings\n\n{}\n\n## Reproduce\n\n```sh\ncargo build --release\nSWITCHBOARD_ADMIN_TOKEN=sba_bench-report-token-0123456789 taskset -c 0 target/release/switchboard serve --listen 127.0.0.1:7931 --data-dir \"$(mktemp -d)\" &\nSWITCHBOARD_URL=http://127.0.0.1:7931 SWITCHBOARD_TOKEN=sba_bench-report-token-0123456789 NATS_SERVER_BIN=<nats-server v2.10+> taskset -c 1 {}\n```\n",
+        "\n## Settings\n\n{}\n\n## Reproduce\n\n```sh\ncargo build --release\nSWITCHBOARD_MAX_CONNECTIONS=20000 SWITCHBOARD_MAX_CONNECTIONS_PER_IP=0 SWITCHBOARD_ADMIN_TOKEN=sba_bench-report-token-0123456789 taskset -c 0 target/release/switchboard serve --listen 127.0.0.1:7931 --data-dir \"$(mktemp -d)\" &\nSWITCHBOARD_URL=http://127.0.0.1:7931 SWITCHBOARD_TOKEN=sba_bench-report-token-0123456789 NATS_SERVER_BIN=<nats-server v2.10+> taskset -c 1 {}\n```\n",
         c.settings, c.command
     );
     s

@@ -135,6 +135,18 @@ struct ServeArgs {
     /// Push retry schedule, comma-separated ms (default 5s,30s,2m,10m,30m,1h,3h,6h).
     #[arg(long, env = "SWITCHBOARD_PUSH_RETRY_SCHEDULE_MS", value_delimiter = ',')]
     push_retry_schedule_ms: Option<Vec<u64>>,
+    /// Open HTTP connections at most (default 10000; also bounded by the open-file limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Open HTTP connections per client address, 0 for no limit (default 1000).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Time to send a request's headers once started, ms (default 10000); then 408.
+    #[arg(long, env = "SWITCHBOARD_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// An idle keep-alive connection closes after this, ms (default 75000).
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_MS")]
+    idle_timeout_ms: Option<u64>,
     /// Log as JSON lines.
     #[arg(long, env = "SWITCHBOARD_LOG_JSON")]
     log_json: bool,
@@ -526,6 +538,10 @@ fn resolve_config(a: ServeArgs) -> Result<Config> {
         push_concurrency_per_endpoint: a.push_concurrency_per_endpoint,
         push_retry_schedule_ms: a.push_retry_schedule_ms,
         allow_private_endpoints: a.allow_private_endpoints,
+        max_connections: a.max_connections,
+        max_connections_per_ip: a.max_connections_per_ip,
+        header_read_timeout_ms: a.header_read_timeout_ms,
+        idle_timeout_ms: a.idle_timeout_ms,
         ..Settings::default()
     };
     let config = Config::resolve(flags, file)?;

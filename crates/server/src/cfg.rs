@@ -42,6 +42,14 @@ pub struct Settings {
     pub circuit_cooldown_ms: Option<u64>,
     /// Push: allow endpoints on loopback, private and link-local addresses.
     pub allow_private_endpoints: Option<bool>,
+    /// HTTP connections the node keeps open at once (also bounded by the open-file limit).
+    pub max_connections: Option<usize>,
+    /// HTTP connections one client address keeps open at once; 0 for no limit.
+    pub max_connections_per_ip: Option<usize>,
+    /// How long a client has to send a request's headers once it started, milliseconds.
+    pub header_read_timeout_ms: Option<u64>,
+    /// How long a connection with no request in progress stays open, milliseconds.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Settings {
@@ -65,6 +73,10 @@ impl Settings {
             circuit_failures: self.circuit_failures.or(lower.circuit_failures),
             circuit_cooldown_ms: self.circuit_cooldown_ms.or(lower.circuit_cooldown_ms),
             allow_private_endpoints: self.allow_private_endpoints.or(lower.allow_private_endpoints),
+            max_connections: self.max_connections.or(lower.max_connections),
+            max_connections_per_ip: self.max_connections_per_ip.or(lower.max_connections_per_ip),
+            header_read_timeout_ms: self.header_read_timeout_ms.or(lower.header_read_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
         }
     }
 
@@ -103,6 +115,18 @@ pub struct Config {
     pub circuit_failures: u32,
     pub circuit_cooldown_ms: u64,
     pub allow_private_endpoints: bool,
+    /// Open HTTP connections at most. At the limit a new connection takes the place of the
+    /// one idle longest; if every connection is busy it is refused.
+    pub max_connections: usize,
+    /// Open HTTP connections per client address at most (IPv6: per /64), the same way; 0
+    /// turns it off (behind a load balancer every connection comes from its address).
+    pub max_connections_per_ip: usize,
+    /// A request's headers must arrive within this of their first byte, else the
+    /// connection is answered 408 and closed (slow-header clients hold no connection long).
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with no request in progress is closed after this. Streams,
+    /// SSE and long-polls are requests in progress, so it never cuts them.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -126,6 +150,12 @@ impl Default for Config {
             circuit_failures: 5,
             circuit_cooldown_ms: 30_000,
             allow_private_endpoints: false,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            header_read_timeout_ms: 10_000,
+            // Longer than the 60 s idle timeout of common load balancers, so that they, not
+            // the node, close a pooled connection (a request racing the node's close fails).
+            idle_timeout_ms: 75_000,
         }
     }
 }
@@ -153,6 +183,10 @@ impl Config {
             circuit_failures: s.circuit_failures.unwrap_or(d.circuit_failures),
             circuit_cooldown_ms: s.circuit_cooldown_ms.unwrap_or(d.circuit_cooldown_ms),
             allow_private_endpoints: s.allow_private_endpoints.unwrap_or(d.allow_private_endpoints),
+            max_connections: s.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: s.max_connections_per_ip.unwrap_or(d.max_connections_per_ip),
+            header_read_timeout_ms: s.header_read_timeout_ms.unwrap_or(d.header_read_timeout_ms),
+            idle_timeout_ms: s.idle_timeout_ms.unwrap_or(d.idle_timeout_ms),
         };
         c.validate()?;
         Ok(c)
@@ -178,7 +212,7 @@ impl Config {
                 u.split('@').next_back().unwrap_or_default()
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 10] = [
+        let ranges: [(&str, u64, u64, u64); 14] = [
             ("push_timeout_ms", self.push_timeout_ms, 100, 300_000),
             ("push_concurrency_per_endpoint", self.push_concurrency_per_endpoint as u64, 1, 1000),
             ("push_concurrency", self.push_concurrency as u64, 1, 10_000),
@@ -189,6 +223,10 @@ impl Config {
             ("heartbeat_window_ms", self.heartbeat_window_ms, 1000, 7 * 24 * 3600 * 1000),
             ("max_in_flight", self.max_in_flight as u64, 1, 100_000),
             ("reaper_interval_ms", self.reaper_interval_ms, 10, 60_000),
+            ("max_connections", self.max_connections as u64, 1, 1_000_000),
+            ("max_connections_per_ip", self.max_connections_per_ip as u64, 0, 1_000_000),
+            ("header_read_timeout_ms", self.header_read_timeout_ms, 100, 600_000),
+            ("idle_timeout_ms", self.idle_timeout_ms, 100, 24 * 3600 * 1000),
         ];
         for (name, v, lo, hi) in ranges {
             if v < lo || v > hi {
@@ -217,6 +255,17 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:2");
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.visibility_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_and_are_checked() {
+        let file = Settings { max_connections_per_ip: Some(0), idle_timeout_ms: Some(5_000), ..Default::default() };
+        let c = Config::resolve(Settings::default(), file).unwrap();
+        assert_eq!((c.max_connections_per_ip, c.idle_timeout_ms), (0, 5_000));
+        assert_eq!((c.max_connections, c.header_read_timeout_ms), (10_000, 10_000));
+        let flags = Settings { header_read_timeout_ms: Some(0), ..Default::default() };
+        let e = Config::resolve(flags, Settings::default()).unwrap_err();
+        assert!(e.0.starts_with("header_read_timeout_ms:"), "{e}");
     }
 
     #[test]

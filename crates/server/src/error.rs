@@ -39,6 +39,15 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     StoreUnavailable(String),
+    /// The request's headers did not arrive in time (answered by the listener).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The request URI is over the node's limit (answered by the listener).
+    #[error("{0}")]
+    UriTooLong(String),
+    /// The request's header section is over the node's limit (answered by the listener).
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -83,6 +92,13 @@ impl ApiError {
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             StoreUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "The store is unavailable; nothing was saved")
+            }
+            RequestTimeout(_) => {
+                (StatusCode::REQUEST_TIMEOUT, "request_timeout", "The request took too long to arrive")
+            }
+            UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long", "The request URI is too long"),
+            HeadersTooLarge(_) => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request headers are too large")
             }
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod cfg;
 pub mod delivery;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 
 pub use cfg::{Config, ConfigError, Settings};
@@ -262,16 +263,18 @@ impl Hub {
     pub async fn start(config: Config) -> Result<Hub, StartError> {
         let store = open_store(&config).await?;
         let generated_admin_token = bootstrap(store.as_ref(), &config).await?;
+        let limits = listener::Limits::new(&config, listener::raise_open_file_limit());
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|e| StartError::Listen { addr: config.listen.clone(), source: e })?;
         let addr = listener.local_addr().map_err(|e| StartError::Listen { addr: config.listen.clone(), source: e })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let pusher = Arc::new(delivery::push::Pusher::new(&config));
+        let metrics = Arc::new(metrics::Metrics::new());
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: metrics.clone(),
             tokens: Arc::new(auth::TokenCache::default()),
             presence: Arc::new(Presence::default()),
             recipients: Arc::new(RecipientCache::default()),
@@ -286,15 +289,13 @@ impl Hub {
         ];
         let presence = state.presence.clone();
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), note_presence));
-        let mut stop = shutdown_rx;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service())
-                .with_graceful_shutdown(async move {
-                    stopped(&mut stop).await;
-                })
-                .await
-        });
-        tracing::info!(%addr, "switchboard listening");
+        tracing::info!(
+            %addr,
+            max_connections = limits.max_connections,
+            max_connections_per_ip = limits.max_connections_per_ip,
+            "switchboard listening"
+        );
+        let server = tokio::spawn(listener::serve(listener, app, limits, metrics, shutdown_rx));
         Ok(Hub { addr, generated_admin_token, shutdown, tasks, server, store, presence })
     }
 

@@ -24,6 +24,13 @@ pub struct StateLabels {
     pub state: &'static str,
 }
 
+/// Why the listener refused or closed a connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// E.g. `ip_limit`, `header_timeout`.
+    pub reason: &'static str,
+}
+
 /// The node's metrics, registered once.
 pub struct Metrics {
     pub registry: Registry,
@@ -33,6 +40,15 @@ pub struct Metrics {
     pub inbox_depth: Family<StateLabels, Gauge>,
     pub http: Family<HttpLabels, Histogram>,
     pub push_events: Family<EventLabels, Counter>,
+    /// Open HTTP connections (WebSockets included).
+    pub connections: Gauge,
+    /// Connections refused at accept: `node_limit`, `ip_limit`.
+    pub connections_refused: Family<ReasonLabels, Counter>,
+    /// Connections the node closed early: `header_timeout` (408), `idle_timeout`, `evicted`
+    /// (idle, closed to make room for a new one at a limit).
+    pub connections_closed: Family<ReasonLabels, Counter>,
+    /// Failed `accept` calls (e.g. out of file descriptors).
+    pub accept_errors: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,7 +85,45 @@ impl Metrics {
             "Push health events: delivery.failing, delivery.exhausted, delivery.recovered, circuit.opened, endpoint.disabled",
             push_events.clone(),
         );
-        Metrics { registry, accepted, deliveries, delivery_latency, inbox_depth, http, push_events }
+        let connections = Gauge::default();
+        registry.register("http_connections", "Open HTTP connections, WebSockets included", connections.clone());
+        let connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections refused at accept because a limit was reached (node_limit, ip_limit)",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "Connections the node closed early (header_timeout, idle_timeout, evicted to make room at a limit)",
+            connections_closed.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register("http_accept_errors", "Failed accepts (e.g. out of file descriptors)", accept_errors.clone());
+        Metrics {
+            registry,
+            accepted,
+            deliveries,
+            delivery_latency,
+            inbox_depth,
+            http,
+            push_events,
+            connections,
+            connections_refused,
+            connections_closed,
+            accept_errors,
+        }
+    }
+
+    /// Counts a connection refused at accept.
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a connection the node closed early.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Counts a push health event.

@@ -9,11 +9,13 @@ use async_trait::async_trait;
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_core::time::Millis;
 
+pub mod health;
 pub mod postgres;
 pub mod push;
 pub mod sqlite;
 mod wake;
 
+pub use health::{WriteFailure, WriteStatus};
 pub use wake::{WakeKey, Wakeups};
 
 /// Errors of the storage layer. The server maps them to HTTP; none carries secrets.
@@ -215,6 +217,12 @@ pub struct TopicSummary {
 pub trait Store: Send + Sync + 'static {
     /// Answers when the store can serve (for `/ready`).
     async fn ping(&self) -> Result<()>;
+    /// How the latest writes went (for `/ready`: a node that answers reads but cannot commit
+    /// must not look ready). Cheap: no I/O.
+    fn write_status(&self) -> WriteStatus;
+    /// Commits a small write whose outcome lands in [`Store::write_status`], to learn whether
+    /// the store can commit now. At most one runs a second; calls in between return at once.
+    async fn probe_write(&self);
 
     /// Creates the default tenant if the store is empty, and returns whether it did. The admin
     /// token hash is recorded when the tenant is created, or `always` (a token set by the

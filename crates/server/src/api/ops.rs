@@ -3,11 +3,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use switchboard_core::api::Health;
+use axum::response::{IntoResponse, Response};
+use switchboard_core::api::{Health, Problem};
+use switchboard_core::time::now_ms;
 use utoipa::OpenApi;
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::metrics::StateLabels;
 
 /// 200 while the process serves.
@@ -16,15 +18,33 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// 200 when the store answers, 503 when it does not.
-#[utoipa::path(get, path = "/ready", security(()), responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ready".into() })),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "store unavailable".into() }))
-        }
+/// 200 when the node can serve and commit; 503 with the reason when the store does not
+/// answer, or when its latest write failed (a full disk, a read-only database), until a write
+/// succeeds again. An idle node, or one whose writes failed a moment ago, commits a probe write
+/// first (at most one a second), so a node nobody sends to still learns when it can write.
+#[utoipa::path(get, path = "/ready", security(()), responses(
+    (status = 200, body = Health),
+    (status = 503, body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "not ready");
+        return ApiError::StoreUnavailable(format!("{e}; the node is ready again once the store answers"))
+            .into_response();
+    }
+    let mut status = state.store.write_status();
+    if status.needs_probe(now_ms()) {
+        state.store.probe_write().await;
+        status = state.store.write_status();
+    }
+    match status.failure {
+        None => (StatusCode::OK, Json(Health { status: "ready".into() })).into_response(),
+        Some(f) => ApiError::StoreUnavailable(format!(
+            "the store cannot commit writes ({}, failing for {} ms); free disk space or make the database writable: the node is ready again once a write succeeds",
+            f.reason,
+            (now_ms() - f.since).max(0)
+        ))
+        .into_response(),
     }
 }
 

@@ -37,10 +37,11 @@ use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 
+use crate::health::WriteHealth;
 use crate::{
     AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryRecord, LeaseRequest, Leased,
     MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError, SubscriptionRecord, TopicRecipient,
-    TopicSummary, WakeKey, Wakeups,
+    TopicSummary, WakeKey, Wakeups, WriteStatus,
 };
 
 /// Most messages committed in one group transaction; bounds the latency a commit adds to the
@@ -100,6 +101,8 @@ pub struct PostgresStore {
     /// `true` while the wake-up listener is connected and listening.
     listening: watch::Receiver<bool>,
     wake: Arc<Wakeups>,
+    /// How the group commits and probes went, for `/ready`.
+    health: Arc<WriteHealth>,
 }
 
 /// One `accept` call waiting for the writer.
@@ -320,7 +323,8 @@ impl PostgresStore {
         let (ready_tx, mut ready) = watch::channel(false);
         let listener = tokio::spawn(listen_loop(config, wake.clone(), stop_rx, ready_tx));
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(writer_loop(pool.clone(), rx, wake.clone()));
+        let health = Arc::new(WriteHealth::default());
+        let writer = tokio::spawn(writer_loop(pool.clone(), rx, wake.clone(), health.clone()));
         let store = PostgresStore {
             pool,
             node_id,
@@ -330,6 +334,7 @@ impl PostgresStore {
             stop,
             listening: ready.clone(),
             wake,
+            health,
         };
         if tokio::time::timeout(LISTEN_READY, ready.wait_for(|r| *r)).await.is_err() {
             tracing::warn!(
@@ -423,7 +428,7 @@ fn dedup(keys: &mut Vec<WakeKey>) {
 /// group is then run again job by job, each in its own savepoint like the SQLite writer, so
 /// only that job fails. One writer per node keeps the node's accept order equal to `seq`
 /// order; more nodes mean more writers.
-async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<AcceptJob>, wake: Arc<Wakeups>) {
+async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<AcceptJob>, wake: Arc<Wakeups>, health: Arc<WriteHealth>) {
     let mut batch: Vec<AcceptJob> = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut count = first.messages.len();
@@ -437,16 +442,17 @@ async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<AcceptJob>, wake: Arc<Wa
                 Err(_) => break,
             }
         }
-        commit_group(&pool, std::mem::take(&mut batch), &wake).await;
+        commit_group(&pool, std::mem::take(&mut batch), &wake, &health).await;
     }
     // Every sender is gone (the store closed): every queued job has been committed.
 }
 
-async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups) {
+async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups, health: &WriteHealth) {
     let mut attempt = 1;
     let failure = loop {
         match run_group(pool, &jobs).await {
             Ok((outcomes, keys)) => {
+                health.committed();
                 // Wake before answering, so a caller that hears `Ok` can rely on the wake-up
                 // having been sent (both happen after the commit).
                 wake.wake(keys.iter());
@@ -460,6 +466,7 @@ async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups) {
         }
     };
     if matches!(failure, StoreError::Unavailable(_)) {
+        health.failed(&failure);
         for job in jobs {
             let _ = job.reply.send(Err(failure.clone()));
         }
@@ -471,12 +478,14 @@ async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups) {
         Ok(r) => r,
         Err(e) => {
             let e = e.into_store();
+            health.failed(&e);
             for job in jobs {
                 let _ = job.reply.send(Err(e.clone()));
             }
             return;
         }
     };
+    health.committed();
     wake.wake(keys.iter());
     for (job, res) in jobs.into_iter().zip(results) {
         let _ = job.reply.send(res);
@@ -868,6 +877,33 @@ impl Store for PostgresStore {
                 PING_TIMEOUT.as_millis()
             ))),
         }
+    }
+
+    fn write_status(&self) -> WriteStatus {
+        self.health.status()
+    }
+
+    async fn probe_write(&self) {
+        // A real write of one row, committed and flushed like any other: it fails when the
+        // database is read-only (a standby after failover, `default_transaction_read_only`),
+        // out of disk, or this node's role lost its privileges. PostgreSQL writes a new row
+        // version even though no value changes.
+        let probe = async {
+            let write = async {
+                let c = self.conn().await?;
+                let st = c.prepare_cached("UPDATE tenants SET name = name WHERE id = $1").await?;
+                c.execute(&st, &[&switchboard_core::DEFAULT_TENANT]).await?;
+                Ok::<_, Fail>(())
+            };
+            match tokio::time::timeout(PING_TIMEOUT, write).await {
+                Ok(r) => r.map_err(Fail::into_store),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "PostgreSQL did not commit a probe write within {} ms",
+                    PING_TIMEOUT.as_millis()
+                ))),
+            }
+        };
+        self.health.probe(probe).await;
     }
 
     async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool> {

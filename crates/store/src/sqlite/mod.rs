@@ -17,10 +17,11 @@ use switchboard_core::api::DeliveryState;
 use switchboard_core::time::Millis;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::health::WriteHealth;
 use crate::{
     AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryRecord, LeaseRequest, Leased,
     MessageRecord, NewMessage, Principal, PrincipalKind, Result, Store, StoreError, SubscriptionRecord, TopicRecipient,
-    TopicSummary, WakeKey, Wakeups,
+    TopicSummary, WakeKey, Wakeups, WriteStatus,
 };
 
 /// Most jobs committed in one transaction. Bounds the latency a single commit adds to the
@@ -38,7 +39,8 @@ const READERS: usize = 4;
 const OPEN: &str = "(state = 'pending' OR state = 'leased' OR state = 'delivered')";
 
 type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection, &mut Vec<WakeKey>) -> (bool, Completion) + Send>;
+/// A job returns its error (a copy; its caller hears the original) and how to answer it.
+type Job = Box<dyn FnOnce(&Connection, &mut Vec<WakeKey>) -> (Option<StoreError>, Completion) + Send>;
 
 /// How a write joins its group.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +79,8 @@ pub struct SqliteStore {
     readers: Arc<Vec<std::sync::Mutex<Connection>>>,
     next_reader: AtomicUsize,
     wake: Arc<Wakeups>,
+    /// How the writer's commits went, for `/ready`.
+    health: Arc<WriteHealth>,
 }
 
 fn internal(e: rusqlite::Error) -> StoreError {
@@ -129,9 +133,11 @@ impl SqliteStore {
         let wake = Arc::new(Wakeups::default());
         let (tx, rx) = mpsc::channel::<Queued>(QUEUE);
         let wake2 = wake.clone();
+        let health = Arc::new(WriteHealth::default());
+        let health2 = health.clone();
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, rx, &wake2))
+            .spawn(move || writer_loop(writer_conn, rx, &wake2, &health2))
             .map_err(|e| StoreError::Internal(format!("cannot start writer thread: {e}")))?;
         Ok(SqliteStore {
             jobs: std::sync::Mutex::new(Some(tx)),
@@ -139,6 +145,7 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
             wake,
+            health,
         })
     }
 
@@ -160,14 +167,14 @@ impl SqliteStore {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn, wake| {
             let res = f(conn, wake);
-            let ok = res.is_ok();
+            let err = res.as_ref().err().cloned();
             let done: Completion = Box::new(move |commit_err| {
                 let _ = tx.send(match commit_err {
                     None => res,
                     Some(e) => Err(e.clone()),
                 });
             });
-            (ok, done)
+            (err, done)
         });
         let sender = self.jobs.lock().expect("jobs lock poisoned").clone();
         let sender = sender.ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
@@ -243,7 +250,7 @@ fn migrate(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Queued>, wake: &Wakeups) {
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Queued>, wake: &Wakeups, health: &WriteHealth) {
     let mut batch: Vec<Queued> = Vec::with_capacity(MAX_GROUP);
     // `open` leaves the connection at `synchronous = FULL`.
     let mut synced = true;
@@ -270,13 +277,24 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Queued>, wake: &Wakeups)
                 // hear the write was not committed) rather than committed without fsync.
                 Err(e) if durable => {
                     tracing::error!(error = %e, "cannot restore synchronous = FULL; refusing the group");
+                    health.failed(&StoreError::Unavailable(format!("cannot restore synchronous = FULL: {e}")));
                     batch.clear();
                     continue;
                 }
                 Err(_) => {}
             }
         }
-        let commit = run_group(&conn, &mut batch, &mut keys, &mut done);
+        let mut unavailable = None;
+        let changes = conn.total_changes();
+        let commit = run_group(&conn, &mut batch, &mut keys, &mut done, &mut unavailable);
+        // A job the disk refused (full, read-only, I/O error) counts even if the rest of its
+        // group committed: the next write of that size will fail too. A commit that changed
+        // no row (an expiry pass with nothing to expire) wrote nothing, so proves nothing.
+        match unavailable.as_ref().or(commit.as_ref().err()) {
+            Some(e) => health.failed(e),
+            None if conn.total_changes() > changes => health.committed(),
+            None => {}
+        }
         // Wake before answering: a caller that has its answer may rely on consumers having
         // been signalled (the suite's `a_commit_wakes_the_recipient` does).
         if commit.is_ok() && !keys.is_empty() {
@@ -299,11 +317,14 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// Runs and commits one group. `unavailable` receives the first error of a job that failed
+/// because the store could not write (as opposed to, say, a name already taken).
 fn run_group(
     conn: &Connection,
     batch: &mut Vec<Queued>,
     keys: &mut Vec<WakeKey>,
     done: &mut Vec<Completion>,
+    unavailable: &mut Option<StoreError>,
 ) -> Result<()> {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         // Dropping the jobs drops their answer channels: each caller hears that its write
@@ -323,15 +344,29 @@ fn run_group(
             failure = Some(internal(e));
             continue;
         }
-        let (ok, completion) = job(conn, &mut job_keys);
+        let (err, completion) = job(conn, &mut job_keys);
         done.push(completion);
+        let ok = err.is_none();
+        if !mode.savepoint
+            && let Some(e) = &err
+        {
+            // Its partial changes cannot be undone alone: nothing in the group commits. A
+            // store that cannot write is logged once, as a change of its health (below).
+            if matches!(e, StoreError::Unavailable(_)) {
+                tracing::debug!(error = %e, "a write without a savepoint failed; rolling back its whole group");
+            } else {
+                tracing::error!(error = %e, "a write without a savepoint failed; rolling back its whole group");
+            }
+            failure = Some(StoreError::Unavailable("the write could not be committed; retry".into()));
+        }
+        if let Some(e @ StoreError::Unavailable(_)) = err
+            && unavailable.is_none()
+        {
+            *unavailable = Some(e);
+        }
         if !mode.savepoint {
             if ok {
                 keys.extend(job_keys);
-            } else {
-                // Its partial changes cannot be undone alone: nothing in the group commits.
-                tracing::error!("a write without a savepoint failed; rolling back its whole group");
-                failure = Some(StoreError::Unavailable("the write could not be committed; retry".into()));
             }
             continue;
         }
@@ -487,6 +522,21 @@ fn accept_one(conn: &Connection, m: &NewMessage, keys: &mut Vec<WakeKey>) -> rus
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(internal)).await
+    }
+
+    fn write_status(&self) -> WriteStatus {
+        self.health.status()
+    }
+
+    async fn probe_write(&self) {
+        // Setting `user_version` to the value it has always dirties the header page, so the
+        // commit appends a WAL frame and fsyncs it, like any real write. (An UPDATE that
+        // changes no bytes would not: SQLite skips writing a page whose content is equal.)
+        let probe = self.write(|c, _| {
+            let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+            c.execute_batch(&format!("PRAGMA user_version = {version}")).map_err(internal)
+        });
+        self.health.probe(probe).await;
     }
 
     async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool> {
