@@ -92,6 +92,34 @@ async fn websocket_stream_delivers_in_order_and_acks() {
 }
 
 #[tokio::test]
+async fn acks_sent_just_before_a_websocket_drops_are_kept() {
+    // A consumer that acks its last messages and goes away without a close frame (a process
+    // that exits, a dropped connection): the hub reads the acks and then the broken socket in
+    // one batch, and must still commit the acks rather than redeliver after the lease.
+    let hub = TestHub::start().await;
+    let (_, alice) = hub.agent("alice", &[]).await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    for round in 0..5 {
+        let id = alice.send(&SendMessage::text(addr(&bob_reg.agent.id), format!("r{round}"))).await.unwrap().id;
+        let mut stream = bob.stream().await.unwrap();
+        let m = within(10, "stream message", stream.next_message()).await.unwrap().expect("stream open");
+        assert_eq!(m.message.id, id);
+        stream.ack(&id).await.unwrap();
+        drop(stream);
+        eventually(10, "the ack sent before the drop is committed", || {
+            let alice = alice.clone();
+            let id = id.clone();
+            async move {
+                let s = alice.get_message(&id).await.unwrap();
+                (s.deliveries[0].state == DeliveryState::Acked).then_some(())
+            }
+        })
+        .await;
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
 async fn sse_stream_delivers_messages() {
     let hub = TestHub::start().await;
     let (_, alice) = hub.agent("alice", &[]).await;

@@ -135,6 +135,10 @@ fn parse_frame(text: &str) -> Result<StreamFrame, String> {
 }
 
 /// Reads this frame and every frame already waiting, then commits their acks together.
+///
+/// Acks already read are committed even when a later frame ends the stream (a socket error
+/// or a failed reply): a consumer that acks and then drops its connection must not have
+/// those acks forgotten and the messages delivered again.
 async fn handle_incoming(
     state: &AppState,
     tenant: &str,
@@ -146,27 +150,16 @@ async fn handle_incoming(
 ) -> Result<(), StreamEnd> {
     let mut acks = Vec::new();
     let mut next = Some(first);
+    let mut ended: Result<(), StreamEnd> = Ok(());
     while let Some(frame) = next.take() {
-        match frame? {
-            WsMessage::Text(text) => match parse_frame(&text) {
-                Ok(StreamFrame::Ack { id }) => {
-                    in_flight.remove(&id);
-                    acks.push(id);
-                }
-                Ok(StreamFrame::Nack { id, retry_in_ms }) => {
-                    in_flight.remove(&id);
-                    delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0)).await?;
-                }
-                Ok(_) => {
-                    let err = StreamFrame::Error { code: "invalid_frame".into(), detail: FRAME_HINT.into() };
-                    tx.send(frame_text(&err)).await?;
-                }
-                Err(detail) => {
-                    tx.send(frame_text(&StreamFrame::Error { code: "invalid_frame".into(), detail })).await?;
-                }
-            },
-            WsMessage::Close(_) => break,
-            _ => {}
+        let handled = handle_frame(state, tenant, agent, frame, tx, in_flight, &mut acks).await;
+        match handled {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                ended = Err(e);
+                break;
+            }
         }
         if acks.len() < ACK_BATCH
             && let Some(Some(f)) = rx.next().now_or_never()
@@ -177,7 +170,41 @@ async fn handle_incoming(
     if !acks.is_empty() {
         delivery::ack_unanswered(state, tenant, agent, acks).await?;
     }
-    Ok(())
+    ended
+}
+
+/// Handles one client frame; `false` when the client closed the stream.
+async fn handle_frame(
+    state: &AppState,
+    tenant: &str,
+    agent: &str,
+    frame: Result<WsMessage, axum::Error>,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    in_flight: &mut HashMap<String, i64>,
+    acks: &mut Vec<String>,
+) -> Result<bool, StreamEnd> {
+    match frame? {
+        WsMessage::Text(text) => match parse_frame(&text) {
+            Ok(StreamFrame::Ack { id }) => {
+                in_flight.remove(&id);
+                acks.push(id);
+            }
+            Ok(StreamFrame::Nack { id, retry_in_ms }) => {
+                in_flight.remove(&id);
+                delivery::nack(state, tenant, agent, vec![id], retry_in_ms.unwrap_or(0)).await?;
+            }
+            Ok(_) => {
+                let err = StreamFrame::Error { code: "invalid_frame".into(), detail: FRAME_HINT.into() };
+                tx.send(frame_text(&err)).await?;
+            }
+            Err(detail) => {
+                tx.send(frame_text(&StreamFrame::Error { code: "invalid_frame".into(), detail })).await?;
+            }
+        },
+        WsMessage::Close(_) => return Ok(false),
+        _ => {}
+    }
+    Ok(true)
 }
 
 /// Server-Sent Events stream of the caller's messages (`event: message`, data: the
