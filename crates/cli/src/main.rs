@@ -122,7 +122,8 @@ struct ServeArgs {
     /// Unacknowledged messages per stream connection (default 1000).
     #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
-    /// Let push endpoints be on loopback, private or link-local addresses (tests, local dev).
+    /// Let push endpoints be on addresses that are not globally reachable (loopback, private,
+    /// link-local, …; tests, local dev).
     /// The flag alone means true.
     #[arg(long, env = "SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", num_args = 0..=1, default_missing_value = "true")]
     allow_private_endpoints: Option<bool>,
@@ -432,6 +433,18 @@ fn init_logs(default: &str, json: bool) {
     if json { builder.json().init() } else { builder.init() }
 }
 
+/// Client commands end quietly when their reader goes away (`switchboard … --json | head`),
+/// as Unix tools do, instead of panicking on a failed `println!`. Rust ignores SIGPIPE at
+/// start; sockets are unaffected either way (std sends with `MSG_NOSIGNAL`). Not for `serve`.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called once on the main thread before any other thread writes to a pipe;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -440,6 +453,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(args).await,
         other => {
             init_logs("warn", false);
+            restore_sigpipe();
             run_client(other).await
         }
     };

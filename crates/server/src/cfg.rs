@@ -40,7 +40,8 @@ pub struct Settings {
     pub circuit_failures: Option<u32>,
     /// Push: how long an open circuit waits before a probe, milliseconds.
     pub circuit_cooldown_ms: Option<u64>,
-    /// Push: allow endpoints on loopback, private and link-local addresses.
+    /// Push: allow endpoints on addresses that are not globally reachable (loopback, private,
+    /// link-local and the other special-purpose ranges of the IANA registries).
     pub allow_private_endpoints: Option<bool>,
     /// HTTP connections the node keeps open at once (also bounded by the open-file limit).
     pub max_connections: Option<usize>,
