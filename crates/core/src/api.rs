@@ -531,6 +531,7 @@ pub struct NackRequest {
     /// Redeliver after this many milliseconds (default: at once; more than 24 hours counts
     /// as 24 hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::retry_in_ms)]
     pub retry_in_ms: Option<u64>,
 }
 

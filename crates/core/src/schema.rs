@@ -33,3 +33,15 @@ pub fn json_schema() -> impl Into<RefOr<Schema>> {
         .schema_type(SchemaType::from_iter([Type::Object, Type::Boolean, Type::Null]))
         .description(Some("A JSON Schema (an object, or `true`/`false`)."))
 }
+
+/// `retry_in_ms` of a nack: any unsigned 64-bit count is taken, and more than 24 hours counts
+/// as 24 hours (so no `format: int64`, whose range would wrongly refuse the largest values).
+pub fn retry_in_ms() -> impl Into<RefOr<Schema>> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0u64))
+        .maximum(Some(u64::MAX))
+        .description(Some(
+            "Redeliver after this many milliseconds (default: at once; more than 24 hours counts as 24 hours).",
+        ))
+}
