@@ -8,7 +8,9 @@
 # Run it locally the same way CI does:   bash .ci/schemathesis.sh
 # Knobs (environment): SCHEMATHESIS_MAX_EXAMPLES (per operation, default 100),
 # SCHEMATHESIS_SEED (default fixed, so that CI is repeatable; vary it to explore),
-# SWITCHBOARD_BIN (a built binary; default: build the CLI in debug), CARGO_TARGET_DIR.
+# SWITCHBOARD_BIN (a built binary; default: build the CLI in debug), CARGO_TARGET_DIR,
+# SCHEMATHESIS_POSTGRES (a PostgreSQL server URL such as postgres://postgres@127.0.0.1:5432:
+# the hub then runs on a fresh database there, dropped afterwards, instead of SQLite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,17 +37,27 @@ fi
 
 WORK=$(mktemp -d)
 HUB_PID=
+DB=
 stop_hub() {
   if [ -n "$HUB_PID" ] && kill -0 "$HUB_PID" 2>/dev/null; then
     kill "$HUB_PID"
     wait "$HUB_PID" 2>/dev/null || true
   fi
+  if [ -n "$DB" ]; then
+    psql -q "$SCHEMATHESIS_POSTGRES/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true
+  fi
   rm -rf "$WORK"
 }
 trap stop_hub EXIT
 
+STORE=(--data-dir "$WORK/data")
+if [ -n "${SCHEMATHESIS_POSTGRES:-}" ]; then
+  DB=sb_schemathesis_$$
+  psql -q "$SCHEMATHESIS_POSTGRES/postgres" -c "CREATE DATABASE $DB"
+  STORE=(--database-url "$SCHEMATHESIS_POSTGRES/$DB")
+fi
 SWITCHBOARD_ADMIN_TOKEN=$TOKEN RUST_LOG=${RUST_LOG:-warn} \
-  "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/hub.out" 2>"$WORK/hub.err" &
+  "$BIN" serve --listen 127.0.0.1:0 "${STORE[@]}" >"$WORK/hub.out" 2>"$WORK/hub.err" &
 HUB_PID=$!
 
 # The hub prints the address it bound (port 0 = a free one) once it listens.
@@ -82,7 +94,7 @@ fuzz() {
     --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 2 --request-timeout 30 \
     --report junit --report-dir "$TARGET/schemathesis-report" "$@") || status=1
 }
-echo "== schemathesis $ST_VERSION, agent-only operations as an agent, against $URL (max $MAX_EXAMPLES examples per operation, seed $SEED)"
+echo "== schemathesis $ST_VERSION, agent-only operations as an agent, against $URL (${DB:-SQLite}; max $MAX_EXAMPLES examples per operation, seed $SEED)"
 fuzz .ci/schemathesis-agent.toml "$SCHEMATHESIS_AGENT_KEY" \
   --include-operation-id-regex '^(fetchInbox|ack|nack|heartbeat)$'
 echo "== schemathesis $ST_VERSION, every operation as the admin, against $URL"
