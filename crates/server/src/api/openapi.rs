@@ -197,8 +197,8 @@ pub struct SubscriptionPath {
     pub agent_id: String,
 }
 
-/// `?wait=` on a send: what to wait for before answering (documentation only; the handler
-/// reads the parameter as text so that it can name a wrong value).
+// Documentation only: the handler reads `wait` as text, so that it can name a wrong value.
+/// What a send waits for before answering.
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "snake_case")]
 pub enum Wait {
