@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Capability {
+    /// 1 to 200 letters, digits or `-_.`, unique within the agent.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9._-]{1,200}$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -21,10 +23,10 @@ pub struct Capability {
     pub examples: Vec<String>,
     /// JSON Schema that `data` parts sent to this capability must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::schema::json_schema)]
     pub input_schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::schema::json_schema)]
     pub output_schema: Option<Value>,
 }
 
@@ -32,13 +34,18 @@ pub struct Capability {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterAgent {
+    /// 1 to 200 letters, digits or `-_.`, unique within the tenant.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9._-]{1,200}$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Push endpoint (https URL). Without one the agent pulls (inbox, WebSocket, SSE).
+    /// Addresses that are not publicly routable are refused unless the node or tenant
+    /// allows private endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^https?://")]
     pub endpoint: Option<String>,
     #[serde(default)]
     pub capabilities: Vec<Capability>,
@@ -48,6 +55,7 @@ pub struct RegisterAgent {
     /// Push retry schedule for this agent: milliseconds to wait before each retry (the
     /// node's default when absent). After the last, the delivery is dead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::retry_schedule)]
     pub retry_schedule_ms: Option<Vec<u64>>,
 }
 
@@ -90,9 +98,12 @@ pub struct Agent {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     pub status: AgentStatus,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub last_seen_at: Option<String>,
 }
 
@@ -113,6 +124,7 @@ pub struct WebhookSecret {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub previous_expires_at: Option<String>,
 }
 
@@ -126,6 +138,7 @@ pub struct TenantPushSettings {
     pub sign_ed25519: bool,
     /// Retry schedule for this tenant's agents that set none (milliseconds before each retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::retry_schedule)]
     pub retry_schedule_ms: Option<Vec<u64>>,
     /// Let this tenant's agents use endpoints on loopback, private and link-local addresses.
     #[serde(default)]
@@ -134,6 +147,7 @@ pub struct TenantPushSettings {
     /// `delivery.exhausted`, `delivery.recovered`, `circuit.opened`, `endpoint.disabled`) as
     /// CloudEvents in `data` parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^agent:")]
     pub events_to: Option<String>,
 }
 
@@ -142,6 +156,7 @@ pub struct TenantPushSettings {
 pub struct PushAttempt {
     pub recipient: String,
     pub attempt: u32,
+    #[schema(format = DateTime)]
     pub at: String,
     pub duration_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,7 +176,9 @@ pub struct DeliveryItem {
     pub recipient: String,
     pub state: DeliveryState,
     pub attempts: u32,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -193,8 +210,9 @@ pub struct DeadLetterSelection {
     /// Only deliveries to this recipient (`agent:<id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
-    /// Only messages accepted at or after this RFC 3339 time.
+    /// Only messages accepted at or after this time (RFC 3339 in UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub since: Option<String>,
 }
 
@@ -218,6 +236,7 @@ pub struct AgentList {
 pub struct Subscription {
     pub topic: String,
     pub agent_id: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -273,7 +292,7 @@ pub enum Part {
         text: String,
     },
     Data {
-        #[schema(value_type = Object)]
+        #[schema(value_type = Value)]
         data: Value,
     },
     File {
@@ -292,20 +311,33 @@ impl Part {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
-    /// Recipient address, e.g. `agent:<id>` or `capability:translate`.
+    /// Recipient address, e.g. `agent:<id>` or `capability:translate`: a kind, `:`, and a name
+    /// of 1 to 200 letters, digits or `-_./@` (`capability:<name>?all` for every agent with it).
+    /// `agent:`, `capability:` and `topic:` are served; `user:`, `conversation:` and `auto` are
+    /// refused as `unsupported_address`.
+    #[schema(
+        pattern = "^(auto|(agent|user|conversation):[A-Za-z0-9._/@-]{1,200}|topic:[A-Za-z0-9_/@-]+(\\.[A-Za-z0-9_/@-]+)*|capability:[A-Za-z0-9._/@-]{1,200}(\\?all)?)$"
+    )]
     pub to: String,
+    /// At least one part.
+    #[schema(min_items = 1)]
     pub parts: Vec<Part>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub conversation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub correlation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub in_reply_to: Option<String>,
     /// Same key from the same sender → the first answer, and no second message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub idempotency_key: Option<String>,
-    /// After this many seconds an undelivered message expires.
+    /// After this many seconds an undelivered message expires (1 to 2592000, 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 2592000)]
     pub ttl_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -326,6 +358,7 @@ pub struct MessageAccepted {
     /// Always `accepted`.
     pub status: String,
     pub recipients: Vec<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// True when this answer repeats an earlier send with the same idempotency key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -339,6 +372,8 @@ pub struct MessageAccepted {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendBatch {
+    /// 1 to 1000 messages.
+    #[schema(min_items = 1, max_items = 1000)]
     pub messages: Vec<SendMessage>,
 }
 
@@ -411,12 +446,16 @@ pub struct Delivery {
     pub recipient: String,
     pub state: DeliveryState,
     pub attempts: u32,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub delivered_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub acked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub lease_expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -440,8 +479,10 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    #[schema(format = DateTime)]
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -461,6 +502,7 @@ pub struct InboxMessage {
     pub message: Message,
     /// 1 on first delivery; more on redelivery (same id, so receivers can drop duplicates).
     pub attempt: u32,
+    #[schema(format = DateTime)]
     pub lease_expires_at: String,
 }
 
@@ -474,6 +516,8 @@ pub struct Inbox {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
+    /// 1 to 10000 message ids.
+    #[schema(min_items = 1, max_items = 10000)]
     pub ids: Vec<String>,
 }
 
@@ -481,9 +525,13 @@ pub struct AckRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackRequest {
+    /// 1 to 10000 message ids.
+    #[schema(min_items = 1, max_items = 10000)]
     pub ids: Vec<String>,
-    /// Redeliver after this many milliseconds (default: at once).
+    /// Redeliver after this many milliseconds (default: at once; more than 24 hours counts
+    /// as 24 hours).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::retry_in_ms)]
     pub retry_in_ms: Option<u64>,
 }
 
@@ -531,6 +579,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub type_: String,
     pub title: String,
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     pub detail: String,
     /// Stable machine-readable code, e.g. `invalid_body`, `unknown_recipient`.

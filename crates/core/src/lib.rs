@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod api;
+pub mod schema;
 pub mod time;
 pub mod validate;
 

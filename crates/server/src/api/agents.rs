@@ -6,12 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::api::WebhookSecret;
-use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, Problem, RegisterAgent, UpdateAgent};
+use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, RegisterAgent, UpdateAgent};
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_core::{API_KEY_PREFIX, validate};
 use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentFilter, AgentRecord, PrincipalKind};
 
+use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
 use crate::AppState;
 use crate::auth::{Auth, new_token, token_hash};
@@ -86,8 +87,10 @@ fn not_registered(id: &str) -> ApiError {
 }
 
 /// Registers an agent (admin). The API key is in this answer only.
-#[utoipa::path(post, path = "/v1/agents", request_body = RegisterAgent,
-    responses((status = 201, body = AgentRegistered), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/agents", operation_id = "registerAgent", request_body = RegisterAgent,
+    responses((status = 201, description = "Registered; the API key is shown only here", body = AgentRegistered),
+              (status = 403, response = Forbidden), (status = 409, response = Conflict),
+              (status = 422, response = Unprocessable)))]
 pub async fn register(
     State(state): State<AppState>,
     auth: Auth,
@@ -125,6 +128,7 @@ pub async fn register(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only agents offering this capability.
@@ -132,13 +136,15 @@ pub struct ListQuery {
     /// `active`, `inactive` or `error`.
     status: Option<AgentStatus>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// Lists agents, optionally by capability and status.
-#[utoipa::path(get, path = "/v1/agents", params(ListQuery), responses((status = 200, body = AgentList)))]
+#[utoipa::path(get, path = "/v1/agents", operation_id = "listAgents", params(ListQuery),
+    responses((status = 200, description = "A page of agents, by id", body = AgentList)))]
 pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>) -> Result<Json<AgentList>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -163,7 +169,8 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>)
 }
 
 /// One agent's card and status.
-#[utoipa::path(get, path = "/v1/agents/{id}", responses((status = 200, body = Agent), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/agents/{id}", operation_id = "getAgent", params(AgentPath),
+    responses((status = 200, description = "The agent", body = Agent), (status = 404, response = NotFound)))]
 pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Agent>, ApiError> {
     let a = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
     Ok(Json(view_one(&state, a).await?))
@@ -180,8 +187,10 @@ fn require_self_or_admin(auth: &Auth, id: &str) -> Result<(), ApiError> {
 }
 
 /// Replaces an agent's card (admin, or the agent itself).
-#[utoipa::path(put, path = "/v1/agents/{id}", request_body = RegisterAgent,
-    responses((status = 200, body = Agent), (status = 404, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(put, path = "/v1/agents/{id}", operation_id = "updateAgent", params(AgentPath), request_body = RegisterAgent,
+    responses((status = 200, description = "The agent as it is now", body = Agent),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound),
+              (status = 409, response = Conflict), (status = 422, response = Unprocessable)))]
 pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
@@ -224,7 +233,9 @@ pub async fn update(
 }
 
 /// Deletes an agent (admin); its key stops working and its open deliveries go to `dead`.
-#[utoipa::path(delete, path = "/v1/agents/{id}", responses((status = 204), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "deleteAgent", params(AgentPath),
+    responses((status = 204, description = "Deleted"), (status = 403, response = Forbidden),
+              (status = 404, response = NotFound)))]
 pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
     if !state.store.delete_agent(&auth.0.tenant, &id, now_ms()).await? {
@@ -237,7 +248,9 @@ pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<St
 }
 
 /// Marks the agent alive now (the agent itself).
-#[utoipa::path(post, path = "/v1/agents/{id}/heartbeat", responses((status = 200, body = Agent), (status = 403, body = Problem)))]
+#[utoipa::path(post, path = "/v1/agents/{id}/heartbeat", operation_id = "heartbeat", params(AgentPath),
+    responses((status = 200, description = "The agent, now active", body = Agent),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     auth: Auth,
@@ -276,8 +289,9 @@ async fn push_settings(state: &AppState, auth: &Auth, id: &str) -> Result<PushSe
 }
 
 /// The agent's webhook signing secret (the agent itself, or the admin).
-#[utoipa::path(get, path = "/v1/agents/{id}/webhook-secret",
-    responses((status = 200, body = WebhookSecret), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/agents/{id}/webhook-secret", operation_id = "getWebhookSecret", params(AgentPath),
+    responses((status = 200, description = "The signing secret(s)", body = WebhookSecret),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn webhook_secret(
     State(state): State<AppState>,
     auth: Auth,
@@ -289,8 +303,10 @@ pub async fn webhook_secret(
 
 /// Rotates the signing secret. For 24 hours pushes carry signatures with both the new and
 /// the previous secret, so receivers can switch without losing a message.
-#[utoipa::path(post, path = "/v1/agents/{id}/webhook-secret:rotate",
-    responses((status = 200, body = WebhookSecret), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/v1/agents/{id}/webhook-secret:rotate", operation_id = "rotateWebhookSecret",
+    params(AgentPath),
+    responses((status = 200, description = "The new secret and the previous one", body = WebhookSecret),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
     auth: Auth,

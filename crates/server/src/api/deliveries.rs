@@ -5,28 +5,34 @@ use axum::body::Body;
 use axum::extract::State;
 use serde::Deserialize;
 use switchboard_core::api::{
-    DeadLetterList, DeadLetterResult, DeadLetterSelection, DeliveryItem, DeliveryList, DeliveryState, Problem,
+    DeadLetterList, DeadLetterResult, DeadLetterSelection, DeliveryItem, DeliveryList, DeliveryState,
 };
 use switchboard_core::time::{now_ms, parse_rfc3339, rfc3339};
 use switchboard_store::PrincipalKind;
 use switchboard_store::push::{DeliveryFilter, DeliveryRow, PushStore};
 
+use super::openapi::{Forbidden, Unprocessable};
 use super::{Q, parse_json};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
-    /// `pending`, `leased`, `delivered`, `acked`, `dead` or `expired`.
+    /// `pending`, `leased`, `delivered`, `acked`, `failed`, `dead` or `expired` (on
+    /// `/v1/dead-letters` only `dead`).
     state: Option<DeliveryState>,
     /// Recipient address (`agent:<id>`); agents see only their own.
     recipient: Option<String>,
-    /// Only messages accepted at or after this RFC 3339 time.
+    /// Only messages accepted at or after this time (RFC 3339 in UTC, e.g. `2026-11-25T10:00:00Z`).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -96,7 +102,9 @@ async fn page(
 }
 
 /// Lists deliveries, oldest first, by state, recipient and time.
-#[utoipa::path(get, path = "/v1/deliveries", params(DeliveryQuery), responses((status = 200, body = DeliveryList)))]
+#[utoipa::path(get, path = "/v1/deliveries", operation_id = "listDeliveries", params(DeliveryQuery),
+    responses((status = 200, description = "A page of deliveries, oldest first", body = DeliveryList),
+              (status = 403, response = Forbidden)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth,
@@ -107,7 +115,9 @@ pub async fn list(
 }
 
 /// Lists dead deliveries (dead letters): attempts exhausted, endpoint gone, or recipient deleted.
-#[utoipa::path(get, path = "/v1/dead-letters", params(DeliveryQuery), responses((status = 200, body = DeadLetterList)))]
+#[utoipa::path(get, path = "/v1/dead-letters", operation_id = "listDeadLetters", params(DeliveryQuery),
+    responses((status = 200, description = "A page of dead deliveries, oldest first", body = DeadLetterList),
+              (status = 403, response = Forbidden)))]
 pub async fn dead_letters(
     State(state): State<AppState>,
     auth: Auth,
@@ -147,8 +157,10 @@ fn selection(auth: &Auth, s: DeadLetterSelection) -> Result<DeliveryFilter, ApiE
 }
 
 /// Makes dead deliveries pending again, with a fresh attempt count: one, a filter, or all.
-#[utoipa::path(post, path = "/v1/dead-letters:replay", request_body = DeadLetterSelection,
-    responses((status = 200, body = DeadLetterResult), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/dead-letters:replay", operation_id = "replayDeadLetters",
+    request_body = DeadLetterSelection,
+    responses((status = 200, description = "How many deliveries are pending again", body = DeadLetterResult),
+              (status = 403, response = Forbidden), (status = 422, response = Unprocessable)))]
 pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
@@ -159,8 +171,10 @@ pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Re
 }
 
 /// Deletes dead deliveries: one, a filter, or all.
-#[utoipa::path(post, path = "/v1/dead-letters:purge", request_body = DeadLetterSelection,
-    responses((status = 200, body = DeadLetterResult), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/dead-letters:purge", operation_id = "purgeDeadLetters",
+    request_body = DeadLetterSelection,
+    responses((status = 200, description = "How many deliveries were deleted", body = DeadLetterResult),
+              (status = 403, response = Forbidden), (status = 422, response = Unprocessable)))]
 pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;

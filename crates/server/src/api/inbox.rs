@@ -6,8 +6,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use serde::Deserialize;
-use switchboard_core::api::{AckRequest, AckResult, Inbox, NackRequest, Problem};
+use switchboard_core::api::{AckRequest, AckResult, Inbox, NackRequest};
 
+use super::openapi::Forbidden;
 use super::{Q, parse_json};
 use crate::AppState;
 use crate::auth::Auth;
@@ -18,20 +19,26 @@ const MAX_WAIT_MS: u64 = 60_000;
 const MAX_IDS: usize = 10_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxQuery {
     /// Wait up to this long for a message when none is due, milliseconds (0 to 60000; default 0).
+    #[param(minimum = 0, maximum = 60000)]
     wait_ms: Option<u64>,
     /// Most messages to return (1 to 1000; default 10).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Lease length: how long before an unacknowledged message is delivered again,
-    /// milliseconds (default: the node's visibility timeout).
+    /// milliseconds (100 to 43200000; default: the node's visibility timeout).
+    #[param(minimum = 100, maximum = 43200000)]
     visibility_ms: Option<u64>,
 }
 
 /// Leases the caller's due messages, in accept order. Unacknowledged messages come back
 /// after their lease with a higher `attempt`.
-#[utoipa::path(get, path = "/v1/inbox", params(InboxQuery), responses((status = 200, body = Inbox), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/v1/inbox", operation_id = "fetchInbox", params(InboxQuery),
+    responses((status = 200, description = "Leased messages (none when `wait_ms` passed first)", body = Inbox),
+              (status = 403, response = Forbidden)))]
 pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery>) -> Result<Json<Inbox>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let tenant = auth.0.tenant.clone();
@@ -72,7 +79,9 @@ fn check_ids(ids: &[String]) -> Result<(), ApiError> {
 }
 
 /// Acknowledges messages: they will not be delivered again.
-#[utoipa::path(post, path = "/v1/inbox/ack", request_body = AckRequest, responses((status = 200, body = AckResult)))]
+#[utoipa::path(post, path = "/v1/inbox/ack", operation_id = "ack", request_body = AckRequest,
+    responses((status = 200, description = "Which ids were acknowledged, which ignored", body = AckResult),
+              (status = 403, response = Forbidden)))]
 pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let req: AckRequest = parse_json(body, 1024 * 1024).await?;
@@ -82,7 +91,9 @@ pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Resul
 }
 
 /// Gives messages back: they are delivered again after `retry_in_ms` (default at once).
-#[utoipa::path(post, path = "/v1/inbox/nack", request_body = NackRequest, responses((status = 200, body = AckResult)))]
+#[utoipa::path(post, path = "/v1/inbox/nack", operation_id = "nack", request_body = NackRequest,
+    responses((status = 200, description = "Which ids were given back, which ignored", body = AckResult),
+              (status = 403, response = Forbidden)))]
 pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;

@@ -18,6 +18,7 @@ use switchboard_core::{Address, validate};
 use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage, Principal, PrincipalKind};
 
 use super::agents::view;
+use super::openapi::{Conflict, MessagePath, NotFound, Unprocessable, Wait};
 use super::{Q, read_json};
 use crate::AppState;
 use crate::auth::Auth;
@@ -186,11 +187,14 @@ pub fn delivery_view(d: DeliveryRecord) -> Delivery {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SendQuery {
     /// `delivered`: answer once every recipient has been handed the message (or `wait_ms` passes).
+    #[param(value_type = Option<Wait>, inline)]
     wait: Option<String>,
     /// How long `wait=delivered` may take, milliseconds (default 30000, at most 120000).
+    #[param(minimum = 0, maximum = 120000)]
     wait_ms: Option<u64>,
 }
 
@@ -218,9 +222,9 @@ async fn wait_delivered(state: &AppState, tenant: &str, id: &str, wait_ms: u64) 
 }
 
 /// Sends a message. 202 means it is committed to disk and will be delivered.
-#[utoipa::path(post, path = "/v1/messages", request_body = SendMessage, params(SendQuery),
-    responses((status = 202, body = MessageAccepted), (status = 409, body = Problem), (status = 413, body = Problem),
-              (status = 422, body = Problem), (status = 503, body = Problem)))]
+#[utoipa::path(post, path = "/v1/messages", operation_id = "sendMessage", request_body = SendMessage, params(SendQuery),
+    responses((status = 202, description = "Committed to disk; it will be delivered", body = MessageAccepted),
+              (status = 409, response = Conflict), (status = 422, response = Unprocessable)))]
 pub async fn send(
     State(state): State<AppState>,
     auth: Auth,
@@ -256,8 +260,9 @@ pub async fn send(
 
 /// Sends many messages in one request and one commit. Each is accepted or refused alone;
 /// the answer lists the results in request order.
-#[utoipa::path(post, path = "/v1/messages:batch", request_body = SendBatch,
-    responses((status = 202, body = BatchAccepted), (status = 413, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/v1/messages:batch", operation_id = "sendBatch", request_body = SendBatch,
+    responses((status = 202, description = "One result per message, in request order", body = BatchAccepted),
+              (status = 422, response = Unprocessable)))]
 pub async fn send_batch(
     State(state): State<AppState>,
     auth: Auth,
@@ -324,7 +329,9 @@ fn prefix_paths(mut p: Problem, i: usize) -> Problem {
 
 /// A message and the state of each of its deliveries. Visible to its sender, its recipients
 /// and the admin.
-#[utoipa::path(get, path = "/v1/messages/{id}", responses((status = 200, body = MessageStatus), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/v1/messages/{id}", operation_id = "getMessage", params(MessagePath),
+    responses((status = 200, description = "The message and its deliveries", body = MessageStatus),
+              (status = 404, response = NotFound)))]
 pub async fn show(
     State(state): State<AppState>,
     auth: Auth,

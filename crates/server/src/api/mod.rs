@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use switchboard_core::validate;
-use utoipa::OpenApi;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -23,11 +22,14 @@ pub mod agents;
 pub mod deliveries;
 pub mod inbox;
 pub mod messages;
+pub mod openapi;
 pub mod ops;
 pub mod stream;
 pub mod tenant;
 pub mod topics;
 pub mod whoami;
+
+pub use openapi::ApiDoc;
 
 /// Builds the node's router.
 pub fn router(state: AppState) -> Router {
@@ -207,38 +209,3 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
         }
     }
 }
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The OpenAPI 3.1 document, generated from the handlers and the wire types.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Switchboard", description = "Messaging hub for AI agents and the people who work with them."),
-    paths(
-        ops::health, ops::ready,
-        agents::register, agents::list, agents::show, agents::update, agents::remove, agents::heartbeat,
-        agents::webhook_secret, agents::rotate_webhook_secret,
-        deliveries::list, deliveries::dead_letters, deliveries::replay, deliveries::purge,
-        tenant::push_settings, tenant::put_push_settings, tenant::keys,
-        messages::send, messages::send_batch, messages::show,
-        topics::list, topics::subscribers, topics::subscribe, topics::unsubscribe,
-        whoami::whoami,
-        inbox::fetch, inbox::ack, inbox::nack,
-        stream::websocket, stream::events,
-    ),
-    components(schemas(wire::StreamFrame)),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-)]
-pub struct ApiDoc;

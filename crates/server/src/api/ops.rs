@@ -8,6 +8,7 @@ use switchboard_core::api::{Health, Problem};
 use switchboard_core::time::now_ms;
 use utoipa::OpenApi;
 
+use super::openapi::StoreUnavailable;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::StateLabels;
@@ -24,7 +25,7 @@ pub async fn health() -> Json<Health> {
 /// first (at most one a second), so a node nobody sends to still learns when it can write.
 #[utoipa::path(get, path = "/ready", security(()), responses(
     (status = 200, body = Health),
-    (status = 503, body = Problem, content_type = "application/problem+json"),
+    (status = 503, response = StoreUnavailable),
 ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     if let Err(e) = state.store.ping().await {

@@ -21,6 +21,7 @@ use switchboard_core::time::now_ms;
 use switchboard_core::validate;
 use tokio::sync::mpsc;
 
+use super::openapi::{BadRequest, Forbidden, UpgradeRequired};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::delivery;
@@ -33,7 +34,10 @@ const ACK_BATCH: usize = 1024;
 
 /// WebSocket stream of the caller's messages. Server → client: `{"type":"message", …}`;
 /// client → server: `{"type":"ack","id":…}` or `{"type":"nack","id":…,"retry_in_ms":…}`.
-#[utoipa::path(get, path = "/v1/stream", responses((status = 101, description = "WebSocket of StreamFrame")))]
+#[utoipa::path(get, path = "/v1/stream", operation_id = "stream",
+    responses((status = 101, description = "WebSocket of StreamFrame"),
+              (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+              (status = 426, response = UpgradeRequired)))]
 pub async fn websocket(
     State(state): State<AppState>,
     auth: Auth,
@@ -209,7 +213,10 @@ async fn handle_frame(
 
 /// Server-Sent Events stream of the caller's messages (`event: message`, data: the
 /// `InboxMessage`). Acknowledge with `POST /v1/inbox/ack`.
-#[utoipa::path(get, path = "/v1/events", responses((status = 200, description = "text/event-stream of InboxMessage")))]
+#[utoipa::path(get, path = "/v1/events", operation_id = "events",
+    responses((status = 200, description = "`event: message` per leased message, `data` an InboxMessage",
+               content_type = "text/event-stream"),
+              (status = 403, response = Forbidden)))]
 pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let tenant = auth.0.tenant.clone();

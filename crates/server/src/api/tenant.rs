@@ -5,8 +5,9 @@ use axum::body::Body;
 use axum::extract::State;
 use base64::Engine;
 use serde::Serialize;
-use switchboard_core::api::{FieldError, Problem, TenantPushSettings};
+use switchboard_core::api::{FieldError, TenantPushSettings};
 
+use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
 use super::parse_json;
 use crate::AppState;
 use crate::auth::Auth;
@@ -14,15 +15,19 @@ use crate::delivery::push::{signing_key, tenant_settings};
 use crate::error::ApiError;
 
 /// The tenant's push settings (admin).
-#[utoipa::path(get, path = "/v1/tenant/push-settings", responses((status = 200, body = TenantPushSettings)))]
+#[utoipa::path(get, path = "/v1/tenant/push-settings", operation_id = "getPushSettings",
+    responses((status = 200, description = "The tenant's push settings", body = TenantPushSettings),
+              (status = 403, response = Forbidden)))]
 pub async fn push_settings(State(state): State<AppState>, auth: Auth) -> Result<Json<TenantPushSettings>, ApiError> {
     auth.require_admin()?;
     Ok(Json(tenant_settings(&state, &auth.0.tenant).await?))
 }
 
 /// Replaces the tenant's push settings (admin).
-#[utoipa::path(put, path = "/v1/tenant/push-settings", request_body = TenantPushSettings,
-    responses((status = 200, body = TenantPushSettings), (status = 422, body = Problem)))]
+#[utoipa::path(put, path = "/v1/tenant/push-settings", operation_id = "putPushSettings",
+    request_body = TenantPushSettings,
+    responses((status = 200, description = "The settings as stored", body = TenantPushSettings),
+              (status = 403, response = Forbidden), (status = 422, response = Unprocessable)))]
 pub async fn put_push_settings(
     State(state): State<AppState>,
     auth: Auth,
@@ -76,7 +81,9 @@ pub struct KeySet {
 }
 
 /// The public key that verifies `v1a` webhook signatures (no authentication).
-#[utoipa::path(get, path = "/.well-known/switchboard-keys.json", security(()), responses((status = 200, body = KeySet)))]
+#[utoipa::path(get, path = "/.well-known/switchboard-keys.json", operation_id = "getSigningKeys", security(()),
+    responses((status = 200, description = "The hub's public signing key", body = KeySet),
+              (status = 503, response = StoreUnavailable)))]
 pub async fn keys(State(state): State<AppState>) -> Result<Json<KeySet>, ApiError> {
     let key = signing_key(&state).await?;
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());

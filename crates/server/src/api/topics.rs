@@ -11,11 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::address::check_name;
-use switchboard_core::api::{FieldError, Problem, Subscribed, SubscriberList, Subscription, Topic, TopicList};
+use switchboard_core::api::{FieldError, Subscribed, SubscriberList, Subscription, Topic, TopicList};
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_store::{PrincipalKind, SubscriptionRecord};
 
 use super::Q;
+use super::openapi::{BadRequest, Forbidden, NotFound, SubscriptionPath, TopicPath};
 use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
@@ -43,11 +44,12 @@ fn view(s: SubscriptionRecord) -> Subscription {
 
 /// Subscribes an agent to a topic (the agent itself, or the admin). 201 when new; 200 with
 /// the existing subscription when it was already there.
-#[utoipa::path(put, path = "/v1/topics/{topic}/subscribers/{agent_id}",
-    params(("topic" = String, Path, description = "Topic name, percent-encoded (`/` as `%2F`)"),
-           ("agent_id" = String, Path, description = "The agent to subscribe")),
-    responses((status = 201, body = Subscribed), (status = 200, body = Subscribed), (status = 400, body = Problem),
-              (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(put, path = "/v1/topics/{topic}/subscribers/{agent_id}", operation_id = "subscribe",
+    params(SubscriptionPath),
+    responses((status = 201, description = "Subscribed", body = Subscribed),
+              (status = 200, description = "Already subscribed: the existing subscription", body = Subscribed),
+              (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+              (status = 404, response = NotFound)))]
 pub async fn subscribe(
     State(state): State<AppState>,
     auth: Auth,
@@ -69,10 +71,10 @@ pub async fn subscribe(
 
 /// Ends an agent's subscription (the agent itself, or the admin). Messages already accepted
 /// for it are still delivered.
-#[utoipa::path(delete, path = "/v1/topics/{topic}/subscribers/{agent_id}",
-    params(("topic" = String, Path, description = "Topic name, percent-encoded (`/` as `%2F`)"),
-           ("agent_id" = String, Path, description = "The agent to unsubscribe")),
-    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/v1/topics/{topic}/subscribers/{agent_id}", operation_id = "unsubscribe",
+    params(SubscriptionPath),
+    responses((status = 204, description = "Unsubscribed"), (status = 400, response = BadRequest),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     auth: Auth,
@@ -90,19 +92,22 @@ pub async fn unsubscribe(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribersQuery {
     /// `next_cursor` of the previous page.
     after: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
 /// A topic's subscribers in agent id order (any principal of the tenant). An unknown topic
 /// has none.
-#[utoipa::path(get, path = "/v1/topics/{topic}/subscribers",
-    params(("topic" = String, Path, description = "Topic name, percent-encoded (`/` as `%2F`)"), SubscribersQuery),
-    responses((status = 200, body = SubscriberList), (status = 400, body = Problem)))]
+#[utoipa::path(get, path = "/v1/topics/{topic}/subscribers", operation_id = "listSubscribers",
+    params(TopicPath, SubscribersQuery),
+    responses((status = 200, description = "A page of subscriptions, by agent id", body = SubscriberList),
+              (status = 400, response = BadRequest)))]
 pub async fn subscribers(
     State(state): State<AppState>,
     auth: Auth,
@@ -124,7 +129,8 @@ pub async fn subscribers(
 }
 
 /// The tenant's topics that have subscribers, by name, with how many each (any principal).
-#[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = TopicList)))]
+#[utoipa::path(get, path = "/v1/topics", operation_id = "listTopics",
+    responses((status = 200, description = "The topics that have subscribers, by name", body = TopicList)))]
 pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<TopicList>, ApiError> {
     let topics = state.store.topics(&auth.0.tenant).await?;
     Ok(Json(TopicList {

@@ -2,13 +2,14 @@
 //! to, so tools that act "as the caller" (the CLI's `topic subscribe` without `--agent`) ask.
 
 use axum::Json;
-use switchboard_core::api::{Problem, Whoami};
+use switchboard_core::api::Whoami;
 use switchboard_store::PrincipalKind;
 
 use crate::auth::Auth;
 
 /// The tenant and principal of the calling token.
-#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = Whoami), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami",
+    responses((status = 200, description = "Who the token acts as", body = Whoami)))]
 pub async fn whoami(auth: Auth) -> Json<Whoami> {
     let agent_id = match &auth.0.kind {
         PrincipalKind::Agent(id) => Some(id.clone()),
