@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use switchboard_core::api::{Health, Problem};
+use switchboard_core::api::Health;
 use switchboard_core::time::now_ms;
 use utoipa::OpenApi;
 
