@@ -211,27 +211,9 @@ pub struct TopicSummary {
     pub subscribers: u64,
 }
 
-/// Everything Switchboard persists. Every method takes the tenant it acts in (or returns
-/// it, for token look-up): no query crosses tenants.
+/// Agents: their cards, their API keys and when they were last seen.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Answers when the store can serve (for `/ready`).
-    async fn ping(&self) -> Result<()>;
-    /// How the latest writes went (for `/ready`: a node that answers reads but cannot commit
-    /// must not look ready). Cheap: no I/O.
-    fn write_status(&self) -> WriteStatus;
-    /// Commits a small write whose outcome lands in [`Store::write_status`], to learn whether
-    /// the store can commit now. At most one runs a second; calls in between return at once.
-    async fn probe_write(&self);
-
-    /// Creates the default tenant if the store is empty, and returns whether it did. The admin
-    /// token hash is recorded when the tenant is created, or `always` (a token set by the
-    /// operator, which must work whatever the store holds).
-    async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool>;
-
-    /// Who holds the token with this hash, if anyone.
-    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>>;
-
+pub trait AgentStore: Send + Sync {
     /// Stores a new agent and the hash of its API key. `Conflict` if the name is taken.
     async fn create_agent(&self, agent: AgentRecord, key_hash: String) -> Result<()>;
     async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>>;
@@ -243,9 +225,54 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
     /// Records that agents were seen (heartbeat or authenticated request).
     async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;
+}
+
+/// Messages: accepting them (with one delivery per recipient) and reading them back.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Commits messages and their deliveries. Each message succeeds or fails alone; the
+    /// whole call is one transaction, so `Ok` means every accepted message is on disk.
+    async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>>;
+    async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>>;
+}
+
+/// Deliveries: handing messages to their recipients under a lease, and what becomes of them.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Leases due deliveries to their recipient (see [`LeaseRequest`]).
+    async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>>;
+    /// Acknowledges deliveries of `recipient`; returns those that were open.
+    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>>;
+    /// [`DeliveryStore::ack`] for acks nobody is answered about (WebSocket ack frames). Like a
+    /// lease, it may take effect before it is on disk: losing it in a crash only delivers the
+    /// message again, which at-least-once allows, and no caller was told otherwise. The next
+    /// durable commit makes it durable. A backend without a cheaper path acks durably.
+    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
+        self.ack(tenant, recipient, ids, now).await
+    }
+    /// Gives deliveries back, due again at `due_at`; returns those that were open.
+    async fn nack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        due_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<String>>;
+    /// Marks undelivered messages whose TTL passed as `expired`; returns how many.
+    async fn expire(&self, now: Millis) -> Result<u64>;
+    /// Recipients with a delivery that became due in `(after, upto]` (lease expiry, nack
+    /// retry), so the node can wake their consumers.
+    async fn due_recipients(&self, after: Millis, upto: Millis) -> Result<Vec<WakeKey>>;
+    /// Delivery counts for metrics.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts>;
     /// Open (not final) deliveries per recipient, for least-outstanding anycast.
     async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>>;
+}
 
+/// Topic subscriptions: who hears a publish.
+#[async_trait]
+pub trait TopicStore: Send + Sync {
     /// Subscribes a registered agent to a topic. `None` if the agent is not registered in
     /// the tenant (checked in the same transaction, so a concurrent delete leaves no orphan);
     /// otherwise the subscription and whether it was created now (`false`: it existed and is
@@ -272,39 +299,33 @@ pub trait Store: Send + Sync + 'static {
     async fn topic_recipients(&self, tenant: &str, topic: &str) -> Result<Vec<TopicRecipient>>;
     /// The tenant's topics that have subscribers, by name.
     async fn topics(&self, tenant: &str) -> Result<Vec<TopicSummary>>;
+}
 
-    /// Commits messages and their deliveries. Each message succeeds or fails alone; the
-    /// whole call is one transaction, so `Ok` means every accepted message is on disk.
-    async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>>;
-    async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>>;
+/// Everything Switchboard persists, one trait per area so that a backend implements each
+/// area in a file of its own and a new area slots in beside the others. Every method takes
+/// the tenant it acts in (or returns it, for token look-up): no query crosses tenants.
+///
+/// Callers hold an `Arc<dyn Store>` and call any area's methods on it as they are (a trait
+/// object has its supertraits' methods); code that holds a concrete backend brings them into
+/// scope with `use switchboard_store::prelude::*`.
+#[async_trait]
+pub trait Store: AgentStore + MessageStore + DeliveryStore + TopicStore + Send + Sync + 'static {
+    /// Answers when the store can serve (for `/ready`).
+    async fn ping(&self) -> Result<()>;
+    /// How the latest writes went (for `/ready`: a node that answers reads but cannot commit
+    /// must not look ready). Cheap: no I/O.
+    fn write_status(&self) -> WriteStatus;
+    /// Commits a small write whose outcome lands in [`Store::write_status`], to learn whether
+    /// the store can commit now. At most one runs a second; calls in between return at once.
+    async fn probe_write(&self);
 
-    /// Leases due deliveries to their recipient (see [`LeaseRequest`]).
-    async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>>;
-    /// Acknowledges deliveries of `recipient`; returns those that were open.
-    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>>;
-    /// [`Store::ack`] for acks nobody is answered about (WebSocket ack frames). Like a lease,
-    /// it may take effect before it is on disk: losing it in a crash only delivers the message
-    /// again, which at-least-once allows, and no caller was told otherwise. The next durable
-    /// commit makes it durable. A backend without a cheaper path acks durably.
-    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        self.ack(tenant, recipient, ids, now).await
-    }
-    /// Gives deliveries back, due again at `due_at`; returns those that were open.
-    async fn nack(
-        &self,
-        tenant: &str,
-        recipient: &str,
-        ids: Vec<String>,
-        due_at: Millis,
-        now: Millis,
-    ) -> Result<Vec<String>>;
-    /// Marks undelivered messages whose TTL passed as `expired`; returns how many.
-    async fn expire(&self, now: Millis) -> Result<u64>;
-    /// Recipients with a delivery that became due in `(after, upto]` (lease expiry, nack
-    /// retry), so the node can wake their consumers.
-    async fn due_recipients(&self, after: Millis, upto: Millis) -> Result<Vec<WakeKey>>;
-    /// Delivery counts for metrics.
-    async fn delivery_counts(&self) -> Result<DeliveryCounts>;
+    /// Creates the default tenant if the store is empty, and returns whether it did. The admin
+    /// token hash is recorded when the tenant is created, or `always` (a token set by the
+    /// operator, which must work whatever the store holds).
+    async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool>;
+
+    /// Who holds the token with this hash, if anyone.
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>>;
 
     /// Consumers register here to be woken when a commit makes something due for them.
     fn wakeups(&self) -> &Wakeups;
@@ -317,4 +338,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);
+}
+
+/// The store's traits, to bring every area's methods into scope on a concrete backend.
+pub mod prelude {
+    pub use crate::push::PushStore;
+    pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TopicStore};
 }

@@ -8,10 +8,11 @@
 
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_store::postgres::PostgresStore;
-use switchboard_store::push::{AttemptRecord, DeliveryFilter, PushClaim, PushOutcome, PushSettings, PushStore};
+use switchboard_store::prelude::*;
+use switchboard_store::push::{AttemptRecord, DeliveryFilter, PushClaim, PushOutcome, PushSettings};
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{
-    AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage, PrincipalKind, Store,
+    AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage, PrincipalKind,
 };
 
 const T: &str = "t1";
@@ -769,7 +770,8 @@ mod postgres_only {
     use std::time::{Duration, Instant};
 
     use switchboard_store::postgres::PostgresStore;
-    use switchboard_store::{AcceptOutcome, Store, StoreError};
+    use switchboard_store::prelude::*;
+    use switchboard_store::{AcceptOutcome, StoreError};
 
     use super::{T, lease_req, message, pg};
 

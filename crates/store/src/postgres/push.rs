@@ -4,7 +4,7 @@
 //! takes its rows with `FOR UPDATE OF d SKIP LOCKED`, so a delivery another node is claiming
 //! right now is skipped, and one it has just claimed is re-checked against `due_at <= now`
 //! and dropped (its `due_at` moved to the end of the claim). That is the same guarantee
-//! [`Store::lease`](crate::Store::lease) gives pull consumers.
+//! [`DeliveryStore::lease`](crate::DeliveryStore::lease) gives pull consumers.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,10 @@ use switchboard_core::time::Millis;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::{Fail, MESSAGE_COLS, OPEN, PostgresStore, attempts_of, dedup, message_from_row, notify, retrying};
+use super::error::{Fail, retrying};
+use super::listener::{dedup, notify};
+use super::rows::{MESSAGE_COLS, attempts_of, message_from_row};
+use super::{OPEN, PostgresStore};
 use crate::push::{
     AttemptRecord, DeliveryFilter, DeliveryRow, PushClaim, PushJob, PushOutcome, PushSettings, PushStore,
 };

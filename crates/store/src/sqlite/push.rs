@@ -6,7 +6,8 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 use switchboard_core::api::DeliveryState;
 use switchboard_core::time::Millis;
 
-use super::{MESSAGE_COLS, OPEN, SqliteStore, internal, message_from_row, state_of};
+use super::rows::{MESSAGE_COLS, message_from_row, state_of};
+use super::{OPEN, SqliteStore, internal};
 use crate::push::{
     AttemptRecord, DeliveryFilter, DeliveryRow, PushClaim, PushJob, PushOutcome, PushSettings, PushStore,
 };

@@ -1,0 +1,229 @@
+//! The PostgreSQL side of [`AgentStore`]: cards, capabilities and API keys.
+
+use async_trait::async_trait;
+use switchboard_core::api::Capability;
+use switchboard_core::time::Millis;
+
+use super::error::{Fail, retrying};
+use super::rows::{AGENT_COLS, agent_from_row};
+use super::{OPEN, PostgresStore};
+use crate::{AgentFilter, AgentRecord, AgentStore, Result, StoreError};
+
+fn agent_conflict(e: tokio_postgres::Error, name: &str) -> Fail {
+    match e.as_db_error() {
+        Some(db) if db.constraint() == Some("agents_name") => {
+            Fail::Store(StoreError::Conflict(format!("an agent named `{name}` already exists in this tenant")))
+        }
+        _ => Fail::Db(e),
+    }
+}
+
+async fn insert_capabilities(c: &deadpool_postgres::Transaction<'_>, a: &AgentRecord) -> Result<(), Fail> {
+    if a.capabilities.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = a.capabilities.iter().map(|c| c.name.as_str()).collect();
+    let st = c
+        .prepare_cached(
+            "INSERT INTO agent_capabilities (tenant_id, name, agent_id) \
+             SELECT $1, n, $2 FROM unnest($3::text[]) AS n ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    c.execute(&st, &[&a.tenant, &a.id, &names]).await?;
+    Ok(())
+}
+
+fn capabilities_json(caps: &[Capability]) -> Result<String, Fail> {
+    serde_json::to_string(caps).map_err(|e| Fail::Store(StoreError::Internal(e.to_string())))
+}
+
+#[async_trait]
+impl AgentStore for PostgresStore {
+    async fn create_agent(&self, a: AgentRecord, key_hash: String) -> Result<()> {
+        let (a, key_hash) = (&a, &key_hash);
+        retrying(move || async move {
+            let caps = capabilities_json(&a.capabilities)?;
+            let metadata = a.metadata.as_ref().map(|m| m.to_string());
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let st = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .await?;
+            tx.execute(
+                &st,
+                &[
+                    &a.tenant,
+                    &a.id,
+                    &a.name,
+                    &a.description,
+                    &a.version,
+                    &a.endpoint,
+                    &caps,
+                    &metadata,
+                    &a.created_at,
+                    &a.updated_at,
+                    &a.last_seen_at,
+                ],
+            )
+            .await
+            .map_err(|e| agent_conflict(e, &a.name))?;
+            insert_capabilities(&tx, a).await?;
+            tx.execute(
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ($1, $2, $3, $4)",
+                &[key_hash, &a.tenant, &format!("agent:{}", a.id), &a.created_at],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st =
+                c.prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = $1 AND id = $2")).await?;
+            match c.query_opt(&st, &[&tenant, &id]).await? {
+                Some(r) => Ok::<_, Fail>(Some(agent_from_row(&r)?)),
+                None => Ok(None),
+            }
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn list_agents(&self, tenant: &str, f: AgentFilter) -> Result<Vec<AgentRecord>> {
+        let run = async {
+            let c = self.conn().await?;
+            let after = f.after.unwrap_or_default();
+            let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX);
+            let rows = match &f.capability {
+                Some(cap) => {
+                    let cols = AGENT_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
+                    let st = c
+                        .prepare_cached(&format!(
+                            "SELECT {cols} FROM agents a JOIN agent_capabilities k \
+                             ON k.tenant_id = a.tenant_id AND k.agent_id = a.id \
+                             WHERE a.tenant_id = $1 AND a.id > $2 AND k.name = $4 ORDER BY a.id LIMIT $3"
+                        ))
+                        .await?;
+                    c.query(&st, &[&tenant, &after, &limit, cap]).await?
+                }
+                None => {
+                    let st = c
+                        .prepare_cached(&format!(
+                            "SELECT {AGENT_COLS} FROM agents WHERE tenant_id = $1 AND id > $2 \
+                             ORDER BY id LIMIT $3"
+                        ))
+                        .await?;
+                    c.query(&st, &[&tenant, &after, &limit]).await?
+                }
+            };
+            rows.iter().map(agent_from_row).collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn update_agent(&self, a: AgentRecord) -> Result<Option<AgentRecord>> {
+        let a = &a;
+        retrying(move || async move {
+            let caps = capabilities_json(&a.capabilities)?;
+            let metadata = a.metadata.as_ref().map(|m| m.to_string());
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let st = tx
+                .prepare_cached(&format!(
+                    "UPDATE agents SET name = $3, description = $4, version = $5, endpoint = $6, \
+                     capabilities = $7, metadata = $8, updated_at = $9 \
+                     WHERE tenant_id = $1 AND id = $2 RETURNING {AGENT_COLS}"
+                ))
+                .await?;
+            let row = tx
+                .query_opt(
+                    &st,
+                    &[
+                        &a.tenant,
+                        &a.id,
+                        &a.name,
+                        &a.description,
+                        &a.version,
+                        &a.endpoint,
+                        &caps,
+                        &metadata,
+                        &a.updated_at,
+                    ],
+                )
+                .await
+                .map_err(|e| agent_conflict(e, &a.name))?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            tx.execute("DELETE FROM agent_capabilities WHERE tenant_id = $1 AND agent_id = $2", &[&a.tenant, &a.id])
+                .await?;
+            insert_capabilities(&tx, a).await?;
+            let updated = agent_from_row(&row)?;
+            tx.commit().await?;
+            Ok(Some(updated))
+        })
+        .await
+    }
+
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
+        retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let n = tx.execute("DELETE FROM agents WHERE tenant_id = $1 AND id = $2", &[&tenant, &id]).await?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let principal = format!("agent:{id}");
+            tx.execute("DELETE FROM agent_capabilities WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id])
+                .await?;
+            tx.execute("DELETE FROM tokens WHERE tenant_id = $1 AND principal = $2", &[&tenant, &principal]).await?;
+            tx.execute("DELETE FROM topic_subscriptions WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id])
+                .await?;
+            tx.execute("DELETE FROM agent_push WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id]).await?;
+            tx.execute(
+                &format!(
+                    "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = $3, \
+                     last_error = 'the recipient agent was deleted' \
+                     WHERE tenant_id = $1 AND recipient = $2 AND state IN {OPEN}"
+                ),
+                &[&tenant, &principal, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+        let ids: Vec<&str> = seen.iter().map(|s| s.1.as_str()).collect();
+        let at: Vec<i64> = seen.iter().map(|s| s.2).collect();
+        let (tenants, ids, at) = (&tenants, &ids, &at);
+        retrying(move || async move {
+            let c = self.conn().await?;
+            // One statement for the whole flush; `max` per agent since the same agent may be
+            // listed twice, and an UPDATE applies only one joined row per target.
+            let st = c
+                .prepare_cached(
+                    "UPDATE agents a SET last_seen_at = greatest(coalesce(a.last_seen_at, 0), v.at) \
+                     FROM (SELECT t, id, max(at) AS at \
+                           FROM unnest($1::text[], $2::text[], $3::int8[]) AS u(t, id, at) \
+                           GROUP BY t, id) v \
+                     WHERE a.tenant_id = v.t AND a.id = v.id",
+                )
+                .await?;
+            c.execute(&st, &[tenants, ids, at]).await?;
+            Ok(())
+        })
+        .await
+    }
+}

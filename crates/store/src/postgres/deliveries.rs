@@ -1,0 +1,255 @@
+//! The PostgreSQL side of [`DeliveryStore`]: leases under row locks, acks, nacks and the
+//! node-wide maintenance reads.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use switchboard_core::time::Millis;
+
+use super::error::{Fail, retrying};
+use super::listener::notify;
+use super::rows::{MESSAGE_COLS, attempts_of, message_from_row};
+use super::{OPEN, PostgresStore};
+use crate::{Acked, DeliveryCounts, DeliveryStore, LeaseRequest, Leased, Result, WakeKey};
+
+impl PostgresStore {
+    /// Acks; `synchronous: false` commits without waiting for the WAL flush (see
+    /// `Store::ack_unanswered`).
+    async fn ack_in(
+        &self,
+        synchronous: bool,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+    ) -> Result<Vec<Acked>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = &ids;
+        let mut created = retrying(move || async move {
+            let mut c = self.conn().await?;
+            // The whole batch of acks in one statement.
+            let sql = format!(
+                "UPDATE deliveries SET state = 'acked', acked_at = $4, updated_at = $4, due_at = NULL, \
+                 lease_expires_at = NULL \
+                 WHERE tenant_id = $1 AND recipient = $2 AND message_id = ANY($3) AND state IN {OPEN} \
+                 RETURNING message_id, created_at"
+            );
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&tenant, &recipient, ids, &now];
+            let rows = if synchronous {
+                let st = c.prepare_cached(&sql).await?;
+                c.query(&st, &params).await?
+            } else {
+                // Its own transaction, only to commit it without waiting for the WAL flush.
+                let tx = c.transaction().await?;
+                tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                let st = tx.prepare_cached(&sql).await?;
+                let rows = tx.query(&st, &params).await?;
+                tx.commit().await?;
+                rows
+            };
+            let mut created = HashMap::new();
+            for r in rows {
+                created.insert(r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?);
+            }
+            Ok(created)
+        })
+        .await?;
+        // In the caller's order, each id once, as the SQLite store answers.
+        Ok(ids
+            .iter()
+            .filter_map(|id| created.remove(id).map(|created_at| Acked { id: id.clone(), created_at }))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for PostgresStore {
+    async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT recipient, count(*) FROM deliveries \
+                     WHERE tenant_id = $1 AND recipient = ANY($2) AND state IN {OPEN} GROUP BY recipient"
+                ))
+                .await?;
+            let mut counts = HashMap::new();
+            for r in c.query(&st, &[&tenant, &recipients]).await? {
+                counts.insert(r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?);
+            }
+            Ok::<_, Fail>(recipients.iter().map(|r| (r.clone(), counts.get(r).copied().unwrap_or(0))).collect())
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>> {
+        let run = async {
+            let mut c = self.conn().await?;
+            // A lease lost in a crash only means the message is delivered again (at least
+            // once), so its commit does not wait for the WAL flush: `synchronous_commit = off`
+            // for this transaction alone. A later synchronous commit (an accept, an ack)
+            // flushes the WAL up to itself, leases included.
+            let tx = c.transaction().await?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+            // One statement in that short transaction. `due` takes the rows under lock in
+            // seq order, skipping rows another node is leasing right now; a row that node
+            // has just committed is re-checked against `due_at <= now` and dropped. The
+            // CTE is MATERIALIZED so the locking select runs exactly once. Like SQLite:
+            // past-TTL rows expire, rows out of attempts die, the rest are delivered.
+            let st = tx
+                .prepare_cached(&format!(
+                    "WITH due AS MATERIALIZED ( \
+                         SELECT seq FROM deliveries \
+                         WHERE tenant_id = $1 AND recipient = $2 AND state IN {OPEN} AND due_at <= $3 \
+                         ORDER BY seq LIMIT $4 \
+                         FOR UPDATE SKIP LOCKED \
+                     ), taken AS ( \
+                         UPDATE deliveries d SET \
+                             state = CASE WHEN d.expires_at <= $3 THEN 'expired' \
+                                          WHEN d.attempts >= $5 THEN 'dead' ELSE 'delivered' END, \
+                             attempts = CASE WHEN {ok} THEN d.attempts + 1 ELSE d.attempts END, \
+                             due_at = CASE WHEN {ok} THEN $6::int8 END, \
+                             lease_expires_at = CASE WHEN {ok} THEN $6 ELSE d.lease_expires_at END, \
+                             delivered_at = CASE WHEN {ok} THEN coalesce(d.delivered_at, $3) \
+                                                 ELSE d.delivered_at END, \
+                             leased_by = CASE WHEN {ok} THEN $7::text ELSE d.leased_by END, \
+                             last_error = CASE WHEN {ok} OR d.expires_at <= $3 THEN d.last_error \
+                                 ELSE 'not acknowledged after the maximum number of attempts' END, \
+                             updated_at = $3 \
+                         FROM due WHERE d.tenant_id = $1 AND d.seq = due.seq \
+                         RETURNING d.seq, d.message_id, d.state, d.attempts \
+                     ) \
+                     SELECT t.attempts, {m_cols} FROM taken t \
+                     JOIN messages m ON m.tenant_id = $1 AND m.id = t.message_id \
+                     WHERE t.state = 'delivered' ORDER BY t.seq",
+                    ok = "(coalesce(d.expires_at > $3, true) AND d.attempts < $5)",
+                    m_cols = MESSAGE_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", "),
+                ))
+                .await?;
+            let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
+            let max_attempts = i32::try_from(req.max_attempts).unwrap_or(i32::MAX);
+            let lease_until = req.now + req.lease_ms;
+            let rows = tx
+                .query(
+                    &st,
+                    &[&req.tenant, &req.recipient, &req.now, &limit, &max_attempts, &lease_until, &self.node_id],
+                )
+                .await?;
+            tx.commit().await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Leased {
+                        attempt: attempts_of(r, 0)?,
+                        message: message_from_row(r, 1)?,
+                        lease_expires_at: lease_until,
+                    })
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
+        self.ack_in(true, tenant, recipient, ids, now).await
+    }
+
+    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
+        self.ack_in(false, tenant, recipient, ids, now).await
+    }
+
+    async fn nack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        due_at: Millis,
+        now: Millis,
+    ) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = &ids;
+        let key = (tenant.to_owned(), recipient.to_owned());
+        let wakes = due_at <= now;
+        let key_ref = &key;
+        let mut nacked = retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let st = tx
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET state = 'pending', due_at = $4, lease_expires_at = NULL, updated_at = $5 \
+                     WHERE tenant_id = $1 AND recipient = $2 AND message_id = ANY($3) AND state IN {OPEN} \
+                     RETURNING message_id"
+                ))
+                .await?;
+            let mut nacked = HashSet::new();
+            for r in tx.query(&st, &[&tenant, &recipient, ids, &due_at, &now]).await? {
+                nacked.insert(r.try_get::<_, String>(0)?);
+            }
+            // Due now: other nodes' consumers of this recipient should look again. (A later
+            // due_at is announced by the reapers' `due_recipients` when it comes.)
+            if wakes && !nacked.is_empty() {
+                notify(&tx, std::slice::from_ref(key_ref)).await?;
+            }
+            tx.commit().await?;
+            Ok(nacked)
+        })
+        .await?;
+        if wakes && !nacked.is_empty() {
+            self.wake.wake([&key]);
+        }
+        Ok(ids.iter().filter(|id| nacked.remove(*id)).cloned().collect())
+    }
+
+    async fn expire(&self, now: Millis) -> Result<u64> {
+        retrying(move || async move {
+            let c = self.conn().await?;
+            // Node-wide maintenance: scans every tenant, returns only a count.
+            let st = c
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET state = 'expired', due_at = NULL, lease_expires_at = NULL, updated_at = $1 \
+                     WHERE state IN {OPEN} AND expires_at IS NOT NULL AND expires_at <= $1"
+                ))
+                .await?;
+            Ok(c.execute(&st, &[&now]).await?)
+        })
+        .await
+    }
+
+    async fn due_recipients(&self, after: Millis, upto: Millis) -> Result<Vec<WakeKey>> {
+        let run = async {
+            let c = self.conn().await?;
+            // Node-wide maintenance: scans every tenant, returns only (tenant, recipient).
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT DISTINCT tenant_id, recipient FROM deliveries \
+                     WHERE state IN {OPEN} AND due_at > $1 AND due_at <= $2"
+                ))
+                .await?;
+            c.query(&st, &[&after, &upto])
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn delivery_counts(&self) -> Result<DeliveryCounts> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT count(*) FILTER (WHERE state = 'pending'), \
+                            count(*) FILTER (WHERE state <> 'pending') \
+                     FROM deliveries WHERE state IN {OPEN}"
+                ))
+                .await?;
+            let r = c.query_one(&st, &[]).await?;
+            Ok::<_, Fail>(DeliveryCounts { pending: r.try_get(0)?, in_flight: r.try_get(1)? })
+        };
+        run.await.map_err(Fail::into_store)
+    }
+}

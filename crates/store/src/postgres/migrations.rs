@@ -1,0 +1,51 @@
+//! The PostgreSQL schema and its migrations, applied when a node connects.
+
+use deadpool_postgres::Pool;
+use switchboard_core::time::now_ms;
+
+use super::error::Fail;
+
+/// Arbitrary key of the advisory lock that serialises migrations of nodes starting together.
+const MIGRATION_LOCK: i64 = 0x5357_4954_4348_0001;
+/// Schema migrations, applied in order; each version once, recorded in `schema_migrations`.
+/// Append only: a node that applied version N never runs it again, so an edit to an applied
+/// migration would never reach it.
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("schema_v2.sql")),
+    (3, include_str!("schema_v3.sql")),
+    (4, include_str!("schema_v4.sql")),
+];
+
+/// Brings the schema up to date. An advisory lock serialises nodes that start together;
+/// `schema_migrations` records each applied version so a migration never runs twice.
+pub(super) async fn migrate(pool: &Pool) -> Result<(), Fail> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .await?;
+    let current: i32 =
+        tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
+    for (version, sql) in MIGRATIONS {
+        if *version <= current {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", &[version, &now_ms()])
+            .await?;
+        tracing::info!(version, "applied PostgreSQL schema migration");
+    }
+    let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > latest {
+        // A newer node migrated the database. Migrations only add, so keep serving.
+        tracing::warn!(current, latest, "the database schema is newer than this build");
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The SQLite side of [`AgentStore`]: cards, capabilities and API keys.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+use switchboard_core::time::Millis;
+
+use super::rows::{AGENT_COLS, agent_from_row};
+use super::{OPEN, SqliteStore, internal};
+use crate::{AgentFilter, AgentRecord, AgentStore, Result, StoreError};
+
+fn to_json(v: &serde_json::Value) -> String {
+    v.to_string()
+}
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn create_agent(&self, a: AgentRecord, key_hash: String) -> Result<()> {
+        self.write(move |c, _| {
+            let caps = serde_json::to_string(&a.capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let res = c.execute(
+                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                params![
+                    a.tenant,
+                    a.id,
+                    a.name,
+                    a.description,
+                    a.version,
+                    a.endpoint,
+                    caps,
+                    a.metadata.as_ref().map(to_json),
+                    a.created_at,
+                    a.updated_at,
+                    a.last_seen_at
+                ],
+            );
+            match res {
+                Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    return Err(StoreError::Conflict(format!(
+                        "an agent named `{}` already exists in this tenant",
+                        a.name
+                    )));
+                }
+                r => r.map_err(internal)?,
+            };
+            for cap in &a.capabilities {
+                c.execute(
+                    "INSERT INTO agent_capabilities (tenant_id, name, agent_id) VALUES (?1, ?2, ?3)",
+                    params![a.tenant, cap.name, a.id],
+                )
+                .map_err(internal)?;
+            }
+            c.execute(
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![key_hash, a.tenant, format!("agent:{}", a.id), a.created_at],
+            )
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"))
+                .map_err(internal)?;
+            st.query_row(params![tenant, id], agent_from_row).optional().map_err(internal)
+        })
+        .await
+    }
+
+    async fn list_agents(&self, tenant: &str, f: AgentFilter) -> Result<Vec<AgentRecord>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let after = f.after.unwrap_or_default();
+            let limit = f.limit.max(1) as i64;
+            let (sql, cap) = match f.capability {
+                Some(cap) => (
+                    format!(
+                        "SELECT {} FROM agents a JOIN agent_capabilities k ON k.tenant_id = a.tenant_id AND k.agent_id = a.id \
+                         WHERE a.tenant_id = ?1 AND a.id > ?2 AND k.name = ?4 ORDER BY a.id LIMIT ?3",
+                        AGENT_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+                    ),
+                    cap,
+                ),
+                None => (
+                    format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id > ?2 AND ?4 = '' ORDER BY id LIMIT ?3"),
+                    String::new(),
+                ),
+            };
+            let mut st = c.prepare_cached(&sql).map_err(internal)?;
+            let rows = st.query_map(params![tenant, after, limit, cap], agent_from_row).map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn update_agent(&self, a: AgentRecord) -> Result<Option<AgentRecord>> {
+        self.write(move |c, _| {
+            let caps = serde_json::to_string(&a.capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let n = c
+                .execute(
+                    "UPDATE agents SET name = ?3, description = ?4, version = ?5, endpoint = ?6, capabilities = ?7, \
+                     metadata = ?8, updated_at = ?9 WHERE tenant_id = ?1 AND id = ?2",
+                    params![
+                        a.tenant,
+                        a.id,
+                        a.name,
+                        a.description,
+                        a.version,
+                        a.endpoint,
+                        caps,
+                        a.metadata.as_ref().map(to_json),
+                        a.updated_at
+                    ],
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        StoreError::Conflict(format!("an agent named `{}` already exists in this tenant", a.name))
+                    }
+                    e => internal(e),
+                })?;
+            if n == 0 {
+                return Ok(None);
+            }
+            c.execute("DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2", params![a.tenant, a.id])
+                .map_err(internal)?;
+            for cap in &a.capabilities {
+                c.execute(
+                    "INSERT INTO agent_capabilities (tenant_id, name, agent_id) VALUES (?1, ?2, ?3)",
+                    params![a.tenant, cap.name, a.id],
+                )
+                .map_err(internal)?;
+            }
+            c.query_row(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"),
+                params![a.tenant, a.id],
+                agent_from_row,
+            )
+            .optional()
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.write(move |c, _| {
+            let n = c
+                .execute("DELETE FROM agents WHERE tenant_id = ?1 AND id = ?2", params![tenant, id])
+                .map_err(internal)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let principal = format!("agent:{id}");
+            c.execute("DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
+                .map_err(internal)?;
+            c.execute("DELETE FROM tokens WHERE tenant_id = ?1 AND principal = ?2", params![tenant, principal])
+                .map_err(internal)?;
+            c.execute("DELETE FROM topic_subscriptions WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
+                .map_err(internal)?;
+            c.execute("DELETE FROM agent_push WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
+                .map_err(internal)?;
+            c.execute(
+                &format!(
+                    "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?3, \
+                     last_error = 'the recipient agent was deleted' \
+                     WHERE tenant_id = ?1 AND recipient = ?2 AND {OPEN}"
+                ),
+                params![tenant, principal, now],
+            )
+            .map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()> {
+        self.write(move |c, _| {
+            let mut st = c
+                .prepare_cached(
+                    "UPDATE agents SET last_seen_at = max(coalesce(last_seen_at, 0), ?3) WHERE tenant_id = ?1 AND id = ?2",
+                )
+                .map_err(internal)?;
+            for (t, id, at) in seen {
+                st.execute(params![t, id, at]).map_err(internal)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
