@@ -1,6 +1,6 @@
-//! `switchboard bench`: drives a running hub (or a peer broker) with a workload and reports
-//! throughput and latency; `bench report` runs them side by side and writes
-//! `docs/bench/RESULTS.md`.
+//! `switchboard bench`: drives a running hub (or a peer broker, in a build with the `peers`
+//! feature) with a workload and reports throughput and latency; `bench report` runs them
+//! side by side and writes `docs/bench/RESULTS.md`.
 
 use std::path::PathBuf;
 
@@ -18,7 +18,8 @@ pub struct BenchArgs {
     /// latency and fanout against the hub and every reachable peer, written to
     /// docs/bench/RESULTS.md and results.svg).
     workload: BenchRun,
-    /// What to run against: switchboard, jetstream-d1, jetstream-d2, jetstream-d0 or rabbitmq.
+    /// What to run against: switchboard, jetstream-d1, jetstream-d2, jetstream-d0 or rabbitmq
+    /// (the peers need a build with `--features peers`).
     #[arg(long, default_value = "switchboard")]
     target: switchboard_bench::peers::Target,
     /// The running JetStream (D1).
@@ -203,6 +204,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
 /// `switchboard bench report`: the hub beside every reachable peer, written to `--out-dir`.
 async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig) -> Result<()> {
     use switchboard_bench::Workload;
+    if !switchboard_bench::peers::BUILT {
+        eprintln!(
+            "note: this build leaves out the peer drivers, so the report has the hub only; for the peers, \
+             build with `cargo build --release -p switchboard-cli --features peers`"
+        );
+    }
     let mut latency = bench_config(a, Workload::Latency);
     latency.rate = a.rate.unwrap_or(1000);
     // Fanout at each subscriber count, smallest first; the larger ones send proportionally
