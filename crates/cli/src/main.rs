@@ -55,19 +55,26 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await,
-        Command::Migrate(args) => migrate::run(args).await,
+    // The hub's own commands log as asked; the client commands log warnings as text.
+    let (result, log_format) = match cli.command {
+        Command::Serve(args) => {
+            let format = args.logs.format();
+            (serve::run(args).await, format)
+        }
+        Command::Migrate(args) => {
+            let format = args.logs.format();
+            (migrate::run(args).await, format)
+        }
         client_command => {
-            logs::init(logs::CLIENT_FILTER, false);
+            logs::init(logs::CLIENT_FILTER, logs::LogFormat::Text);
             output::restore_sigpipe();
-            run_client(client_command).await
+            (run_client(client_command).await, logs::LogFormat::Text)
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            output::report_error(&e);
+            output::report_error(&e, log_format);
             ExitCode::FAILURE
         }
     }

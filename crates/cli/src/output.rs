@@ -5,6 +5,8 @@ use anyhow::Result;
 use switchboard_client::ClientError;
 use switchboard_core::api::{DeliveryItem, Part};
 
+use crate::logs::LogFormat;
+
 /// Renders rows under headers, each column as wide as its widest cell.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -85,8 +87,13 @@ pub fn restore_sigpipe() {
     }
 }
 
-/// Tells what went wrong on stderr, with what to do about it.
-pub fn report_error(e: &anyhow::Error) {
+/// Tells what went wrong on stderr, with what to do about it: for people as text, or as one
+/// JSON log event when the logs are JSON (a log shipper reads every line of stderr).
+pub fn report_error(e: &anyhow::Error, logs: LogFormat) {
+    if logs == LogFormat::Json {
+        tracing::error!("{e:#}");
+        return;
+    }
     match e.downcast_ref::<ClientError>() {
         Some(ClientError::Api(p)) => {
             eprintln!("error: {} ({})\n  {}", p.title, p.code, p.detail);

@@ -8,7 +8,7 @@ use crate::logs;
 
 /// Migrates the store that `serve` with these flags would open.
 pub async fn run(a: ServeArgs) -> Result<()> {
-    logs::init(logs::CLIENT_FILTER, a.log_json);
+    logs::init(logs::CLIENT_FILTER, a.logs.format());
     let config = resolve_config(a)?;
     // Where the store is, without the PostgreSQL URL's credentials.
     let target = match &config.database_url {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use switchboard_server::{Config, Hub, Settings};
 
-use crate::logs;
+use crate::logs::{self, LogArgs, LogFormat};
 
 /// The flags of `serve` and `migrate`: one layer of the configuration.
 #[derive(Args)]
@@ -66,14 +66,14 @@ pub struct ServeArgs {
     /// An idle keep-alive connection closes after this, ms (default 75000).
     #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_MS")]
     idle_timeout_ms: Option<u64>,
-    /// Log as JSON lines.
-    #[arg(long, env = "SWITCHBOARD_LOG_JSON")]
-    pub(crate) log_json: bool,
+    #[command(flatten)]
+    pub(crate) logs: LogArgs,
 }
 
 /// Runs the hub until SIGINT or SIGTERM, then lets in-flight requests finish.
 pub async fn run(a: ServeArgs) -> Result<()> {
-    logs::init(logs::SERVE_FILTER, a.log_json);
+    let log_format = a.logs.format();
+    logs::init(logs::SERVE_FILTER, log_format);
     let config = resolve_config(a)?;
     let data_dir = config.data_dir.clone();
     let hub = Hub::start(config).await?;
@@ -83,7 +83,11 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         println!("  {t}");
     }
     shutdown_signal().await;
-    eprintln!("shutting down: finishing in-flight requests…");
+    // At a terminal this shows whatever RUST_LOG says; a log shipper needs every line as JSON.
+    match log_format {
+        LogFormat::Text => eprintln!("shutting down: finishing in-flight requests…"),
+        LogFormat::Json => tracing::info!("shutting down: finishing in-flight requests…"),
+    }
     hub.shutdown().await;
     Ok(())
 }
