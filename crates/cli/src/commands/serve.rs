@@ -19,7 +19,7 @@ pub struct ServeArgs {
     /// Directory of the embedded store.
     #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// postgres://… selects PostgreSQL (not in this build yet).
+    /// postgres://… runs the hub on PostgreSQL instead of the embedded store.
     #[arg(long, env = "SWITCHBOARD_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Configuration file (default: ./switchboard.toml when present).
