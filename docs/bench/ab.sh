@@ -4,6 +4,7 @@
 # core 1, SQLite in a fresh temp dir per run. Prints one JSON line per run.
 #   bash docs/bench/ab.sh <binary A> <binary B> [rounds] [workload args ...]
 # e.g. bash docs/bench/ab.sh /tmp/sb-before target/release/switchboard 3 "throughput --messages 20000"
+# Build both sides alike, as the other scripts do: cargo build --release -p switchboard-cli --features peers
 set -euo pipefail
 a=$1 b=$2 rounds=${3:-3}; shift 3 || true
 workloads=("$@")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One run, same machine: single-node SQLite, single-node PostgreSQL, and three PostgreSQL
-# nodes (a bench process per node, figures summed). Needs a release build and PostgreSQL on
-# 127.0.0.1:5432 (trust auth). Prints one JSON line per run.
-#   cargo build --release && bash docs/bench/backends.sh
+# nodes (a bench process per node, figures summed). Needs PostgreSQL on 127.0.0.1:5432
+# (trust auth). Prints one JSON line per run.
+#   bash docs/bench/backends.sh     (it builds the release binary first, as report.sh does)
 set -euo pipefail
-bin="$(cd "$(dirname "$0")/../.." && pwd)/target/release/switchboard"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+(cd "$root" && cargo build --release -p switchboard-cli --features peers)
+bin="${CARGO_TARGET_DIR:-$root/target}/release/switchboard"
 pg=postgres://postgres@127.0.0.1:5432
 token=sba_bench-admin-token-0123456789
 work=$(mktemp -d)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Instructions of the hub per message under callgrind (repeatable on a busy machine):
+#   cargo build --release -p switchboard-cli --features peers   (as the other scripts build it)
 #   bash docs/bench/callgrind.sh target/release/switchboard /tmp/cg throughput --messages 3000
 # then `callgrind_annotate /tmp/cg` for where they go.
 set -euo pipefail

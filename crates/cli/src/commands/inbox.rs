@@ -1,0 +1,52 @@
+//! `switchboard inbox`: take messages from this agent's inbox (long-poll), optionally
+//! acknowledging them.
+
+use anyhow::Result;
+use clap::Args;
+use switchboard_client::InboxOptions;
+
+use crate::conn::{Conn, client};
+use crate::output;
+
+/// How many messages to take, how long to wait, and whether to ack them.
+#[derive(Args)]
+pub struct InboxArgs {
+    /// Wait this long for a message when none is there, ms.
+    #[arg(long, default_value_t = 0)]
+    wait_ms: u64,
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Acknowledge what is shown.
+    #[arg(long)]
+    ack: bool,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Takes up to `--limit` messages (waiting up to `--wait-ms` for one) and shows them.
+pub async fn run(a: InboxArgs) -> Result<()> {
+    let c = client(&a.conn);
+    let inbox = c.inbox(&InboxOptions { wait_ms: Some(a.wait_ms), limit: Some(a.limit), visibility_ms: None }).await?;
+    if a.ack && !inbox.messages.is_empty() {
+        c.ack(inbox.messages.iter().map(|m| m.message.id.clone()).collect()).await?;
+    }
+    if a.conn.json {
+        return output::json(&inbox);
+    }
+    if inbox.messages.is_empty() {
+        println!("inbox is empty");
+        return Ok(());
+    }
+    let rows = inbox
+        .messages
+        .iter()
+        .map(|m| {
+            vec![m.message.id.clone(), m.message.from.clone(), m.attempt.to_string(), output::text_of(&m.message.parts)]
+        })
+        .collect();
+    print!("{}", output::table(&["ID", "FROM", "ATTEMPT", "TEXT"], rows));
+    if !a.ack {
+        println!("(not acknowledged: run with --ack, or they come back after their lease)");
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! One module per command family: its clap arguments and what it does.
+
+pub mod agent;
+pub mod bench;
+pub mod dead_letters;
+pub mod deliveries;
+pub mod inbox;
+pub mod message;
+pub mod migrate;
+pub mod send;
+pub mod serve;
+pub mod tail;
+pub mod topic;

@@ -1,0 +1,79 @@
+//! `switchboard send`: send one message (text and/or a JSON data part), optionally waiting
+//! until it is delivered.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use switchboard_core::api::{Part, SendMessage};
+
+use crate::conn::{Conn, client};
+use crate::output;
+
+/// What to send, to whom, and how long to wait for it.
+#[derive(Args)]
+pub struct SendArgs {
+    /// Recipient address, e.g. agent:<id> or capability:<name>.
+    #[arg(long)]
+    to: String,
+    /// Text of the message.
+    text: Option<String>,
+    /// A JSON data part.
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    conversation: Option<String>,
+    #[arg(long)]
+    correlation_id: Option<String>,
+    #[arg(long)]
+    in_reply_to: Option<String>,
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Seconds before an undelivered message expires.
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// Wait until the message is delivered (ms).
+    #[arg(long)]
+    wait_ms: Option<u64>,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// Sends the message and prints what the hub accepted (and, with `--wait-ms`, how it went).
+pub async fn run(a: SendArgs) -> Result<()> {
+    let mut parts = Vec::new();
+    if let Some(t) = a.text {
+        parts.push(Part::text(t));
+    }
+    if let Some(d) = a.data {
+        let data = serde_json::from_str(&d).context("--data must be JSON")?;
+        parts.push(Part::Data { data });
+    }
+    if parts.is_empty() {
+        bail!("nothing to send: give the text as an argument, or --data '{{…}}'");
+    }
+    let m = SendMessage {
+        to: a.to,
+        parts,
+        conversation_id: a.conversation,
+        correlation_id: a.correlation_id,
+        in_reply_to: a.in_reply_to,
+        idempotency_key: a.idempotency_key,
+        ttl_seconds: a.ttl,
+        metadata: None,
+    };
+    let c = client(&a.conn);
+    let r = match a.wait_ms {
+        Some(ms) => c.send_and_wait(&m, ms).await?,
+        None => c.send(&m).await?,
+    };
+    if a.conn.json {
+        return output::json(&r);
+    }
+    let to = if r.recipients.is_empty() { "(no recipients)".to_owned() } else { r.recipients.join(", ") };
+    println!("accepted {} → {to}{}", r.id, if r.duplicate { " (duplicate)" } else { "" });
+    if let Some(ds) = r.deliveries {
+        for d in ds {
+            println!("  {}  {}", d.recipient, d.state.as_str());
+        }
+    }
+    Ok(())
+}
