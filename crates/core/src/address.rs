@@ -1,23 +1,99 @@
-//! Addresses: where a message goes (`agent:<id>`, `capability:<name>?all`, …).
+//! Addresses: where a message goes (`agent:<id>`, `capability:<name>?all`, …), and who holds
+//! a delivery (a [`Recipient`]). The one parser and the one printer of both: no other code
+//! spells `agent:` out.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A parsed recipient address. See DESIGN.md, "Concepts → Address".
+use crate::ids::{AgentId, ConversationId, UserId};
+
+/// A parsed address: where a message goes. See DESIGN.md, "Concepts → Address".
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     /// `agent:<id>`: one registered agent.
-    Agent(String),
+    Agent(AgentId),
     /// `user:<id>`: a person.
-    User(String),
+    User(UserId),
     /// `capability:<name>` (anycast) or `capability:<name>?all` (broadcast).
     Capability { name: String, all: bool },
     /// `topic:<name>`: every subscriber of a topic.
     Topic(String),
     /// `conversation:<id>`: every participant except the sender.
-    Conversation(String),
+    Conversation(ConversationId),
     /// `auto`: the hub picks the capability from the text.
     Auto,
+}
+
+/// Who holds a delivery: an agent or a person. Its text (`agent:<id>`, `user:<id>`) is what
+/// the store keeps in `deliveries.recipient`, what wake-ups are keyed by, and what a message's
+/// `from` says of its sender.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Recipient {
+    /// A registered agent.
+    Agent(AgentId),
+    /// A person.
+    User(UserId),
+}
+
+impl Recipient {
+    /// The agent, if the recipient is one.
+    pub fn agent(&self) -> Option<&AgentId> {
+        match self {
+            Recipient::Agent(id) => Some(id),
+            Recipient::User(_) => None,
+        }
+    }
+
+    /// The text of `Recipient::Agent(id)` without cloning the id: for the hot paths that
+    /// hold an agent id by reference.
+    pub fn agent_text(id: &AgentId) -> String {
+        format!("agent:{id}")
+    }
+
+    /// The text of `Recipient::User(id)` without cloning the id.
+    pub fn user_text(id: &UserId) -> String {
+        format!("user:{id}")
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Recipient::Agent(id) => write!(f, "agent:{id}"),
+            Recipient::User(id) => write!(f, "user:{id}"),
+        }
+    }
+}
+
+impl FromStr for Recipient {
+    type Err = AddressError;
+
+    /// `agent:<id>` or `user:<id>`; any other address is not one recipient.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<Address>()? {
+            Address::Agent(id) => Ok(Recipient::Agent(id)),
+            Address::User(id) => Ok(Recipient::User(id)),
+            _ => Err(AddressError(format!("`{s}` is not a recipient; use `agent:<id>` or `user:<id>`"))),
+        }
+    }
+}
+
+impl From<Recipient> for Address {
+    fn from(r: Recipient) -> Address {
+        match r {
+            Recipient::Agent(id) => Address::Agent(id),
+            Recipient::User(id) => Address::User(id),
+        }
+    }
+}
+
+impl AgentId {
+    /// An agent id taken from a request (a path, a filter): the name rule of `agent:<id>`
+    /// addresses, so that an id that could not be addressed is refused with the same words.
+    pub fn parse(s: &str) -> Result<AgentId, AddressError> {
+        check_name("agent", s)?;
+        Ok(AgentId::from(s))
+    }
 }
 
 /// Why an address string could not be parsed; the text is shown to the user as is.
@@ -79,12 +155,12 @@ impl FromStr for Address {
         check_name(kind, name)?;
         let name = name.to_owned();
         let addr = match (kind, query) {
-            ("agent", None) => Address::Agent(name),
-            ("user", None) => Address::User(name),
+            ("agent", None) => Address::Agent(AgentId::from(name)),
+            ("user", None) => Address::User(UserId::from(name)),
             ("capability", None) => Address::Capability { name, all: false },
             ("capability", Some("all")) => Address::Capability { name, all: true },
             ("topic", None) => Address::Topic(name),
-            ("conversation", None) => Address::Conversation(name),
+            ("conversation", None) => Address::Conversation(ConversationId::from(name)),
             (_, Some(q)) if matches!(kind, "agent" | "user" | "capability" | "topic" | "conversation") => {
                 return Err(AddressError(format!(
                     "`?{q}` is not understood on a {kind} address; only `capability:<name>?all` takes a suffix"
@@ -161,6 +237,28 @@ mod tests {
     fn a_nul_in_a_name_is_refused_and_shown_escaped() {
         let e = check_name("topic", "a\0b").unwrap_err().to_string();
         assert!(e.contains("a\\u0000b") && !e.contains('\0'), "{e}");
+    }
+
+    #[test]
+    fn recipients_parse_and_print_as_addresses_do() {
+        for s in ["agent:0192", "user:ann"] {
+            let r: Recipient = s.parse().unwrap();
+            assert_eq!(r.to_string(), s);
+            assert_eq!(Address::from(r).to_string(), s);
+        }
+        assert_eq!(Recipient::agent_text(&AgentId::from("0192")), "agent:0192");
+        assert_eq!(Recipient::user_text(&UserId::from("ann")), "user:ann");
+        for not_one in ["topic:t", "capability:c", "auto", "agent:", "admin"] {
+            assert!(not_one.parse::<Recipient>().is_err(), "{not_one}");
+        }
+    }
+
+    #[test]
+    fn agent_ids_from_requests_follow_the_address_rule() {
+        assert_eq!(AgentId::parse("0192-ab").unwrap(), "0192-ab");
+        assert!(AgentId::parse("").is_err());
+        assert!(AgentId::parse("a b").is_err());
+        assert!(AgentId::parse("a\0b").is_err());
     }
 
     #[test]

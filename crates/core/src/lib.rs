@@ -6,11 +6,15 @@
 
 pub mod address;
 pub mod api;
+pub mod ids;
+pub mod principal;
 pub mod schema;
 pub mod time;
 pub mod validate;
 
-pub use address::Address;
+pub use address::{Address, Recipient};
+pub use ids::{AgentId, ConversationId, MessageId, TenantId, UserId};
+pub use principal::{Principal, PrincipalKind};
 
 /// A new time-ordered identifier (UUIDv7), used for messages and agents.
 pub fn new_id() -> uuid::Uuid {

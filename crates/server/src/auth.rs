@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use switchboard_store::{Principal, PrincipalKind};
+use switchboard_core::principal::{Principal, PrincipalKind};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -67,7 +67,7 @@ impl TokenCache {
     /// Forgets every cached token of this agent (it was deleted).
     pub fn forget_agent(&self, tenant: &str, id: &str) {
         let mut map = self.entries.lock().expect("token cache poisoned");
-        map.retain(|_, (p, _)| !(p.tenant == tenant && p.kind == PrincipalKind::Agent(id.to_owned())));
+        map.retain(|_, (p, _)| !(p.tenant == tenant && p.agent().is_some_and(|a| a == id)));
     }
 }
 
@@ -77,22 +77,20 @@ pub struct Auth(pub Principal);
 impl Auth {
     /// The admin of the tenant, or `forbidden`.
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.0.kind {
-            PrincipalKind::Admin => Ok(()),
-            PrincipalKind::Agent(_) => {
-                Err(ApiError::Forbidden("this needs the tenant's admin token; agent keys cannot do it".into()))
-            }
+        if self.0.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs the tenant's admin token; agent keys cannot do it".into()))
         }
     }
 
     /// The calling agent's id, or `forbidden` for the admin.
     pub fn require_agent(&self) -> Result<&str, ApiError> {
-        match &self.0.kind {
-            PrincipalKind::Agent(id) => Ok(id),
-            PrincipalKind::Admin => Err(ApiError::Forbidden(
+        self.0.agent().map(|id| id.as_str()).ok_or_else(|| {
+            ApiError::Forbidden(
                 "only agents have an inbox; use the API key returned when the agent was registered".into(),
-            )),
-        }
+            )
+        })
     }
 }
 
@@ -151,7 +149,7 @@ impl FromRequestParts<AppState> for Auth {
         if let PrincipalKind::Agent(id) = &principal.kind
             && let Some(caller) = parts.extensions.get::<crate::Caller>()
         {
-            caller.set(&principal.tenant, id);
+            caller.set(principal.tenant.as_str(), id.as_str());
         }
         Ok(Auth(principal))
     }

@@ -7,6 +7,7 @@
 
 use async_trait::async_trait;
 use switchboard_core::api::{Capability, DeliveryState};
+use switchboard_core::principal::Principal;
 use switchboard_core::time::Millis;
 
 pub mod health;
@@ -34,33 +35,6 @@ pub enum StoreError {
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Who a token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrincipalKind {
-    /// The tenant's administrator.
-    Admin,
-    /// A registered agent, by id.
-    Agent(String),
-}
-
-/// An authenticated caller: a tenant and who inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub tenant: String,
-    pub kind: PrincipalKind,
-}
-
-impl Principal {
-    /// The address messages from this principal carry in `from` and use as sender for
-    /// idempotency (`agent:<id>` or `admin`).
-    pub fn address(&self) -> String {
-        match &self.kind {
-            PrincipalKind::Admin => "admin".to_owned(),
-            PrincipalKind::Agent(id) => format!("agent:{id}"),
-        }
-    }
-}
 
 /// A stored agent card.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,14 +6,13 @@
 //! ignored rather than passed; `cargo test -p switchboard-store --test suite -- --ignored`
 //! with the variable set runs them (`.ci/run` does).
 
+use switchboard_core::PrincipalKind;
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_store::postgres::PostgresStore;
 use switchboard_store::prelude::*;
 use switchboard_store::push::{AttemptRecord, DeliveryFilter, PushClaim, PushOutcome, PushSettings};
 use switchboard_store::sqlite::SqliteStore;
-use switchboard_store::{
-    AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage, PrincipalKind,
-};
+use switchboard_store::{AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage};
 
 const T: &str = "t1";
 

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::api::WebhookSecret;
 use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, RegisterAgent, UpdateAgent};
+use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_core::{API_KEY_PREFIX, validate};
 use switchboard_store::push::PushSettings;
-use switchboard_store::{AgentFilter, AgentRecord, PrincipalKind};
+use switchboard_store::{AgentFilter, AgentRecord};
 
 use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
@@ -98,11 +99,11 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<AgentRegistered>), ApiError> {
     auth.require_admin()?;
     let req: RegisterAgent = parse_json(body, CARD_LIMIT).await?;
-    check_card(&state, &auth.0.tenant, &req).await?;
+    check_card(&state, auth.0.tenant.as_str(), &req).await?;
     let now = now_ms();
     let retry_schedule_ms = req.retry_schedule_ms.clone();
     let record = AgentRecord {
-        tenant: auth.0.tenant.clone(),
+        tenant: auth.0.tenant.to_string(),
         id: switchboard_core::new_id().to_string(),
         name: req.name,
         description: req.description,
@@ -152,11 +153,11 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>)
     }
     let after = super::agent_cursor("cursor", q.cursor)?;
     let filter = AgentFilter { capability: q.capability, after, limit };
-    let page = state.store.list_agents(&auth.0.tenant, filter).await?;
+    let page = state.store.list_agents(auth.0.tenant.as_str(), filter).await?;
     let next_cursor = (page.len() == limit).then(|| page.last().map(|a| a.id.clone())).flatten();
     let ids: Vec<String> = page.iter().filter(|a| a.endpoint.is_some()).map(|a| a.id.clone()).collect();
     let settings: std::collections::HashMap<String, PushSettings> =
-        settings_of(&state, &auth.0.tenant, &ids).await?.into_iter().collect();
+        settings_of(&state, auth.0.tenant.as_str(), &ids).await?.into_iter().collect();
     let agents = page
         .into_iter()
         .map(|a| {
@@ -172,15 +173,15 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>)
 #[utoipa::path(get, path = "/v1/agents/{id}", operation_id = "getAgent", params(AgentPath),
     responses((status = 200, description = "The agent", body = Agent), (status = 404, response = NotFound)))]
 pub async fn show(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<Agent>, ApiError> {
-    let a = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
+    let a = state.store.get_agent(auth.0.tenant.as_str(), &id).await?.ok_or_else(|| not_registered(&id))?;
     Ok(Json(view_one(&state, a).await?))
 }
 
 fn require_self_or_admin(auth: &Auth, id: &str) -> Result<(), ApiError> {
     match &auth.0.kind {
-        PrincipalKind::Admin => Ok(()),
+        _ if auth.0.is_admin() => Ok(()),
         PrincipalKind::Agent(me) if me == id => Ok(()),
-        PrincipalKind::Agent(_) => Err(ApiError::Forbidden(
+        _ => Err(ApiError::Forbidden(
             "an agent may change only its own card; use the admin token to change another agent".into(),
         )),
     }
@@ -199,9 +200,9 @@ pub async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     require_self_or_admin(&auth, &id)?;
     let req: UpdateAgent = parse_json(body, CARD_LIMIT).await?;
-    check_card(&state, &auth.0.tenant, &req).await?;
+    check_card(&state, auth.0.tenant.as_str(), &req).await?;
     let retry_schedule_ms = req.retry_schedule_ms.clone();
-    let existing = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
+    let existing = state.store.get_agent(auth.0.tenant.as_str(), &id).await?.ok_or_else(|| not_registered(&id))?;
     let existing_endpoint = existing.endpoint.clone();
     let record = AgentRecord {
         name: req.name,
@@ -214,10 +215,11 @@ pub async fn update(
         ..existing
     };
     let endpoint_changed = record.endpoint != existing_endpoint;
-    state.recipients.forget(&auth.0.tenant, &id);
+    state.recipients.forget(auth.0.tenant.as_str(), &id);
     let updated = state.store.update_agent(record).await?.ok_or_else(|| not_registered(&id))?;
     if let Some(push) = state.store.push() {
-        let current = push.push_settings(&auth.0.tenant, std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
+        let current =
+            push.push_settings(auth.0.tenant.as_str(), std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
         let mut s = current
             .unwrap_or_else(|| PushSettings { secret: crate::delivery::push::new_secret(), ..Default::default() });
         s.retry_schedule_ms = retry_schedule_ms;
@@ -226,7 +228,7 @@ pub async fn update(
             s.disabled = false;
             s.health_error = None;
         }
-        push.put_push_settings(&auth.0.tenant, &id, s).await?;
+        push.put_push_settings(auth.0.tenant.as_str(), &id, s).await?;
         state.pusher.poke();
     }
     Ok(Json(view_one(&state, updated).await?))
@@ -238,11 +240,11 @@ pub async fn update(
               (status = 404, response = NotFound)))]
 pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
-    if !state.store.delete_agent(&auth.0.tenant, &id, now_ms()).await? {
+    if !state.store.delete_agent(auth.0.tenant.as_str(), &id, now_ms()).await? {
         return Err(not_registered(&id));
     }
-    state.tokens.forget_agent(&auth.0.tenant, &id);
-    state.recipients.forget(&auth.0.tenant, &id);
+    state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
+    state.recipients.forget(auth.0.tenant.as_str(), &id);
     tracing::info!(agent = %id, "agent deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -257,15 +259,15 @@ pub async fn heartbeat(
     Path(id): Path<String>,
 ) -> Result<Json<Agent>, ApiError> {
     match &auth.0.kind {
-        PrincipalKind::Agent(me) if *me == id => {}
+        PrincipalKind::Agent(me) if *me == *id => {}
         _ => {
             return Err(ApiError::Forbidden(
                 "only the agent itself can send its heartbeat: call it with that agent's API key".into(),
             ));
         }
     }
-    state.store.touch_agents(vec![(auth.0.tenant.clone(), id.clone(), now_ms())]).await?;
-    let a = state.store.get_agent(&auth.0.tenant, &id).await?.ok_or_else(|| not_registered(&id))?;
+    state.store.touch_agents(vec![(auth.0.tenant.to_string(), id.clone(), now_ms())]).await?;
+    let a = state.store.get_agent(auth.0.tenant.as_str(), &id).await?.ok_or_else(|| not_registered(&id))?;
     Ok(Json(view_one(&state, a).await?))
 }
 
@@ -285,7 +287,11 @@ async fn push_settings(state: &AppState, auth: &Auth, id: &str) -> Result<PushSe
     require_self_or_admin(auth, id)?;
     let push =
         state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
-    push.push_settings(&auth.0.tenant, &[id.to_owned()]).await?.pop().map(|(_, s)| s).ok_or_else(|| not_registered(id))
+    push.push_settings(auth.0.tenant.as_str(), &[id.to_owned()])
+        .await?
+        .pop()
+        .map(|(_, s)| s)
+        .ok_or_else(|| not_registered(id))
 }
 
 /// The agent's webhook signing secret (the agent itself, or the admin).
@@ -316,7 +322,7 @@ pub async fn rotate_webhook_secret(
     s.previous = Some(std::mem::replace(&mut s.secret, crate::delivery::push::new_secret()));
     s.previous_until = Some(now_ms() + ROTATION_OVERLAP_MS);
     if let Some(push) = state.store.push() {
-        push.put_push_settings(&auth.0.tenant, &id, s.clone()).await?;
+        push.put_push_settings(auth.0.tenant.as_str(), &id, s.clone()).await?;
     }
     tracing::info!(agent = %id, "webhook secret rotated");
     Ok(Json(secret_view(&s)))

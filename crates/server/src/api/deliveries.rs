@@ -8,7 +8,6 @@ use switchboard_core::api::{
     DeadLetterList, DeadLetterResult, DeadLetterSelection, DeliveryItem, DeliveryList, DeliveryState,
 };
 use switchboard_core::time::{now_ms, parse_rfc3339, rfc3339};
-use switchboard_store::PrincipalKind;
 use switchboard_store::push::{DeliveryFilter, DeliveryRow, PushStore};
 
 use super::openapi::{Forbidden, Unprocessable};
@@ -42,17 +41,15 @@ fn push_store(state: &AppState) -> Result<&dyn PushStore, ApiError> {
 
 /// Agents act on deliveries to themselves only; the admin on any.
 fn scope(auth: &Auth, recipient: Option<String>) -> Result<Option<String>, ApiError> {
-    match &auth.0.kind {
-        PrincipalKind::Admin => Ok(recipient),
-        PrincipalKind::Agent(id) => {
-            let me = format!("agent:{id}");
-            match recipient {
-                Some(r) if r != me => Err(ApiError::Forbidden(
-                    "an agent sees only deliveries to itself; leave out `recipient`, or use the admin token".into(),
-                )),
-                _ => Ok(Some(me)),
-            }
-        }
+    if auth.0.is_admin() {
+        return Ok(recipient);
+    }
+    let me = auth.0.recipient().map(|r| r.to_string()).unwrap_or_default();
+    match recipient {
+        Some(r) if r != me => Err(ApiError::Forbidden(
+            "an agent sees only deliveries to itself; leave out `recipient`, or use the admin token".into(),
+        )),
+        _ => Ok(Some(me)),
     }
 }
 
@@ -96,7 +93,7 @@ async fn page(
         after,
         limit,
     };
-    let rows = push_store(state)?.list_deliveries(&auth.0.tenant, filter).await?;
+    let rows = push_store(state)?.list_deliveries(auth.0.tenant.as_str(), filter).await?;
     let next = (rows.len() == limit).then(|| rows.last().map(|(seq, _)| seq.to_string())).flatten();
     Ok((rows.into_iter().map(|(_, d)| item(d)).collect(), next))
 }
@@ -164,7 +161,7 @@ fn selection(auth: &Auth, s: DeadLetterSelection) -> Result<DeliveryFilter, ApiE
 pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = push_store(&state)?.replay_dead(&auth.0.tenant, filter, now_ms()).await?;
+    let count = push_store(&state)?.replay_dead(auth.0.tenant.as_str(), filter, now_ms()).await?;
     state.pusher.poke();
     tracing::info!(count, "dead letters replayed");
     Ok(Json(DeadLetterResult { count }))
@@ -178,7 +175,7 @@ pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Re
 pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = push_store(&state)?.purge_dead(&auth.0.tenant, filter).await?;
+    let count = push_store(&state)?.purge_dead(auth.0.tenant.as_str(), filter).await?;
     tracing::info!(count, "dead letters purged");
     Ok(Json(DeadLetterResult { count }))
 }

@@ -41,7 +41,7 @@ pub struct InboxQuery {
               (status = 403, response = Forbidden)))]
 pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery>) -> Result<Json<Inbox>, ApiError> {
     let agent = auth.require_agent()?.to_owned();
-    let tenant = auth.0.tenant.clone();
+    let tenant = auth.0.tenant.to_string();
     let wait_ms = super::wait_ms(q.wait_ms, 0, MAX_WAIT_MS)?;
     let limit = q.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
@@ -86,7 +86,7 @@ pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Resul
     let agent = auth.require_agent()?.to_owned();
     let req: AckRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
-    let (ids, ignored) = delivery::ack(&state, &auth.0.tenant, &agent, req.ids).await?;
+    let (ids, ignored) = delivery::ack(&state, auth.0.tenant.as_str(), &agent, req.ids).await?;
     Ok(Json(AckResult { ids, ignored }))
 }
 
@@ -98,6 +98,7 @@ pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Resu
     let agent = auth.require_agent()?.to_owned();
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
-    let (ids, ignored) = delivery::nack(&state, &auth.0.tenant, &agent, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
+    let (ids, ignored) =
+        delivery::nack(&state, auth.0.tenant.as_str(), &agent, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
     Ok(Json(AckResult { ids, ignored }))
 }

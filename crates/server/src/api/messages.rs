@@ -13,9 +13,10 @@ use switchboard_core::api::{
     BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem, PushAttempt, SendBatch,
     SendMessage,
 };
+use switchboard_core::principal::{Principal, PrincipalKind};
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_core::{Address, validate};
-use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage, Principal, PrincipalKind};
+use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage};
 
 use super::agents::view;
 use super::openapi::{Conflict, MessagePath, NotFound, Unprocessable, Wait};
@@ -34,15 +35,15 @@ async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(
     let tenant = from.tenant.as_str();
     match to {
         Address::Agent(id) => {
-            let push = match state.recipients.get(tenant, id) {
+            let push = match state.recipients.get(tenant, id.as_str()) {
                 Some(push) => push,
                 None => {
-                    let Some(a) = state.store.get_agent(tenant, id).await? else {
+                    let Some(a) = state.store.get_agent(tenant, id.as_str()).await? else {
                         return Err(ApiError::UnknownRecipient(format!(
                             "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
                         )));
                     };
-                    state.recipients.put(tenant, id, a.endpoint.is_some());
+                    state.recipients.put(tenant, id.as_str(), a.endpoint.is_some());
                     a.endpoint.is_some()
                 }
             };
@@ -80,10 +81,7 @@ async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(
             // NATS `no_echo`), whether or not it is active: a subscription is durable, and an
             // absent subscriber finds the message in its inbox. No subscribers is not an
             // error: the message is stored and auditable, like a NATS publish nobody hears.
-            let sender = match &from.kind {
-                PrincipalKind::Agent(id) => Some(id.as_str()),
-                PrincipalKind::Admin => None,
-            };
+            let sender = from.agent().map(|id| id.as_str());
             Ok(state
                 .store
                 .topic_recipients(tenant, name)
@@ -114,9 +112,9 @@ async fn prepare(state: &AppState, from: &Principal, m: SendMessage) -> Result<N
     let now = now_ms();
     let parts = serde_json::to_string(&m.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(NewMessage {
-        tenant: from.tenant.clone(),
+        tenant: from.tenant.to_string(),
         id: switchboard_core::new_id().to_string(),
-        sender: from.address(),
+        sender: from.sender(),
         to: to.to_string(),
         recipients,
         push_recipients,
@@ -253,7 +251,7 @@ pub async fn send(
     }
     let mut accepted = answer(&state, outcome)?;
     if let Some(ms) = wait_ms {
-        accepted.deliveries = Some(wait_delivered(&state, &auth.0.tenant, &accepted.id, ms).await?);
+        accepted.deliveries = Some(wait_delivered(&state, auth.0.tenant.as_str(), &accepted.id, ms).await?);
     }
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
@@ -338,15 +336,15 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<MessageStatus>, ApiError> {
     let not_found = || ApiError::NotFound(format!("message {id} does not exist, or is not visible to you"));
-    let (m, deliveries) = state.store.get_message(&auth.0.tenant, &id).await?.ok_or_else(not_found)?;
-    let me = auth.0.address();
+    let (m, deliveries) = state.store.get_message(auth.0.tenant.as_str(), &id).await?.ok_or_else(not_found)?;
+    let me = auth.0.sender();
     let visible =
         matches!(auth.0.kind, PrincipalKind::Admin) || m.sender == me || deliveries.iter().any(|d| d.recipient == me);
     if !visible {
         return Err(not_found());
     }
     let push_attempts = match state.store.push() {
-        Some(p) => p.attempts(&auth.0.tenant, &id).await?.into_iter().map(attempt_view).collect(),
+        Some(p) => p.attempts(auth.0.tenant.as_str(), &id).await?.into_iter().map(attempt_view).collect(),
         None => Vec::new(),
     };
     Ok(Json(MessageStatus {

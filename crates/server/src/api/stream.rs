@@ -45,7 +45,7 @@ pub async fn websocket(
 ) -> Result<Response, ApiError> {
     let agent = auth.require_agent()?.to_owned();
     let ws = ws.map_err(not_a_websocket)?;
-    let tenant = auth.0.tenant.clone();
+    let tenant = auth.0.tenant.to_string();
     // tungstenite's default buffers are 128 KiB each way per connection; idle consumers then
     // cost ~134 KiB apiece (measured: 1.36 GiB for 10,000). Frames here are small and the
     // buffers grow on demand, so start small.
@@ -219,7 +219,7 @@ async fn handle_frame(
               (status = 403, response = Forbidden)))]
 pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     let agent = auth.require_agent()?.to_owned();
-    let tenant = auth.0.tenant.clone();
+    let tenant = auth.0.tenant.to_string();
     let (out, mut out_rx) = mpsc::channel::<InboxMessage>(64);
     tokio::spawn(async move {
         let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));

@@ -20,7 +20,7 @@ use crate::error::ApiError;
               (status = 403, response = Forbidden)))]
 pub async fn push_settings(State(state): State<AppState>, auth: Auth) -> Result<Json<TenantPushSettings>, ApiError> {
     auth.require_admin()?;
-    Ok(Json(tenant_settings(&state, &auth.0.tenant).await?))
+    Ok(Json(tenant_settings(&state, auth.0.tenant.as_str()).await?))
 }
 
 /// Replaces the tenant's push settings (admin).
@@ -43,7 +43,7 @@ pub async fn put_push_settings(
     }
     if let Some(to) = &s.events_to {
         let known = match to.strip_prefix("agent:") {
-            Some(id) => state.store.get_agent(&auth.0.tenant, id).await?.is_some(),
+            Some(id) => state.store.get_agent(auth.0.tenant.as_str(), id).await?.is_some(),
             None => false,
         };
         if !known {
@@ -56,8 +56,8 @@ pub async fn put_push_settings(
     let push =
         state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
     let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
-    push.put_tenant_push_settings(&auth.0.tenant, text).await?;
-    state.pusher.forget_tenant(&auth.0.tenant);
+    push.put_tenant_push_settings(auth.0.tenant.as_str(), text).await?;
+    state.pusher.forget_tenant(auth.0.tenant.as_str());
     tracing::info!(tenant = %auth.0.tenant, "tenant push settings changed");
     Ok(Json(s))
 }

@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::address::check_name;
 use switchboard_core::api::{FieldError, Subscribed, SubscriberList, Subscription, Topic, TopicList};
+use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{now_ms, rfc3339};
-use switchboard_store::{PrincipalKind, SubscriptionRecord};
+use switchboard_store::SubscriptionRecord;
 
 use super::Q;
 use super::openapi::{BadRequest, Forbidden, NotFound, SubscriptionPath, TopicPath};
@@ -30,10 +31,13 @@ fn topic_name(topic: &str) -> Result<(), ApiError> {
 /// An agent manages its own subscriptions; the admin manages anyone's.
 fn require_self_or_admin(auth: &Auth, agent_id: &str) -> Result<(), ApiError> {
     match &auth.0.kind {
-        PrincipalKind::Admin => Ok(()),
+        _ if auth.0.is_admin() => Ok(()),
         PrincipalKind::Agent(me) if me == agent_id => Ok(()),
         PrincipalKind::Agent(me) => Err(ApiError::Forbidden(format!(
             "an agent may subscribe or unsubscribe only itself (you are agent {me}); use agent {agent_id}'s own API key or the admin token"
+        ))),
+        _ => Err(ApiError::Forbidden(format!(
+            "only agent {agent_id} itself or the admin may change its subscriptions; use its API key or the admin token"
         ))),
     }
 }
@@ -57,7 +61,8 @@ pub async fn subscribe(
 ) -> Result<(StatusCode, Json<Subscribed>), ApiError> {
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
-    let Some((record, created)) = state.store.subscribe(&auth.0.tenant, &topic, &agent_id, now_ms()).await? else {
+    let Some((record, created)) = state.store.subscribe(auth.0.tenant.as_str(), &topic, &agent_id, now_ms()).await?
+    else {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not registered in this tenant; list agents with `switchboard agent list`"
         )));
@@ -82,7 +87,7 @@ pub async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
-    if !state.store.unsubscribe(&auth.0.tenant, &topic, &agent_id).await? {
+    if !state.store.unsubscribe(auth.0.tenant.as_str(), &topic, &agent_id).await? {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not subscribed to topic `{topic}`; see `switchboard topic subscribers {topic}`"
         )));
@@ -123,7 +128,7 @@ pub async fn subscribers(
         }]));
     }
     let after = super::agent_cursor("after", q.after)?;
-    let page = state.store.topic_subscribers(&auth.0.tenant, &topic, after, limit).await?;
+    let page = state.store.topic_subscribers(auth.0.tenant.as_str(), &topic, after, limit).await?;
     let next_cursor = (page.len() == limit).then(|| page.last().map(|s| s.agent_id.clone())).flatten();
     Ok(Json(SubscriberList { subscribers: page.into_iter().map(view).collect(), next_cursor }))
 }
@@ -132,7 +137,7 @@ pub async fn subscribers(
 #[utoipa::path(get, path = "/v1/topics", operation_id = "listTopics",
     responses((status = 200, description = "The topics that have subscribers, by name", body = TopicList)))]
 pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<TopicList>, ApiError> {
-    let topics = state.store.topics(&auth.0.tenant).await?;
+    let topics = state.store.topics(auth.0.tenant.as_str()).await?;
     Ok(Json(TopicList {
         topics: topics.into_iter().map(|t| Topic { name: t.name, subscribers: t.subscribers }).collect(),
     }))

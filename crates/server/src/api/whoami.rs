@@ -3,7 +3,6 @@
 
 use axum::Json;
 use switchboard_core::api::Whoami;
-use switchboard_store::PrincipalKind;
 
 use crate::auth::Auth;
 
@@ -11,9 +10,6 @@ use crate::auth::Auth;
 #[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami",
     responses((status = 200, description = "Who the token acts as", body = Whoami)))]
 pub async fn whoami(auth: Auth) -> Json<Whoami> {
-    let agent_id = match &auth.0.kind {
-        PrincipalKind::Agent(id) => Some(id.clone()),
-        PrincipalKind::Admin => None,
-    };
-    Json(Whoami { principal: auth.0.address(), tenant: auth.0.tenant, agent_id })
+    let agent_id = auth.0.agent().map(|id| id.to_string());
+    Json(Whoami { principal: auth.0.sender(), tenant: auth.0.tenant.into_string(), agent_id })
 }

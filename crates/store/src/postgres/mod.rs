@@ -35,13 +35,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use switchboard_core::ids::TenantId;
+use switchboard_core::principal::{Principal, PrincipalKind};
 use switchboard_core::time::Millis;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::health::WriteHealth;
-use crate::{Principal, PrincipalKind, Result, Store, StoreError, Wakeups, WriteStatus};
+use crate::{Result, Store, StoreError, Wakeups, WriteStatus};
 use error::{Fail, retrying};
 use listener::{LISTEN_READY, listen_loop};
 use migrations::migrate;
@@ -264,14 +266,10 @@ impl Store for PostgresStore {
             };
             let tenant: String = row.try_get(0)?;
             let p: String = row.try_get(1)?;
-            let kind = if p == "admin" {
-                PrincipalKind::Admin
-            } else if let Some(id) = p.strip_prefix("agent:") {
-                PrincipalKind::Agent(id.to_owned())
-            } else {
+            let Some(kind) = PrincipalKind::from_stored(&p) else {
                 return Ok(None);
             };
-            Ok::<_, Fail>(Some(Principal { tenant, kind }))
+            Ok::<_, Fail>(Some(Principal { tenant: TenantId::from(tenant), kind }))
         };
         run.await.map_err(Fail::into_store)
     }

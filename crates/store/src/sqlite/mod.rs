@@ -17,11 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use switchboard_core::ids::TenantId;
+use switchboard_core::principal::{Principal, PrincipalKind};
 use switchboard_core::time::Millis;
 use tokio::sync::mpsc;
 
 use crate::health::WriteHealth;
-use crate::{Principal, PrincipalKind, Result, Store, StoreError, Wakeups, WriteStatus};
+use crate::{Result, Store, StoreError, Wakeups, WriteStatus};
 use writer::{QUEUE, Queued, writer_loop};
 
 mod agents;
@@ -207,12 +209,7 @@ impl Store for SqliteStore {
             let row: Option<(String, String)> =
                 st.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(internal)?;
             Ok(row.and_then(|(tenant, p)| {
-                let kind = if p == "admin" {
-                    PrincipalKind::Admin
-                } else {
-                    PrincipalKind::Agent(p.strip_prefix("agent:")?.to_owned())
-                };
-                Some(Principal { tenant, kind })
+                Some(Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p)? })
             }))
         })
         .await
