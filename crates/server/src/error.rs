@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::api::{FieldError, Problem};
-use switchboard_store::StoreError;
+use switchboard_store::{Conflict, StoreError};
 
 /// Every error an API handler can answer with.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +130,15 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Unavailable(m) => ApiError::StoreUnavailable(format!("{m}; retry later")),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Unavailable { reason } => ApiError::StoreUnavailable(format!("{reason}; retry later")),
+            StoreError::Conflict(Conflict::AgentNameTaken { name }) => {
+                ApiError::Conflict(format!("an agent named `{name}` already exists in this tenant"))
+            }
+            StoreError::Conflict(Conflict::Unique { constraint }) => ApiError::Conflict(format!(
+                "this would duplicate a record already stored (unique rule `{constraint}`); nothing was saved"
+            )),
+            // Start-up refuses such a URL before any request is served.
+            e @ StoreError::UnsupportedUrl => ApiError::Internal(e.to_string()),
             StoreError::Internal(m) => ApiError::Internal(m),
         }
     }
@@ -156,5 +163,39 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: StoreError) -> (u16, String, String) {
+        let p = ApiError::from(e).problem();
+        (p.status, p.code, p.detail)
+    }
+
+    /// The store says which case it is; the words a client reads are chosen here.
+    #[test]
+    fn store_errors_become_their_status_code_and_text() {
+        assert_eq!(
+            answer(StoreError::Conflict(Conflict::AgentNameTaken { name: "bob".into() })),
+            (409, "conflict".into(), "an agent named `bob` already exists in this tenant".into())
+        );
+        assert_eq!(
+            answer(StoreError::Conflict(Conflict::Unique { constraint: "messages_pkey".into() })),
+            (
+                409,
+                "conflict".into(),
+                "this would duplicate a record already stored (unique rule `messages_pkey`); nothing was saved".into()
+            )
+        );
+        assert_eq!(
+            answer(StoreError::unavailable("the connection to PostgreSQL was lost")),
+            (503, "store_unavailable".into(), "the connection to PostgreSQL was lost; retry later".into())
+        );
+        let internal = "the hub hit an unexpected error; it is logged, and retrying is safe".to_owned();
+        assert_eq!(answer(StoreError::Internal("bad row".into())), (500, "internal".into(), internal.clone()));
+        assert_eq!(answer(StoreError::UnsupportedUrl), (500, "internal".into(), internal));
     }
 }

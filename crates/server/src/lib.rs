@@ -13,8 +13,6 @@ use std::sync::atomic::AtomicUsize;
 
 use switchboard_core::time::{Millis, now_ms};
 use switchboard_store::Store;
-use switchboard_store::postgres::PostgresStore;
-use switchboard_store::sqlite::SqliteStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -168,21 +166,9 @@ pub struct Hub {
     presence: Arc<Presence>,
 }
 
-/// Opens the configured backend: PostgreSQL for a `postgres://` or `postgresql://` URL (a
-/// database several nodes can share), else the embedded SQLite store.
+/// Opens the configured backend (the store crate chooses it from the URL).
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
-    match config.database_url.as_deref() {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresStore::connect(url, node_id()).await?))
-        }
-        Some(url) if url.starts_with("sqlite:") => {
-            Ok(Arc::new(SqliteStore::open(Path::new(url.trim_start_matches("sqlite:")))?))
-        }
-        Some(_) => Err(StartError::Config(ConfigError(
-            "database_url: use postgres://… (or leave it unset for the embedded store)".into(),
-        ))),
-        None => Ok(Arc::new(SqliteStore::open(&config.data_dir)?)),
-    }
+    Ok(switchboard_store::open(config.database_url.as_deref(), &config.data_dir, node_id()).await?)
 }
 
 /// Names this node in the shared store (`deliveries.leased_by`) so operators can tell which

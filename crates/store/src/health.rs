@@ -90,8 +90,13 @@ impl WriteHealth {
     /// Records a write that could not be committed. Logs at WARN when writes start failing,
     /// not for every failure after that.
     pub fn failed(&self, error: &StoreError) {
+        let text;
         let reason = match error {
-            StoreError::Unavailable(m) | StoreError::Conflict(m) | StoreError::Internal(m) => m.as_str(),
+            StoreError::Unavailable { reason } | StoreError::Internal(reason) => reason.as_str(),
+            other => {
+                text = other.to_string();
+                text.as_str()
+            }
         };
         let now = now_ms();
         let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
@@ -143,8 +148,8 @@ mod tests {
         let h = WriteHealth::default();
         h.committed();
         assert!(h.status().failure.is_none());
-        h.failed(&StoreError::Unavailable("disk full".into()));
-        h.failed(&StoreError::Unavailable("disk still full".into()));
+        h.failed(&StoreError::unavailable("disk full"));
+        h.failed(&StoreError::unavailable("disk still full"));
         let f = h.status().failure.expect("failing");
         assert_eq!(f.reason, "disk still full");
         assert!(f.since <= f.last);

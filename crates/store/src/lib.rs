@@ -1,189 +1,35 @@
 //! The `Store` interface: everything Switchboard persists, behind one async trait.
 //!
-//! Backends are siblings under it (`sqlite/` now, `postgres/` next) and are held to the same
-//! behavioural suite (`tests/suite.rs`). The store owns durability: a method that returns
+//! Backends are siblings under it (`sqlite/`, `postgres/`; [`open`] picks one) and are held
+//! to the same behavioural suite (`tests/suite.rs`). The store owns durability: a method that returns
 //! `Ok` has committed its writes to disk (fsync'd on the embedded store). It also owns the
 //! wake-up of consumers ([`Wakeups`]), because only it knows when a commit has landed.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_core::principal::Principal;
 use switchboard_core::time::Millis;
 
+mod error;
 pub mod health;
 pub mod postgres;
 pub mod push;
+mod records;
+mod sql;
 pub mod sqlite;
 mod wake;
 
+pub use error::{Conflict, Result, StoreError};
 pub use health::{WriteFailure, WriteStatus};
+pub use records::{
+    AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryRow,
+    LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TopicRecipient, TopicSummary,
+};
 pub use wake::{WakeKey, Wakeups};
 
-/// Errors of the storage layer. The server maps them to HTTP; none carries secrets.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached or written; nothing was committed.
-    #[error("the store is unavailable: {0}")]
-    Unavailable(String),
-    /// A uniqueness rule was broken (e.g. an agent name already taken).
-    #[error("{0}")]
-    Conflict(String),
-    /// A bug or corrupt data; logged, answered as 500.
-    #[error("store error: {0}")]
-    Internal(String),
-}
-
-/// Result of store operations.
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// A stored agent card.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentRecord {
-    pub tenant: String,
-    pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub version: Option<String>,
-    pub endpoint: Option<String>,
-    pub capabilities: Vec<Capability>,
-    pub metadata: Option<serde_json::Value>,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    pub last_seen_at: Option<Millis>,
-}
-
-/// Filters for listing agents.
-#[derive(Debug, Clone, Default)]
-pub struct AgentFilter {
-    pub capability: Option<String>,
-    /// Only ids greater than this (the cursor of the previous page).
-    pub after: Option<String>,
-    pub limit: usize,
-}
-
-/// A message to accept, already validated and routed by the server.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub tenant: String,
-    pub id: String,
-    pub sender: String,
-    pub to: String,
-    /// Resolved recipients (`agent:<id>`), one delivery each.
-    pub recipients: Vec<String>,
-    /// The recipients among them that have a push endpoint.
-    pub push_recipients: Vec<String>,
-    /// The parts as JSON text.
-    pub parts: String,
-    pub metadata: Option<String>,
-    pub conversation_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub in_reply_to: Option<String>,
-    pub idempotency_key: Option<String>,
-    /// Hash of the request, to tell a retry from a different request reusing the key.
-    pub request_hash: String,
-    pub created_at: Millis,
-    pub expires_at: Option<Millis>,
-}
-
-/// What happened to a message offered for acceptance.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AcceptOutcome {
-    /// Committed now.
-    Accepted { id: String, recipients: Vec<String>, created_at: Millis },
-    /// The sender already sent this idempotency key with the same request: the first answer.
-    Duplicate { id: String, recipients: Vec<String>, created_at: Millis },
-    /// The sender already used this idempotency key for a different request.
-    KeyReused { id: String },
-}
-
-/// A stored message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessageRecord {
-    pub tenant: String,
-    pub id: String,
-    pub sender: String,
-    pub to: String,
-    pub parts: String,
-    pub metadata: Option<String>,
-    pub conversation_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub in_reply_to: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub created_at: Millis,
-    pub expires_at: Option<Millis>,
-}
-
-/// One recipient's delivery of a message.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryRecord {
-    pub recipient: String,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    pub updated_at: Millis,
-    pub delivered_at: Option<Millis>,
-    pub acked_at: Option<Millis>,
-    pub lease_expires_at: Option<Millis>,
-    pub last_error: Option<String>,
-}
-
-/// A message handed to its recipient under a lease.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Leased {
-    pub message: MessageRecord,
-    pub attempt: u32,
-    pub lease_expires_at: Millis,
-}
-
-/// Take up to `limit` due deliveries of `recipient` in accept order.
-#[derive(Debug, Clone)]
-pub struct LeaseRequest {
-    pub tenant: String,
-    pub recipient: String,
-    pub limit: usize,
-    pub now: Millis,
-    /// How long the recipient has to acknowledge before redelivery.
-    pub lease_ms: i64,
-    /// A delivery already attempted this many times goes to `dead` instead.
-    pub max_attempts: u32,
-}
-
-/// An acknowledged delivery, with its message's accept time (for the latency histogram).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Acked {
-    pub id: String,
-    pub created_at: Millis,
-}
-
-/// Counts of deliveries by state, for metrics.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeliveryCounts {
-    pub pending: i64,
-    pub in_flight: i64,
-}
-
-/// An agent's subscription to a topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionRecord {
-    pub tenant: String,
-    pub topic: String,
-    pub agent_id: String,
-    pub created_at: Millis,
-}
-
-/// A subscriber as routing needs it: who, and whether its delivery goes out by push.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicRecipient {
-    pub agent_id: String,
-    /// The agent has a push endpoint.
-    pub push: bool,
-}
-
-/// A topic and how many agents subscribe to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSummary {
-    pub name: String,
-    pub subscribers: u64,
-}
+use push::PushStore;
 
 /// Agents: their cards, their API keys and when they were last seen.
 #[async_trait]
@@ -242,6 +88,12 @@ pub trait DeliveryStore: Send + Sync {
     async fn delivery_counts(&self) -> Result<DeliveryCounts>;
     /// Open (not final) deliveries per recipient, for least-outstanding anycast.
     async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>>;
+    /// Deliveries matching the filter, in sequence order, with their sequence (the cursor).
+    async fn list_deliveries(&self, tenant: &str, filter: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>>;
+    /// Dead deliveries matching the filter become pending again (attempts start over).
+    async fn replay_dead(&self, tenant: &str, filter: DeliveryFilter, now: Millis) -> Result<u64>;
+    /// Deletes dead deliveries matching the filter.
+    async fn purge_dead(&self, tenant: &str, filter: DeliveryFilter) -> Result<u64>;
 }
 
 /// Topic subscriptions: who hears a publish.
@@ -283,7 +135,7 @@ pub trait TopicStore: Send + Sync {
 /// object has its supertraits' methods); code that holds a concrete backend brings them into
 /// scope with `use switchboard_store::prelude::*`.
 #[async_trait]
-pub trait Store: AgentStore + MessageStore + DeliveryStore + TopicStore + Send + Sync + 'static {
+pub trait Store: AgentStore + MessageStore + DeliveryStore + TopicStore + PushStore + Send + Sync + 'static {
     /// Answers when the store can serve (for `/ready`).
     async fn ping(&self) -> Result<()>;
     /// How the latest writes went (for `/ready`: a node that answers reads but cannot commit
@@ -304,14 +156,24 @@ pub trait Store: AgentStore + MessageStore + DeliveryStore + TopicStore + Send +
     /// Consumers register here to be woken when a commit makes something due for them.
     fn wakeups(&self) -> &Wakeups;
 
-    /// Push delivery storage, where this backend has it (webhook agents are then served by
-    /// pull only, and the server says so at start).
-    fn push(&self) -> Option<&dyn push::PushStore> {
-        None
-    }
-
     /// Finishes queued writes and closes the database.
     async fn close(&self);
+}
+
+/// Opens the configured backend: PostgreSQL for a `postgres://` or `postgresql://` URL (a
+/// database several nodes can share; `node_id` names this node in it), SQLite in `data_dir`
+/// when there is no URL, or in the directory a `sqlite:<dir>` URL names.
+pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result<Arc<dyn Store>> {
+    match url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PostgresStore::connect(url, node_id).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(Arc::new(sqlite::SqliteStore::open(Path::new(url.trim_start_matches("sqlite:")))?))
+        }
+        Some(_) => Err(StoreError::UnsupportedUrl),
+        None => Ok(Arc::new(sqlite::SqliteStore::open(data_dir)?)),
+    }
 }
 
 /// The store's traits, to bring every area's methods into scope on a concrete backend.

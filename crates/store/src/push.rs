@@ -1,9 +1,7 @@
-//! Storage for push delivery: webhook secrets, endpoint health, the attempt log and dead
-//! letters. A separate trait beside [`Store`](crate::Store) because a backend can serve pull
-//! consumers before it serves push (see `Store::push`).
+//! Storage for push delivery: webhook secrets, endpoint health, claims and the attempt log,
+//! the tenant's push settings and the hub's signing key. One area of [`Store`](crate::Store).
 
 use async_trait::async_trait;
-use switchboard_core::api::DeliveryState;
 use switchboard_core::time::Millis;
 
 use crate::{MessageRecord, Result};
@@ -74,33 +72,7 @@ pub enum PushOutcome {
     Dead { error: String },
 }
 
-/// A delivery in a listing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryRow {
-    pub message_id: String,
-    pub sender: String,
-    pub recipient: String,
-    pub state: DeliveryState,
-    pub attempts: u32,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    pub last_error: Option<String>,
-}
-
-/// Which deliveries a listing, replay or purge applies to.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryFilter {
-    pub state: Option<DeliveryState>,
-    pub recipient: Option<String>,
-    pub message_ids: Vec<String>,
-    /// Only deliveries of messages accepted at or after this time.
-    pub since: Option<Millis>,
-    /// Listing: only deliveries with a sequence after this cursor.
-    pub after: Option<i64>,
-    pub limit: usize,
-}
-
-/// Push delivery storage.
+/// Push delivery: what the dispatcher claims and records, and what signs its requests.
 #[async_trait]
 pub trait PushStore: Send + Sync {
     /// Creates or replaces a registered agent's push settings; does nothing for an agent that
@@ -125,12 +97,6 @@ pub trait PushStore: Send + Sync {
     async fn set_push_health(&self, tenant: &str, agent_id: &str, error: Option<String>, disabled: bool) -> Result<()>;
     /// The attempt log of a message, oldest first.
     async fn attempts(&self, tenant: &str, message_id: &str) -> Result<Vec<AttemptRecord>>;
-    /// Deliveries matching the filter, in sequence order, with their sequence (the cursor).
-    async fn list_deliveries(&self, tenant: &str, filter: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>>;
-    /// Dead deliveries matching the filter become pending again (attempts start over).
-    async fn replay_dead(&self, tenant: &str, filter: DeliveryFilter, now: Millis) -> Result<u64>;
-    /// Deletes dead deliveries matching the filter.
-    async fn purge_dead(&self, tenant: &str, filter: DeliveryFilter) -> Result<u64>;
     /// The tenant's push settings (JSON text), if it set any.
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>>;
     async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()>;

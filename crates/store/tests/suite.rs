@@ -10,9 +10,12 @@ use switchboard_core::PrincipalKind;
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_store::postgres::PostgresStore;
 use switchboard_store::prelude::*;
-use switchboard_store::push::{AttemptRecord, DeliveryFilter, PushClaim, PushOutcome, PushSettings};
+use switchboard_store::push::{AttemptRecord, PushClaim, PushOutcome, PushSettings};
 use switchboard_store::sqlite::SqliteStore;
-use switchboard_store::{AcceptOutcome, AgentFilter, AgentRecord, DeliveryCounts, LeaseRequest, NewMessage};
+use switchboard_store::{
+    AcceptOutcome, AgentFilter, AgentRecord, Conflict, DeliveryCounts, DeliveryFilter, LeaseRequest, NewMessage,
+    StoreError,
+};
 
 const T: &str = "t1";
 
@@ -107,7 +110,7 @@ async fn tenants_do_not_see_each_other(s: &dyn Store) {
 async fn agent_names_are_unique_per_tenant(s: &dyn Store) {
     s.create_agent(agent(T, "a1", "bob"), "h1".into()).await.unwrap();
     let err = s.create_agent(agent(T, "a2", "bob"), "h2".into()).await.unwrap_err();
-    assert!(matches!(err, switchboard_store::StoreError::Conflict(_)));
+    assert_eq!(err, StoreError::Conflict(Conflict::AgentNameTaken { name: "bob".into() }));
     assert!(s.principal_for_token("h2").await.unwrap().is_none(), "a refused create writes nothing");
 }
 
@@ -125,6 +128,7 @@ async fn ttl_expiry_and_dead_letters(s: &dyn Store) {
     assert!(s.lease(req).await.unwrap().is_empty());
     let (_, d) = s.get_message(T, "m2").await.unwrap().unwrap();
     assert_eq!(d[0].state, DeliveryState::Dead);
+    assert_eq!(d[0].last_error.as_deref(), Some("not acknowledged after the maximum number of attempts"));
 }
 
 async fn a_commit_wakes_the_recipient(s: &dyn Store) {
@@ -163,6 +167,7 @@ async fn deleting_an_agent_kills_its_open_deliveries(s: &dyn Store) {
     assert!(!s.delete_agent(T, "b", 2000).await.unwrap(), "already gone");
     let (_, d) = s.get_message(T, "m1").await.unwrap().unwrap();
     assert_eq!((d[0].state, d[0].updated_at), (DeliveryState::Dead, 2000));
+    assert_eq!(d[0].last_error.as_deref(), Some("the recipient agent was deleted"));
     assert!(s.principal_for_token("hb").await.unwrap().is_none());
     assert!(s.lease(lease_req(T, "agent:b", 3000)).await.unwrap().is_empty());
 }
@@ -190,7 +195,7 @@ async fn update_agent_replaces_card_and_capabilities(s: &dyn Store) {
     assert_eq!(s.list_agents(T, by("new")).await.unwrap()[0].capabilities, a.capabilities);
     a.name = "bob".into();
     let err = s.update_agent(a).await.unwrap_err();
-    assert!(matches!(err, switchboard_store::StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(err, StoreError::Conflict(Conflict::AgentNameTaken { name: "bob".into() }));
     assert!(s.update_agent(agent(T, "nobody", "x")).await.unwrap().is_none());
 }
 
@@ -327,19 +332,12 @@ async fn publishing_to_a_thousand_subscribers_is_one_message(s: &dyn Store) {
 // ---------------------------------------------------------------------------------------
 // Push delivery
 
-fn push_of(s: &dyn Store) -> &dyn PushStore {
-    s.push().expect("this backend stores push deliveries")
-}
-
 /// An agent with an endpoint and push settings, as registration creates it.
 async fn push_agent(s: &dyn Store, id: &str) {
     let mut a = agent(T, id, id);
     a.endpoint = Some(format!("http://127.0.0.1:9/{id}"));
     s.create_agent(a, format!("hash-{id}")).await.unwrap();
-    push_of(s)
-        .put_push_settings(T, id, PushSettings { secret: format!("whsec_{id}"), ..Default::default() })
-        .await
-        .unwrap();
+    s.put_push_settings(T, id, PushSettings { secret: format!("whsec_{id}"), ..Default::default() }).await.unwrap();
 }
 
 /// A message to `agent:<to>`, pushed to it.
@@ -374,22 +372,21 @@ async fn delivery_of(s: &dyn Store, id: &str) -> switchboard_store::DeliveryReco
 }
 
 async fn finish_push_moves_the_delivery_and_logs_the_attempt(s: &dyn Store) {
-    let p = push_of(s);
     push_agent(s, "a").await;
     s.accept(vec![pushed("m1", "a"), pushed("m2", "a"), pushed("m3", "a")]).await.unwrap();
-    let jobs = p.claim_push(claim_at(1000)).await.unwrap();
+    let jobs = s.claim_push(claim_at(1000)).await.unwrap();
     assert_eq!(ids_of(&jobs), ["m1", "m2", "m3"], "oldest first");
     let j = &jobs[0];
     assert_eq!((j.tenant.as_str(), j.agent_id.as_str(), j.endpoint.as_str()), (T, "a", "http://127.0.0.1:9/a"));
     assert_eq!((j.settings.secret.as_str(), j.attempts), ("whsec_a", 0));
     assert_eq!(delivery_of(s, "m1").await.state, DeliveryState::Leased);
-    assert!(p.claim_push(claim_at(1500)).await.unwrap().is_empty(), "held until 2000");
+    assert!(s.claim_push(claim_at(1500)).await.unwrap().is_empty(), "held until 2000");
 
-    p.finish_push(T, "m1", attempt_at("a", 1, 1010, Some(200)), PushOutcome::Acked).await.unwrap();
+    s.finish_push(T, "m1", attempt_at("a", 1, 1010, Some(200)), PushOutcome::Acked).await.unwrap();
     let retry = PushOutcome::Retry { due_at: 5000, error: "HTTP 500".into() };
-    p.finish_push(T, "m2", attempt_at("a", 1, 1010, Some(500)), retry).await.unwrap();
+    s.finish_push(T, "m2", attempt_at("a", 1, 1010, Some(500)), retry).await.unwrap();
     let dead = PushOutcome::Dead { error: "HTTP 400".into() };
-    p.finish_push(T, "m3", attempt_at("a", 1, 1010, Some(400)), dead).await.unwrap();
+    s.finish_push(T, "m3", attempt_at("a", 1, 1010, Some(400)), dead).await.unwrap();
 
     let d = delivery_of(s, "m1").await;
     assert_eq!((d.state, d.attempts, d.last_error, d.acked_at), (DeliveryState::Acked, 1, None, Some(1015)));
@@ -397,19 +394,18 @@ async fn finish_push_moves_the_delivery_and_logs_the_attempt(s: &dyn Store) {
     assert_eq!((d.state, d.attempts, d.last_error.as_deref()), (DeliveryState::Pending, 1, Some("HTTP 500")));
     let d = delivery_of(s, "m3").await;
     assert_eq!((d.state, d.attempts, d.last_error.as_deref()), (DeliveryState::Dead, 1, Some("HTTP 400")));
-    assert_eq!(p.attempts(T, "m2").await.unwrap(), [attempt_at("a", 1, 1010, Some(500))]);
+    assert_eq!(s.attempts(T, "m2").await.unwrap(), [attempt_at("a", 1, 1010, Some(500))]);
 
-    assert!(p.claim_push(claim_at(4999)).await.unwrap().is_empty(), "the retry is due at 5000");
-    let again = p.claim_push(claim_at(5000)).await.unwrap();
+    assert!(s.claim_push(claim_at(4999)).await.unwrap().is_empty(), "the retry is due at 5000");
+    let again = s.claim_push(claim_at(5000)).await.unwrap();
     assert_eq!((ids_of(&again), again[0].attempts), (vec!["m2"], 1));
-    p.finish_push(T, "m2", attempt_at("a", 2, 5000, Some(200)), PushOutcome::Acked).await.unwrap();
-    let log = p.attempts(T, "m2").await.unwrap();
+    s.finish_push(T, "m2", attempt_at("a", 2, 5000, Some(200)), PushOutcome::Acked).await.unwrap();
+    let log = s.attempts(T, "m2").await.unwrap();
     assert_eq!(log.iter().map(|a| (a.attempt, a.status_code)).collect::<Vec<_>>(), [(1, Some(500)), (2, Some(200))]);
     assert_eq!(delivery_of(s, "m2").await.last_error, None, "an ack clears the last error");
 }
 
 async fn claim_push_keeps_within_per_agent_and_agent_room(s: &dyn Store) {
-    let p = push_of(s);
     push_agent(s, "a").await;
     push_agent(s, "b").await;
     push_agent(s, "c").await;
@@ -423,22 +419,21 @@ async fn claim_push_keeps_within_per_agent_and_agent_room(s: &dyn Store) {
     // b has one in flight (room for one more); c's circuit is open (no room).
     claim.agent_room = vec![(T.into(), "b".into(), 1), (T.into(), "c".into(), 0), ("t2".into(), "a".into(), 0)];
     let mut got =
-        ids_of(&p.claim_push(claim.clone()).await.unwrap()).into_iter().map(str::to_owned).collect::<Vec<_>>();
+        ids_of(&s.claim_push(claim.clone()).await.unwrap()).into_iter().map(str::to_owned).collect::<Vec<_>>();
     got.sort();
     assert_eq!(got, ["a1", "a2", "b1"]);
     claim.limit = 1;
     claim.agent_room.clear();
-    assert_eq!(ids_of(&p.claim_push(claim).await.unwrap()).len(), 1, "limit");
+    assert_eq!(ids_of(&s.claim_push(claim).await.unwrap()).len(), 1, "limit");
 }
 
 async fn claim_push_skips_disabled_and_endpointless_agents(s: &dyn Store) {
-    let p = push_of(s);
     push_agent(s, "a").await;
     push_agent(s, "gone").await;
-    p.set_push_health(T, "gone", Some("410 Gone".into()), true).await.unwrap();
+    s.set_push_health(T, "gone", Some("410 Gone".into()), true).await.unwrap();
     // Settings but no endpoint (the card dropped it), and an endpoint but no settings.
     s.create_agent(agent(T, "pull", "pull"), "hash-pull".into()).await.unwrap();
-    p.put_push_settings(T, "pull", PushSettings { secret: "whsec_p".into(), ..Default::default() }).await.unwrap();
+    s.put_push_settings(T, "pull", PushSettings { secret: "whsec_p".into(), ..Default::default() }).await.unwrap();
     let mut bare = agent(T, "bare", "bare");
     bare.endpoint = Some("http://127.0.0.1:9/bare".into());
     s.create_agent(bare, "hash-bare".into()).await.unwrap();
@@ -446,76 +441,73 @@ async fn claim_push_skips_disabled_and_endpointless_agents(s: &dyn Store) {
     s.accept(vec![not_pushed, pushed("m1", "gone"), pushed("m2", "pull"), pushed("m3", "bare"), pushed("m4", "a")])
         .await
         .unwrap();
-    assert_eq!(ids_of(&p.claim_push(claim_at(1000)).await.unwrap()), ["m4"]);
-    let health = p.push_settings(T, &["gone".into(), "nobody".into(), "a".into()]).await.unwrap();
+    assert_eq!(ids_of(&s.claim_push(claim_at(1000)).await.unwrap()), ["m4"]);
+    let health = s.push_settings(T, &["gone".into(), "nobody".into(), "a".into()]).await.unwrap();
     let health: Vec<_> = health.iter().map(|(id, s)| (id.as_str(), s.disabled, s.health_error.as_deref())).collect();
     assert_eq!(health, [("gone", true, Some("410 Gone")), ("a", false, None)]);
 
-    p.set_push_health(T, "gone", None, false).await.unwrap();
-    assert_eq!(ids_of(&p.claim_push(claim_at(1000)).await.unwrap()), ["m1"], "re-enabled");
+    s.set_push_health(T, "gone", None, false).await.unwrap();
+    assert_eq!(ids_of(&s.claim_push(claim_at(1000)).await.unwrap()), ["m1"], "re-enabled");
 }
 
 /// A deleted agent's webhook secret is gone with it, and a write racing the deletion (a
 /// rotation) cannot bring it back; an agent never registered gets none either.
 async fn a_deleted_agent_keeps_no_push_settings(s: &dyn Store) {
-    let p = push_of(s);
     push_agent(s, "a").await;
     push_agent(s, "b").await;
     assert!(s.delete_agent(T, "a", 1000).await.unwrap());
     let ids = ["a".to_owned(), "b".to_owned(), "nobody".to_owned()];
-    let left: Vec<String> = p.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    let left: Vec<String> = s.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(left, ["b"]);
     for id in ["a", "nobody"] {
-        p.put_push_settings(T, id, PushSettings { secret: "whsec_late".into(), ..Default::default() }).await.unwrap();
+        s.put_push_settings(T, id, PushSettings { secret: "whsec_late".into(), ..Default::default() }).await.unwrap();
     }
-    let left: Vec<String> = p.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
+    let left: Vec<String> = s.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(left, ["b"], "a write for an unregistered agent stored nothing");
 }
 
 /// Claims everything due at 1000 and lets each attempt die.
-async fn kill_all(p: &dyn PushStore) {
-    for j in p.claim_push(claim_at(1000)).await.unwrap() {
+async fn kill_all(s: &dyn Store) {
+    for j in s.claim_push(claim_at(1000)).await.unwrap() {
         let a = attempt_at(&j.agent_id, 1, 1000, Some(400));
-        p.finish_push(T, &j.message.id, a, PushOutcome::Dead { error: "HTTP 400".into() }).await.unwrap();
+        s.finish_push(T, &j.message.id, a, PushOutcome::Dead { error: "HTTP 400".into() }).await.unwrap();
     }
 }
 
 async fn replay_and_purge_dead_follow_the_filter(s: &dyn Store) {
-    let p = push_of(s);
     push_agent(s, "a").await;
     push_agent(s, "b").await;
     s.accept(vec![pushed("m1", "a"), pushed("m2", "a"), pushed("m3", "b"), pushed("m4", "b")]).await.unwrap();
-    kill_all(p).await;
+    kill_all(s).await;
     s.accept(vec![pushed("m5", "a")]).await.unwrap(); // pending: neither replayed nor purged
 
     let mut rx = s.wakeups().subscribe((T.into(), "agent:a".into()));
     rx.borrow_and_update();
     let only_a = DeliveryFilter { recipient: Some("agent:a".into()), ..Default::default() };
-    assert_eq!(p.replay_dead(T, only_a.clone(), 2000).await.unwrap(), 2);
+    assert_eq!(s.replay_dead(T, only_a.clone(), 2000).await.unwrap(), 2);
     assert!(rx.has_changed().unwrap(), "a replay wakes the recipient");
     let d = delivery_of(s, "m1").await;
     assert_eq!((d.state, d.attempts, d.last_error), (DeliveryState::Pending, 0, None));
-    assert_eq!(p.replay_dead(T, only_a, 2000).await.unwrap(), 0, "no longer dead");
-    assert_eq!(p.replay_dead("t2", DeliveryFilter::default(), 2000).await.unwrap(), 0, "other tenant");
+    assert_eq!(s.replay_dead(T, only_a, 2000).await.unwrap(), 0, "no longer dead");
+    assert_eq!(s.replay_dead("t2", DeliveryFilter::default(), 2000).await.unwrap(), 0, "other tenant");
 
     let m3 = DeliveryFilter { message_ids: vec!["m3".into(), "m1".into()], ..Default::default() };
-    assert_eq!(p.purge_dead(T, m3).await.unwrap(), 1, "m1 is pending again");
+    assert_eq!(s.purge_dead(T, m3).await.unwrap(), 1, "m1 is pending again");
     assert_eq!(delivery_of(s, "m4").await.state, DeliveryState::Dead);
     assert!(s.get_message(T, "m3").await.unwrap().unwrap().1.is_empty());
-    assert_eq!(p.purge_dead(T, DeliveryFilter::default()).await.unwrap(), 1);
-    let left = p.list_deliveries(T, DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(s.purge_dead(T, DeliveryFilter::default()).await.unwrap(), 1);
+    let left = s.list_deliveries(T, DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap();
     let left: Vec<_> = left.iter().map(|(_, d)| d.message_id.as_str()).collect();
     assert_eq!(left, ["m1", "m2", "m5"]);
 }
 
 async fn list_deliveries_filters_and_pages(s: &dyn Store) {
-    let p = push_of(s);
     push_agent(s, "a").await;
     let mut late = pushed("m3", "b");
     late.created_at = 3000;
     s.accept(vec![pushed("m1", "a"), pushed("m2", "a"), late, pushed("m4", "a")]).await.unwrap();
     let list = |f: DeliveryFilter| async move {
-        let rows = p.list_deliveries(T, f).await.unwrap();
+        let rows = s.list_deliveries(T, f).await.unwrap();
         rows.into_iter().map(|(seq, d)| (seq, d.message_id)).collect::<Vec<_>>()
     };
     let ids = |rows: &[(i64, String)]| rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>();
@@ -532,13 +524,13 @@ async fn list_deliveries_filters_and_pages(s: &dyn Store) {
 
     let mut claim = claim_at(1000);
     claim.limit = 1;
-    p.claim_push(claim).await.unwrap();
+    s.claim_push(claim).await.unwrap();
     let leased = DeliveryFilter { state: Some(DeliveryState::Leased), limit: 10, ..Default::default() };
     assert_eq!(ids(&list(leased).await), ["m1"]);
-    let row = p.list_deliveries(T, DeliveryFilter { limit: 1, ..Default::default() }).await.unwrap().remove(0).1;
+    let row = s.list_deliveries(T, DeliveryFilter { limit: 1, ..Default::default() }).await.unwrap().remove(0).1;
     assert_eq!((row.sender.as_str(), row.recipient.as_str(), row.attempts), ("admin", "agent:a", 0));
     assert!(list(DeliveryFilter { limit: 10, ..Default::default() }).await.len() == 4);
-    assert!(p.list_deliveries("t2", DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+    assert!(s.list_deliveries("t2", DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
 }
 
 /// README: "Each recipient gets its messages in the order the hub accepted them";
@@ -670,6 +662,12 @@ mod pg {
             url
         }
 
+        /// The `postgres://` form of [`Server::url`] for database `db`, as operators write it.
+        pub fn uri(&self, db: &str) -> String {
+            let user = self.config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+            format!("postgres://{user}{}:{}/{db}", self.host, self.port)
+        }
+
         async fn admin(&self) -> tokio_postgres::Client {
             let (client, conn) = self.config.connect(NoTls).await.expect("connect to the test server");
             tokio::spawn(conn);
@@ -761,6 +759,34 @@ backends!(
     redelivery_keeps_its_place_in_seq_order,
 );
 
+/// `open` picks the backend from the URL: none is SQLite in the data directory, `sqlite:<dir>`
+/// SQLite in that directory; a URL of any other kind is refused before anything is created.
+#[tokio::test]
+async fn open_chooses_the_backend_from_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = switchboard_store::open(None, &data, "n".into()).await.unwrap();
+    assert!(s.bootstrap("h".into(), false, 1).await.unwrap());
+    s.close().await;
+    assert!(data.join("switchboard.db").exists(), "no URL: SQLite in the data directory");
+
+    let elsewhere = dir.path().join("elsewhere");
+    let url = format!("sqlite:{}", elsewhere.display());
+    let s = switchboard_store::open(Some(&url), &data, "n".into()).await.unwrap();
+    assert!(s.bootstrap("h".into(), false, 1).await.unwrap(), "a new, empty store, not the data directory's");
+    s.close().await;
+    assert!(elsewhere.join("switchboard.db").exists());
+
+    let never = dir.path().join("never");
+    for url in ["mysql://root@db/x", "postgres:/missing-slashes", "file:/tmp/x"] {
+        match switchboard_store::open(Some(url), &never, "n".into()).await {
+            Err(e) => assert_eq!(e, StoreError::UnsupportedUrl, "{url}"),
+            Ok(_) => panic!("{url} was opened"),
+        }
+    }
+    assert!(!never.exists(), "a refused URL creates nothing");
+}
+
 /// What only the PostgreSQL store does: several nodes on one database, and surviving the
 /// database going away.
 mod postgres_only {
@@ -768,14 +794,37 @@ mod postgres_only {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use switchboard_store::AcceptOutcome;
     use switchboard_store::postgres::PostgresStore;
     use switchboard_store::prelude::*;
-    use switchboard_store::{AcceptOutcome, StoreError};
 
-    use super::{T, lease_req, message, pg};
+    use super::{StoreError, T, lease_req, message, pg};
 
     async fn node(url: &str, id: &str) -> Arc<PostgresStore> {
         Arc::new(PostgresStore::connect(url, id.into()).await.unwrap())
+    }
+
+    /// `open` with a `postgres://` (or `postgresql://`) URL connects to that database, not to
+    /// a SQLite file in the data directory.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+    async fn open_connects_to_a_postgres_url() {
+        pg::with_database("open_connects_to_a_postgres_url", |server, url| async move {
+            let db = url.split("dbname='").nth(1).and_then(|r| r.split('\'').next()).unwrap().to_owned();
+            let dir = tempfile::tempdir().unwrap();
+            for (i, uri) in
+                [server.uri(&db), server.uri(&db).replacen("postgres://", "postgresql://", 1)].into_iter().enumerate()
+            {
+                let s = switchboard_store::open(Some(&uri), dir.path(), "node-a".into()).await.unwrap();
+                assert_eq!(s.bootstrap("h".into(), false, 1).await.unwrap(), i == 0, "{uri}");
+                s.close().await;
+            }
+            let direct = node(&url, "node-b").await;
+            assert!(!direct.bootstrap("h".into(), false, 1).await.unwrap(), "the database was bootstrapped");
+            direct.close().await;
+            assert!(!dir.path().join("switchboard.db").exists(), "no SQLite file was made");
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -868,7 +917,7 @@ mod postgres_only {
                     loop {
                         let mut claim = super::claim_at(1000);
                         (claim.limit, claim.hold_ms, claim.per_agent) = (7, 60_000, N);
-                        let jobs = s.push().unwrap().claim_push(claim).await.unwrap();
+                        let jobs = s.claim_push(claim).await.unwrap();
                         if jobs.is_empty() {
                             return got;
                         }
@@ -908,21 +957,17 @@ mod postgres_only {
             super::push_agent(a.as_ref(), "p").await;
             a.accept(vec![super::pushed("m1", "p")]).await.unwrap();
             // Node A claims (held until 2000), stalls; node B takes it over at 2000.
-            assert_eq!(a.push().unwrap().claim_push(super::claim_at(1000)).await.unwrap().len(), 1);
-            assert_eq!(b.push().unwrap().claim_push(super::claim_at(2000)).await.unwrap().len(), 1);
+            assert_eq!(a.claim_push(super::claim_at(1000)).await.unwrap().len(), 1);
+            assert_eq!(b.claim_push(super::claim_at(2000)).await.unwrap().len(), 1);
             // A's attempt ends late, failed: B's claim stands.
             let retry = super::PushOutcome::Retry { due_at: 2500, error: "late".into() };
-            a.push().unwrap().finish_push(T, "m1", super::attempt_at("p", 1, 2100, Some(500)), retry).await.unwrap();
+            a.finish_push(T, "m1", super::attempt_at("p", 1, 2100, Some(500)), retry).await.unwrap();
             let d = super::delivery_of(b.as_ref(), "m1").await;
             assert_eq!(d.state, super::DeliveryState::Leased, "still B's");
-            assert_eq!(
-                a.push().unwrap().attempts(T, "m1").await.unwrap().len(),
-                1,
-                "the attempt is logged all the same"
-            );
+            assert_eq!(a.attempts(T, "m1").await.unwrap().len(), 1, "the attempt is logged all the same");
             // B's outcome decides.
             let acked = super::PushOutcome::Acked;
-            b.push().unwrap().finish_push(T, "m1", super::attempt_at("p", 2, 2200, Some(200)), acked).await.unwrap();
+            b.finish_push(T, "m1", super::attempt_at("p", 2, 2200, Some(200)), acked).await.unwrap();
             assert_eq!(super::delivery_of(b.as_ref(), "m1").await.state, super::DeliveryState::Acked);
             a.close().await;
             b.close().await;
@@ -1039,7 +1084,7 @@ mod postgres_only {
     async fn ping_fails_fast(s: &PostgresStore, why: &str) {
         let started = Instant::now();
         let err = s.ping().await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{why}: {err:?}");
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{why}: {err:?}");
         assert!(started.elapsed() < Duration::from_secs(2), "{why}: ping took {:?}", started.elapsed());
     }
 
@@ -1069,7 +1114,7 @@ mod postgres_only {
             proxy.cut().await;
             ping_fails_fast(&b, "refused").await;
             let err = b.accept(vec![message(T, "m0", "agent:b", None)]).await.unwrap_err();
-            assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+            assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
             proxy.listen(false).await;
             ping_fails_fast(&b, "silent").await;
 

@@ -52,10 +52,7 @@ pub async fn settings_of(
     tenant: &str,
     ids: &[String],
 ) -> Result<Vec<(String, PushSettings)>, ApiError> {
-    match state.store.push() {
-        Some(p) => Ok(p.push_settings(tenant, ids).await?),
-        None => Ok(Vec::new()),
-    }
+    Ok(state.store.push_settings(tenant, ids).await?)
 }
 
 async fn view_one(state: &AppState, a: AgentRecord) -> Result<Agent, ApiError> {
@@ -120,9 +117,7 @@ pub async fn register(
     let settings =
         PushSettings { secret: crate::delivery::push::new_secret(), retry_schedule_ms, ..Default::default() };
     let webhook_secret = settings.secret.clone();
-    if let Some(push) = state.store.push() {
-        push.put_push_settings(&record.tenant, &record.id, settings).await?;
-    }
+    state.store.put_push_settings(&record.tenant, &record.id, settings).await?;
     tracing::info!(agent = %record.id, name = %record.name, "agent registered");
     let agent = view(record, state.config.heartbeat_window_ms, None);
     Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key, webhook_secret })))
@@ -217,20 +212,18 @@ pub async fn update(
     let endpoint_changed = record.endpoint != existing_endpoint;
     state.recipients.forget(auth.0.tenant.as_str(), &id);
     let updated = state.store.update_agent(record).await?.ok_or_else(|| not_registered(&id))?;
-    if let Some(push) = state.store.push() {
-        let current =
-            push.push_settings(auth.0.tenant.as_str(), std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
-        let mut s = current
-            .unwrap_or_else(|| PushSettings { secret: crate::delivery::push::new_secret(), ..Default::default() });
-        s.retry_schedule_ms = retry_schedule_ms;
-        if endpoint_changed {
-            // A new endpoint starts healthy: a 410 from the old one no longer applies.
-            s.disabled = false;
-            s.health_error = None;
-        }
-        push.put_push_settings(auth.0.tenant.as_str(), &id, s).await?;
-        state.pusher.poke();
+    let current =
+        state.store.push_settings(auth.0.tenant.as_str(), std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
+    let mut s =
+        current.unwrap_or_else(|| PushSettings { secret: crate::delivery::push::new_secret(), ..Default::default() });
+    s.retry_schedule_ms = retry_schedule_ms;
+    if endpoint_changed {
+        // A new endpoint starts healthy: a 410 from the old one no longer applies.
+        s.disabled = false;
+        s.health_error = None;
     }
+    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s).await?;
+    state.pusher.poke();
     Ok(Json(view_one(&state, updated).await?))
 }
 
@@ -285,9 +278,9 @@ fn secret_view(s: &PushSettings) -> WebhookSecret {
 
 async fn push_settings(state: &AppState, auth: &Auth, id: &str) -> Result<PushSettings, ApiError> {
     require_self_or_admin(auth, id)?;
-    let push =
-        state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
-    push.push_settings(auth.0.tenant.as_str(), &[id.to_owned()])
+    state
+        .store
+        .push_settings(auth.0.tenant.as_str(), &[id.to_owned()])
         .await?
         .pop()
         .map(|(_, s)| s)
@@ -321,9 +314,7 @@ pub async fn rotate_webhook_secret(
     let mut s = push_settings(&state, &auth, &id).await?;
     s.previous = Some(std::mem::replace(&mut s.secret, crate::delivery::push::new_secret()));
     s.previous_until = Some(now_ms() + ROTATION_OVERLAP_MS);
-    if let Some(push) = state.store.push() {
-        push.put_push_settings(auth.0.tenant.as_str(), &id, s.clone()).await?;
-    }
+    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s.clone()).await?;
     tracing::info!(agent = %id, "webhook secret rotated");
     Ok(Json(secret_view(&s)))
 }

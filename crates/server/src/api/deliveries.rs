@@ -8,7 +8,7 @@ use switchboard_core::api::{
     DeadLetterList, DeadLetterResult, DeadLetterSelection, DeliveryItem, DeliveryList, DeliveryState,
 };
 use switchboard_core::time::{now_ms, parse_rfc3339, rfc3339};
-use switchboard_store::push::{DeliveryFilter, DeliveryRow, PushStore};
+use switchboard_store::{DeliveryFilter, DeliveryRow};
 
 use super::openapi::{Forbidden, Unprocessable};
 use super::{Q, parse_json};
@@ -33,10 +33,6 @@ pub struct DeliveryQuery {
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-fn push_store(state: &AppState) -> Result<&dyn PushStore, ApiError> {
-    state.store.push().ok_or_else(|| ApiError::NotFound("this store does not keep delivery listings".into()))
 }
 
 /// Agents act on deliveries to themselves only; the admin on any.
@@ -93,7 +89,7 @@ async fn page(
         after,
         limit,
     };
-    let rows = push_store(state)?.list_deliveries(auth.0.tenant.as_str(), filter).await?;
+    let rows = state.store.list_deliveries(auth.0.tenant.as_str(), filter).await?;
     let next = (rows.len() == limit).then(|| rows.last().map(|(seq, _)| seq.to_string())).flatten();
     Ok((rows.into_iter().map(|(_, d)| item(d)).collect(), next))
 }
@@ -161,7 +157,7 @@ fn selection(auth: &Auth, s: DeadLetterSelection) -> Result<DeliveryFilter, ApiE
 pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = push_store(&state)?.replay_dead(auth.0.tenant.as_str(), filter, now_ms()).await?;
+    let count = state.store.replay_dead(auth.0.tenant.as_str(), filter, now_ms()).await?;
     state.pusher.poke();
     tracing::info!(count, "dead letters replayed");
     Ok(Json(DeadLetterResult { count }))
@@ -175,7 +171,7 @@ pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Re
 pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = push_store(&state)?.purge_dead(auth.0.tenant.as_str(), filter).await?;
+    let count = state.store.purge_dead(auth.0.tenant.as_str(), filter).await?;
     tracing::info!(count, "dead letters purged");
     Ok(Json(DeadLetterResult { count }))
 }

@@ -343,10 +343,8 @@ pub async fn show(
     if !visible {
         return Err(not_found());
     }
-    let push_attempts = match state.store.push() {
-        Some(p) => p.attempts(auth.0.tenant.as_str(), &id).await?.into_iter().map(attempt_view).collect(),
-        None => Vec::new(),
-    };
+    let push_attempts =
+        state.store.attempts(auth.0.tenant.as_str(), &id).await?.into_iter().map(attempt_view).collect();
     Ok(Json(MessageStatus {
         message: message_view(m)?,
         deliveries: deliveries.into_iter().map(delivery_view).collect(),

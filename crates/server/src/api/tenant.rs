@@ -53,10 +53,8 @@ pub async fn put_push_settings(
             }]));
         }
     }
-    let push =
-        state.store.push().ok_or_else(|| ApiError::NotFound("this store does not support push delivery".into()))?;
     let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
-    push.put_tenant_push_settings(auth.0.tenant.as_str(), text).await?;
+    state.store.put_tenant_push_settings(auth.0.tenant.as_str(), text).await?;
     state.pusher.forget_tenant(auth.0.tenant.as_str());
     tracing::info!(tenant = %auth.0.tenant, "tenant push settings changed");
     Ok(Json(s))

@@ -206,8 +206,7 @@ pub async fn tenant_settings(state: &AppState, tenant: &str) -> switchboard_stor
     {
         return Ok(s.clone());
     }
-    let Some(push) = state.store.push() else { return Ok(TenantPushSettings::default()) };
-    let settings = match push.tenant_push_settings(tenant).await? {
+    let settings = match state.store.tenant_push_settings(tenant).await? {
         Some(text) => serde_json::from_str(&text).unwrap_or_default(),
         None => TenantPushSettings::default(),
     };
@@ -226,11 +225,9 @@ pub async fn signing_key(state: &AppState) -> switchboard_store::Result<&ed25519
         .pusher
         .signer
         .get_or_try_init(|| async {
-            let push =
-                state.store.push().ok_or_else(|| switchboard_store::StoreError::Internal("no push store".into()))?;
             let mut candidate = [0u8; 32];
             rand::rng().fill(&mut candidate);
-            let stored = push.signing_key(candidate.to_vec()).await?;
+            let stored = state.store.signing_key(candidate.to_vec()).await?;
             let bytes: [u8; 32] = stored
                 .as_slice()
                 .try_into()
@@ -251,10 +248,6 @@ pub fn sign_ed25519(key: &ed25519_dalek::SigningKey, id: &str, timestamp: i64, b
 
 /// The dispatcher: claims due push deliveries and starts their attempts. Runs until shutdown.
 pub async fn dispatcher(state: AppState) {
-    let Some(_) = state.store.push() else {
-        tracing::warn!("this store has no push support: agents with an endpoint are served by pull only");
-        return;
-    };
     let pusher = state.pusher.clone();
     let tick = Duration::from_millis(state.config.reaper_interval_ms.max(100));
     let mut shutdown = state.shutdown.clone();
@@ -310,7 +303,6 @@ pub async fn dispatcher(state: AppState) {
 }
 
 async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<PushJob>> {
-    let push = state.store.push().expect("dispatcher runs only with push support");
     let now = now_ms();
     let policy = Policy::of(&state.config);
     let per_endpoint = policy.per_endpoint;
@@ -324,7 +316,8 @@ async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<
             })
             .collect()
     };
-    let jobs = push
+    let jobs = state
+        .store
         .claim_push(PushClaim {
             now,
             limit,
@@ -356,11 +349,9 @@ async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<
 }
 
 async fn release(state: &AppState, job: &PushJob, due_at: Millis) {
-    if let Some(push) = state.store.push() {
-        let recipient = format!("agent:{}", job.agent_id);
-        if let Err(e) = push.release_push(&job.tenant, &job.message.id, &recipient, due_at).await {
-            tracing::warn!(error = %e, "could not release a push claim; it expires by itself");
-        }
+    let recipient = format!("agent:{}", job.agent_id);
+    if let Err(e) = state.store.release_push(&job.tenant, &job.message.id, &recipient, due_at).await {
+        tracing::warn!(error = %e, "could not release a push claim; it expires by itself");
     }
 }
 
@@ -539,9 +530,7 @@ async fn attempt(state: &AppState, job: PushJob) {
         }
         Answer::Gone { status, body } => {
             let error = "endpoint answered 410 Gone: push is disabled until the agent's endpoint is updated".to_owned();
-            if let Some(push) = state.store.push() {
-                let _ = push.set_push_health(&job.tenant, &job.agent_id, Some(error.clone()), true).await;
-            }
+            let _ = state.store.set_push_health(&job.tenant, &job.agent_id, Some(error.clone()), true).await;
             tracing::warn!(agent = %job.agent_id, endpoint = %job.endpoint, "endpoint disabled (410 Gone)");
             emit(
                 state,
@@ -608,7 +597,6 @@ async fn finish(
     excerpt: Option<String>,
     outcome: PushOutcome,
 ) {
-    let Some(push) = state.store.push() else { return };
     let record = AttemptRecord {
         recipient: format!("agent:{}", job.agent_id),
         attempt: n,
@@ -618,7 +606,7 @@ async fn finish(
         error_kind: kind.map(str::to_owned),
         excerpt,
     };
-    if let Err(e) = push.finish_push(&job.tenant, &job.message.id, record, outcome).await {
+    if let Err(e) = state.store.finish_push(&job.tenant, &job.message.id, record, outcome).await {
         // The claim will run out and the delivery be tried again: at-least-once holds.
         tracing::warn!(error = %e, message = %job.message.id, "could not record a push attempt");
     }
@@ -635,13 +623,12 @@ async fn report_circuit(
     if first_failure {
         emit(state, &key.0, &key.1, "delivery.failing", serde_json::json!({ "kind": kind })).await;
     }
-    let Some(push) = state.store.push() else { return };
     match change {
         Change::None => {}
         Change::Opened(n) => {
             tracing::warn!(agent = %key.1, failures = n, "endpoint failing: circuit open");
             let error = format!("{n} consecutive push failures; retrying after a cooldown");
-            let _ = push.set_push_health(&key.0, &key.1, Some(error), false).await;
+            let _ = state.store.set_push_health(&key.0, &key.1, Some(error), false).await;
             let cooldown = state.config.circuit_cooldown_ms;
             emit(
                 state,
@@ -654,7 +641,7 @@ async fn report_circuit(
         }
         Change::Recovered => {
             tracing::info!(agent = %key.1, "endpoint recovered");
-            let _ = push.set_push_health(&key.0, &key.1, None, false).await;
+            let _ = state.store.set_push_health(&key.0, &key.1, None, false).await;
             emit(state, &key.0, &key.1, "delivery.recovered", serde_json::json!({})).await;
         }
     }

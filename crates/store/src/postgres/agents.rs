@@ -5,14 +5,15 @@ use switchboard_core::api::Capability;
 use switchboard_core::time::Millis;
 
 use super::error::{Fail, retrying};
-use super::rows::{AGENT_COLS, agent_from_row};
+use super::rows::agent_from_row;
 use super::{OPEN, PostgresStore};
-use crate::{AgentFilter, AgentRecord, AgentStore, Result, StoreError};
+use crate::sql::{AGENT_COLS, RECIPIENT_DELETED, qualified};
+use crate::{AgentFilter, AgentRecord, AgentStore, Conflict, Result, StoreError};
 
 fn agent_conflict(e: tokio_postgres::Error, name: &str) -> Fail {
     match e.as_db_error() {
         Some(db) if db.constraint() == Some("agents_name") => {
-            Fail::Store(StoreError::Conflict(format!("an agent named `{name}` already exists in this tenant")))
+            Fail::Store(StoreError::Conflict(Conflict::AgentNameTaken { name: name.to_owned() }))
         }
         _ => Fail::Db(e),
     }
@@ -101,7 +102,7 @@ impl AgentStore for PostgresStore {
             let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX);
             let rows = match &f.capability {
                 Some(cap) => {
-                    let cols = AGENT_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ");
+                    let cols = qualified(AGENT_COLS, "a");
                     let st = c
                         .prepare_cached(&format!(
                             "SELECT {cols} FROM agents a JOIN agent_capabilities k \
@@ -188,7 +189,7 @@ impl AgentStore for PostgresStore {
             tx.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = $3, \
-                     last_error = 'the recipient agent was deleted' \
+                     last_error = '{RECIPIENT_DELETED}' \
                      WHERE tenant_id = $1 AND recipient = $2 AND state IN {OPEN}"
                 ),
                 &[&tenant, &principal, &now],

@@ -4,13 +4,16 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use switchboard_core::api::DeliveryState;
 use switchboard_core::time::Millis;
+use tokio_postgres::types::ToSql;
 
-use super::error::{Fail, retrying};
-use super::listener::notify;
-use super::rows::{MESSAGE_COLS, attempts_of, message_from_row};
+use super::error::{Fail, internal, retrying};
+use super::listener::{dedup, notify};
+use super::rows::{attempts_of, message_from_row};
 use super::{OPEN, PostgresStore};
-use crate::{Acked, DeliveryCounts, DeliveryStore, LeaseRequest, Leased, Result, WakeKey};
+use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
+use crate::{Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, Result, WakeKey};
 
 impl PostgresStore {
     /// Acks; `synchronous: false` commits without waiting for the WAL flush (see
@@ -61,6 +64,53 @@ impl PostgresStore {
             .iter()
             .filter_map(|id| created.remove(id).map(|created_at| Acked { id: id.clone(), created_at }))
             .collect())
+    }
+}
+
+/// A statement built at run time (the filters differ per call), with its parameters
+/// numbered in the order they are bound.
+struct Query {
+    sql: String,
+    args: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Query {
+    fn new(sql: &str) -> Query {
+        Query { sql: sql.to_owned(), args: Vec::new() }
+    }
+
+    /// Binds `v` and returns its placeholder.
+    fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+        self.args.push(Box::new(v));
+        format!("${}", self.args.len())
+    }
+
+    /// Appends the filter's conditions on `d` (deliveries), as the SQLite store does.
+    fn filter(&mut self, f: &DeliveryFilter) {
+        if let Some(s) = f.state {
+            let p = self.bind(s.as_str());
+            self.sql += &format!(" AND d.state = {p}");
+        }
+        if let Some(r) = &f.recipient {
+            let p = self.bind(r.clone());
+            self.sql += &format!(" AND d.recipient = {p}");
+        }
+        if !f.message_ids.is_empty() {
+            let p = self.bind(f.message_ids.clone());
+            self.sql += &format!(" AND d.message_id = ANY({p}::text[])");
+        }
+        if let Some(since) = f.since {
+            let p = self.bind(since);
+            self.sql += &format!(" AND d.created_at >= {p}::int8");
+        }
+        if let Some(after) = f.after {
+            let p = self.bind(after);
+            self.sql += &format!(" AND d.seq > {p}::int8");
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
     }
 }
 
@@ -116,7 +166,7 @@ impl DeliveryStore for PostgresStore {
                                                  ELSE d.delivered_at END, \
                              leased_by = CASE WHEN {ok} THEN $7::text ELSE d.leased_by END, \
                              last_error = CASE WHEN {ok} OR d.expires_at <= $3 THEN d.last_error \
-                                 ELSE 'not acknowledged after the maximum number of attempts' END, \
+                                 ELSE '{OUT_OF_ATTEMPTS}' END, \
                              updated_at = $3 \
                          FROM due WHERE d.tenant_id = $1 AND d.seq = due.seq \
                          RETURNING d.seq, d.message_id, d.state, d.attempts \
@@ -125,7 +175,7 @@ impl DeliveryStore for PostgresStore {
                      JOIN messages m ON m.tenant_id = $1 AND m.id = t.message_id \
                      WHERE t.state = 'delivered' ORDER BY t.seq",
                     ok = "(coalesce(d.expires_at > $3, true) AND d.attempts < $5)",
-                    m_cols = MESSAGE_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", "),
+                    m_cols = qualified(MESSAGE_COLS, "m"),
                 ))
                 .await?;
             let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
@@ -251,5 +301,87 @@ impl DeliveryStore for PostgresStore {
             Ok::<_, Fail>(DeliveryCounts { pending: r.try_get(0)?, in_flight: r.try_get(1)? })
         };
         run.await.map_err(Fail::into_store)
+    }
+
+    async fn list_deliveries(&self, tenant: &str, f: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>> {
+        let mut q = Query::new(DELIVERY_LISTING);
+        let p = q.bind(tenant.to_owned());
+        q.sql += &p;
+        q.filter(&f);
+        let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX);
+        let p = q.bind(limit);
+        q.sql += &format!(" ORDER BY d.seq LIMIT {p}");
+        let run = async {
+            let c = self.conn().await?;
+            c.query(&q.sql, &q.params())
+                .await?
+                .iter()
+                .map(|r| {
+                    let state: String = r.try_get(4)?;
+                    Ok((
+                        r.try_get(0)?,
+                        DeliveryRow {
+                            message_id: r.try_get(1)?,
+                            sender: r.try_get(2)?,
+                            recipient: r.try_get(3)?,
+                            state: DeliveryState::parse(&state)
+                                .ok_or_else(|| internal(format!("unknown delivery state `{state}`")))?,
+                            attempts: attempts_of(r, 5)?,
+                            created_at: r.try_get(6)?,
+                            updated_at: r.try_get(7)?,
+                            last_error: r.try_get(8)?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
+        f.state = Some(DeliveryState::Dead);
+        let mut q = Query::new("UPDATE deliveries AS d SET state = 'pending', attempts = 0, due_at = ");
+        let p = q.bind(now);
+        q.sql += &format!(
+            "{p}::int8, lease_expires_at = NULL, updated_at = {p}::int8, last_error = NULL WHERE d.tenant_id = "
+        );
+        let p = q.bind(tenant.to_owned());
+        q.sql += &p;
+        q.filter(&f);
+        q.sql += " RETURNING d.recipient";
+        let q = &q;
+        let keys = retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let rows = tx.query(&q.sql, &q.params()).await?;
+            let n = rows.len() as u64;
+            let mut keys: Vec<WakeKey> = Vec::with_capacity(rows.len());
+            for r in &rows {
+                keys.push((tenant.to_owned(), r.try_get(0)?));
+            }
+            dedup(&mut keys);
+            // Due now: consumers on every node should look again, as after an accept.
+            notify(&tx, &keys).await?;
+            tx.commit().await?;
+            Ok((n, keys))
+        })
+        .await;
+        let (n, keys) = keys?;
+        self.wake.wake(keys.iter());
+        Ok(n)
+    }
+
+    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
+        f.state = Some(DeliveryState::Dead);
+        let mut q = Query::new("DELETE FROM deliveries AS d WHERE d.tenant_id = ");
+        let p = q.bind(tenant.to_owned());
+        q.sql += &p;
+        q.filter(&f);
+        let q = &q;
+        retrying(move || async move {
+            let c = self.conn().await?;
+            Ok(c.execute(&q.sql, &q.params()).await?)
+        })
+        .await
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::{Result, StoreError};
+use crate::{Conflict, Result, StoreError};
 
 /// A transaction that lost a deadlock is run again this many times in all.
 pub(super) const ATTEMPTS: u32 = 3;
@@ -29,11 +29,11 @@ impl From<PoolError> for Fail {
     fn from(e: PoolError) -> Self {
         match e {
             PoolError::Backend(e) => Fail::Db(e),
-            PoolError::Timeout(_) => Fail::Store(StoreError::Unavailable(
-                "timed out getting a database connection; is PostgreSQL up and reachable?".into(),
+            PoolError::Timeout(_) => Fail::Store(StoreError::unavailable(
+                "timed out getting a database connection; is PostgreSQL up and reachable?",
             )),
-            PoolError::Closed => Fail::Store(StoreError::Unavailable("the store is shutting down".into())),
-            e => Fail::Store(StoreError::Unavailable(e.to_string())),
+            PoolError::Closed => Fail::Store(StoreError::unavailable("the store is shutting down")),
+            e => Fail::Store(StoreError::unavailable(e.to_string())),
         }
     }
 }
@@ -59,24 +59,30 @@ impl Fail {
     }
 }
 
+/// A bug or corrupt data, found in this module.
+pub(super) fn internal(what: String) -> Fail {
+    Fail::Store(StoreError::Internal(what))
+}
+
 /// Maps a driver error to the store's error kinds: anything that says "the database cannot
 /// be reached or cannot take writes now" is `Unavailable` (503, retry later), a broken
 /// uniqueness rule is `Conflict`, the rest is `Internal`.
 pub(super) fn classify(e: &tokio_postgres::Error) -> StoreError {
     if e.is_closed() {
-        return StoreError::Unavailable("the connection to PostgreSQL was lost".into());
+        return StoreError::unavailable("the connection to PostgreSQL was lost");
     }
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         if *code == SqlState::UNIQUE_VIOLATION {
-            return StoreError::Conflict(db.message().to_owned());
+            let constraint = db.constraint().unwrap_or("unknown").to_owned();
+            return StoreError::Conflict(Conflict::Unique { constraint });
         }
         let class = &code.code()[..2];
         // 08 connection, 53 resources (disk full, too many connections), 57 operator
         // intervention (shutdown), 28 authorization, 3D unknown database, 25006 read-only
         // (a standby), 40 deadlock / serialization after our retries: all mean "not now".
         if matches!(class, "08" | "53" | "57" | "28" | "3D" | "40") || *code == SqlState::READ_ONLY_SQL_TRANSACTION {
-            return StoreError::Unavailable(db.message().to_owned());
+            return StoreError::unavailable(db.message().to_owned());
         }
         return StoreError::Internal(db.message().to_owned());
     }
@@ -85,7 +91,7 @@ pub(super) fn classify(e: &tokio_postgres::Error) -> StoreError {
     let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     let text = e.to_string();
     if io || text.contains("timeout") || text.contains("connect") || text.contains("closed") {
-        StoreError::Unavailable(describe(e))
+        StoreError::unavailable(describe(e))
     } else {
         StoreError::Internal(describe(e))
     }

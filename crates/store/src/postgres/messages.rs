@@ -6,9 +6,10 @@ use switchboard_core::api::DeliveryState;
 use tokio::sync::oneshot;
 
 use super::error::Fail;
-use super::rows::{MESSAGE_COLS, attempts_of, message_from_row};
+use super::rows::{attempts_of, message_from_row};
 use super::writer::AcceptJob;
 use super::{PostgresStore, lock};
+use crate::sql::{DELIVERY_COLS, MESSAGE_COLS};
 use crate::{AcceptOutcome, DeliveryRecord, MessageRecord, MessageStore, NewMessage, Result, StoreError};
 
 #[async_trait]
@@ -18,27 +19,21 @@ impl MessageStore for PostgresStore {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        let sender =
-            lock(&self.jobs).clone().ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
+        let sender = lock(&self.jobs).clone().ok_or_else(|| StoreError::unavailable("the store is shutting down"))?;
         sender
             .send(AcceptJob { messages, reply })
             .await
-            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Unavailable("the write could not be committed".into()))?
+            .map_err(|_| StoreError::unavailable("the store writer stopped"))?;
+        answer.await.map_err(|_| StoreError::unavailable("the write could not be committed"))?
     }
 
     async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>> {
         let run = async {
             let c = self.conn().await?;
             let sql_m = format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = $1 AND id = $2");
-            let (st_m, st_d) = tokio::try_join!(
-                c.prepare_cached(&sql_m),
-                c.prepare_cached(
-                    "SELECT recipient, state, attempts, updated_at, delivered_at, acked_at, \
-                     lease_expires_at, last_error \
-                     FROM deliveries WHERE tenant_id = $1 AND message_id = $2 ORDER BY seq"
-                ),
-            )?;
+            let sql_d =
+                format!("SELECT {DELIVERY_COLS} FROM deliveries WHERE tenant_id = $1 AND message_id = $2 ORDER BY seq");
+            let (st_m, st_d) = tokio::try_join!(c.prepare_cached(&sql_m), c.prepare_cached(&sql_d))?;
             // Both queries go out together (the driver pipelines them): one round trip.
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&tenant, &id];
             let (m, d) = tokio::try_join!(c.query_opt(&st_m, &params), c.query(&st_d, &params))?;

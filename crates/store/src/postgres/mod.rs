@@ -103,7 +103,7 @@ impl PostgresStore {
     pub async fn connect(url: &str, node_id: String) -> Result<PostgresStore> {
         let mut config: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("the database URL is not a PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("the database URL is not a PostgreSQL URL: {e}")))?;
         // Fail fast on an unreachable host and notice a silently dead peer, unless the URL
         // chose for itself: a hung connection would hang every caller behind it.
         if config.get_connect_timeout().is_none() {
@@ -194,7 +194,7 @@ impl Store for PostgresStore {
         };
         match tokio::time::timeout(PING_TIMEOUT, check).await {
             Ok(r) => r.map_err(Fail::into_store),
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Err(_) => Err(StoreError::unavailable(format!(
                 "PostgreSQL did not answer within {} ms",
                 PING_TIMEOUT.as_millis()
             ))),
@@ -219,7 +219,7 @@ impl Store for PostgresStore {
             };
             match tokio::time::timeout(PING_TIMEOUT, write).await {
                 Ok(r) => r.map_err(Fail::into_store),
-                Err(_) => Err(StoreError::Unavailable(format!(
+                Err(_) => Err(StoreError::unavailable(format!(
                     "PostgreSQL did not commit a probe write within {} ms",
                     PING_TIMEOUT.as_millis()
                 ))),
@@ -276,10 +276,6 @@ impl Store for PostgresStore {
 
     fn wakeups(&self) -> &Wakeups {
         &self.wake
-    }
-
-    fn push(&self) -> Option<&dyn crate::push::PushStore> {
-        Some(self)
     }
 
     async fn close(&self) {

@@ -9,23 +9,17 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use switchboard_core::api::DeliveryState;
 use switchboard_core::time::Millis;
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
-use super::error::{Fail, retrying};
-use super::listener::{dedup, notify};
-use super::rows::{MESSAGE_COLS, attempts_of, message_from_row};
+use super::error::{Fail, internal, retrying};
+use super::rows::{attempts_of, message_from_row};
 use super::{OPEN, PostgresStore};
-use crate::push::{
-    AttemptRecord, DeliveryFilter, DeliveryRow, PushClaim, PushJob, PushOutcome, PushSettings, PushStore,
-};
-use crate::{MessageRecord, Result, StoreError, WakeKey};
+use crate::push::{AttemptRecord, PushClaim, PushJob, PushOutcome, PushSettings, PushStore};
+use crate::sql::{MESSAGE_COLS, PUSH_SETTINGS_COLS, qualified};
+use crate::{MessageRecord, Result, StoreError};
 
-const SETTINGS_COLS: &str = "p.secret, p.previous, p.previous_until, p.health_error, p.disabled, p.retry_schedule";
-
-/// Reads [`SETTINGS_COLS`] starting at column `at`.
+/// Reads `sql::PUSH_SETTINGS_COLS` starting at column `at`.
 fn settings_from_row(r: &Row, at: usize) -> Result<PushSettings, Fail> {
     let schedule: Option<String> = r.try_get(at + 5)?;
     Ok(PushSettings {
@@ -39,59 +33,8 @@ fn settings_from_row(r: &Row, at: usize) -> Result<PushSettings, Fail> {
     })
 }
 
-fn internal(what: String) -> Fail {
-    Fail::Store(StoreError::Internal(what))
-}
-
 fn to_i32(n: u32, what: &str) -> Result<i32, Fail> {
     i32::try_from(n).map_err(|_| internal(format!("{what} {n} does not fit the database column")))
-}
-
-/// A statement built at run time (the filters differ per call), with its parameters
-/// numbered in the order they are bound.
-struct Query {
-    sql: String,
-    args: Vec<Box<dyn ToSql + Sync + Send>>,
-}
-
-impl Query {
-    fn new(sql: &str) -> Query {
-        Query { sql: sql.to_owned(), args: Vec::new() }
-    }
-
-    /// Binds `v` and returns its placeholder.
-    fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
-        self.args.push(Box::new(v));
-        format!("${}", self.args.len())
-    }
-
-    /// Appends the filter's conditions on `d` (deliveries), as the SQLite store does.
-    fn filter(&mut self, f: &DeliveryFilter) {
-        if let Some(s) = f.state {
-            let p = self.bind(s.as_str());
-            self.sql += &format!(" AND d.state = {p}");
-        }
-        if let Some(r) = &f.recipient {
-            let p = self.bind(r.clone());
-            self.sql += &format!(" AND d.recipient = {p}");
-        }
-        if !f.message_ids.is_empty() {
-            let p = self.bind(f.message_ids.clone());
-            self.sql += &format!(" AND d.message_id = ANY({p}::text[])");
-        }
-        if let Some(since) = f.since {
-            let p = self.bind(since);
-            self.sql += &format!(" AND d.created_at >= {p}::int8");
-        }
-        if let Some(after) = f.after {
-            let p = self.bind(after);
-            self.sql += &format!(" AND d.seq > {p}::int8");
-        }
-    }
-
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.args.iter().map(|a| a.as_ref() as &(dyn ToSql + Sync)).collect()
-    }
 }
 
 /// One due push delivery as the claim's locking select found it.
@@ -150,7 +93,7 @@ impl PushStore for PostgresStore {
             let c = self.conn().await?;
             let st = c
                 .prepare_cached(&format!(
-                    "SELECT p.agent_id, {SETTINGS_COLS} FROM agent_push p \
+                    "SELECT p.agent_id, {PUSH_SETTINGS_COLS} FROM agent_push p \
                      JOIN agents a ON a.tenant_id = p.tenant_id AND a.id = p.agent_id \
                      WHERE p.tenant_id = $1 AND p.agent_id = ANY($2)"
                 ))
@@ -175,7 +118,7 @@ impl PushStore for PostgresStore {
             // them would make two nodes claiming one agent's deliveries wait on each other.
             let st = tx
                 .prepare_cached(&format!(
-                    "SELECT d.seq, d.tenant_id, d.message_id, d.attempts, a.id, a.endpoint, {SETTINGS_COLS} \
+                    "SELECT d.seq, d.tenant_id, d.message_id, d.attempts, a.id, a.endpoint, {PUSH_SETTINGS_COLS} \
                      FROM deliveries d \
                      JOIN agents a ON a.tenant_id = d.tenant_id AND d.recipient = 'agent:' || a.id \
                      JOIN agent_push p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id \
@@ -241,7 +184,7 @@ impl PushStore for PostgresStore {
                 .prepare_cached(&format!(
                     "SELECT {} FROM messages m JOIN unnest($1::text[], $2::text[]) AS u(t, id) \
                      ON m.tenant_id = u.t AND m.id = u.id",
-                    MESSAGE_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
+                    qualified(MESSAGE_COLS, "m")
                 ))
                 .await?;
             let mut messages: HashMap<(String, String), MessageRecord> = HashMap::new();
@@ -397,92 +340,6 @@ impl PushStore for PostgresStore {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         run.await.map_err(Fail::into_store)
-    }
-
-    async fn list_deliveries(&self, tenant: &str, f: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>> {
-        let mut q = Query::new(
-            "SELECT d.seq, d.message_id, m.sender, d.recipient, d.state, d.attempts, d.created_at, d.updated_at, \
-             d.last_error FROM deliveries d JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
-             WHERE d.tenant_id = ",
-        );
-        let p = q.bind(tenant.to_owned());
-        q.sql += &p;
-        q.filter(&f);
-        let limit = i64::try_from(f.limit.max(1)).unwrap_or(i64::MAX);
-        let p = q.bind(limit);
-        q.sql += &format!(" ORDER BY d.seq LIMIT {p}");
-        let run = async {
-            let c = self.conn().await?;
-            c.query(&q.sql, &q.params())
-                .await?
-                .iter()
-                .map(|r| {
-                    let state: String = r.try_get(4)?;
-                    Ok((
-                        r.try_get(0)?,
-                        DeliveryRow {
-                            message_id: r.try_get(1)?,
-                            sender: r.try_get(2)?,
-                            recipient: r.try_get(3)?,
-                            state: DeliveryState::parse(&state)
-                                .ok_or_else(|| internal(format!("unknown delivery state `{state}`")))?,
-                            attempts: attempts_of(r, 5)?,
-                            created_at: r.try_get(6)?,
-                            updated_at: r.try_get(7)?,
-                            last_error: r.try_get(8)?,
-                        },
-                    ))
-                })
-                .collect::<Result<Vec<_>, Fail>>()
-        };
-        run.await.map_err(Fail::into_store)
-    }
-
-    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
-        f.state = Some(DeliveryState::Dead);
-        let mut q = Query::new("UPDATE deliveries AS d SET state = 'pending', attempts = 0, due_at = ");
-        let p = q.bind(now);
-        q.sql += &format!(
-            "{p}::int8, lease_expires_at = NULL, updated_at = {p}::int8, last_error = NULL WHERE d.tenant_id = "
-        );
-        let p = q.bind(tenant.to_owned());
-        q.sql += &p;
-        q.filter(&f);
-        q.sql += " RETURNING d.recipient";
-        let q = &q;
-        let keys = retrying(move || async move {
-            let mut c = self.conn().await?;
-            let tx = c.transaction().await?;
-            let rows = tx.query(&q.sql, &q.params()).await?;
-            let n = rows.len() as u64;
-            let mut keys: Vec<WakeKey> = Vec::with_capacity(rows.len());
-            for r in &rows {
-                keys.push((tenant.to_owned(), r.try_get(0)?));
-            }
-            dedup(&mut keys);
-            // Due now: consumers on every node should look again, as after an accept.
-            notify(&tx, &keys).await?;
-            tx.commit().await?;
-            Ok((n, keys))
-        })
-        .await;
-        let (n, keys) = keys?;
-        self.wake.wake(keys.iter());
-        Ok(n)
-    }
-
-    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
-        f.state = Some(DeliveryState::Dead);
-        let mut q = Query::new("DELETE FROM deliveries AS d WHERE d.tenant_id = ");
-        let p = q.bind(tenant.to_owned());
-        q.sql += &p;
-        q.filter(&f);
-        let q = &q;
-        retrying(move || async move {
-            let c = self.conn().await?;
-            Ok(c.execute(&q.sql, &q.params()).await?)
-        })
-        .await
     }
 
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {

@@ -5,11 +5,6 @@ use tokio_postgres::Row;
 use super::error::Fail;
 use crate::{AgentRecord, MessageRecord, StoreError, SubscriptionRecord};
 
-pub(super) const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \
-     created_at, updated_at, last_seen_at";
-pub(super) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
-     correlation_id, in_reply_to, idempotency_key, created_at, expires_at";
-
 pub(super) fn agent_from_row(r: &Row) -> Result<AgentRecord, Fail> {
     let caps: String = r.try_get(6)?;
     let metadata: Option<String> = r.try_get(7)?;
@@ -29,7 +24,7 @@ pub(super) fn agent_from_row(r: &Row) -> Result<AgentRecord, Fail> {
     })
 }
 
-/// Reads [`MESSAGE_COLS`] starting at column `at`.
+/// Reads `sql::MESSAGE_COLS` starting at column `at`.
 pub(super) fn message_from_row(r: &Row, at: usize) -> Result<MessageRecord, Fail> {
     Ok(MessageRecord {
         tenant: r.try_get(at)?,

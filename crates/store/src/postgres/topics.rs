@@ -7,6 +7,7 @@ use switchboard_core::time::Millis;
 use super::PostgresStore;
 use super::error::{Fail, retrying};
 use super::rows::subscription_from_row;
+use crate::sql::SUBSCRIPTION_COLS;
 use crate::{Result, SubscriptionRecord, TopicRecipient, TopicStore, TopicSummary};
 
 #[async_trait]
@@ -35,10 +36,10 @@ impl TopicStore for PostgresStore {
                 .await?;
             let created = tx.execute(&st, &[&tenant, &topic, &agent_id, &now]).await? == 1;
             let st = tx
-                .prepare_cached(
-                    "SELECT tenant_id, topic, agent_id, created_at FROM topic_subscriptions \
-                     WHERE tenant_id = $1 AND topic = $2 AND agent_id = $3",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLS} FROM topic_subscriptions \
+                     WHERE tenant_id = $1 AND topic = $2 AND agent_id = $3"
+                ))
                 .await?;
             let record = subscription_from_row(&tx.query_one(&st, &[&tenant, &topic, &agent_id]).await?)?;
             tx.commit().await?;
@@ -68,10 +69,10 @@ impl TopicStore for PostgresStore {
         let run = async {
             let c = self.conn().await?;
             let st = c
-                .prepare_cached(
-                    "SELECT tenant_id, topic, agent_id, created_at FROM topic_subscriptions \
-                     WHERE tenant_id = $1 AND topic = $2 AND agent_id > $3 ORDER BY agent_id LIMIT $4",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLS} FROM topic_subscriptions \
+                     WHERE tenant_id = $1 AND topic = $2 AND agent_id > $3 ORDER BY agent_id LIMIT $4"
+                ))
                 .await?;
             let after = after.unwrap_or_default();
             let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);

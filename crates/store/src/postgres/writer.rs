@@ -81,7 +81,7 @@ async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups, health:
             Err(e) => break e.into_store(),
         }
     };
-    if matches!(failure, StoreError::Unavailable(_)) {
+    if matches!(failure, StoreError::Unavailable { .. }) {
         health.failed(&failure);
         for job in jobs {
             let _ = job.reply.send(Err(failure.clone()));
@@ -148,7 +148,7 @@ async fn run_jobs_alone(
             }
             Err(e) => {
                 let e = e.into_store();
-                if matches!(e, StoreError::Unavailable(_)) {
+                if matches!(e, StoreError::Unavailable { .. }) {
                     return Err(Fail::Store(e));
                 }
                 sp.rollback().await?;

@@ -4,9 +4,10 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use switchboard_core::time::Millis;
 
-use super::rows::{AGENT_COLS, agent_from_row};
+use super::rows::agent_from_row;
 use super::{OPEN, SqliteStore, internal};
-use crate::{AgentFilter, AgentRecord, AgentStore, Result, StoreError};
+use crate::sql::{AGENT_COLS, RECIPIENT_DELETED, qualified};
+use crate::{AgentFilter, AgentRecord, AgentStore, Conflict, Result, StoreError};
 
 fn to_json(v: &serde_json::Value) -> String {
     v.to_string()
@@ -35,10 +36,7 @@ impl AgentStore for SqliteStore {
             );
             match res {
                 Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    return Err(StoreError::Conflict(format!(
-                        "an agent named `{}` already exists in this tenant",
-                        a.name
-                    )));
+                    return Err(StoreError::Conflict(Conflict::AgentNameTaken { name: a.name }));
                 }
                 r => r.map_err(internal)?,
             };
@@ -80,7 +78,7 @@ impl AgentStore for SqliteStore {
                     format!(
                         "SELECT {} FROM agents a JOIN agent_capabilities k ON k.tenant_id = a.tenant_id AND k.agent_id = a.id \
                          WHERE a.tenant_id = ?1 AND a.id > ?2 AND k.name = ?4 ORDER BY a.id LIMIT ?3",
-                        AGENT_COLS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+                        qualified(AGENT_COLS, "a")
                     ),
                     cap,
                 ),
@@ -117,7 +115,7 @@ impl AgentStore for SqliteStore {
                 )
                 .map_err(|e| match e {
                     rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        StoreError::Conflict(format!("an agent named `{}` already exists in this tenant", a.name))
+                        StoreError::Conflict(Conflict::AgentNameTaken { name: a.name.clone() })
                     }
                     e => internal(e),
                 })?;
@@ -165,7 +163,7 @@ impl AgentStore for SqliteStore {
             c.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?3, \
-                     last_error = 'the recipient agent was deleted' \
+                     last_error = '{RECIPIENT_DELETED}' \
                      WHERE tenant_id = ?1 AND recipient = ?2 AND {OPEN}"
                 ),
                 params![tenant, principal, now],

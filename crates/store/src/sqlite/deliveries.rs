@@ -2,13 +2,19 @@
 //! in the modes `writer.rs` describes) and the node-wide maintenance reads.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use switchboard_core::api::DeliveryState;
 use switchboard_core::time::Millis;
 
-use super::rows::{MESSAGE_COLS, message_from_row_at};
+use super::rows::{message_from_row_at, state_of};
 use super::writer::{HOT, LAZY, Mode};
 use super::{OPEN, SqliteStore, internal};
-use crate::{Acked, DeliveryCounts, DeliveryStore, LeaseRequest, Leased, MessageRecord, Result, WakeKey};
+use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
+use crate::{
+    Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, MessageRecord, Result,
+    StoreError, WakeKey,
+};
 
 /// The due deliveries of one recipient with their messages, in accept order.
 ///
@@ -21,7 +27,7 @@ fn lease_due_sql() -> String {
          JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
          WHERE d.tenant_id = ?1 AND d.recipient = ?2 AND {OPEN} AND d.due_at <= ?3 \
          ORDER BY d.seq LIMIT ?4 + 0",
-        m_cols = MESSAGE_COLS.split(", ").map(|col| format!("m.{col}")).collect::<Vec<_>>().join(", "),
+        m_cols = qualified(MESSAGE_COLS, "m"),
     )
 }
 
@@ -55,6 +61,32 @@ impl SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+/// Appends the filter's conditions on `d` (deliveries) and `m` (messages) to `sql`.
+fn filter_sql(f: &DeliveryFilter, sql: &mut String, args: &mut Vec<SqlValue>) {
+    if let Some(s) = f.state {
+        sql.push_str(" AND d.state = ?");
+        args.push(SqlValue::Text(s.as_str().into()));
+    }
+    if let Some(r) = &f.recipient {
+        sql.push_str(" AND d.recipient = ?");
+        args.push(SqlValue::Text(r.clone()));
+    }
+    if !f.message_ids.is_empty() {
+        sql.push_str(" AND d.message_id IN (");
+        sql.push_str(&vec!["?"; f.message_ids.len()].join(", "));
+        sql.push(')');
+        args.extend(f.message_ids.iter().map(|id| SqlValue::Text(id.clone())));
+    }
+    if let Some(since) = f.since {
+        sql.push_str(" AND d.created_at >= ?");
+        args.push(SqlValue::Integer(since));
+    }
+    if let Some(after) = f.after {
+        sql.push_str(" AND d.seq > ?");
+        args.push(SqlValue::Integer(after));
     }
 }
 
@@ -103,10 +135,10 @@ impl DeliveryStore for SqliteStore {
                 }
                 if attempts >= req.max_attempts {
                     c.prepare_cached(
-                        "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?2, \
-                         last_error = 'not acknowledged after the maximum number of attempts' WHERE seq = ?1",
+                        "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?2, last_error = ?3 \
+                         WHERE seq = ?1",
                     )
-                    .and_then(|mut s| s.execute(params![seq, req.now]))
+                    .and_then(|mut s| s.execute(params![seq, req.now, OUT_OF_ATTEMPTS]))
                     .map_err(internal)?;
                     continue;
                 }
@@ -204,6 +236,76 @@ impl DeliveryStore for SqliteStore {
             .map_err(internal)
         })
         .await
+    }
+
+    async fn list_deliveries(&self, tenant: &str, f: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut sql = format!("{DELIVERY_LISTING}?");
+            let mut args = vec![SqlValue::Text(tenant)];
+            filter_sql(&f, &mut sql, &mut args);
+            sql.push_str(" ORDER BY d.seq LIMIT ?");
+            args.push(SqlValue::Integer(f.limit.max(1) as i64));
+            let mut st = c.prepare(&sql).map_err(internal)?;
+            let rows = st
+                .query_map(params_from_iter(args), |r| {
+                    let state: String = r.get(4)?;
+                    Ok((
+                        r.get(0)?,
+                        DeliveryRow {
+                            message_id: r.get(1)?,
+                            sender: r.get(2)?,
+                            recipient: r.get(3)?,
+                            state: state_of(&state)?,
+                            attempts: r.get(5)?,
+                            created_at: r.get(6)?,
+                            updated_at: r.get(7)?,
+                            last_error: r.get(8)?,
+                        },
+                    ))
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
+        let tenant = tenant.to_owned();
+        f.state = Some(DeliveryState::Dead);
+        self.write(move |c, keys| {
+            let mut sql = String::from(
+                "UPDATE deliveries AS d SET state = 'pending', attempts = 0, due_at = ?, lease_expires_at = NULL, \
+                 updated_at = ?, last_error = NULL WHERE d.tenant_id = ?",
+            );
+            let mut args = vec![SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(tenant.clone())];
+            filter_sql(&f, &mut sql, &mut args);
+            sql.push_str(" RETURNING recipient");
+            let mut st = c.prepare(&sql).map_err(internal)?;
+            let recipients: Vec<String> = st
+                .query_map(params_from_iter(args), |r| r.get(0))
+                .map_err(internal)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(internal)?;
+            let n = recipients.len() as u64;
+            keys.extend(recipients.into_iter().map(|r| (tenant.clone(), r)));
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
+        let tenant = tenant.to_owned();
+        f.state = Some(DeliveryState::Dead);
+        self.write(move |c, _| {
+            let mut sql = String::from("DELETE FROM deliveries AS d WHERE d.tenant_id = ?");
+            let mut args = vec![SqlValue::Text(tenant)];
+            filter_sql(&f, &mut sql, &mut args);
+            let n = c.execute(&sql, params_from_iter(args)).map_err(internal)?;
+            Ok(n as u64)
+        })
+        .await
+        .map_err(|e: StoreError| e)
     }
 }
 

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::rows::{MESSAGE_COLS, message_from_row, recipients_of, state_of};
+use super::rows::{message_from_row, recipients_of, state_of};
 use super::writer::HOT;
 use super::{SqliteStore, internal};
+use crate::sql::{DELIVERY_COLS, MESSAGE_COLS};
 use crate::{AcceptOutcome, DeliveryRecord, MessageRecord, MessageStore, NewMessage, Result, WakeKey};
 
 fn accept_one(conn: &Connection, m: &NewMessage, keys: &mut Vec<WakeKey>) -> rusqlite::Result<AcceptOutcome> {
@@ -78,10 +79,9 @@ impl MessageStore for SqliteStore {
                 return Ok(None);
             };
             let mut st = c
-                .prepare_cached(
-                    "SELECT recipient, state, attempts, updated_at, delivered_at, acked_at, lease_expires_at, last_error \
-                     FROM deliveries WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY seq",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLS} FROM deliveries WHERE tenant_id = ?1 AND message_id = ?2 ORDER BY seq"
+                ))
                 .map_err(internal)?;
             let rows = st
                 .query_map(params![tenant, id], |r| {

@@ -66,14 +66,14 @@ pub(super) fn internal(e: rusqlite::Error) -> StoreError {
                     | rusqlite::ErrorCode::DatabaseBusy
             ) =>
         {
-            StoreError::Unavailable(msg.clone().unwrap_or_else(|| f.to_string()))
+            StoreError::unavailable(msg.clone().unwrap_or_else(|| f.to_string()))
         }
         e => StoreError::Internal(e.to_string()),
     }
 }
 
 fn open(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+    let conn = Connection::open(path).map_err(|e| StoreError::unavailable(format!("{}: {e}", path.display())))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -92,7 +92,7 @@ impl SqliteStore {
     /// Opens (creating if needed) `switchboard.db` in `dir` and applies the schema.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot create data dir {}: {e}", dir.display())))?;
         let path = dir.join("switchboard.db");
         let writer_conn = open(&path)?;
         migrate(&writer_conn)?;
@@ -217,10 +217,6 @@ impl Store for SqliteStore {
 
     fn wakeups(&self) -> &Wakeups {
         &self.wake
-    }
-
-    fn push(&self) -> Option<&dyn crate::push::PushStore> {
-        Some(self)
     }
 
     async fn close(&self) {

@@ -1,17 +1,14 @@
 //! The SQLite side of push delivery.
 
 use async_trait::async_trait;
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params, params_from_iter};
-use switchboard_core::api::DeliveryState;
+use rusqlite::{OptionalExtension, params};
 use switchboard_core::time::Millis;
 
-use super::rows::{MESSAGE_COLS, message_from_row, state_of};
+use super::rows::message_from_row;
 use super::{OPEN, SqliteStore, internal};
-use crate::push::{
-    AttemptRecord, DeliveryFilter, DeliveryRow, PushClaim, PushJob, PushOutcome, PushSettings, PushStore,
-};
-use crate::{Result, StoreError};
+use crate::Result;
+use crate::push::{AttemptRecord, PushClaim, PushJob, PushOutcome, PushSettings, PushStore};
+use crate::sql::{MESSAGE_COLS, PUSH_SETTINGS_COLS};
 
 fn settings_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PushSettings> {
     let schedule: Option<String> = r.get(at + 5)?;
@@ -24,34 +21,6 @@ fn settings_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PushS
         disabled: disabled != 0,
         retry_schedule_ms: schedule.and_then(|s| serde_json::from_str(&s).ok()),
     })
-}
-
-const SETTINGS_COLS: &str = "p.secret, p.previous, p.previous_until, p.health_error, p.disabled, p.retry_schedule";
-
-/// Appends the filter's conditions on `d` (deliveries) and `m` (messages) to `sql`.
-fn filter_sql(f: &DeliveryFilter, sql: &mut String, args: &mut Vec<SqlValue>) {
-    if let Some(s) = f.state {
-        sql.push_str(" AND d.state = ?");
-        args.push(SqlValue::Text(s.as_str().into()));
-    }
-    if let Some(r) = &f.recipient {
-        sql.push_str(" AND d.recipient = ?");
-        args.push(SqlValue::Text(r.clone()));
-    }
-    if !f.message_ids.is_empty() {
-        sql.push_str(" AND d.message_id IN (");
-        sql.push_str(&vec!["?"; f.message_ids.len()].join(", "));
-        sql.push(')');
-        args.extend(f.message_ids.iter().map(|id| SqlValue::Text(id.clone())));
-    }
-    if let Some(since) = f.since {
-        sql.push_str(" AND d.created_at >= ?");
-        args.push(SqlValue::Integer(since));
-    }
-    if let Some(after) = f.after {
-        sql.push_str(" AND d.seq > ?");
-        args.push(SqlValue::Integer(after));
-    }
 }
 
 #[async_trait]
@@ -81,7 +50,7 @@ impl PushStore for SqliteStore {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT p.agent_id, {SETTINGS_COLS} FROM agent_push p \
+                    "SELECT p.agent_id, {PUSH_SETTINGS_COLS} FROM agent_push p \
                      JOIN agents a ON a.tenant_id = p.tenant_id AND a.id = p.agent_id \
                      WHERE p.tenant_id = ?1 AND p.agent_id = ?2"
                 ))
@@ -103,7 +72,7 @@ impl PushStore for SqliteStore {
         self.write(move |c, _| {
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT d.seq, d.tenant_id, d.message_id, d.attempts, a.id, a.endpoint, {SETTINGS_COLS} \
+                    "SELECT d.seq, d.tenant_id, d.message_id, d.attempts, a.id, a.endpoint, {PUSH_SETTINGS_COLS} \
                      FROM deliveries d \
                      JOIN agents a ON a.tenant_id = d.tenant_id AND d.recipient = 'agent:' || a.id \
                      JOIN agent_push p ON p.tenant_id = a.tenant_id AND p.agent_id = a.id \
@@ -249,80 +218,6 @@ impl PushStore for SqliteStore {
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
         })
         .await
-    }
-
-    async fn list_deliveries(&self, tenant: &str, f: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>> {
-        let tenant = tenant.to_owned();
-        self.read(move |c| {
-            let mut sql = String::from(
-                "SELECT d.seq, d.message_id, m.sender, d.recipient, d.state, d.attempts, d.created_at, d.updated_at, d.last_error \
-                 FROM deliveries d JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
-                 WHERE d.tenant_id = ?",
-            );
-            let mut args = vec![SqlValue::Text(tenant)];
-            filter_sql(&f, &mut sql, &mut args);
-            sql.push_str(" ORDER BY d.seq LIMIT ?");
-            args.push(SqlValue::Integer(f.limit.max(1) as i64));
-            let mut st = c.prepare(&sql).map_err(internal)?;
-            let rows = st
-                .query_map(params_from_iter(args), |r| {
-                    let state: String = r.get(4)?;
-                    Ok((
-                        r.get(0)?,
-                        DeliveryRow {
-                            message_id: r.get(1)?,
-                            sender: r.get(2)?,
-                            recipient: r.get(3)?,
-                            state: state_of(&state)?,
-                            attempts: r.get(5)?,
-                            created_at: r.get(6)?,
-                            updated_at: r.get(7)?,
-                            last_error: r.get(8)?,
-                        },
-                    ))
-                })
-                .map_err(internal)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
-        })
-        .await
-    }
-
-    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
-        let tenant = tenant.to_owned();
-        f.state = Some(DeliveryState::Dead);
-        self.write(move |c, keys| {
-            let mut sql = String::from(
-                "UPDATE deliveries AS d SET state = 'pending', attempts = 0, due_at = ?, lease_expires_at = NULL, \
-                 updated_at = ?, last_error = NULL WHERE d.tenant_id = ?",
-            );
-            let mut args = vec![SqlValue::Integer(now), SqlValue::Integer(now), SqlValue::Text(tenant.clone())];
-            filter_sql(&f, &mut sql, &mut args);
-            sql.push_str(" RETURNING recipient");
-            let mut st = c.prepare(&sql).map_err(internal)?;
-            let recipients: Vec<String> = st
-                .query_map(params_from_iter(args), |r| r.get(0))
-                .map_err(internal)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(internal)?;
-            let n = recipients.len() as u64;
-            keys.extend(recipients.into_iter().map(|r| (tenant.clone(), r)));
-            Ok(n)
-        })
-        .await
-    }
-
-    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
-        let tenant = tenant.to_owned();
-        f.state = Some(DeliveryState::Dead);
-        self.write(move |c, _| {
-            let mut sql = String::from("DELETE FROM deliveries AS d WHERE d.tenant_id = ?");
-            let mut args = vec![SqlValue::Text(tenant)];
-            filter_sql(&f, &mut sql, &mut args);
-            let n = c.execute(&sql, params_from_iter(args)).map_err(internal)?;
-            Ok(n as u64)
-        })
-        .await
-        .map_err(|e: StoreError| e)
     }
 
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {

@@ -5,11 +5,6 @@ use switchboard_core::api::DeliveryState;
 
 use crate::{AgentRecord, MessageRecord, SubscriptionRecord};
 
-pub(super) const AGENT_COLS: &str =
-    "tenant_id, id, name, description, version, endpoint, capabilities, metadata, created_at, updated_at, last_seen_at";
-pub(super) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, correlation_id, \
-     in_reply_to, idempotency_key, created_at, expires_at";
-
 pub(super) fn agent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentRecord> {
     let caps: String = r.get(6)?;
     let metadata: Option<String> = r.get(7)?;
@@ -32,7 +27,7 @@ pub(super) fn message_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Messag
     message_from_row_at(r, 0)
 }
 
-/// A message whose [`MESSAGE_COLS`] start at column `at`.
+/// A message whose `sql::MESSAGE_COLS` start at column `at`.
 pub(super) fn message_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
         tenant: r.get(at)?,

@@ -7,6 +7,7 @@ use switchboard_core::time::Millis;
 
 use super::rows::subscription_from_row;
 use super::{SqliteStore, internal};
+use crate::sql::SUBSCRIPTION_COLS;
 use crate::{Result, SubscriptionRecord, TopicRecipient, TopicStore, TopicSummary};
 
 #[async_trait]
@@ -38,10 +39,10 @@ impl TopicStore for SqliteStore {
                 .map_err(internal)?
                 == 1;
             let record = c
-                .prepare_cached(
-                    "SELECT tenant_id, topic, agent_id, created_at FROM topic_subscriptions \
-                     WHERE tenant_id = ?1 AND topic = ?2 AND agent_id = ?3",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLS} FROM topic_subscriptions \
+                     WHERE tenant_id = ?1 AND topic = ?2 AND agent_id = ?3"
+                ))
                 .and_then(|mut st| st.query_row(params![tenant, topic, agent_id], subscription_from_row))
                 .map_err(internal)?;
             Ok(Some((record, created)))
@@ -73,10 +74,10 @@ impl TopicStore for SqliteStore {
         let (tenant, topic) = (tenant.to_owned(), topic.to_owned());
         self.read(move |c| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT tenant_id, topic, agent_id, created_at FROM topic_subscriptions \
-                     WHERE tenant_id = ?1 AND topic = ?2 AND agent_id > ?3 ORDER BY agent_id LIMIT ?4",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIPTION_COLS} FROM topic_subscriptions \
+                     WHERE tenant_id = ?1 AND topic = ?2 AND agent_id > ?3 ORDER BY agent_id LIMIT ?4"
+                ))
                 .map_err(internal)?;
             let after = after.unwrap_or_default();
             let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);

@@ -77,12 +77,9 @@ impl SqliteStore {
             (err, done)
         });
         let sender = self.jobs.lock().expect("jobs lock poisoned").clone();
-        let sender = sender.ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
-        sender
-            .send(Queued { mode, job })
-            .await
-            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Unavailable("the write could not be committed".into()))?
+        let sender = sender.ok_or_else(|| StoreError::unavailable("the store is shutting down"))?;
+        sender.send(Queued { mode, job }).await.map_err(|_| StoreError::unavailable("the store writer stopped"))?;
+        rx.await.map_err(|_| StoreError::unavailable("the write could not be committed"))?
     }
 }
 
@@ -113,7 +110,7 @@ pub(super) fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Queued>, wake
                 // hear the write was not committed) rather than committed without fsync.
                 Err(e) if durable => {
                     tracing::error!(error = %e, "cannot restore synchronous = FULL; refusing the group");
-                    health.failed(&StoreError::Unavailable(format!("cannot restore synchronous = FULL: {e}")));
+                    health.failed(&StoreError::unavailable(format!("cannot restore synchronous = FULL: {e}")));
                     batch.clear();
                     continue;
                 }
@@ -188,14 +185,14 @@ fn run_group(
         {
             // Its partial changes cannot be undone alone: nothing in the group commits. A
             // store that cannot write is logged once, as a change of its health (below).
-            if matches!(e, StoreError::Unavailable(_)) {
+            if matches!(e, StoreError::Unavailable { .. }) {
                 tracing::debug!(error = %e, "a write without a savepoint failed; rolling back its whole group");
             } else {
                 tracing::error!(error = %e, "a write without a savepoint failed; rolling back its whole group");
             }
-            failure = Some(StoreError::Unavailable("the write could not be committed; retry".into()));
+            failure = Some(StoreError::unavailable("the write could not be committed; retry"));
         }
-        if let Some(e @ StoreError::Unavailable(_)) = err
+        if let Some(e @ StoreError::Unavailable { .. }) = err
             && unavailable.is_none()
         {
             *unavailable = Some(e);

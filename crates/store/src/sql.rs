@@ -1,0 +1,56 @@
+//! SQL text both backends spell alike: the column lists the row readers depend on (their
+//! order is the readers' column numbers) and the texts that rules write into rows. What must
+//! differ stays with each backend: parameter syntax, and the open-delivery condition (`OR`
+//! on SQLite, whose planner needs it to match its partial indexes; `IN` on PostgreSQL).
+
+/// The columns of `messages` a `MessageRecord` is read from.
+pub(crate) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
+     correlation_id, in_reply_to, idempotency_key, created_at, expires_at";
+
+/// The columns of `agents` an `AgentRecord` is read from (and written to).
+pub(crate) const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \
+     created_at, updated_at, last_seen_at";
+
+/// The columns of `topic_subscriptions` a `SubscriptionRecord` is read from.
+pub(crate) const SUBSCRIPTION_COLS: &str = "tenant_id, topic, agent_id, created_at";
+
+/// The columns of `deliveries` a `DeliveryRecord` is read from.
+pub(crate) const DELIVERY_COLS: &str =
+    "recipient, state, attempts, updated_at, delivered_at, acked_at, lease_expires_at, last_error";
+
+/// A `DeliveryRow` with its sequence (the listing cursor) first: deliveries `d` joined with
+/// their messages `m`, ready for the tenant condition.
+pub(crate) const DELIVERY_LISTING: &str = "SELECT d.seq, d.message_id, m.sender, d.recipient, d.state, d.attempts, \
+     d.created_at, d.updated_at, d.last_error \
+     FROM deliveries d JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
+     WHERE d.tenant_id = ";
+
+/// The columns of `agent_push` (as `p`) a `PushSettings` is read from.
+pub(crate) const PUSH_SETTINGS_COLS: &str =
+    "p.secret, p.previous, p.previous_until, p.health_error, p.disabled, p.retry_schedule";
+
+/// `last_error` of a delivery that went dead because it was handed out `max_attempts` times.
+pub(crate) const OUT_OF_ATTEMPTS: &str = "not acknowledged after the maximum number of attempts";
+
+/// `last_error` of the open deliveries of an agent that was deleted.
+pub(crate) const RECIPIENT_DELETED: &str = "the recipient agent was deleted";
+
+/// `cols` with each column qualified by the table alias `alias` (`m.id, m.sender, …`).
+pub(crate) fn qualified(cols: &str, alias: &str) -> String {
+    cols.split(", ").map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Continuation lines must not leave doubled spaces or a column without its comma.
+    #[test]
+    fn column_lists_are_single_spaced() {
+        for cols in [MESSAGE_COLS, AGENT_COLS, SUBSCRIPTION_COLS, DELIVERY_COLS, PUSH_SETTINGS_COLS] {
+            assert!(!cols.contains("  "), "{cols}");
+            assert!(cols.split(", ").all(|c| !c.is_empty() && !c.contains(' ')), "{cols}");
+        }
+        assert_eq!(qualified("a, b", "m"), "m.a, m.b");
+    }
+}
