@@ -1,6 +1,7 @@
 //! The hub's log on stderr as a file, a pipe or a log shipper receives it: text without
 //! colour codes when stderr is not a terminal, and with `--log-format json` (or its
-//! spellings) one JSON object per line, the shutdown notice and a fatal error included.
+//! spellings) one JSON object per line, the shutdown notice and a fatal error included; and
+//! no token or secret in it, at any level.
 
 mod common;
 
@@ -93,4 +94,102 @@ fn a_fatal_error_is_a_json_line_too_when_the_logs_are_json() {
     assert_eq!(event["level"], "ERROR", "{log}");
     let message = event["fields"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("missing.toml"), "{log}");
+}
+
+/// Everything secret one run handled: the admin token, two agents' API keys, webhook secrets
+/// before and after a rotation, and tokens the hub refused. None may reach the log, even with
+/// every crate logging at `trace` — the level someone turns on when chasing a bug, and whose
+/// log then goes into a ticket.
+#[tokio::test]
+async fn no_token_or_secret_reaches_the_log_even_at_trace_level() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use switchboard_client::InboxOptions;
+    use switchboard_core::api::SendMessage;
+
+    // A webhook receiver on loopback, so that a push is signed with the agent's secret.
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let counter = pushed.clone();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = switchboard();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path());
+    cmd.env("SWITCHBOARD_ADMIN_TOKEN", ADMIN)
+        .env("SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS", "true")
+        .env("RUST_LOG", "trace")
+        .env("NO_COLOR", "1");
+    let mut hub = Running::spawn(cmd);
+    let line = hub.line(30, "the hub's `listening on` line");
+    let url = line.strip_prefix("switchboard listening on ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
+
+    let admin = Client::new(&url, Some(ADMIN.into()));
+    let reader = admin.register_agent(&RegisterAgent { name: "reader".into(), ..Default::default() }).await.unwrap();
+    let hooked = RegisterAgent { name: "hooked".into(), endpoint: Some(hook), ..Default::default() };
+    let hooked = admin.register_agent(&hooked).await.unwrap();
+    let rotated = admin.rotate_webhook_secret(&hooked.agent.id).await.unwrap();
+    let mut secrets = vec![
+        ADMIN.to_owned(),
+        reader.api_key.clone(),
+        hooked.api_key.clone(),
+        hooked.webhook_secret.clone(),
+        rotated.secret.clone(),
+    ];
+
+    // A push, signed with the rotated secret (and the previous one, still in its grace).
+    let as_reader = Client::new(&url, Some(reader.api_key.clone()));
+    let to_hooked = SendMessage::text(format!("agent:{}", hooked.agent.id).as_str(), "pushed");
+    as_reader.send(&to_hooked).await.unwrap();
+    // Pulls: the inbox and both streams, the SSE one with the key in its URL.
+    admin.send(&SendMessage::text(format!("agent:{}", reader.agent.id).as_str(), "pulled")).await.unwrap();
+    let inbox = as_reader.inbox(&InboxOptions { wait_ms: Some(5_000), ..Default::default() }).await.unwrap();
+    assert_eq!(inbox.messages.len(), 1);
+    as_reader.ack(inbox.messages.iter().map(|m| m.message.id.clone()).collect()).await.unwrap();
+    as_reader.stream().await.unwrap().close().await.unwrap();
+    let sse = reqwest::get(format!("{url}/v1/events?access_token={}", reader.api_key)).await.unwrap();
+    assert_eq!(sse.status(), 200);
+    drop(sse);
+    // Tokens the hub refuses are secrets too: a mistyped real one is one character away.
+    for wrong in ["sbk_not-a-real-key-0123456789abcdef", "sba_not-the-admin-token-0123456789"] {
+        secrets.push(wrong.to_owned());
+        let refused = Client::new(&url, Some(wrong.to_owned())).whoami().await;
+        assert!(refused.is_err(), "{wrong} was accepted");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pushed.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the push never reached the receiver: {}", hub.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    hub.interrupt();
+    assert!(hub.exit(30, "the hub after Ctrl-C").success(), "{}", hub.stderr());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hub.stderr().contains("shutting down") {
+        assert!(Instant::now() < deadline, "no shutdown notice on stderr");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = hub.stderr();
+    // The log really is at trace, and really covers the run: otherwise this proves nothing.
+    assert!(log.contains("TRACE"), "no trace lines: the filter was not applied");
+    assert!(log.contains(&reader.agent.id) && log.contains(&hooked.agent.id), "{log}");
+    for secret in &secrets {
+        // The secret part alone, without its recognisable prefix, must not appear either.
+        let body = secret.split_once('_').map_or(secret.as_str(), |(_, rest)| rest);
+        for (n, line) in log.lines().enumerate() {
+            assert!(!line.contains(body), "line {} of the log holds a secret ({}…): {line}", n + 1, &secret[..6]);
+        }
+    }
 }
