@@ -287,6 +287,9 @@ pub enum BreakKind {
     /// Its `prev_hash` is not the hash of the entry before it: entries were reordered (or
     /// one before it replaced, or removed and the rest renumbered).
     Reordered,
+    /// It is past the chain's head (the last `seq` the store recorded, `head`): it was
+    /// added outside the hub.
+    BeyondHead { head: i64 },
 }
 
 /// The first entry that shows tampering, and how.
@@ -309,6 +312,9 @@ impl fmt::Display for ChainBreak {
             BreakKind::Removed { from, to } => write!(f, "entries {from} to {to} were removed (found at entry {seq})"),
             BreakKind::OutOfOrder { previous } => {
                 write!(f, "entry {seq} is out of order: it comes after entry {previous}")
+            }
+            BreakKind::BeyondHead { head } => {
+                write!(f, "entry {seq} was added outside the hub: the chain's head records {head} entries")
             }
             BreakKind::Reordered => {
                 write!(f, "entry {seq} was reordered or replaced: its prev_hash is not the hash of entry {}", seq - 1)
@@ -356,13 +362,15 @@ impl ChainCheck {
     }
 
     /// After the last entry: the chain's head as recorded apart from the entries (its last
-    /// `seq`) must be the last entry checked, or entries after it were removed.
+    /// `seq`) must be the last entry checked. Ahead of it, entries after it were removed;
+    /// behind it, entries were added without the store.
     pub fn finish(&self, head_seq: i64) -> Result<(), ChainBreak> {
-        if head_seq > self.prev_seq {
-            return Err(ChainBreak {
-                seq: self.prev_seq,
-                kind: BreakKind::Removed { from: self.prev_seq + 1, to: head_seq },
-            });
+        let last = self.prev_seq;
+        if head_seq > last {
+            return Err(ChainBreak { seq: last, kind: BreakKind::Removed { from: last + 1, to: head_seq } });
+        }
+        if head_seq < last {
+            return Err(ChainBreak { seq: head_seq + 1, kind: BreakKind::BeyondHead { head: head_seq } });
         }
         Ok(())
     }
@@ -454,6 +462,7 @@ mod tests {
         c.iter().for_each(|e| check.next(e).unwrap());
         assert_eq!(check.finish(2), Ok(()));
         assert_eq!(check.finish(4), Err(ChainBreak { seq: 2, kind: BreakKind::Removed { from: 3, to: 4 } }));
+        assert_eq!(check.finish(1), Err(ChainBreak { seq: 2, kind: BreakKind::BeyondHead { head: 1 } }));
     }
 
     #[test]
