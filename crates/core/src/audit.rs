@@ -306,10 +306,18 @@ impl fmt::Display for ChainBreak {
         let seq = self.seq;
         match &self.kind {
             BreakKind::Edited => write!(f, "entry {seq} was edited: its content does not match its hash"),
-            BreakKind::Removed { from, to } if from == to => {
-                write!(f, "entry {from} was removed (found at entry {seq})")
+            BreakKind::Removed { from, to } => {
+                match from == to {
+                    true => write!(f, "entry {from} was removed")?,
+                    false => write!(f, "entries {from} to {to} were removed")?,
+                }
+                match seq {
+                    // Found at the end: the head records more entries than are left.
+                    0 if *from > seq => write!(f, " (none is left, but the chain's head records {to})"),
+                    _ if *from > seq => write!(f, " (the chain ends at entry {seq}, but its head records {to})"),
+                    _ => write!(f, " (found at entry {seq})"),
+                }
             }
-            BreakKind::Removed { from, to } => write!(f, "entries {from} to {to} were removed (found at entry {seq})"),
             BreakKind::OutOfOrder { previous } => {
                 write!(f, "entry {seq} is out of order: it comes after entry {previous}")
             }
@@ -487,6 +495,10 @@ mod tests {
         assert_eq!(b.to_string(), "entry 7 was edited: its content does not match its hash");
         let b = ChainBreak { seq: 7, kind: BreakKind::Removed { from: 5, to: 6 } };
         assert_eq!(b.to_string(), "entries 5 to 6 were removed (found at entry 7)");
+        let b = ChainBreak { seq: 4, kind: BreakKind::Removed { from: 5, to: 5 } };
+        assert_eq!(b.to_string(), "entry 5 was removed (the chain ends at entry 4, but its head records 5)");
+        let b = ChainBreak { seq: 0, kind: BreakKind::Removed { from: 1, to: 2 } };
+        assert_eq!(b.to_string(), "entries 1 to 2 were removed (none is left, but the chain's head records 2)");
         assert_eq!(
             serde_json::to_value(ChainBreak { seq: 3, kind: BreakKind::Reordered }).unwrap(),
             json!({"seq": 3, "kind": "reordered"})

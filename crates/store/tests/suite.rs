@@ -744,6 +744,7 @@ backends!(
     audited_changes_write_their_entry,
     auditing_sends_is_off_until_set,
     concurrent_appends_keep_one_chain,
+    verifying_while_appending_finds_no_break,
     accept_lease_ack,
     lease_expiry_makes_it_due_again,
     idempotency_key_returns_the_first_message,

@@ -154,6 +154,30 @@ pub(super) async fn concurrent_appends_keep_one_chain(s: &dyn Store) {
     assert_eq!(s.verify_audit(T).await.unwrap(), ok(T, N as u64));
 }
 
+/// `verify_audit` on a chain that grows while it is read (a live hub) finds nothing wrong:
+/// entries appended after it read the head are not mistaken for forged ones.
+pub(super) async fn verifying_while_appending_finds_no_break(s: &dyn Store) {
+    let appends = (1..=1200).map(|i| s.append_audit(event(T, "admin", AuditAction::Login, i)));
+    futures_util::future::try_join_all(appends).await.unwrap();
+    let more = async {
+        for i in 1201..=1400 {
+            s.append_audit(event(T, "admin", AuditAction::Login, i)).await.unwrap();
+        }
+    };
+    let verify = async {
+        let mut verdicts = Vec::new();
+        for _ in 0..8 {
+            verdicts.push(s.verify_audit(T).await.unwrap());
+        }
+        verdicts
+    };
+    let ((), verdicts) = tokio::join!(more, verify);
+    for v in verdicts {
+        assert_eq!(v.broken, None, "after {} entries", v.entries);
+    }
+    assert_eq!(s.verify_audit(T).await.unwrap(), ok(T, 1400));
+}
+
 /// Direct access to the database under a store, as someone tampering with it would have.
 pub(super) enum Raw {
     /// The SQLite file (a connection is opened per statement: one is not `Sync`).
