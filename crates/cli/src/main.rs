@@ -13,7 +13,7 @@ mod conn;
 mod logs;
 mod output;
 
-use commands::{agent, bench, dead_letters, deliveries, inbox, message, migrate, send, serve, tail, topic};
+use commands::{agent, audit, bench, dead_letters, deliveries, inbox, message, migrate, send, serve, tail, topic};
 
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Messaging hub for AI agents and the people who work with them")]
@@ -50,6 +50,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Follow this agent's messages as they arrive (WebSocket), acknowledging each.
     Tail(tail::TailArgs),
+    /// Check the tamper-evident audit log directly in the store.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 #[tokio::main]
@@ -92,5 +95,6 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Inbox(args) => inbox::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Tail(args) => tail::run(args).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
     }
 }

@@ -506,3 +506,123 @@ async fn errors_exit_non_zero_and_say_what_to_do() {
     assert!(err.contains("cannot connect") && err.contains("Connection refused"), "{err}");
     assert!(err.contains("SWITCHBOARD_URL"), "{err}");
 }
+
+/// Appends `n` entries to `tenant`'s audit log through the store, as the hub would.
+async fn audit_entries(store: &dyn switchboard_store::Store, tenant: &str, n: i64) {
+    use switchboard_core::audit::{AuditAction, NewAuditEvent};
+    for i in 1..=n {
+        let e = NewAuditEvent {
+            tenant: tenant.into(),
+            at: 1_795_000_000_000 + i,
+            actor: "admin".into(),
+            action: AuditAction::AgentRegister,
+            target: format!("agent:a{i}"),
+            detail: json!({"name": format!("a{i}")}),
+        };
+        store.append_audit(e).await.unwrap();
+    }
+}
+
+/// `audit verify` reads the store directly: whole chains pass; an entry edited, one removed
+/// and two swapped with SQL on the database are each named, and the command fails.
+async fn audit_verify(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => match common::cli::Database::create("audit_verify") {
+            Some(db) => Some(db),
+            None => return,
+        },
+    };
+    let store_flags = match &db {
+        None => vec!["--data-dir".to_owned(), dir.path().display().to_string()],
+        Some(db) => vec!["--database-url".to_owned(), db.url.clone()],
+    };
+    let store = switchboard_store::open(db.as_ref().map(|d| d.url.as_str()), dir.path(), "test".into()).await.unwrap();
+    for tenant in ["edited", "good", "removed", "reordered"] {
+        audit_entries(store.as_ref(), tenant, 4).await;
+    }
+    store.close().await;
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify"];
+        args.extend(store_flags.iter().map(String::as_str));
+        args.extend(extra);
+        Cli::new("http://unused", None).run(&args)
+    };
+
+    let t = verify(&[]).table();
+    assert_eq!(t.headers, ["TENANT", "ENTRIES", "RESULT"]);
+    assert_eq!(t.column("TENANT"), ["edited", "good", "removed", "reordered"]);
+    assert_eq!(t.column("ENTRIES"), ["4"; 4]);
+    assert_eq!(t.column("RESULT"), ["ok"; 4]);
+
+    let tamper = [
+        "UPDATE audit_events SET detail = '{\"name\":\"mallory\"}' WHERE tenant_id = 'edited' AND seq = 2",
+        "DELETE FROM audit_events WHERE tenant_id = 'removed' AND seq = 2",
+        "UPDATE audit_events SET seq = -2 WHERE tenant_id = 'reordered' AND seq = 2",
+        "UPDATE audit_events SET seq = 2 WHERE tenant_id = 'reordered' AND seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE tenant_id = 'reordered' AND seq = -2",
+    ];
+    match &db {
+        None => {
+            let c = rusqlite::Connection::open(dir.path().join("switchboard.db")).unwrap();
+            for sql in tamper {
+                c.execute(sql, []).unwrap();
+            }
+        }
+        Some(db) => {
+            for sql in tamper {
+                let ok = std::process::Command::new("psql").args([&db.url, "-qc", sql]).status().unwrap();
+                assert!(ok.success(), "{sql}");
+            }
+        }
+    }
+
+    let run = verify(&[]);
+    assert_eq!(run.out.status.code(), Some(1), "a broken chain fails the command: {}", run.stdout());
+    let t = common::cli::Table::parse(&run.stdout());
+    let edited = "BROKEN: entry 2 was edited: its content does not match its hash";
+    let removed = "BROKEN: entry 2 was removed (found at entry 3)";
+    let reordered = "BROKEN: entry 2 was reordered or replaced: its prev_hash is not the hash of entry 1";
+    assert_eq!(t.column("RESULT"), [edited, "ok", removed, reordered]);
+    assert_eq!(t.column("ENTRIES"), ["4", "4", "3", "4"]);
+    let err = run.stderr();
+    assert!(err.starts_with("error: the audit log was tampered with: tenant edited: entry 2 was edited"), "{err}");
+    assert!(err.contains("tenant removed: entry 2 was removed") && err.contains("tenant reordered: entry 2"), "{err}");
+
+    let run = verify(&["--json"]);
+    assert_eq!(run.out.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(v[0], json!({"tenant": "edited", "entries": 4, "ok": false, "broken": {"seq": 2, "kind": "edited"}}));
+    assert_eq!(v[1], json!({"tenant": "good", "entries": 4, "ok": true, "broken": null}));
+    assert_eq!(v[2]["broken"], json!({"seq": 3, "kind": "removed", "from": 2, "to": 2}));
+    assert_eq!(v[3]["broken"], json!({"seq": 2, "kind": "reordered"}));
+
+    // One tenant: only its chain is checked.
+    let t = verify(&["--tenant", "good"]).table();
+    assert_eq!((t.column("TENANT"), t.column("RESULT")), (vec!["good"], vec!["ok"]));
+}
+
+#[tokio::test]
+async fn audit_verify_names_tampered_entries_on_sqlite() {
+    audit_verify(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn audit_verify_names_tampered_entries_on_postgres() {
+    audit_verify(Backend::Postgres).await;
+}
+
+/// Pointed at a directory without a store, `audit verify` says so instead of making one.
+#[test]
+fn audit_verify_needs_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    let err =
+        Cli::new("http://unused", None).run(&["audit", "verify", "--data-dir", &missing.display().to_string()]).fails();
+    assert!(err.contains("no store in") && err.contains("--data-dir"), "{err}");
+    assert!(!missing.exists(), "nothing was created");
+    let err = Cli::new("http://unused", None).run(&["audit", "verify"]).out;
+    assert_eq!(err.status.code(), Some(2), "clap refuses a missing store flag");
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--data-dir"));
+}

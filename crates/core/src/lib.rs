@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod api;
+pub mod audit;
 pub mod ids;
 pub mod principal;
 pub mod schema;

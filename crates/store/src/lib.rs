@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use switchboard_core::principal::Principal;
 use switchboard_core::time::Millis;
 
+pub mod audit;
 mod error;
 pub mod health;
 pub mod postgres;
@@ -29,20 +30,24 @@ pub use records::{
 };
 pub use wake::{WakeKey, Wakeups};
 
+use audit::AuditStore;
 use push::PushStore;
+use switchboard_core::audit::NewAuditEvent;
 
-/// Agents: their cards, their API keys and when they were last seen.
+/// Agents: their cards, their API keys and when they were last seen. The changes take the
+/// audit entry that records them (see [`audit`]: written in the same transaction, only when
+/// something changed).
 #[async_trait]
 pub trait AgentStore: Send + Sync {
     /// Stores a new agent and the hash of its API key. `Conflict` if the name is taken.
-    async fn create_agent(&self, agent: AgentRecord, key_hash: String) -> Result<()>;
+    async fn create_agent(&self, agent: AgentRecord, key_hash: String, audit: Option<NewAuditEvent>) -> Result<()>;
     async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>>;
     async fn list_agents(&self, tenant: &str, filter: AgentFilter) -> Result<Vec<AgentRecord>>;
     /// Replaces the card fields of an agent (not id, created_at, last_seen_at).
-    async fn update_agent(&self, agent: AgentRecord) -> Result<Option<AgentRecord>>;
+    async fn update_agent(&self, agent: AgentRecord, audit: Option<NewAuditEvent>) -> Result<Option<AgentRecord>>;
     /// Removes the agent, its keys, its topic subscriptions and its push settings (webhook
     /// secrets); its open deliveries become `dead`.
-    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool>;
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis, audit: Option<NewAuditEvent>) -> Result<bool>;
     /// Records that agents were seen (heartbeat or authenticated request).
     async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;
 }
@@ -90,10 +95,17 @@ pub trait DeliveryStore: Send + Sync {
     async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>>;
     /// Deliveries matching the filter, in sequence order, with their sequence (the cursor).
     async fn list_deliveries(&self, tenant: &str, filter: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>>;
-    /// Dead deliveries matching the filter become pending again (attempts start over).
-    async fn replay_dead(&self, tenant: &str, filter: DeliveryFilter, now: Millis) -> Result<u64>;
-    /// Deletes dead deliveries matching the filter.
-    async fn purge_dead(&self, tenant: &str, filter: DeliveryFilter) -> Result<u64>;
+    /// Dead deliveries matching the filter become pending again (attempts start over). The
+    /// audit entry, with `"count"` added, is written with them when there were any.
+    async fn replay_dead(
+        &self,
+        tenant: &str,
+        filter: DeliveryFilter,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<u64>;
+    /// Deletes dead deliveries matching the filter; audited like [`DeliveryStore::replay_dead`].
+    async fn purge_dead(&self, tenant: &str, filter: DeliveryFilter, audit: Option<NewAuditEvent>) -> Result<u64>;
 }
 
 /// Topic subscriptions: who hears a publish.
@@ -135,7 +147,9 @@ pub trait TopicStore: Send + Sync {
 /// object has its supertraits' methods); code that holds a concrete backend brings them into
 /// scope with `use switchboard_store::prelude::*`.
 #[async_trait]
-pub trait Store: AgentStore + MessageStore + DeliveryStore + TopicStore + PushStore + Send + Sync + 'static {
+pub trait Store:
+    AgentStore + MessageStore + DeliveryStore + TopicStore + PushStore + AuditStore + Send + Sync + 'static
+{
     /// Answers when the store can serve (for `/ready`).
     async fn ping(&self) -> Result<()>;
     /// How the latest writes went (for `/ready`: a node that answers reads but cannot commit
@@ -178,6 +192,7 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 
 /// The store's traits, to bring every area's methods into scope on a concrete backend.
 pub mod prelude {
+    pub use crate::audit::AuditStore;
     pub use crate::push::PushStore;
     pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TopicStore};
 }

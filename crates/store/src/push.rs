@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use switchboard_core::time::Millis;
 
+use switchboard_core::audit::NewAuditEvent;
+
 use crate::{MessageRecord, Result};
 
 /// An agent's push settings and health.
@@ -77,7 +79,14 @@ pub enum PushOutcome {
 pub trait PushStore: Send + Sync {
     /// Creates or replaces a registered agent's push settings; does nothing for an agent that
     /// is not (or no longer) registered, so a deleted agent's secret is never written back.
-    async fn put_push_settings(&self, tenant: &str, agent_id: &str, s: PushSettings) -> Result<()>;
+    /// `audit` (a webhook secret rotation) is written with them, if they were.
+    async fn put_push_settings(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        s: PushSettings,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()>;
     /// The settings of those of `agent_ids` that are registered and have some, in that order:
     /// a deleted agent has none, like any other trace of it.
     async fn push_settings(&self, tenant: &str, agent_ids: &[String]) -> Result<Vec<(String, PushSettings)>>;
@@ -99,7 +108,13 @@ pub trait PushStore: Send + Sync {
     async fn attempts(&self, tenant: &str, message_id: &str) -> Result<Vec<AttemptRecord>>;
     /// The tenant's push settings (JSON text), if it set any.
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>>;
-    async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()>;
+    /// Replaces the tenant's push settings, with the audit entry recording it.
+    async fn put_tenant_push_settings(
+        &self,
+        tenant: &str,
+        settings: String,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()>;
     /// The hub's Ed25519 signing key (32 secret bytes), shared by every node: stores
     /// `candidate` if there is none yet and returns whichever is stored.
     async fn signing_key(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;

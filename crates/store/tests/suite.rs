@@ -17,6 +17,10 @@ use switchboard_store::{
     StoreError,
 };
 
+#[path = "suite/audit.rs"]
+mod audit;
+use audit::*;
+
 const T: &str = "t1";
 
 fn agent(tenant: &str, id: &str, name: &str) -> AgentRecord {
@@ -95,8 +99,8 @@ async fn idempotency_key_returns_the_first_message(s: &dyn Store) {
 }
 
 async fn tenants_do_not_see_each_other(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "same-name"), "hash-1".into()).await.unwrap();
-    s.create_agent(agent("t2", "a2", "same-name"), "hash-2".into()).await.unwrap();
+    s.create_agent(agent(T, "a1", "same-name"), "hash-1".into(), None).await.unwrap();
+    s.create_agent(agent("t2", "a2", "same-name"), "hash-2".into(), None).await.unwrap();
     s.accept(vec![message(T, "m1", "agent:b", None)]).await.unwrap();
     assert!(s.get_message("t2", "m1").await.unwrap().is_none());
     assert!(s.lease(lease_req("t2", "agent:b", 1000)).await.unwrap().is_empty());
@@ -108,8 +112,8 @@ async fn tenants_do_not_see_each_other(s: &dyn Store) {
 }
 
 async fn agent_names_are_unique_per_tenant(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "bob"), "h1".into()).await.unwrap();
-    let err = s.create_agent(agent(T, "a2", "bob"), "h2".into()).await.unwrap_err();
+    s.create_agent(agent(T, "a1", "bob"), "h1".into(), None).await.unwrap();
+    let err = s.create_agent(agent(T, "a2", "bob"), "h2".into(), None).await.unwrap_err();
     assert_eq!(err, StoreError::Conflict(Conflict::AgentNameTaken { name: "bob".into() }));
     assert!(s.principal_for_token("h2").await.unwrap().is_none(), "a refused create writes nothing");
 }
@@ -161,10 +165,10 @@ async fn nack_due_now_wakes_and_redelivers(s: &dyn Store) {
 }
 
 async fn deleting_an_agent_kills_its_open_deliveries(s: &dyn Store) {
-    s.create_agent(agent(T, "b", "bob"), "hb".into()).await.unwrap();
+    s.create_agent(agent(T, "b", "bob"), "hb".into(), None).await.unwrap();
     s.accept(vec![message(T, "m1", "agent:b", None)]).await.unwrap();
-    assert!(s.delete_agent(T, "b", 2000).await.unwrap());
-    assert!(!s.delete_agent(T, "b", 2000).await.unwrap(), "already gone");
+    assert!(s.delete_agent(T, "b", 2000, None).await.unwrap());
+    assert!(!s.delete_agent(T, "b", 2000, None).await.unwrap(), "already gone");
     let (_, d) = s.get_message(T, "m1").await.unwrap().unwrap();
     assert_eq!((d[0].state, d[0].updated_at), (DeliveryState::Dead, 2000));
     assert_eq!(d[0].last_error.as_deref(), Some("the recipient agent was deleted"));
@@ -183,20 +187,20 @@ async fn update_agent_replaces_card_and_capabilities(s: &dyn Store) {
     };
     let mut a = agent(T, "a1", "ann");
     a.capabilities = vec![cap("old")];
-    s.create_agent(a.clone(), "h1".into()).await.unwrap();
-    s.create_agent(agent(T, "a2", "bob"), "h2".into()).await.unwrap();
+    s.create_agent(a.clone(), "h1".into(), None).await.unwrap();
+    s.create_agent(agent(T, "a2", "bob"), "h2".into(), None).await.unwrap();
     a.capabilities = vec![cap("new")];
     a.description = Some("d".into());
     a.updated_at = 5;
-    let updated = s.update_agent(a.clone()).await.unwrap().unwrap();
+    let updated = s.update_agent(a.clone(), None).await.unwrap().unwrap();
     assert_eq!((updated.description.as_deref(), updated.updated_at, updated.created_at), (Some("d"), 5, 1));
     let by = |c: &str| AgentFilter { capability: Some(c.into()), limit: 10, ..Default::default() };
     assert!(s.list_agents(T, by("old")).await.unwrap().is_empty());
     assert_eq!(s.list_agents(T, by("new")).await.unwrap()[0].capabilities, a.capabilities);
     a.name = "bob".into();
-    let err = s.update_agent(a).await.unwrap_err();
+    let err = s.update_agent(a, None).await.unwrap_err();
     assert_eq!(err, StoreError::Conflict(Conflict::AgentNameTaken { name: "bob".into() }));
-    assert!(s.update_agent(agent(T, "nobody", "x")).await.unwrap().is_none());
+    assert!(s.update_agent(agent(T, "nobody", "x"), None).await.unwrap().is_none());
 }
 
 async fn bootstrap_creates_the_default_tenant_once(s: &dyn Store) {
@@ -219,7 +223,7 @@ async fn counts_follow_the_deliveries(s: &dyn Store) {
 }
 
 async fn presence_keeps_the_latest_sighting(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
     s.touch_agents(vec![(T.into(), "a1".into(), 50), (T.into(), "a1".into(), 70)]).await.unwrap();
     s.touch_agents(vec![(T.into(), "a1".into(), 60), ("t2".into(), "a1".into(), 99)]).await.unwrap();
     assert_eq!(s.get_agent(T, "a1").await.unwrap().unwrap().last_seen_at, Some(70));
@@ -234,7 +238,7 @@ async fn recipients_of(s: &dyn Store, t: &str, topic: &str) -> Vec<String> {
 }
 
 async fn subscribe_is_idempotent_and_needs_a_registered_agent(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
     let (first, created) = s.subscribe(T, "alerts/eu", "a1", 10).await.unwrap().unwrap();
     assert!(created);
     assert_eq!((first.tenant.as_str(), first.topic.as_str(), first.agent_id.as_str()), (T, "alerts/eu", "a1"));
@@ -247,7 +251,7 @@ async fn subscribe_is_idempotent_and_needs_a_registered_agent(s: &dyn Store) {
 }
 
 async fn unsubscribe_ends_only_that_subscription(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
+    s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
     s.subscribe(T, "alerts", "a1", 10).await.unwrap().unwrap();
     s.subscribe(T, "news", "a1", 10).await.unwrap().unwrap();
     assert!(s.unsubscribe(T, "alerts", "a1").await.unwrap());
@@ -258,7 +262,7 @@ async fn unsubscribe_ends_only_that_subscription(s: &dyn Store) {
 
 async fn subscribers_page_in_agent_order_and_topics_count_them(s: &dyn Store) {
     for id in ["a3", "a1", "a2"] {
-        s.create_agent(agent(T, id, id), format!("h-{id}")).await.unwrap();
+        s.create_agent(agent(T, id, id), format!("h-{id}"), None).await.unwrap();
         s.subscribe(T, "alerts", id, 10).await.unwrap().unwrap();
     }
     s.subscribe(T, "news/eu", "a2", 10).await.unwrap().unwrap();
@@ -274,8 +278,8 @@ async fn subscribers_page_in_agent_order_and_topics_count_them(s: &dyn Store) {
 async fn topic_recipients_say_who_is_pushed(s: &dyn Store) {
     let mut hook = agent(T, "hook", "hook");
     hook.endpoint = Some("https://example.com/hook".into());
-    s.create_agent(hook, "h-hook".into()).await.unwrap();
-    s.create_agent(agent(T, "pull", "pull"), "h-pull".into()).await.unwrap();
+    s.create_agent(hook, "h-hook".into(), None).await.unwrap();
+    s.create_agent(agent(T, "pull", "pull"), "h-pull".into(), None).await.unwrap();
     s.subscribe(T, "alerts", "hook", 10).await.unwrap().unwrap();
     s.subscribe(T, "alerts", "pull", 10).await.unwrap().unwrap();
     let got: Vec<(String, bool)> =
@@ -284,8 +288,8 @@ async fn topic_recipients_say_who_is_pushed(s: &dyn Store) {
 }
 
 async fn topics_do_not_cross_tenants(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
-    s.create_agent(agent("t2", "a1", "ann"), "h2".into()).await.unwrap();
+    s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
+    s.create_agent(agent("t2", "a1", "ann"), "h2".into(), None).await.unwrap();
     s.subscribe(T, "alerts", "a1", 10).await.unwrap().unwrap();
     assert!(recipients_of(s, "t2", "alerts").await.is_empty());
     assert!(s.topic_subscribers("t2", "alerts", None, 10).await.unwrap().is_empty());
@@ -296,13 +300,13 @@ async fn topics_do_not_cross_tenants(s: &dyn Store) {
 }
 
 async fn deleting_an_agent_removes_its_subscriptions(s: &dyn Store) {
-    s.create_agent(agent(T, "a1", "ann"), "h1".into()).await.unwrap();
-    s.create_agent(agent(T, "a2", "bob"), "h2".into()).await.unwrap();
+    s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
+    s.create_agent(agent(T, "a2", "bob"), "h2".into(), None).await.unwrap();
     for topic in ["alerts", "news"] {
         s.subscribe(T, topic, "a1", 10).await.unwrap().unwrap();
     }
     s.subscribe(T, "alerts", "a2", 10).await.unwrap().unwrap();
-    assert!(s.delete_agent(T, "a1", 20).await.unwrap());
+    assert!(s.delete_agent(T, "a1", 20, None).await.unwrap());
     assert_eq!(recipients_of(s, T, "alerts").await, ["a2"]);
     let topics: Vec<String> = s.topics(T).await.unwrap().into_iter().map(|t| t.name).collect();
     assert_eq!(topics, ["alerts"], "news has no subscriber left");
@@ -312,7 +316,7 @@ async fn publishing_to_a_thousand_subscribers_is_one_message(s: &dyn Store) {
     const N: usize = 1000;
     let ids: Vec<String> = (0..N).map(|i| format!("a{i:04}")).collect();
     // Concurrently, so that the writes share group commits.
-    futures_util::future::try_join_all(ids.iter().map(|id| s.create_agent(agent(T, id, id), format!("h-{id}"))))
+    futures_util::future::try_join_all(ids.iter().map(|id| s.create_agent(agent(T, id, id), format!("h-{id}"), None)))
         .await
         .unwrap();
     futures_util::future::try_join_all(ids.iter().map(|id| s.subscribe(T, "all-hands", id, 10))).await.unwrap();
@@ -336,8 +340,10 @@ async fn publishing_to_a_thousand_subscribers_is_one_message(s: &dyn Store) {
 async fn push_agent(s: &dyn Store, id: &str) {
     let mut a = agent(T, id, id);
     a.endpoint = Some(format!("http://127.0.0.1:9/{id}"));
-    s.create_agent(a, format!("hash-{id}")).await.unwrap();
-    s.put_push_settings(T, id, PushSettings { secret: format!("whsec_{id}"), ..Default::default() }).await.unwrap();
+    s.create_agent(a, format!("hash-{id}"), None).await.unwrap();
+    s.put_push_settings(T, id, PushSettings { secret: format!("whsec_{id}"), ..Default::default() }, None)
+        .await
+        .unwrap();
 }
 
 /// A message to `agent:<to>`, pushed to it.
@@ -432,11 +438,13 @@ async fn claim_push_skips_disabled_and_endpointless_agents(s: &dyn Store) {
     push_agent(s, "gone").await;
     s.set_push_health(T, "gone", Some("410 Gone".into()), true).await.unwrap();
     // Settings but no endpoint (the card dropped it), and an endpoint but no settings.
-    s.create_agent(agent(T, "pull", "pull"), "hash-pull".into()).await.unwrap();
-    s.put_push_settings(T, "pull", PushSettings { secret: "whsec_p".into(), ..Default::default() }).await.unwrap();
+    s.create_agent(agent(T, "pull", "pull"), "hash-pull".into(), None).await.unwrap();
+    s.put_push_settings(T, "pull", PushSettings { secret: "whsec_p".into(), ..Default::default() }, None)
+        .await
+        .unwrap();
     let mut bare = agent(T, "bare", "bare");
     bare.endpoint = Some("http://127.0.0.1:9/bare".into());
-    s.create_agent(bare, "hash-bare".into()).await.unwrap();
+    s.create_agent(bare, "hash-bare".into(), None).await.unwrap();
     let not_pushed = message(T, "m0", "agent:a", None);
     s.accept(vec![not_pushed, pushed("m1", "gone"), pushed("m2", "pull"), pushed("m3", "bare"), pushed("m4", "a")])
         .await
@@ -455,12 +463,14 @@ async fn claim_push_skips_disabled_and_endpointless_agents(s: &dyn Store) {
 async fn a_deleted_agent_keeps_no_push_settings(s: &dyn Store) {
     push_agent(s, "a").await;
     push_agent(s, "b").await;
-    assert!(s.delete_agent(T, "a", 1000).await.unwrap());
+    assert!(s.delete_agent(T, "a", 1000, None).await.unwrap());
     let ids = ["a".to_owned(), "b".to_owned(), "nobody".to_owned()];
     let left: Vec<String> = s.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(left, ["b"]);
     for id in ["a", "nobody"] {
-        s.put_push_settings(T, id, PushSettings { secret: "whsec_late".into(), ..Default::default() }).await.unwrap();
+        s.put_push_settings(T, id, PushSettings { secret: "whsec_late".into(), ..Default::default() }, None)
+            .await
+            .unwrap();
     }
     let left: Vec<String> = s.push_settings(T, &ids).await.unwrap().into_iter().map(|(id, _)| id).collect();
     assert_eq!(left, ["b"], "a write for an unregistered agent stored nothing");
@@ -484,18 +494,18 @@ async fn replay_and_purge_dead_follow_the_filter(s: &dyn Store) {
     let mut rx = s.wakeups().subscribe((T.into(), "agent:a".into()));
     rx.borrow_and_update();
     let only_a = DeliveryFilter { recipient: Some("agent:a".into()), ..Default::default() };
-    assert_eq!(s.replay_dead(T, only_a.clone(), 2000).await.unwrap(), 2);
+    assert_eq!(s.replay_dead(T, only_a.clone(), 2000, None).await.unwrap(), 2);
     assert!(rx.has_changed().unwrap(), "a replay wakes the recipient");
     let d = delivery_of(s, "m1").await;
     assert_eq!((d.state, d.attempts, d.last_error), (DeliveryState::Pending, 0, None));
-    assert_eq!(s.replay_dead(T, only_a, 2000).await.unwrap(), 0, "no longer dead");
-    assert_eq!(s.replay_dead("t2", DeliveryFilter::default(), 2000).await.unwrap(), 0, "other tenant");
+    assert_eq!(s.replay_dead(T, only_a, 2000, None).await.unwrap(), 0, "no longer dead");
+    assert_eq!(s.replay_dead("t2", DeliveryFilter::default(), 2000, None).await.unwrap(), 0, "other tenant");
 
     let m3 = DeliveryFilter { message_ids: vec!["m3".into(), "m1".into()], ..Default::default() };
-    assert_eq!(s.purge_dead(T, m3).await.unwrap(), 1, "m1 is pending again");
+    assert_eq!(s.purge_dead(T, m3, None).await.unwrap(), 1, "m1 is pending again");
     assert_eq!(delivery_of(s, "m4").await.state, DeliveryState::Dead);
     assert!(s.get_message(T, "m3").await.unwrap().unwrap().1.is_empty());
-    assert_eq!(s.purge_dead(T, DeliveryFilter::default()).await.unwrap(), 1);
+    assert_eq!(s.purge_dead(T, DeliveryFilter::default(), None).await.unwrap(), 1);
     let left = s.list_deliveries(T, DeliveryFilter { limit: 10, ..Default::default() }).await.unwrap();
     let left: Vec<_> = left.iter().map(|(_, d)| d.message_id.as_str()).collect();
     assert_eq!(left, ["m1", "m2", "m5"]);
@@ -728,6 +738,13 @@ macro_rules! backends {
 }
 
 backends!(
+    audit_appends_form_a_chain_from_genesis,
+    audit_listing_filters_and_pages,
+    audit_chains_are_per_tenant,
+    audited_changes_write_their_entry,
+    auditing_sends_is_off_until_set,
+    concurrent_appends_keep_one_chain,
+    verifying_while_appending_finds_no_break,
     accept_lease_ack,
     lease_expiry_makes_it_due_again,
     idempotency_key_returns_the_first_message,
@@ -757,6 +774,49 @@ backends!(
     publishing_to_a_thousand_subscribers_is_one_message,
     concurrent_accepts_lease_in_commit_order,
     redelivery_keeps_its_place_in_seq_order,
+);
+
+/// Tests that tamper with the database under the store, given direct access to it (`Raw`).
+macro_rules! tamper_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_raw {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = super::SqliteStore::open(dir.path()).unwrap();
+                    let raw = super::audit::Raw::Sqlite(dir.path().join("switchboard.db"));
+                    super::$name(&store, &raw).await;
+                    super::Store::close(&store).await;
+                }
+            )*
+        }
+        mod postgres_raw {
+            $(
+                #[tokio::test]
+                #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+                async fn $name() {
+                    super::pg::with_database(stringify!($name), |_, url| async move {
+                        let store = super::PostgresStore::connect(&url, "node-a".into()).await.unwrap();
+                        let (client, conn) = url.parse::<tokio_postgres::Config>().unwrap()
+                            .connect(tokio_postgres::NoTls).await.unwrap();
+                        tokio::spawn(conn);
+                        super::$name(&store, &super::audit::Raw::Postgres(client)).await;
+                        super::Store::close(&store).await;
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+tamper_backends!(
+    an_edited_entry_is_named,
+    a_removed_entry_is_named,
+    a_removed_last_entry_is_named,
+    swapped_entries_are_named,
+    an_entry_added_outside_the_store_is_named,
 );
 
 /// `open` picks the backend from the URL: none is SQLite in the data directory, `sqlite:<dir>`
@@ -1014,6 +1074,48 @@ mod postgres_only {
             let leased = a.lease(lease_req(T, "agent:b", 1000)).await.unwrap();
             assert_eq!(leased.iter().map(|l| l.message.id.as_str()).collect::<Vec<_>>(), ["good"]);
             a.close().await;
+        })
+        .await;
+    }
+
+    /// Two nodes appending to one tenant's audit log at once: the head row lock makes them
+    /// take turns, so the result is one gapless chain, not two forks from the same entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+    async fn two_nodes_appending_audit_entries_keep_one_chain() {
+        use switchboard_core::audit::{AuditAction, NewAuditEvent};
+        pg::with_database("two_nodes_appending_audit_entries_keep_one_chain", |_, url| async move {
+            const N: i64 = 30;
+            let (a, b) = (node(&url, "node-a").await, node(&url, "node-b").await);
+            let start = Arc::new(tokio::sync::Barrier::new(2));
+            let append = |s: Arc<PostgresStore>, actor: &'static str| {
+                let start = start.clone();
+                tokio::spawn(async move {
+                    start.wait().await;
+                    let appends = (0..N).map(|i| {
+                        let e = NewAuditEvent {
+                            tenant: T.into(),
+                            at: i,
+                            actor: actor.into(),
+                            action: AuditAction::Login,
+                            target: format!("user:{i}"),
+                            detail: serde_json::json!({}),
+                        };
+                        let s = s.clone();
+                        async move { s.append_audit(e).await }
+                    });
+                    futures_util::future::try_join_all(appends).await.unwrap()
+                })
+            };
+            let (from_a, from_b) = (append(a.clone(), "node-a"), append(b.clone(), "node-b"));
+            let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+            let mut seqs: Vec<i64> = from_a.iter().chain(&from_b).map(|e| e.seq).collect();
+            seqs.sort_unstable();
+            assert_eq!(seqs, (1..=2 * N).collect::<Vec<_>>(), "one chain, no seq taken twice");
+            let verdict = b.verify_audit(T).await.unwrap();
+            assert_eq!((verdict.entries, verdict.broken), (2 * N as u64, None));
+            a.close().await;
+            b.close().await;
         })
         .await;
     }

@@ -113,11 +113,11 @@ pub async fn register(
         last_seen_at: None,
     };
     let api_key = new_token(API_KEY_PREFIX);
-    state.store.create_agent(record.clone(), token_hash(&api_key)).await?;
+    state.store.create_agent(record.clone(), token_hash(&api_key), None).await?;
     let settings =
         PushSettings { secret: crate::delivery::push::new_secret(), retry_schedule_ms, ..Default::default() };
     let webhook_secret = settings.secret.clone();
-    state.store.put_push_settings(&record.tenant, &record.id, settings).await?;
+    state.store.put_push_settings(&record.tenant, &record.id, settings, None).await?;
     tracing::info!(agent = %record.id, name = %record.name, "agent registered");
     let agent = view(record, state.config.heartbeat_window_ms, None);
     Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key, webhook_secret })))
@@ -211,7 +211,7 @@ pub async fn update(
     };
     let endpoint_changed = record.endpoint != existing_endpoint;
     state.recipients.forget(auth.0.tenant.as_str(), &id);
-    let updated = state.store.update_agent(record).await?.ok_or_else(|| not_registered(&id))?;
+    let updated = state.store.update_agent(record, None).await?.ok_or_else(|| not_registered(&id))?;
     let current =
         state.store.push_settings(auth.0.tenant.as_str(), std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
     let mut s =
@@ -222,7 +222,7 @@ pub async fn update(
         s.disabled = false;
         s.health_error = None;
     }
-    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s).await?;
+    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s, None).await?;
     state.pusher.poke();
     Ok(Json(view_one(&state, updated).await?))
 }
@@ -233,7 +233,7 @@ pub async fn update(
               (status = 404, response = NotFound)))]
 pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
-    if !state.store.delete_agent(auth.0.tenant.as_str(), &id, now_ms()).await? {
+    if !state.store.delete_agent(auth.0.tenant.as_str(), &id, now_ms(), None).await? {
         return Err(not_registered(&id));
     }
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
@@ -314,7 +314,7 @@ pub async fn rotate_webhook_secret(
     let mut s = push_settings(&state, &auth, &id).await?;
     s.previous = Some(std::mem::replace(&mut s.secret, crate::delivery::push::new_secret()));
     s.previous_until = Some(now_ms() + ROTATION_OVERLAP_MS);
-    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s.clone()).await?;
+    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s.clone(), None).await?;
     tracing::info!(agent = %id, "webhook secret rotated");
     Ok(Json(secret_view(&s)))
 }

@@ -157,7 +157,7 @@ fn selection(auth: &Auth, s: DeadLetterSelection) -> Result<DeliveryFilter, ApiE
 pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = state.store.replay_dead(auth.0.tenant.as_str(), filter, now_ms()).await?;
+    let count = state.store.replay_dead(auth.0.tenant.as_str(), filter, now_ms(), None).await?;
     state.pusher.poke();
     tracing::info!(count, "dead letters replayed");
     Ok(Json(DeadLetterResult { count }))
@@ -171,7 +171,7 @@ pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Re
 pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = state.store.purge_dead(auth.0.tenant.as_str(), filter).await?;
+    let count = state.store.purge_dead(auth.0.tenant.as_str(), filter, None).await?;
     tracing::info!(count, "dead letters purged");
     Ok(Json(DeadLetterResult { count }))
 }

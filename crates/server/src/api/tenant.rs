@@ -54,7 +54,7 @@ pub async fn put_push_settings(
         }
     }
     let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.put_tenant_push_settings(auth.0.tenant.as_str(), text).await?;
+    state.store.put_tenant_push_settings(auth.0.tenant.as_str(), text, None).await?;
     state.pusher.forget_tenant(auth.0.tenant.as_str());
     tracing::info!(tenant = %auth.0.tenant, "tenant push settings changed");
     Ok(Json(s))

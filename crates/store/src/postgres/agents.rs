@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use switchboard_core::api::Capability;
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 
+use super::audit::append_if;
 use super::error::{Fail, retrying};
 use super::rows::agent_from_row;
 use super::{OPEN, PostgresStore};
@@ -40,8 +42,8 @@ fn capabilities_json(caps: &[Capability]) -> Result<String, Fail> {
 
 #[async_trait]
 impl AgentStore for PostgresStore {
-    async fn create_agent(&self, a: AgentRecord, key_hash: String) -> Result<()> {
-        let (a, key_hash) = (&a, &key_hash);
+    async fn create_agent(&self, a: AgentRecord, key_hash: String, audit: Option<NewAuditEvent>) -> Result<()> {
+        let (a, key_hash, audit) = (&a, &key_hash, audit.as_ref());
         retrying(move || async move {
             let caps = capabilities_json(&a.capabilities)?;
             let metadata = a.metadata.as_ref().map(|m| m.to_string());
@@ -76,6 +78,7 @@ impl AgentStore for PostgresStore {
                 &[key_hash, &a.tenant, &format!("agent:{}", a.id), &a.created_at],
             )
             .await?;
+            append_if(&tx, true, audit).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -127,8 +130,8 @@ impl AgentStore for PostgresStore {
         run.await.map_err(Fail::into_store)
     }
 
-    async fn update_agent(&self, a: AgentRecord) -> Result<Option<AgentRecord>> {
-        let a = &a;
+    async fn update_agent(&self, a: AgentRecord, audit: Option<NewAuditEvent>) -> Result<Option<AgentRecord>> {
+        let (a, audit) = (&a, audit.as_ref());
         retrying(move || async move {
             let caps = capabilities_json(&a.capabilities)?;
             let metadata = a.metadata.as_ref().map(|m| m.to_string());
@@ -165,13 +168,15 @@ impl AgentStore for PostgresStore {
                 .await?;
             insert_capabilities(&tx, a).await?;
             let updated = agent_from_row(&row)?;
+            append_if(&tx, true, audit).await?;
             tx.commit().await?;
             Ok(Some(updated))
         })
         .await
     }
 
-    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis, audit: Option<NewAuditEvent>) -> Result<bool> {
+        let audit = audit.as_ref();
         retrying(move || async move {
             let mut c = self.conn().await?;
             let tx = c.transaction().await?;
@@ -195,6 +200,7 @@ impl AgentStore for PostgresStore {
                 &[&tenant, &principal, &now],
             )
             .await?;
+            append_if(&tx, true, audit).await?;
             tx.commit().await?;
             Ok(true)
         })

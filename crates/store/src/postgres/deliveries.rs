@@ -5,13 +5,16 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use switchboard_core::api::DeliveryState;
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 use tokio_postgres::types::ToSql;
 
+use super::audit::append_if;
 use super::error::{Fail, internal, retrying};
 use super::listener::{dedup, notify};
 use super::rows::{attempts_of, message_from_row};
 use super::{OPEN, PostgresStore};
+use crate::audit::with_count;
 use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
 use crate::{Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, Result, WakeKey};
 
@@ -338,7 +341,13 @@ impl DeliveryStore for PostgresStore {
         run.await.map_err(Fail::into_store)
     }
 
-    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
+    async fn replay_dead(
+        &self,
+        tenant: &str,
+        mut f: DeliveryFilter,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<u64> {
         f.state = Some(DeliveryState::Dead);
         let mut q = Query::new("UPDATE deliveries AS d SET state = 'pending', attempts = 0, due_at = ");
         let p = q.bind(now);
@@ -349,7 +358,7 @@ impl DeliveryStore for PostgresStore {
         q.sql += &p;
         q.filter(&f);
         q.sql += " RETURNING d.recipient";
-        let q = &q;
+        let (q, audit) = (&q, audit.as_ref());
         let keys = retrying(move || async move {
             let mut c = self.conn().await?;
             let tx = c.transaction().await?;
@@ -362,6 +371,7 @@ impl DeliveryStore for PostgresStore {
             dedup(&mut keys);
             // Due now: consumers on every node should look again, as after an accept.
             notify(&tx, &keys).await?;
+            append_if(&tx, n > 0, audit.map(|a| with_count(a.clone(), n)).as_ref()).await?;
             tx.commit().await?;
             Ok((n, keys))
         })
@@ -371,16 +381,20 @@ impl DeliveryStore for PostgresStore {
         Ok(n)
     }
 
-    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
+    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter, audit: Option<NewAuditEvent>) -> Result<u64> {
         f.state = Some(DeliveryState::Dead);
         let mut q = Query::new("DELETE FROM deliveries AS d WHERE d.tenant_id = ");
         let p = q.bind(tenant.to_owned());
         q.sql += &p;
         q.filter(&f);
-        let q = &q;
+        let (q, audit) = (&q, audit.as_ref());
         retrying(move || async move {
-            let c = self.conn().await?;
-            Ok(c.execute(&q.sql, &q.params()).await?)
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let n = tx.execute(&q.sql, &q.params()).await?;
+            append_if(&tx, n > 0, audit.map(|a| with_count(a.clone(), n)).as_ref()).await?;
+            tx.commit().await?;
+            Ok(n)
         })
         .await
     }

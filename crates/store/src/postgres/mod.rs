@@ -27,8 +27,8 @@
 //!
 //! This file connects; `error.rs` classifies failures, `writer.rs` is the group commit,
 //! `listener.rs` the wake-ups across nodes, `migrations.rs` the schema, `rows.rs` the column
-//! lists and row readers, and `agents.rs`, `messages.rs`, `deliveries.rs`, `topics.rs` and
-//! `push.rs` implement one area of the store each.
+//! lists and row readers, and `agents.rs`, `messages.rs`, `deliveries.rs`, `topics.rs`,
+//! `push.rs` and `audit.rs` implement one area of the store each.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -50,6 +50,7 @@ use migrations::migrate;
 use writer::{AcceptJob, QUEUE, writer_loop};
 
 mod agents;
+mod audit;
 mod deliveries;
 mod error;
 mod listener;

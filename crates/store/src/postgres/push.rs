@@ -9,9 +9,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 use tokio_postgres::Row;
 
+use super::audit::append_if;
 use super::error::{Fail, internal, retrying};
 use super::rows::{attempts_of, message_from_row};
 use super::{OPEN, PostgresStore};
@@ -50,15 +52,22 @@ struct Candidate {
 
 #[async_trait]
 impl PushStore for PostgresStore {
-    async fn put_push_settings(&self, tenant: &str, agent_id: &str, s: PushSettings) -> Result<()> {
+    async fn put_push_settings(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        s: PushSettings,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()> {
         let schedule = match &s.retry_schedule_ms {
             Some(v) => Some(serde_json::to_string(v).map_err(|e| StoreError::Internal(e.to_string()))?),
             None => None,
         };
-        let (s, schedule) = (&s, &schedule);
+        let (s, schedule, audit) = (&s, &schedule, audit.as_ref());
         retrying(move || async move {
-            let c = self.conn().await?;
-            let st = c
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let st = tx
                 .prepare_cached(
                     // Only for a registered agent: a write racing the agent's deletion must not
                     // leave its secret behind.
@@ -69,20 +78,23 @@ impl PushStore for PostgresStore {
                      previous_until = $5, health_error = $6, disabled = $7, retry_schedule = $8",
                 )
                 .await?;
-            c.execute(
-                &st,
-                &[
-                    &tenant,
-                    &agent_id,
-                    &s.secret,
-                    &s.previous,
-                    &s.previous_until,
-                    &s.health_error,
-                    &s.disabled,
-                    schedule,
-                ],
-            )
-            .await?;
+            let n = tx
+                .execute(
+                    &st,
+                    &[
+                        &tenant,
+                        &agent_id,
+                        &s.secret,
+                        &s.previous,
+                        &s.previous_until,
+                        &s.health_error,
+                        &s.disabled,
+                        schedule,
+                    ],
+                )
+                .await?;
+            append_if(&tx, n > 0, audit).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -354,16 +366,24 @@ impl PushStore for PostgresStore {
         .await
     }
 
-    async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()> {
-        let settings = &settings;
+    async fn put_tenant_push_settings(
+        &self,
+        tenant: &str,
+        settings: String,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()> {
+        let (settings, audit) = (&settings, audit.as_ref());
         retrying(move || async move {
-            let c = self.conn().await?;
-            c.execute(
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            tx.execute(
                 "INSERT INTO tenant_push_settings (tenant_id, settings) VALUES ($1, $2) \
                  ON CONFLICT (tenant_id) DO UPDATE SET settings = EXCLUDED.settings",
                 &[&tenant, settings],
             )
             .await?;
+            append_if(&tx, true, audit).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await

@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 
+use super::audit::append_if;
 use super::rows::agent_from_row;
 use super::{OPEN, SqliteStore, internal};
 use crate::sql::{AGENT_COLS, RECIPIENT_DELETED, qualified};
@@ -15,7 +17,7 @@ fn to_json(v: &serde_json::Value) -> String {
 
 #[async_trait]
 impl AgentStore for SqliteStore {
-    async fn create_agent(&self, a: AgentRecord, key_hash: String) -> Result<()> {
+    async fn create_agent(&self, a: AgentRecord, key_hash: String, audit: Option<NewAuditEvent>) -> Result<()> {
         self.write(move |c, _| {
             let caps = serde_json::to_string(&a.capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
             let res = c.execute(
@@ -52,7 +54,7 @@ impl AgentStore for SqliteStore {
                 params![key_hash, a.tenant, format!("agent:{}", a.id), a.created_at],
             )
             .map_err(internal)?;
-            Ok(())
+            append_if(c, true, audit.as_ref())
         })
         .await
     }
@@ -94,7 +96,7 @@ impl AgentStore for SqliteStore {
         .await
     }
 
-    async fn update_agent(&self, a: AgentRecord) -> Result<Option<AgentRecord>> {
+    async fn update_agent(&self, a: AgentRecord, audit: Option<NewAuditEvent>) -> Result<Option<AgentRecord>> {
         self.write(move |c, _| {
             let caps = serde_json::to_string(&a.capabilities).map_err(|e| StoreError::Internal(e.to_string()))?;
             let n = c
@@ -131,18 +133,21 @@ impl AgentStore for SqliteStore {
                 )
                 .map_err(internal)?;
             }
-            c.query_row(
-                &format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"),
-                params![a.tenant, a.id],
-                agent_from_row,
-            )
-            .optional()
-            .map_err(internal)
+            let updated = c
+                .query_row(
+                    &format!("SELECT {AGENT_COLS} FROM agents WHERE tenant_id = ?1 AND id = ?2"),
+                    params![a.tenant, a.id],
+                    agent_from_row,
+                )
+                .optional()
+                .map_err(internal)?;
+            append_if(c, true, audit.as_ref())?;
+            Ok(updated)
         })
         .await
     }
 
-    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis) -> Result<bool> {
+    async fn delete_agent(&self, tenant: &str, id: &str, now: Millis, audit: Option<NewAuditEvent>) -> Result<bool> {
         let (tenant, id) = (tenant.to_owned(), id.to_owned());
         self.write(move |c, _| {
             let n = c
@@ -169,6 +174,7 @@ impl AgentStore for SqliteStore {
                 params![tenant, principal, now],
             )
             .map_err(internal)?;
+            append_if(c, true, audit.as_ref())?;
             Ok(true)
         })
         .await

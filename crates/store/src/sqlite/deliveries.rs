@@ -5,11 +5,14 @@ use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use switchboard_core::api::DeliveryState;
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 
+use super::audit::append_if;
 use super::rows::{message_from_row_at, state_of};
 use super::writer::{HOT, LAZY, Mode};
 use super::{OPEN, SqliteStore, internal};
+use crate::audit::with_count;
 use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
 use crate::{
     Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, MessageRecord, Result,
@@ -270,7 +273,13 @@ impl DeliveryStore for SqliteStore {
         .await
     }
 
-    async fn replay_dead(&self, tenant: &str, mut f: DeliveryFilter, now: Millis) -> Result<u64> {
+    async fn replay_dead(
+        &self,
+        tenant: &str,
+        mut f: DeliveryFilter,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<u64> {
         let tenant = tenant.to_owned();
         f.state = Some(DeliveryState::Dead);
         self.write(move |c, keys| {
@@ -288,21 +297,23 @@ impl DeliveryStore for SqliteStore {
                 .collect::<rusqlite::Result<_>>()
                 .map_err(internal)?;
             let n = recipients.len() as u64;
+            append_if(c, n > 0, audit.map(|a| with_count(a, n)).as_ref())?;
             keys.extend(recipients.into_iter().map(|r| (tenant.clone(), r)));
             Ok(n)
         })
         .await
     }
 
-    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter) -> Result<u64> {
+    async fn purge_dead(&self, tenant: &str, mut f: DeliveryFilter, audit: Option<NewAuditEvent>) -> Result<u64> {
         let tenant = tenant.to_owned();
         f.state = Some(DeliveryState::Dead);
         self.write(move |c, _| {
             let mut sql = String::from("DELETE FROM deliveries AS d WHERE d.tenant_id = ?");
             let mut args = vec![SqlValue::Text(tenant)];
             filter_sql(&f, &mut sql, &mut args);
-            let n = c.execute(&sql, params_from_iter(args)).map_err(internal)?;
-            Ok(n as u64)
+            let n = c.execute(&sql, params_from_iter(args)).map_err(internal)? as u64;
+            append_if(c, n > 0, audit.map(|a| with_count(a, n)).as_ref())?;
+            Ok(n)
         })
         .await
         .map_err(|e: StoreError| e)

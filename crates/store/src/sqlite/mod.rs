@@ -8,8 +8,8 @@
 //! Reads use a few separate connections, which WAL lets run beside the writer.
 //!
 //! This file opens the database; `writer.rs` is the group commit, `rows.rs` the column lists
-//! and row readers, and `agents.rs`, `messages.rs`, `deliveries.rs`, `topics.rs` and
-//! `push.rs` implement one area of the store each.
+//! and row readers, and `agents.rs`, `messages.rs`, `deliveries.rs`, `topics.rs`, `push.rs`
+//! and `audit.rs` implement one area of the store each.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use crate::{Result, Store, StoreError, Wakeups, WriteStatus};
 use writer::{QUEUE, Queued, writer_loop};
 
 mod agents;
+mod audit;
 mod deliveries;
 mod messages;
 mod push;
@@ -141,6 +142,7 @@ impl SqliteStore {
 /// `CREATE … IF NOT EXISTS` would keep an old definition). Version 2 respells the partial
 /// indexes' open-delivery condition (see [`OPEN`]): they are dropped here and rebuilt by
 /// `schema.sql`. A crash in between leaves version 1, so the next start does it again.
+/// Version 3 only adds the audit tables, which `schema.sql` creates where they are missing.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
     if version == 1 {
@@ -253,6 +255,35 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
+    }
+
+    /// A version-2 database (before the audit log) gets the audit tables at open.
+    #[tokio::test]
+    async fn version_2_gets_the_audit_tables_at_open() {
+        use crate::audit::AuditStore;
+        use switchboard_core::audit::{AuditAction, NewAuditEvent};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "DROP TABLE audit_events; DROP TABLE audit_heads; DROP TABLE audit_settings; PRAGMA user_version = 2;",
+        )
+        .expect("make a version-2 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let e = NewAuditEvent {
+            tenant: "t".into(),
+            at: 1,
+            actor: "admin".into(),
+            action: AuditAction::Login,
+            target: "user:ann".into(),
+            detail: serde_json::json!({}),
+        };
+        assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 3);
     }
 }

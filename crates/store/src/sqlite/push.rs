@@ -2,8 +2,10 @@
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 
+use super::audit::append_if;
 use super::rows::message_from_row;
 use super::{OPEN, SqliteStore, internal};
 use crate::Result;
@@ -25,13 +27,19 @@ fn settings_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PushS
 
 #[async_trait]
 impl PushStore for SqliteStore {
-    async fn put_push_settings(&self, tenant: &str, agent_id: &str, s: PushSettings) -> Result<()> {
+    async fn put_push_settings(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        s: PushSettings,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()> {
         let (tenant, agent_id) = (tenant.to_owned(), agent_id.to_owned());
         self.write(move |c, _| {
             let schedule = s.retry_schedule_ms.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
             // Only for a registered agent: a write racing the agent's deletion must not leave
             // its secret behind.
-            c.execute(
+            let n = c.execute(
                 "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, disabled, retry_schedule) \
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2) \
                  ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = ?3, previous = ?4, previous_until = ?5, \
@@ -39,7 +47,7 @@ impl PushStore for SqliteStore {
                 params![tenant, agent_id, s.secret, s.previous, s.previous_until, s.health_error, s.disabled, schedule],
             )
             .map_err(internal)?;
-            Ok(())
+            append_if(c, n > 0, audit.as_ref())
         })
         .await
     }
@@ -230,7 +238,12 @@ impl PushStore for SqliteStore {
         .await
     }
 
-    async fn put_tenant_push_settings(&self, tenant: &str, settings: String) -> Result<()> {
+    async fn put_tenant_push_settings(
+        &self,
+        tenant: &str,
+        settings: String,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()> {
         let tenant = tenant.to_owned();
         self.write(move |c, _| {
             c.execute(
@@ -239,7 +252,7 @@ impl PushStore for SqliteStore {
                 params![tenant, settings],
             )
             .map_err(internal)?;
-            Ok(())
+            append_if(c, true, audit.as_ref())
         })
         .await
     }

@@ -122,4 +122,32 @@ CREATE TABLE IF NOT EXISTS topic_subscriptions (
     PRIMARY KEY (tenant_id, topic, agent_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS topic_subscriptions_agent ON topic_subscriptions(tenant_id, agent_id);
-PRAGMA user_version = 2;
+-- The audit log (version 3): per tenant, a hash chain of entries (see the `audit` module).
+-- `detail` is canonical JSON text, so reading it back hashes as it did when written.
+-- `audit_heads` holds each chain's last seq and hash: the next append starts from it, and it
+-- witnesses the chain's end. Append-only: the store has no statement that updates or deletes
+-- an entry.
+CREATE TABLE IF NOT EXISTS audit_events (
+    tenant_id TEXT NOT NULL,
+    seq       INTEGER NOT NULL,          -- 1, 2, 3, … per tenant
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    target    TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    hash      TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_events_actor ON audit_events(tenant_id, actor, seq);
+CREATE INDEX IF NOT EXISTS audit_events_action ON audit_events(tenant_id, action, seq);
+CREATE TABLE IF NOT EXISTS audit_heads (
+    tenant_id TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_settings (
+    tenant_id TEXT PRIMARY KEY,
+    sends     INTEGER NOT NULL DEFAULT 0  -- 1: sends and acks are audited
+);
+PRAGMA user_version = 3;

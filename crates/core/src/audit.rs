@@ -1,0 +1,524 @@
+//! The audit log's chain: what an entry says, the one byte string it is hashed as, and the
+//! check that finds the first entry someone edited, removed or reordered.
+//!
+//! Each tenant has one chain. Entry `n` (sequence numbers start at 1, without gaps) carries
+//! `prev_hash`, the hash of entry `n - 1` (64 zeros for the first), and its own
+//! `hash = SHA-256(prev_hash || canonical(entry))`, hex, where `prev_hash` is its 64 ASCII hex
+//! digits and `canonical` is [`canonical_form`]. Changing any field of an entry changes its
+//! hash; removing or moving one breaks the link of the entry after it. The store writes
+//! entries (it assigns `seq` and the hashes in the transaction of the change they record);
+//! this module holds only the pure parts, so an exported log can be checked anywhere.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::api::AuditEvent;
+use crate::principal::{Principal, PrincipalKind};
+use crate::time::{Millis, rfc3339};
+
+/// `prev_hash` of a chain's first entry.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an audit entry records. Written as its [`AuditAction::as_str`] text; new actions
+/// are added at the end, and readers keep unknown texts as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    Login,
+    LoginFailed,
+    Logout,
+    TokenCreate,
+    TokenRevoke,
+    AgentKeyCreate,
+    AgentKeyRevoke,
+    AgentRegister,
+    AgentUpdate,
+    AgentDelete,
+    WebhookSecretRotate,
+    PushSettingsUpdate,
+    PolicyUpdate,
+    TenantCreate,
+    UserCreate,
+    UserUpdate,
+    UserDelete,
+    DeadLettersReplay,
+    DeadLettersPurge,
+    /// A message accepted (ids and metadata only, never its parts); recorded only where the
+    /// tenant turned auditing of sends on.
+    MessageSend,
+    /// A delivery acknowledged (ids only); recorded with sends.
+    DeliveryAck,
+}
+
+impl AuditAction {
+    /// Every action, in declaration order.
+    pub const ALL: [AuditAction; 21] = [
+        AuditAction::Login,
+        AuditAction::LoginFailed,
+        AuditAction::Logout,
+        AuditAction::TokenCreate,
+        AuditAction::TokenRevoke,
+        AuditAction::AgentKeyCreate,
+        AuditAction::AgentKeyRevoke,
+        AuditAction::AgentRegister,
+        AuditAction::AgentUpdate,
+        AuditAction::AgentDelete,
+        AuditAction::WebhookSecretRotate,
+        AuditAction::PushSettingsUpdate,
+        AuditAction::PolicyUpdate,
+        AuditAction::TenantCreate,
+        AuditAction::UserCreate,
+        AuditAction::UserUpdate,
+        AuditAction::UserDelete,
+        AuditAction::DeadLettersReplay,
+        AuditAction::DeadLettersPurge,
+        AuditAction::MessageSend,
+        AuditAction::DeliveryAck,
+    ];
+
+    /// The text stored, shown and filtered on (`agent.register`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::TokenCreate => "token.create",
+            AuditAction::TokenRevoke => "token.revoke",
+            AuditAction::AgentKeyCreate => "agent_key.create",
+            AuditAction::AgentKeyRevoke => "agent_key.revoke",
+            AuditAction::AgentRegister => "agent.register",
+            AuditAction::AgentUpdate => "agent.update",
+            AuditAction::AgentDelete => "agent.delete",
+            AuditAction::WebhookSecretRotate => "webhook_secret.rotate",
+            AuditAction::PushSettingsUpdate => "push_settings.update",
+            AuditAction::PolicyUpdate => "policy.update",
+            AuditAction::TenantCreate => "tenant.create",
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserUpdate => "user.update",
+            AuditAction::UserDelete => "user.delete",
+            AuditAction::DeadLettersReplay => "dead_letters.replay",
+            AuditAction::DeadLettersPurge => "dead_letters.purge",
+            AuditAction::MessageSend => "message.send",
+            AuditAction::DeliveryAck => "delivery.ack",
+        }
+    }
+
+    /// The action a stored or queried text names, if any.
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        AuditAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An entry to append, as the domain layer states it; the store gives it its `seq` and
+/// hashes. `detail` holds ids and metadata, never message payloads or secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    /// Whose chain it joins.
+    pub tenant: String,
+    pub at: Millis,
+    /// Who acted, as [`actor_text`] spells a principal (or, for a failed login, who it
+    /// claimed to be).
+    pub actor: String,
+    pub action: AuditAction,
+    /// What it acted on (`agent:<id>`, `tenant:<id>`, `dead_letters`, …).
+    pub target: String,
+    pub detail: Value,
+}
+
+impl NewAuditEvent {
+    /// `principal` did `action` to `target` in its own tenant at `at`, with no detail.
+    pub fn by(principal: &Principal, action: AuditAction, target: impl Into<String>, at: Millis) -> NewAuditEvent {
+        NewAuditEvent {
+            tenant: principal.tenant.as_str().to_owned(),
+            at,
+            actor: actor_text(principal),
+            action,
+            target: target.into(),
+            detail: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The same entry with `detail`.
+    pub fn with_detail(mut self, detail: Value) -> NewAuditEvent {
+        self.detail = detail;
+        self
+    }
+}
+
+/// How an audit entry names who acted: `operator`, `admin`, `agent:<id>` or `user:<id>`.
+/// Unlike [`Principal::sender`], it tells the platform operator from a tenant's admin.
+pub fn actor_text(p: &Principal) -> String {
+    match &p.kind {
+        PrincipalKind::Operator => "operator".to_owned(),
+        _ => p.sender(),
+    }
+}
+
+/// The byte string an entry is hashed as: a JSON object of exactly `action`, `actor`, `at`
+/// (RFC 3339, UTC, milliseconds, as on the wire), `detail`, `prev_hash`, `seq` and `target`,
+/// with every object's keys (the entry's and those inside `detail`) in byte order, no
+/// whitespace, strings escaped as `serde_json` escapes them and numbers as it prints them:
+///
+/// `{"action":"agent.delete","actor":"admin","at":"2026-11-25T11:06:00.123Z","detail":{},"prev_hash":"00…00","seq":1,"target":"agent:a1"}`
+///
+/// Written once here; the store, the verifier and anyone checking an export use this.
+pub fn canonical_form(e: &AuditEvent) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"action\":");
+    push_str(&mut out, &e.action);
+    out.push_str(",\"actor\":");
+    push_str(&mut out, &e.actor);
+    out.push_str(",\"at\":");
+    push_str(&mut out, &e.at);
+    out.push_str(",\"detail\":");
+    push_canonical(&mut out, &e.detail);
+    out.push_str(",\"prev_hash\":");
+    push_str(&mut out, &e.prev_hash);
+    out.push_str(",\"seq\":");
+    out.push_str(&e.seq.to_string());
+    out.push_str(",\"target\":");
+    push_str(&mut out, &e.target);
+    out.push('}');
+    out
+}
+
+/// `value` as canonical JSON text (keys in byte order, no whitespace): how `detail` is both
+/// hashed and stored, so reading it back cannot change its hash.
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    push_canonical(&mut out, value);
+    out
+}
+
+fn push_str(out: &mut String, s: &str) {
+    // Serialising a string into JSON cannot fail.
+    out.push_str(&serde_json::to_string(s).expect("a string serialises to JSON"));
+}
+
+fn push_canonical(out: &mut String, v: &Value) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_str(out, k);
+                out.push(':');
+                push_canonical(out, &map[k]);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_canonical(out, item);
+            }
+            out.push(']');
+        }
+        Value::String(s) => push_str(out, s),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+    }
+}
+
+/// The hash an entry must carry: hex SHA-256 of its `prev_hash` followed by its canonical
+/// form. (Its own `hash` field takes no part.)
+pub fn entry_hash(e: &AuditEvent) -> String {
+    let mut h = Sha256::new();
+    h.update(e.prev_hash.as_bytes());
+    h.update(canonical_form(e).as_bytes());
+    hex(&h.finalize())
+}
+
+/// Builds the entry that follows `prev` (`None`: the chain's first) with its hashes.
+pub fn chain_next(prev: Option<(i64, &str)>, new: &NewAuditEvent) -> AuditEvent {
+    let (prev_seq, prev_hash) = prev.unwrap_or((0, GENESIS_HASH));
+    let mut e = AuditEvent {
+        seq: prev_seq + 1,
+        at: rfc3339(new.at),
+        actor: new.actor.clone(),
+        action: new.action.as_str().to_owned(),
+        target: new.target.clone(),
+        // Stored as canonical text and parsed back on reading; hashing the value parsed from
+        // that text makes an append hash exactly what a later read will.
+        detail: serde_json::from_str(&canonical_json(&new.detail)).unwrap_or(Value::Null),
+        hash: String::new(),
+        prev_hash: prev_hash.to_owned(),
+    };
+    e.hash = entry_hash(&e);
+    e
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// How an entry shows the chain was tampered with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BreakKind {
+    /// Its content does not hash to its `hash`: a field was changed after it was written.
+    Edited,
+    /// Entries `from..=to` are missing before it (for the last entry: after it).
+    Removed { from: i64, to: i64 },
+    /// Its sequence number is not after the previous entry's (`previous`).
+    OutOfOrder { previous: i64 },
+    /// Its `prev_hash` is not the hash of the entry before it: entries were reordered (or
+    /// one before it replaced, or removed and the rest renumbered).
+    Reordered,
+    /// It is past the chain's head (the last `seq` the store recorded, `head`): it was
+    /// added outside the hub.
+    BeyondHead { head: i64 },
+}
+
+/// The first entry that shows tampering, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainBreak {
+    /// The sequence number of that entry as stored.
+    pub seq: i64,
+    #[serde(flatten)]
+    pub kind: BreakKind,
+}
+
+impl fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seq = self.seq;
+        match &self.kind {
+            BreakKind::Edited => write!(f, "entry {seq} was edited: its content does not match its hash"),
+            BreakKind::Removed { from, to } => {
+                match from == to {
+                    true => write!(f, "entry {from} was removed")?,
+                    false => write!(f, "entries {from} to {to} were removed")?,
+                }
+                match seq {
+                    // Found at the end: the head records more entries than are left.
+                    0 if *from > seq => write!(f, " (none is left, but the chain's head records {to})"),
+                    _ if *from > seq => write!(f, " (the chain ends at entry {seq}, but its head records {to})"),
+                    _ => write!(f, " (found at entry {seq})"),
+                }
+            }
+            BreakKind::OutOfOrder { previous } => {
+                write!(f, "entry {seq} is out of order: it comes after entry {previous}")
+            }
+            BreakKind::BeyondHead { head } => {
+                write!(f, "entry {seq} was added outside the hub: the chain's head records {head} entries")
+            }
+            BreakKind::Reordered => {
+                write!(f, "entry {seq} was reordered or replaced: its prev_hash is not the hash of entry {}", seq - 1)
+            }
+        }
+    }
+}
+
+impl std::error::Error for ChainBreak {}
+
+/// Checks a chain entry by entry, in the order it is read (by `seq`), so a store can verify
+/// a chain of any length page by page.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    prev_seq: i64,
+    prev_hash: String,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck { prev_seq: 0, prev_hash: GENESIS_HASH.to_owned() }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the entry that follows those checked so far. Links are checked before content,
+    /// so a moved entry is named as reordered rather than edited (moving it changes its seq).
+    pub fn next(&mut self, e: &AuditEvent) -> Result<(), ChainBreak> {
+        let fail = |kind| Err(ChainBreak { seq: e.seq, kind });
+        if e.seq <= self.prev_seq {
+            return fail(BreakKind::OutOfOrder { previous: self.prev_seq });
+        }
+        if e.seq > self.prev_seq + 1 {
+            return fail(BreakKind::Removed { from: self.prev_seq + 1, to: e.seq - 1 });
+        }
+        if e.prev_hash != self.prev_hash {
+            return fail(BreakKind::Reordered);
+        }
+        if entry_hash(e) != e.hash {
+            return fail(BreakKind::Edited);
+        }
+        self.prev_seq = e.seq;
+        self.prev_hash.clone_from(&e.hash);
+        Ok(())
+    }
+
+    /// After the last entry: the chain's head as recorded apart from the entries (its last
+    /// `seq`) must be the last entry checked. Ahead of it, entries after it were removed;
+    /// behind it, entries were added without the store.
+    pub fn finish(&self, head_seq: i64) -> Result<(), ChainBreak> {
+        let last = self.prev_seq;
+        if head_seq > last {
+            return Err(ChainBreak { seq: last, kind: BreakKind::Removed { from: last + 1, to: head_seq } });
+        }
+        if head_seq < last {
+            return Err(ChainBreak { seq: head_seq + 1, kind: BreakKind::BeyondHead { head: head_seq } });
+        }
+        Ok(())
+    }
+
+    /// Entries checked so far (the last good `seq`).
+    pub fn checked(&self) -> i64 {
+        self.prev_seq
+    }
+}
+
+/// Checks a whole chain from its first entry, in `seq` order; names the first bad entry.
+pub fn verify(events: &[AuditEvent]) -> Result<(), ChainBreak> {
+    let mut check = ChainCheck::default();
+    events.iter().try_for_each(|e| check.next(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn new(action: AuditAction, target: &str, detail: Value) -> NewAuditEvent {
+        NewAuditEvent {
+            tenant: "t1".into(),
+            at: 1_795_000_000_123,
+            actor: "admin".into(),
+            action,
+            target: target.into(),
+            detail,
+        }
+    }
+
+    fn chain(n: usize) -> Vec<AuditEvent> {
+        let mut out: Vec<AuditEvent> = Vec::new();
+        for i in 0..n {
+            let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
+            let next = chain_next(prev, &new(AuditAction::AgentRegister, &format!("agent:a{i}"), json!({"i": i})));
+            out.push(next);
+        }
+        out
+    }
+
+    /// The canonical form is a contract with whoever verifies an export: these exact bytes.
+    #[test]
+    fn canonical_form_is_pinned() {
+        let detail = json!({"z": [1, 2.5, null, true], "a": {"y": "é\"\n", "b": false}});
+        let e = chain_next(None, &new(AuditAction::AgentDelete, "agent:a1", detail));
+        assert_eq!(
+            canonical_form(&e),
+            r#"{"action":"agent.delete","actor":"admin","at":"2026-11-18T11:06:40.123Z","detail":{"a":{"b":false,"y":"é\"\n"},"z":[1,2.5,null,true]},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","seq":1,"target":"agent:a1"}"#
+        );
+        // hash = SHA-256("000…0" || canonical), computed independently with `sha256sum`.
+        assert_eq!(e.hash, "4585bd1869564962428a6f727dc67a1600eb217c75d597af402348dae6873cca");
+    }
+
+    #[test]
+    fn appended_entries_link_to_their_predecessor() {
+        let c = chain(3);
+        assert_eq!(c[0].prev_hash, GENESIS_HASH);
+        assert_eq!((c[1].seq, c[1].prev_hash.as_str()), (2, c[0].hash.as_str()));
+        assert_eq!(verify(&c), Ok(()));
+        assert_eq!(verify(&[]), Ok(()));
+    }
+
+    #[test]
+    fn an_edited_entry_is_named() {
+        let mut c = chain(3);
+        c[1].detail = json!({"i": 99});
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 2, kind: BreakKind::Edited }));
+        let mut c = chain(3);
+        c[2].actor = "agent:mallory".into();
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 3, kind: BreakKind::Edited }));
+    }
+
+    #[test]
+    fn a_removed_entry_is_named() {
+        let mut c = chain(4);
+        c.remove(1);
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 3, kind: BreakKind::Removed { from: 2, to: 2 } }));
+        let mut c = chain(2);
+        c.remove(0);
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 2, kind: BreakKind::Removed { from: 1, to: 1 } }));
+    }
+
+    #[test]
+    fn a_removed_tail_is_named_against_the_head() {
+        let c = chain(2);
+        let mut check = ChainCheck::default();
+        c.iter().for_each(|e| check.next(e).unwrap());
+        assert_eq!(check.finish(2), Ok(()));
+        assert_eq!(check.finish(4), Err(ChainBreak { seq: 2, kind: BreakKind::Removed { from: 3, to: 4 } }));
+        assert_eq!(check.finish(1), Err(ChainBreak { seq: 2, kind: BreakKind::BeyondHead { head: 1 } }));
+    }
+
+    #[test]
+    fn swapped_entries_are_named_as_reordered() {
+        // Rows 2 and 3 swap their seq: read in seq order, the old entry 3 comes second.
+        let mut c = chain(4);
+        c.swap(1, 2);
+        (c[1].seq, c[2].seq) = (2, 3);
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 2, kind: BreakKind::Reordered }));
+        // Read in stored order without renumbering.
+        let mut c = chain(3);
+        c.swap(1, 2);
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 3, kind: BreakKind::Removed { from: 2, to: 2 } }));
+        let mut c = chain(3);
+        c[2].seq = 1;
+        assert_eq!(verify(&c), Err(ChainBreak { seq: 1, kind: BreakKind::OutOfOrder { previous: 2 } }));
+    }
+
+    #[test]
+    fn breaks_say_what_is_wrong() {
+        let b = ChainBreak { seq: 7, kind: BreakKind::Edited };
+        assert_eq!(b.to_string(), "entry 7 was edited: its content does not match its hash");
+        let b = ChainBreak { seq: 7, kind: BreakKind::Removed { from: 5, to: 6 } };
+        assert_eq!(b.to_string(), "entries 5 to 6 were removed (found at entry 7)");
+        let b = ChainBreak { seq: 4, kind: BreakKind::Removed { from: 5, to: 5 } };
+        assert_eq!(b.to_string(), "entry 5 was removed (the chain ends at entry 4, but its head records 5)");
+        let b = ChainBreak { seq: 0, kind: BreakKind::Removed { from: 1, to: 2 } };
+        assert_eq!(b.to_string(), "entries 1 to 2 were removed (none is left, but the chain's head records 2)");
+        assert_eq!(
+            serde_json::to_value(ChainBreak { seq: 3, kind: BreakKind::Reordered }).unwrap(),
+            json!({"seq": 3, "kind": "reordered"})
+        );
+    }
+
+    #[test]
+    fn actions_round_trip_their_text() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(AuditAction::parse("agent.explode"), None);
+    }
+
+    #[test]
+    fn detail_hashes_the_same_after_a_store_round_trip() {
+        let e = chain_next(None, &new(AuditAction::PolicyUpdate, "policy", json!({"b": 1e300, "a": u64::MAX})));
+        let stored = canonical_json(&e.detail);
+        let mut read = e.clone();
+        read.detail = serde_json::from_str(&stored).unwrap();
+        assert_eq!(entry_hash(&read), e.hash);
+    }
+}
