@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use switchboard_core::AgentId;
 use switchboard_core::principal::{Principal, PrincipalKind};
 
 use crate::AppState;
@@ -85,8 +86,8 @@ impl Auth {
     }
 
     /// The calling agent's id, or `forbidden` for the admin.
-    pub fn require_agent(&self) -> Result<&str, ApiError> {
-        self.0.agent().map(|id| id.as_str()).ok_or_else(|| {
+    pub fn require_agent(&self) -> Result<&AgentId, ApiError> {
+        self.0.agent().ok_or_else(|| {
             ApiError::Forbidden(
                 "only agents have an inbox; use the API key returned when the agent was registered".into(),
             )

@@ -8,7 +8,7 @@ use switchboard_client::InboxOptions;
 use switchboard_core::api::{AgentStatus, BatchItem, DeliveryState, Part, SendMessage};
 
 fn addr(id: &str) -> String {
-    format!("agent:{id}")
+    common::agent_addr(id)
 }
 
 #[tokio::test]

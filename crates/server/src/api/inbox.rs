@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use serde::Deserialize;
+use switchboard_core::Recipient;
 use switchboard_core::api::{AckRequest, AckResult, Inbox, NackRequest};
 
 use super::openapi::Forbidden;
@@ -52,7 +53,7 @@ pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery
         return Err(ApiError::InvalidQuery("`visibility_ms` must be between 100 and 43200000".into()));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
+    let mut wake = state.store.wakeups().subscribe((tenant.clone(), Recipient::agent_text(&agent)));
     let mut shutdown = state.shutdown.clone();
     loop {
         wake.borrow_and_update();

@@ -15,7 +15,7 @@ use switchboard_core::api::{
 };
 use switchboard_core::principal::{Principal, PrincipalKind};
 use switchboard_core::time::{now_ms, rfc3339};
-use switchboard_core::{Address, validate};
+use switchboard_core::{Address, Recipient, validate};
 use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage};
 
 use super::agents::view;
@@ -47,7 +47,7 @@ async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(
                     a.endpoint.is_some()
                 }
             };
-            Ok(vec![(format!("agent:{id}"), push)])
+            Ok(vec![(Recipient::agent_text(id), push)])
         }
         Address::Capability { name, all } => {
             let filter = switchboard_store::AgentFilter { capability: Some(name.clone()), after: None, limit: 10_000 };
@@ -58,7 +58,7 @@ async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(
                 .into_iter()
                 .map(|a| view(a, state.config.heartbeat_window_ms, None))
                 .filter(|a| a.status == switchboard_core::api::AgentStatus::Active)
-                .map(|a| (format!("agent:{}", a.id), a.endpoint.is_some()))
+                .map(|a| (Recipient::Agent(a.id.into()).to_string(), a.endpoint.is_some()))
                 .collect();
             if active.is_empty() {
                 return Err(ApiError::UnknownRecipient(format!(
@@ -88,7 +88,7 @@ async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(
                 .await?
                 .into_iter()
                 .filter(|r| Some(r.agent_id.as_str()) != sender)
-                .map(|r| (format!("agent:{}", r.agent_id), r.push))
+                .map(|r| (Recipient::Agent(r.agent_id.into()).to_string(), r.push))
                 .collect())
         }
         Address::User(_) | Address::Conversation(_) | Address::Auto => Err(ApiError::UnsupportedAddress(format!(

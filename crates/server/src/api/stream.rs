@@ -19,6 +19,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use switchboard_core::api::{InboxMessage, StreamFrame};
 use switchboard_core::time::now_ms;
 use switchboard_core::validate;
+use switchboard_core::{AgentId, Recipient};
 use tokio::sync::mpsc;
 
 use super::openapi::{BadRequest, Forbidden, UpgradeRequired};
@@ -79,9 +80,9 @@ fn frame_text(f: &StreamFrame) -> WsMessage {
     WsMessage::Text(serde_json::to_string(f).unwrap_or_default().into())
 }
 
-async fn run_socket(state: AppState, tenant: String, agent: String, socket: WebSocket) -> Result<(), StreamEnd> {
+async fn run_socket(state: AppState, tenant: String, agent: AgentId, socket: WebSocket) -> Result<(), StreamEnd> {
     let (mut tx, mut rx) = socket.split();
-    let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
+    let mut wake = state.store.wakeups().subscribe((tenant.clone(), Recipient::agent_text(&agent)));
     let mut shutdown = state.shutdown.clone();
     // Message id → lease expiry. Entries whose lease ran out no longer count against the
     // window: the message may have gone to another connection.
@@ -146,7 +147,7 @@ fn parse_frame(text: &str) -> Result<StreamFrame, String> {
 async fn handle_incoming(
     state: &AppState,
     tenant: &str,
-    agent: &str,
+    agent: &AgentId,
     first: Result<WsMessage, axum::Error>,
     rx: &mut futures_util::stream::SplitStream<WebSocket>,
     tx: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
@@ -181,7 +182,7 @@ async fn handle_incoming(
 async fn handle_frame(
     state: &AppState,
     tenant: &str,
-    agent: &str,
+    agent: &AgentId,
     frame: Result<WsMessage, axum::Error>,
     tx: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
     in_flight: &mut HashMap<String, i64>,
@@ -222,7 +223,7 @@ pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Respons
     let tenant = auth.0.tenant.to_string();
     let (out, mut out_rx) = mpsc::channel::<InboxMessage>(64);
     tokio::spawn(async move {
-        let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
+        let mut wake = state.store.wakeups().subscribe((tenant.clone(), Recipient::agent_text(&agent)));
         let mut shutdown = state.shutdown.clone();
         loop {
             wake.borrow_and_update();

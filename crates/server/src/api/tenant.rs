@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use base64::Engine;
 use serde::Serialize;
+use switchboard_core::Recipient;
 use switchboard_core::api::{FieldError, TenantPushSettings};
 
 use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
@@ -42,9 +43,9 @@ pub async fn put_push_settings(
         }]));
     }
     if let Some(to) = &s.events_to {
-        let known = match to.strip_prefix("agent:") {
-            Some(id) => state.store.get_agent(auth.0.tenant.as_str(), id).await?.is_some(),
-            None => false,
+        let known = match to.parse::<Recipient>() {
+            Ok(Recipient::Agent(id)) => state.store.get_agent(auth.0.tenant.as_str(), id.as_str()).await?.is_some(),
+            _ => false,
         };
         if !known {
             return Err(ApiError::fields(vec![FieldError {

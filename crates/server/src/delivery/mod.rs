@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use switchboard_core::api::{InboxMessage, Message, Part};
 use switchboard_core::time::{Millis, now_ms, rfc3339};
+use switchboard_core::{AgentId, Recipient};
 use switchboard_store::{LeaseRequest, Leased, MessageRecord};
 
 use crate::AppState;
@@ -49,7 +50,7 @@ pub fn message_view(m: MessageRecord) -> Result<Message, ApiError> {
 pub async fn lease(
     state: &AppState,
     tenant: &str,
-    agent_id: &str,
+    agent_id: &AgentId,
     limit: usize,
     lease_ms: u64,
 ) -> Result<Vec<InboxMessage>, ApiError> {
@@ -71,7 +72,7 @@ pub async fn lease(
 pub async fn lease_records(
     state: &AppState,
     tenant: &str,
-    agent_id: &str,
+    agent_id: &AgentId,
     limit: usize,
     lease_ms: u64,
 ) -> Result<Vec<Leased>, ApiError> {
@@ -79,7 +80,7 @@ pub async fn lease_records(
         .store
         .lease(LeaseRequest {
             tenant: tenant.to_owned(),
-            recipient: format!("agent:{agent_id}"),
+            recipient: Recipient::agent_text(agent_id),
             limit,
             now: now_ms(),
             lease_ms: lease_ms as i64,
@@ -167,21 +168,26 @@ pub fn message_frame(l: &Leased) -> Result<String, ApiError> {
 pub async fn ack(
     state: &AppState,
     tenant: &str,
-    agent_id: &str,
+    agent_id: &AgentId,
     ids: Vec<String>,
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let now = now_ms();
     let asked = ids.clone();
-    let acked = state.store.ack(tenant, &format!("agent:{agent_id}"), ids, now).await?;
+    let acked = state.store.ack(tenant, &Recipient::agent_text(agent_id), ids, now).await?;
     Ok(record_acks(state, now, asked, acked))
 }
 
 /// [`ack`] for acks that get no answer (WebSocket ack frames): it may reach the disk with the
 /// next durable commit rather than its own (see `Store::ack_unanswered`). Measured on the
 /// `latency` workload (docs/bench/IMPROVEMENTS.md).
-pub async fn ack_unanswered(state: &AppState, tenant: &str, agent_id: &str, ids: Vec<String>) -> Result<(), ApiError> {
+pub async fn ack_unanswered(
+    state: &AppState,
+    tenant: &str,
+    agent_id: &AgentId,
+    ids: Vec<String>,
+) -> Result<(), ApiError> {
     let now = now_ms();
-    let acked = state.store.ack_unanswered(tenant, &format!("agent:{agent_id}"), ids, now).await?;
+    let acked = state.store.ack_unanswered(tenant, &Recipient::agent_text(agent_id), ids, now).await?;
     record_acks(state, now, Vec::new(), acked);
     Ok(())
 }
@@ -217,13 +223,14 @@ pub fn retry_due(now: Millis, retry_in_ms: u64) -> Millis {
 pub async fn nack(
     state: &AppState,
     tenant: &str,
-    agent_id: &str,
+    agent_id: &AgentId,
     ids: Vec<String>,
     retry_in_ms: u64,
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let now = now_ms();
     let asked = ids.clone();
-    let done = state.store.nack(tenant, &format!("agent:{agent_id}"), ids, retry_due(now, retry_in_ms), now).await?;
+    let done =
+        state.store.nack(tenant, &Recipient::agent_text(agent_id), ids, retry_due(now, retry_in_ms), now).await?;
     state.metrics.delivery("nacked", done.len() as u64);
     let ignored = asked.into_iter().filter(|id| !done.contains(id)).collect();
     Ok((done, ignored))

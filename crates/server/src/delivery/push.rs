@@ -17,6 +17,7 @@ use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde::Deserialize;
 use sha2::Sha256;
+use switchboard_core::Recipient;
 use switchboard_core::api::{Part, TenantPushSettings};
 use switchboard_core::time::{Millis, now_ms, rfc3339};
 use switchboard_store::NewMessage;
@@ -349,7 +350,7 @@ async fn claim(state: &AppState, limit: usize) -> switchboard_store::Result<Vec<
 }
 
 async fn release(state: &AppState, job: &PushJob, due_at: Millis) {
-    let recipient = format!("agent:{}", job.agent_id);
+    let recipient = Recipient::agent_text(&job.agent_id.as_str().into());
     if let Err(e) = state.store.release_push(&job.tenant, &job.message.id, &recipient, due_at).await {
         tracing::warn!(error = %e, "could not release a push claim; it expires by itself");
     }
@@ -598,7 +599,7 @@ async fn finish(
     outcome: PushOutcome,
 ) {
     let record = AttemptRecord {
-        recipient: format!("agent:{}", job.agent_id),
+        recipient: Recipient::agent_text(&job.agent_id.as_str().into()),
         attempt: n,
         at: now_ms() - took,
         duration_ms: took,
@@ -655,7 +656,7 @@ async fn emit(state: &AppState, tenant: &str, agent_id: &str, event: &'static st
     state.metrics.push_event(event);
     let Ok(settings) = tenant_settings(state, tenant).await else { return };
     let Some(to) = settings.events_to else { return };
-    let subject = format!("agent:{agent_id}");
+    let subject = Recipient::agent_text(&agent_id.into());
     if to == subject {
         return;
     }
@@ -671,12 +672,12 @@ async fn emit(state: &AppState, tenant: &str, agent_id: &str, event: &'static st
         "datacontenttype": "application/json",
         "data": data,
     });
-    let push = match to.strip_prefix("agent:") {
-        Some(ops) => match state.store.get_agent(tenant, ops).await {
+    let push = match to.parse::<Recipient>() {
+        Ok(Recipient::Agent(ops)) => match state.store.get_agent(tenant, ops.as_str()).await {
             Ok(Some(a)) => a.endpoint.is_some(),
             _ => return, // the events agent is gone: metrics and logs still have the event
         },
-        None => return,
+        _ => return,
     };
     let m = NewMessage {
         tenant: tenant.to_owned(),
@@ -709,8 +710,8 @@ async fn record_reply(state: &AppState, job: &PushJob, reply: Reply) {
     let m = &job.message;
     let mut recipients = Vec::new();
     let mut push_recipients = Vec::new();
-    if let Some(id) = m.sender.strip_prefix("agent:")
-        && let Ok(Some(a)) = state.store.get_agent(&job.tenant, id).await
+    if let Ok(Recipient::Agent(id)) = m.sender.parse::<Recipient>()
+        && let Ok(Some(a)) = state.store.get_agent(&job.tenant, id.as_str()).await
     {
         recipients.push(m.sender.clone());
         if a.endpoint.is_some() {
@@ -722,7 +723,7 @@ async fn record_reply(state: &AppState, job: &PushJob, reply: Reply) {
     let reply_msg = NewMessage {
         tenant: job.tenant.clone(),
         id: switchboard_core::new_id().to_string(),
-        sender: format!("agent:{}", job.agent_id),
+        sender: Recipient::agent_text(&job.agent_id.as_str().into()),
         to: m.sender.clone(),
         recipients,
         push_recipients,
