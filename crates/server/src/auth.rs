@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use switchboard_core::AgentId;
 use switchboard_core::principal::{Principal, PrincipalKind};
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::error::ApiError;
 
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -148,7 +148,7 @@ impl FromRequestParts<AppState> for Auth {
         };
         // Presence is marked by `note_presence` once the request has succeeded.
         if let PrincipalKind::Agent(id) = &principal.kind
-            && let Some(caller) = parts.extensions.get::<crate::Caller>()
+            && let Some(caller) = parts.extensions.get::<crate::api::Caller>()
         {
             caller.set(principal.tenant.as_str(), id.as_str());
         }

@@ -218,6 +218,32 @@ async fn a_reply_in_the_response_reaches_the_sender() {
     hub.stop().await;
 }
 
+/// A webhook reply is held to the rules of a send: one that breaks them (here a NUL in its
+/// text) is not stored; the delivery is still acked, and its attempt says `reply_refused`.
+#[tokio::test]
+async fn a_reply_that_breaks_a_send_rule_is_not_stored() {
+    let hub = TestHub::start().await;
+    let rx = Receiver::start(|_| Plan::StatusWith {
+        status: 200,
+        headers: vec![],
+        body: r#"{"parts":[{"kind":"text","text":"po\u0000ng"}]}"#.into(),
+    })
+    .await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let (_, alice) = hub.agent("alice", &[]).await;
+    let sent = alice.send(&SendMessage::text(agent_addr(&hook.agent.id), "ping")).await.unwrap();
+    let s = state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 10).await;
+    assert_eq!(s.push_attempts.len(), 1);
+    assert_eq!(s.push_attempts[0].status_code, Some(200));
+    assert_eq!(s.push_attempts[0].error_kind.as_deref(), Some("reply_refused"));
+    // The attempt is recorded after the reply would have been committed: nothing came.
+    let inbox = alice.inbox(&InboxOptions::default()).await.unwrap();
+    assert!(inbox.messages.is_empty(), "{:?}", inbox.messages);
+    let metrics = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchboard_push_events_total{event=\"reply.refused\"} 1"), "{metrics}");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn rotation_signs_with_both_secrets() {
     let hub = TestHub::start().await;

@@ -13,9 +13,9 @@ use switchboard_core::{API_KEY_PREFIX, validate};
 use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentFilter, AgentRecord};
 
+use super::AppState;
 use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
-use crate::AppState;
 use crate::auth::{Auth, new_token, token_hash};
 use crate::error::ApiError;
 
@@ -24,13 +24,7 @@ const CARD_LIMIT: usize = 256 * 1024;
 /// The API view of an agent. Its status is `error` while its push endpoint is failing or
 /// disabled, otherwise derived from when it was last seen.
 pub fn view(a: AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>) -> Agent {
-    let now = now_ms();
-    let failing = a.endpoint.is_some() && push.is_some_and(|p| p.health_error.is_some() || p.disabled);
-    let status = match a.last_seen_at {
-        _ if failing => AgentStatus::Error,
-        Some(t) if now - t <= heartbeat_window_ms as i64 => AgentStatus::Active,
-        _ => AgentStatus::Inactive,
-    };
+    let status = crate::domain::agents::status(&a, heartbeat_window_ms, push, now_ms());
     Agent {
         id: a.id,
         name: a.name,
@@ -63,9 +57,9 @@ async fn view_one(state: &AppState, a: AgentRecord) -> Result<Agent, ApiError> {
 async fn check_card(state: &AppState, tenant: &str, req: &RegisterAgent) -> Result<(), ApiError> {
     validate::register_agent(req).map_err(ApiError::fields)?;
     if let Some(e) = &req.endpoint {
-        let allow = state.config.allow_private_endpoints
-            || crate::delivery::push::tenant_settings(state, tenant).await?.allow_private_endpoints;
-        crate::delivery::push::check_endpoint(e, allow).await.map_err(|message| {
+        let allow =
+            state.config.allow_private_endpoints || state.pusher.tenant_settings(tenant).await?.allow_private_endpoints;
+        crate::domain::push::check_endpoint(e, allow).await.map_err(|message| {
             ApiError::fields(vec![switchboard_core::api::FieldError { path: "endpoint".into(), message }])
         })?;
     }
@@ -114,8 +108,7 @@ pub async fn register(
     };
     let api_key = new_token(API_KEY_PREFIX);
     state.store.create_agent(record.clone(), token_hash(&api_key)).await?;
-    let settings =
-        PushSettings { secret: crate::delivery::push::new_secret(), retry_schedule_ms, ..Default::default() };
+    let settings = PushSettings { secret: crate::domain::push::new_secret(), retry_schedule_ms, ..Default::default() };
     let webhook_secret = settings.secret.clone();
     state.store.put_push_settings(&record.tenant, &record.id, settings).await?;
     tracing::info!(agent = %record.id, name = %record.name, "agent registered");
@@ -210,12 +203,12 @@ pub async fn update(
         ..existing
     };
     let endpoint_changed = record.endpoint != existing_endpoint;
-    state.recipients.forget(auth.0.tenant.as_str(), &id);
+    state.acceptor.routing().forget(auth.0.tenant.as_str(), &id);
     let updated = state.store.update_agent(record).await?.ok_or_else(|| not_registered(&id))?;
     let current =
         state.store.push_settings(auth.0.tenant.as_str(), std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
     let mut s =
-        current.unwrap_or_else(|| PushSettings { secret: crate::delivery::push::new_secret(), ..Default::default() });
+        current.unwrap_or_else(|| PushSettings { secret: crate::domain::push::new_secret(), ..Default::default() });
     s.retry_schedule_ms = retry_schedule_ms;
     if endpoint_changed {
         // A new endpoint starts healthy: a 410 from the old one no longer applies.
@@ -237,7 +230,7 @@ pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<St
         return Err(not_registered(&id));
     }
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
-    state.recipients.forget(auth.0.tenant.as_str(), &id);
+    state.acceptor.routing().forget(auth.0.tenant.as_str(), &id);
     tracing::info!(agent = %id, "agent deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -312,7 +305,7 @@ pub async fn rotate_webhook_secret(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookSecret>, ApiError> {
     let mut s = push_settings(&state, &auth, &id).await?;
-    s.previous = Some(std::mem::replace(&mut s.secret, crate::delivery::push::new_secret()));
+    s.previous = Some(std::mem::replace(&mut s.secret, crate::domain::push::new_secret()));
     s.previous_until = Some(now_ms() + ROTATION_OVERLAP_MS);
     state.store.put_push_settings(auth.0.tenant.as_str(), &id, s.clone()).await?;
     tracing::info!(agent = %id, "webhook secret rotated");

@@ -10,9 +10,9 @@ use switchboard_core::api::{
 use switchboard_core::time::{now_ms, parse_rfc3339, rfc3339};
 use switchboard_store::{DeliveryFilter, DeliveryRow};
 
+use super::AppState;
 use super::openapi::{Forbidden, Unprocessable};
 use super::{Q, parse_json};
-use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 

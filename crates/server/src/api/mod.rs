@@ -14,7 +14,6 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use switchboard_core::validate;
 
-use crate::AppState;
 use crate::error::ApiError;
 use switchboard_core::api as wire;
 
@@ -24,12 +23,14 @@ pub mod inbox;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod state;
 pub mod stream;
 pub mod tenant;
 pub mod topics;
 pub mod whoami;
 
 pub use openapi::ApiDoc;
+pub use state::{AppState, Caller, note_presence};
 
 /// Builds the node's router.
 pub fn router(state: AppState) -> Router {

@@ -8,8 +8,8 @@ use switchboard_core::api::Health;
 use switchboard_core::time::now_ms;
 use utoipa::OpenApi;
 
+use super::AppState;
 use super::openapi::StoreUnavailable;
-use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::StateLabels;
 

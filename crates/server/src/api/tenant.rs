@@ -8,11 +8,10 @@ use serde::Serialize;
 use switchboard_core::Recipient;
 use switchboard_core::api::{FieldError, TenantPushSettings};
 
+use super::AppState;
 use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
 use super::parse_json;
-use crate::AppState;
 use crate::auth::Auth;
-use crate::delivery::push::{signing_key, tenant_settings};
 use crate::error::ApiError;
 
 /// The tenant's push settings (admin).
@@ -21,7 +20,7 @@ use crate::error::ApiError;
               (status = 403, response = Forbidden)))]
 pub async fn push_settings(State(state): State<AppState>, auth: Auth) -> Result<Json<TenantPushSettings>, ApiError> {
     auth.require_admin()?;
-    Ok(Json(tenant_settings(&state, auth.0.tenant.as_str()).await?))
+    Ok(Json(state.pusher.tenant_settings(auth.0.tenant.as_str()).await?))
 }
 
 /// Replaces the tenant's push settings (admin).
@@ -84,7 +83,7 @@ pub struct KeySet {
     responses((status = 200, description = "The hub's public signing key", body = KeySet),
               (status = 503, response = StoreUnavailable)))]
 pub async fn keys(State(state): State<AppState>) -> Result<Json<KeySet>, ApiError> {
-    let key = signing_key(&state).await?;
+    let key = state.pusher.signing_key().await?;
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
     Ok(Json(KeySet { keys: vec![Jwk { kty: "OKP", crv: "Ed25519", kid: "switchboard-webhooks", use_: "sig", x }] }))
 }

@@ -16,9 +16,9 @@ use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_store::SubscriptionRecord;
 
+use super::AppState;
 use super::Q;
 use super::openapi::{BadRequest, Forbidden, NotFound, SubscriptionPath, TopicPath};
-use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
