@@ -18,6 +18,8 @@ use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
 use crate::auth::{Auth, new_token, token_hash};
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const CARD_LIMIT: usize = 256 * 1024;
 
@@ -310,4 +312,14 @@ pub async fn rotate_webhook_secret(
     state.store.put_push_settings(auth.0.tenant.as_str(), &id, s.clone()).await?;
     tracing::info!(agent = %id, "webhook secret rotated");
     Ok(Json(secret_view(&s)))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(heartbeat))
+        .routes(routes!(webhook_secret))
+        .routes(routes!(rotate_webhook_secret))
 }

@@ -15,6 +15,8 @@ use super::openapi::{Forbidden, Unprocessable};
 use super::{Q, parse_json};
 use crate::auth::Auth;
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -174,4 +176,13 @@ pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Res
     let count = state.store.purge_dead(auth.0.tenant.as_str(), filter).await?;
     tracing::info!(count, "dead letters purged");
     Ok(Json(DeadLetterResult { count }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay))
+        .routes(routes!(purge))
 }

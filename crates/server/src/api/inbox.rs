@@ -14,6 +14,8 @@ use super::{Q, parse_json};
 use crate::auth::Auth;
 use crate::domain::delivery::{Next, inbox_view};
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const MAX_WAIT_MS: u64 = 60_000;
 const MAX_IDS: usize = 10_000;
@@ -91,4 +93,9 @@ pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Resu
     check_ids(&req.ids)?;
     let (ids, ignored) = state.deliveries.nack(&auth.0, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
     Ok(Json(AckResult { ids, ignored }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(fetch)).routes(routes!(ack)).routes(routes!(nack))
 }

@@ -21,6 +21,8 @@ use super::{Q, read_json};
 use crate::auth::Auth;
 use crate::domain::delivery::message_view;
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1000;
@@ -224,4 +226,9 @@ pub async fn show(
         deliveries: deliveries.into_iter().map(delivery_view).collect(),
         push_attempts,
     }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(send)).routes(routes!(send_batch)).routes(routes!(show))
 }

@@ -27,6 +27,8 @@ use super::openapi::{BadRequest, Forbidden, UpgradeRequired};
 use crate::auth::Auth;
 use crate::domain::delivery::{self, Consumer, Next};
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most messages leased in one go by a stream.
 const LEASE_BATCH: usize = 256;
@@ -269,4 +271,9 @@ pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Respons
         Ok::<_, Infallible>(event.json_data(&m).unwrap_or_else(|_| Event::default().comment("unencodable")))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(websocket)).routes(routes!(events))
 }

@@ -13,6 +13,8 @@ use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
 use super::parse_json;
 use crate::auth::Auth;
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The tenant's push settings (admin).
 #[utoipa::path(get, path = "/v1/tenant/push-settings", operation_id = "getPushSettings",
@@ -86,4 +88,9 @@ pub async fn keys(State(state): State<AppState>) -> Result<Json<KeySet>, ApiErro
     let key = state.pusher.signing_key().await?;
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
     Ok(Json(KeySet { keys: vec![Jwk { kty: "OKP", crv: "Ed25519", kid: "switchboard-webhooks", use_: "sig", x }] }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(push_settings, put_push_settings)).routes(routes!(keys))
 }

@@ -21,6 +21,8 @@ use super::Q;
 use super::openapi::{BadRequest, Forbidden, NotFound, SubscriptionPath, TopicPath};
 use crate::auth::Auth;
 use crate::error::ApiError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The topic name from the path, checked with the same rule as `topic:<name>` addresses.
 fn topic_name(topic: &str) -> Result<(), ApiError> {
@@ -141,4 +143,9 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Topi
     Ok(Json(TopicList {
         topics: topics.into_iter().map(|t| Topic { name: t.name, subscribers: t.subscribers }).collect(),
     }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(subscribers)).routes(routes!(subscribe, unsubscribe))
 }
