@@ -21,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod listener;
 pub mod metrics;
+pub mod token;
 
 pub use cfg::{Config, ConfigError, Settings};
 
@@ -145,13 +146,18 @@ impl Hub {
         let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
             store.clone(),
-            routing,
+            routing.clone(),
             metrics.clone(),
             poke.clone(),
             config.max_message_bytes,
         ));
-        let pusher =
-            Arc::new(domain::push::Pusher::new(store.clone(), config.clone(), metrics.clone(), acceptor.clone(), poke));
+        let pusher = Arc::new(domain::push::Pusher::new(
+            store.clone(),
+            config.clone(),
+            metrics.clone(),
+            acceptor.clone(),
+            poke.clone(),
+        ));
         let presence = Arc::new(domain::presence::Presence::default());
         let state = api::AppState {
             store: store.clone(),
@@ -160,7 +166,13 @@ impl Hub {
             tokens: Arc::new(auth::TokenCache::default()),
             presence: presence.clone(),
             acceptor,
-            deliveries: domain::delivery::Deliveries::new(store.clone(), metrics.clone(), config.max_attempts),
+            agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
+            deliveries: domain::delivery::Deliveries::new(
+                store.clone(),
+                metrics.clone(),
+                poke.clone(),
+                config.max_attempts,
+            ),
             pusher: pusher.clone(),
             shutdown: shutdown_rx.clone(),
         };

@@ -7,6 +7,8 @@ use axum::body::Body;
 use axum::extract::State;
 use serde::Deserialize;
 use switchboard_core::api::{AckRequest, AckResult, Inbox, NackRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::openapi::Forbidden;
@@ -14,8 +16,6 @@ use super::{Q, parse_json};
 use crate::auth::Auth;
 use crate::domain::delivery::{Next, inbox_view};
 use crate::error::ApiError;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 const MAX_WAIT_MS: u64 = 60_000;
 const MAX_IDS: usize = 10_000;

@@ -14,6 +14,8 @@ use switchboard_core::api::{
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::rfc3339;
 use switchboard_store::{AcceptOutcome, DeliveryRecord};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::openapi::{Conflict, MessagePath, NotFound, Unprocessable, Wait};
@@ -21,8 +23,6 @@ use super::{Q, read_json};
 use crate::auth::Auth;
 use crate::domain::delivery::message_view;
 use crate::error::ApiError;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1000;

@@ -6,13 +6,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::api::Health;
 use switchboard_core::time::now_ms;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::openapi::StoreUnavailable;
 use crate::error::ApiError;
 use crate::metrics::StateLabels;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// 200 while the process serves.
 #[utoipa::path(get, path = "/health", security(()), responses((status = 200, body = Health)))]

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::Config;
 use crate::auth::TokenCache;
 use crate::domain::accept::Acceptor;
+use crate::domain::agents::Agents;
 use crate::domain::delivery::Deliveries;
 use crate::domain::presence::Presence;
 use crate::domain::push::Pusher;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Validates, routes and commits sends (and holds the router and its cache).
     pub acceptor: Arc<Acceptor>,
+    /// Changes to the agent registry.
+    pub agents: Arc<Agents>,
     /// Leases, acks and nacks; consumers' wait loop.
     pub deliveries: Deliveries,
     /// The push engine (webhook client, circuits, tenant push settings).

@@ -21,14 +21,14 @@ use switchboard_core::api::{InboxMessage, StreamFrame};
 use switchboard_core::time::now_ms;
 use switchboard_core::validate;
 use tokio::sync::mpsc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::openapi::{BadRequest, Forbidden, UpgradeRequired};
 use crate::auth::Auth;
 use crate::domain::delivery::{self, Consumer, Next};
 use crate::error::ApiError;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// Most messages leased in one go by a stream.
 const LEASE_BATCH: usize = 256;

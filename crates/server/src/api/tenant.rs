@@ -5,16 +5,15 @@ use axum::body::Body;
 use axum::extract::State;
 use base64::Engine;
 use serde::Serialize;
-use switchboard_core::Recipient;
-use switchboard_core::api::{FieldError, TenantPushSettings};
+use switchboard_core::api::TenantPushSettings;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
 use super::parse_json;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The tenant's push settings (admin).
 #[utoipa::path(get, path = "/v1/tenant/push-settings", operation_id = "getPushSettings",
@@ -37,28 +36,7 @@ pub async fn put_push_settings(
 ) -> Result<Json<TenantPushSettings>, ApiError> {
     auth.require_admin()?;
     let s: TenantPushSettings = parse_json(body, 64 * 1024).await?;
-    if s.retry_schedule_ms.as_ref().is_some_and(|v| v.len() > 50 || v.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
-        return Err(ApiError::fields(vec![FieldError {
-            path: "retry_schedule_ms".into(),
-            message: "use at most 50 steps of at most 7 days each".into(),
-        }]));
-    }
-    if let Some(to) = &s.events_to {
-        let known = match to.parse::<Recipient>() {
-            Ok(Recipient::Agent(id)) => state.store.get_agent(auth.0.tenant.as_str(), id.as_str()).await?.is_some(),
-            _ => false,
-        };
-        if !known {
-            return Err(ApiError::fields(vec![FieldError {
-                path: "events_to".into(),
-                message: format!("`{to}` is not a registered agent of this tenant; use agent:<id>"),
-            }]));
-        }
-    }
-    let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.put_tenant_push_settings(auth.0.tenant.as_str(), text).await?;
-    state.pusher.forget_tenant(auth.0.tenant.as_str());
-    tracing::info!(tenant = %auth.0.tenant, "tenant push settings changed");
+    state.pusher.put_tenant_settings(&auth.0, &s).await?;
     Ok(Json(s))
 }
 

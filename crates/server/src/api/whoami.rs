@@ -3,11 +3,11 @@
 
 use axum::Json;
 use switchboard_core::api::Whoami;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use crate::auth::Auth;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// The tenant and principal of the calling token.
 #[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami",

@@ -166,7 +166,7 @@ impl Acceptor {
 
 fn request_hash(m: &SendMessage) -> String {
     let bytes = serde_json::to_vec(m).unwrap_or_default();
-    crate::auth::hex(&Sha256::digest(&bytes))
+    crate::token::hex(&Sha256::digest(&bytes))
 }
 
 /// The one builder of a [`NewMessage`]: `m` from `sender` to `to`, delivered to `routed`.

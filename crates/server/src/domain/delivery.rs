@@ -13,9 +13,10 @@ use switchboard_core::api::{InboxMessage, Message, Part};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{Millis, now_ms, rfc3339};
 use switchboard_core::{Principal, Recipient};
-use switchboard_store::{LeaseRequest, Leased, MessageRecord, Store};
+use switchboard_store::{DeliveryFilter, LeaseRequest, Leased, MessageRecord, Store};
 use tokio::sync::watch;
 
+use super::push::Poke;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -61,13 +62,31 @@ pub fn inbox_of(by: &Principal) -> Result<String, ApiError> {
 pub struct Deliveries {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    /// Replayed dead letters may be due for push.
+    poke: Poke,
     /// Attempts before a delivery is dead.
     max_attempts: u32,
 }
 
 impl Deliveries {
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, max_attempts: u32) -> Deliveries {
-        Deliveries { store, metrics, max_attempts }
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, poke: Poke, max_attempts: u32) -> Deliveries {
+        Deliveries { store, metrics, poke, max_attempts }
+    }
+
+    /// Makes the dead deliveries `filter` selects pending again, with a fresh attempt count;
+    /// returns how many.
+    pub async fn replay_dead(&self, by: &Principal, filter: DeliveryFilter) -> Result<u64, ApiError> {
+        let count = self.store.replay_dead(by.tenant.as_str(), filter, now_ms()).await?;
+        self.poke.poke();
+        tracing::info!(count, "dead letters replayed");
+        Ok(count)
+    }
+
+    /// Deletes the dead deliveries `filter` selects; returns how many.
+    pub async fn purge_dead(&self, by: &Principal, filter: DeliveryFilter) -> Result<u64, ApiError> {
+        let count = self.store.purge_dead(by.tenant.as_str(), filter).await?;
+        tracing::info!(count, "dead letters purged");
+        Ok(count)
     }
 
     /// Leases up to `limit` of `by`'s due messages to it for `lease_ms`, in accept order.

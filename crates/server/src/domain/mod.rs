@@ -6,8 +6,11 @@
 //! - [`accept`]: the one builder of `NewMessage`, for sends, webhook replies and push events,
 //!   and the commit that follows.
 //! - [`delivery`]: lease, ack and nack, and the one wait loop that long-poll, WebSocket and
-//!   SSE consumers share; the stored-message views they write out.
+//!   SSE consumers share; dead-letter replay and purge; the stored-message views.
 //! - [`push`]: webhook delivery, one file per mechanism.
+//! - [`agents`]: agent status, and the registry's changes (register, update, delete,
+//!   heartbeat, webhook secret rotation).
+//! - [`topics`]: topic subscriptions.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
@@ -22,3 +25,4 @@ pub mod presence;
 pub mod push;
 pub mod routing;
 pub mod tasks;
+pub mod topics;

@@ -18,12 +18,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use switchboard_core::api::TenantPushSettings;
+use switchboard_core::api::{FieldError, TenantPushSettings};
+use switchboard_core::{Principal, Recipient};
 use switchboard_store::Store;
 use tokio::sync::{Notify, Semaphore};
 
 use super::accept::Acceptor;
 use crate::Config;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 mod attempt;
@@ -142,5 +144,34 @@ impl Pusher {
                 Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
             })
             .await
+    }
+
+    /// Replaces the tenant's push settings, after checking them: the retry schedule's bounds,
+    /// and that `events_to` names a registered agent of the tenant.
+    pub async fn put_tenant_settings(&self, by: &Principal, s: &TenantPushSettings) -> Result<(), ApiError> {
+        let tenant = by.tenant.as_str();
+        if s.retry_schedule_ms.as_ref().is_some_and(|v| v.len() > 50 || v.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
+            return Err(ApiError::fields(vec![FieldError {
+                path: "retry_schedule_ms".into(),
+                message: "use at most 50 steps of at most 7 days each".into(),
+            }]));
+        }
+        if let Some(to) = &s.events_to {
+            let known = match to.parse::<Recipient>() {
+                Ok(Recipient::Agent(id)) => self.store.get_agent(tenant, id.as_str()).await?.is_some(),
+                _ => false,
+            };
+            if !known {
+                return Err(ApiError::fields(vec![FieldError {
+                    path: "events_to".into(),
+                    message: format!("`{to}` is not a registered agent of this tenant; use agent:<id>"),
+                }]));
+            }
+        }
+        let text = serde_json::to_string(s).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.store.put_tenant_push_settings(tenant, text).await?;
+        self.forget_tenant(tenant);
+        tracing::info!(tenant = %by.tenant, "tenant push settings changed");
+        Ok(())
     }
 }
