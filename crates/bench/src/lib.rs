@@ -321,7 +321,7 @@ pub async fn run(
     for i in 0..cfg.consumers {
         let r =
             admin.register_agent(&RegisterAgent { name: format!("bench-{run_id}-c{i}"), ..Default::default() }).await?;
-        consumer_ids.push(format!("agent:{}", r.agent.id));
+        consumer_ids.push(switchboard_core::Recipient::agent_text(&r.agent.id.as_str().into()));
         streams.push(admin.with_token(r.api_key).stream().await?);
     }
 

@@ -94,7 +94,7 @@ pub(crate) async fn run(
             admin.register_agent(&RegisterAgent { name: format!("bench-{run_id}-p{i}"), ..Default::default() }).await?;
         producers.push(admin.with_token(r.api_key));
     }
-    let to = format!("agent:{}", hook.agent.id);
+    let to = switchboard_core::Recipient::agent_text(&hook.agent.id.as_str().into());
     let body = "x".repeat(cfg.size);
     let total = cfg.messages;
     let next = Arc::new(AtomicUsize::new(0));

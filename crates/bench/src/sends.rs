@@ -28,7 +28,7 @@ pub(crate) async fn http(
             admin.register_agent(&RegisterAgent { name: format!("bench-{run}-p{i}"), ..Default::default() }).await?;
         producers.push(admin.with_token(r.api_key));
     }
-    let to = format!("agent:{}", sink.agent.id);
+    let to = switchboard_core::Recipient::agent_text(&sink.agent.id.as_str().into());
     let body = "x".repeat(cfg.size);
     let total = cfg.messages;
     let (next, sent, errors) =

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Ids, eventually, free_port, start_hub};
+use common::{Ids, agent_addr, eventually, free_port, start_hub};
 use switchboard_client::Client;
 use switchboard_core::api::{RegisterAgent, SendMessage};
 
@@ -76,7 +76,7 @@ async fn three_nodes_lose_nothing_when_the_consumers_node_dies() {
     let mut nodes = vec![node(&db.url).await, node(&db.url).await, node(&db.url).await];
     let bob =
         nodes[0].client.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
-    let to = format!("agent:{}", bob.agent.id);
+    let to = agent_addr(&bob.agent.id);
 
     // The consumer reads on node 1 (the one that will die), then on node 2.
     let received = Ids::new(); // every receipt, duplicates included
@@ -217,7 +217,7 @@ async fn losing_the_database_answers_503_and_the_node_recovers() {
     let via_proxy = format!("postgres://{user}@127.0.0.1:{}/{name}", proxy.port);
     let n = node(&via_proxy).await;
     let bob = n.client.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
-    let to = format!("agent:{}", bob.agent.id);
+    let to = agent_addr(&bob.agent.id);
     let http = reqwest::Client::new();
     let ready = |url: String| {
         let http = http.clone();

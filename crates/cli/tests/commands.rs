@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 mod common;
 
 use common::cli::{Backend, Cli, Hub, Running, Table};
-use common::{eventually, free_port};
+use common::{agent_addr, eventually, free_port};
 use switchboard_client::InboxOptions;
 use switchboard_core::api::{DeliveryState, RegisterAgent};
 
@@ -119,7 +119,7 @@ async fn message_life(backend: Backend) {
     let (translator, translator_key) = agent(&hub, "translator", &["translate"]).await;
     let (_, other_key) = agent(&hub, "other", &[]).await;
     let (as_planner, as_translator) = (hub.cli.with_token(&planner_key), hub.cli.with_token(&translator_key));
-    let to = format!("agent:{translator}");
+    let to = agent_addr(&translator);
 
     assert_eq!(as_translator.run(&["inbox"]).ok(), "inbox is empty\n");
     assert_eq!(as_translator.run(&["inbox", "--json"]).json(), json!({"messages": []}));
@@ -150,7 +150,7 @@ async fn message_life(backend: Backend) {
     assert_eq!(reminder, "(not acknowledged: run with --ack, or they come back after their lease)");
     let t = Table::parse(table);
     assert_eq!(t.headers, ["ID", "FROM", "ATTEMPT", "TEXT"]);
-    assert_eq!(t.row("ID", &hello), [hello.as_str(), &format!("agent:{planner}"), "1", "translate 'bonjour'"]);
+    assert_eq!(t.row("ID", &hello), [hello.as_str(), &agent_addr(&planner), "1", "translate 'bonjour'"]);
     assert_eq!(t.row("ID", &data)[2..], ["1", r#"{"n":1}"#]);
     assert_eq!(t.column("ID"), [hello.as_str(), &data], "in the order they were accepted");
 
@@ -183,7 +183,7 @@ async fn message_life(backend: Backend) {
     assert_eq!(t.rows.len(), 1);
     let m = hub.cli.run(&["message", &hello, "--json"]).json();
     assert_eq!(m["message"]["parts"], json!([{"kind": "text", "text": "translate 'bonjour'"}]));
-    assert_eq!(m["message"]["from"], format!("agent:{planner}"));
+    assert_eq!(m["message"]["from"], agent_addr(&planner));
     assert_eq!((&m["deliveries"][0]["state"], &m["deliveries"][0]["attempts"]), (&json!("acked"), &json!(2)));
     assert!(m.get("push_attempts").is_none(), "a pulled message has no push attempts: {m}");
     // The sender and the recipient may look too; nobody else may.
@@ -194,17 +194,14 @@ async fn message_life(backend: Backend) {
 
     let t = hub.cli.run(&["deliveries"]).table();
     assert_eq!(t.headers, ["MESSAGE", "FROM", "RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR"]);
-    assert_eq!(t.row("MESSAGE", &data)[1..5], [format!("agent:{planner}").as_str(), &to, "acked", "2"]);
+    assert_eq!(t.row("MESSAGE", &data)[1..5], [agent_addr(&planner).as_str(), &to, "acked", "2"]);
     assert!(is_time(&t.cell("MESSAGE", &data, "UPDATED")));
     assert_eq!(t.rows.len(), 2, "the topic message with no subscribers has no delivery: {t:?}");
     let acked = hub.cli.run(&["deliveries", "--state", "acked", "--limit", "1", "--json"]).json();
     let d = &acked["deliveries"][0];
     assert_eq!(acked["deliveries"].as_array().unwrap().len(), 1, "--limit 1");
     assert!(d["message_id"] == json!(hello) || d["message_id"] == json!(data), "{d}");
-    assert_eq!(
-        (&d["state"], &d["recipient"], &d["from"]),
-        (&json!("acked"), &json!(to), &json!(format!("agent:{planner}")))
-    );
+    assert_eq!((&d["state"], &d["recipient"], &d["from"]), (&json!("acked"), &json!(to), &json!(agent_addr(&planner))));
     let none = hub.cli.run(&["deliveries", "--state", "pending", "--json"]).json();
     assert_eq!(none["deliveries"], json!([]));
 }
@@ -225,7 +222,7 @@ async fn dead_letters(backend: Backend) {
     let Some(hub) = Hub::start(backend, "dead-letter commands", &env).await else { return };
     let (planner, planner_key) = agent(&hub, "planner", &[]).await;
     let (translator, translator_key) = agent(&hub, "translator", &[]).await;
-    let to = format!("agent:{translator}");
+    let to = agent_addr(&translator);
     let as_planner = hub.cli.with_token(&planner_key);
     let first = accepted_id(&as_planner.run(&["send", "--to", &to, "one"]).ok());
     let second = accepted_id(&as_planner.run(&["send", "--to", &to, "two"]).ok());
@@ -244,13 +241,13 @@ async fn dead_letters(backend: Backend) {
     let t = hub.cli.run(&["dead-letters", "list"]).table();
     assert_eq!(t.headers, ["MESSAGE", "FROM", "RECIPIENT", "STATE", "ATTEMPTS", "UPDATED", "LAST ERROR"]);
     assert_eq!(t.column("MESSAGE"), [first.as_str(), &second]);
-    assert_eq!(t.row("MESSAGE", &first)[1..5], [format!("agent:{planner}").as_str(), &to, "dead", "1"]);
+    assert_eq!(t.row("MESSAGE", &first)[1..5], [agent_addr(&planner).as_str(), &to, "dead", "1"]);
     assert!(!t.cell("MESSAGE", &first, "LAST ERROR").is_empty(), "a dead letter says why: {t:?}");
     let listed = hub.cli.run(&["dead-letters", "list", "--recipient", &to, "--json"]).json();
     let dead = listed["dead_letters"].as_array().unwrap();
     assert_eq!(dead.len(), 2);
     assert!(dead.iter().all(|d| d["state"] == "dead" && d["last_error"].is_string()), "{listed}");
-    let elsewhere = hub.cli.run(&["dead-letters", "list", "--recipient", &format!("agent:{planner}"), "--json"]);
+    let elsewhere = hub.cli.run(&["dead-letters", "list", "--recipient", &agent_addr(&planner), "--json"]);
     assert_eq!(elsewhere.json(), json!({"dead_letters": []}));
     assert_eq!(hub.cli.run(&["deliveries", "--state", "dead"]).table().column("MESSAGE"), [first.as_str(), &second]);
 
@@ -287,7 +284,7 @@ async fn tail_prints_each_message_as_it_arrives_and_acknowledges_it() {
     let (planner, planner_key) = agent(&hub, "planner", &[]).await;
     let (translator, translator_key) = agent(&hub, "translator", &[]).await;
     let (as_planner, as_translator) = (hub.cli.with_token(&planner_key), hub.cli.with_token(&translator_key));
-    let to = format!("agent:{translator}");
+    let to = agent_addr(&translator);
 
     let mut tail = Running::spawn(as_translator.command(&["tail", "--count", "2"]));
     // send --wait-ms returns once the tail has the message, with the delivery's state.
@@ -301,7 +298,7 @@ async fn tail_prints_each_message_as_it_arrives_and_acknowledges_it() {
         let line = tail.line(20, "a tail line");
         let cells: Vec<&str> = line.split("  ").collect();
         assert!(is_time(cells[0]), "{line}");
-        assert_eq!(cells[1..], [format!("agent:{planner}").as_str(), "#1", text], "{line}");
+        assert_eq!(cells[1..], [agent_addr(&planner).as_str(), "#1", text], "{line}");
     }
     assert!(tail.exit(20, "tail --count 2").success(), "{}", tail.stderr());
     eventually(10, "the tail's acks", || async {
@@ -314,7 +311,7 @@ async fn tail_prints_each_message_as_it_arrives_and_acknowledges_it() {
     let mut tail = Running::spawn(as_translator.command(&["tail", "--count", "1", "--json", "--no-ack"]));
     let third = accepted_id(&as_planner.run(&["send", "--to", &to, "third"]).ok());
     let m: Value = serde_json::from_str(&tail.line(20, "a JSON tail line")).unwrap();
-    assert_eq!((&m["id"], &m["attempt"], &m["from"]), (&json!(third), &json!(1), &json!(format!("agent:{planner}"))));
+    assert_eq!((&m["id"], &m["attempt"], &m["from"]), (&json!(third), &json!(1), &json!(agent_addr(&planner))));
     assert_eq!(m["parts"], json!([{"kind": "text", "text": "third"}]));
     assert!(m["lease_expires_at"].is_string(), "{m}");
     assert!(tail.exit(20, "tail --count 1").success());
@@ -351,7 +348,7 @@ async fn message_shows_each_push_attempt() {
     let hub = Hub::start(Backend::Sqlite, "push attempts", &env).await.unwrap();
     let endpoint = flaky_receiver().await;
     let r = hub.cli.run(&["agent", "register", "--name", "hook", "--endpoint", &endpoint, "--json"]).json();
-    let to = format!("agent:{}", r["agent"]["id"].as_str().unwrap());
+    let to = agent_addr(r["agent"]["id"].as_str().unwrap());
     let id = accepted_id(&hub.cli.run(&["send", "--to", &to, "ping"]).ok());
     eventually(20, "the push to succeed on its second attempt", || async {
         hub.admin.get_message(&id).await.unwrap().deliveries[0].state == DeliveryState::Acked
@@ -397,7 +394,7 @@ async fn topic_commands_print_what_people_and_scripts_need() {
     assert_eq!(list, json!({"topics": [{"name": "alerts/eu", "subscribers": 1}]}));
 
     let sent = hub.cli.with_token(&bob_key).run(&["send", "--to", "topic:alerts/eu", "--json", "storm"]).json();
-    assert_eq!(sent["recipients"], json!([format!("agent:{ann}")]));
+    assert_eq!(sent["recipients"], json!([agent_addr(&ann)]));
 
     let gone = hub.cli.run(&["topic", "unsubscribe", "alerts/eu", "--agent", &ann, "--json"]).json();
     assert_eq!(gone, json!({"topic": "alerts/eu", "agent_id": ann, "unsubscribed": true}));
@@ -478,7 +475,7 @@ async fn errors_exit_non_zero_and_say_what_to_do() {
     assert!(err.contains("(not_found)") && err.contains(&unknown) && err.contains("switchboard agent list"), "{err}");
     let err = hub.cli.run(&["agent", "rm", &unknown]).fails();
     assert!(err.contains("(not_found)"), "{err}");
-    let err = hub.cli.with_token(&key).run(&["send", "--to", &format!("agent:{unknown}"), "hi"]).fails();
+    let err = hub.cli.with_token(&key).run(&["send", "--to", &agent_addr(&unknown), "hi"]).fails();
     assert!(err.contains("(unknown_recipient)") && err.contains("switchboard agent list"), "{err}");
 
     // The hub's field errors are listed one per line.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{Ids, start_hub};
+use common::{Ids, agent_addr, start_hub};
 use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{RegisterAgent, SendMessage};
 
@@ -28,7 +28,7 @@ async fn sigkill_under_load_loses_no_accepted_message() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, mut admin) = start(dir.path()).await;
     let bob = admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
-    let to = format!("agent:{}", bob.agent.id);
+    let to = agent_addr(&bob.agent.id);
     let accepted = Ids::new();
     let mut refused_after_kill = 0usize;
 
@@ -130,7 +130,7 @@ async fn sigkill_with_pushes_in_flight_loses_no_accepted_message() {
         ..Default::default()
     };
     let hook = admin.register_agent(&card).await.unwrap();
-    let to = format!("agent:{}", hook.agent.id);
+    let to = agent_addr(&hook.agent.id);
     let mut accepted = Vec::new();
     for round in 0..ROUNDS {
         let target = (round + 1) * 200;

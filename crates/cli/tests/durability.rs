@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{ADMIN, eventually, free_port};
+use common::{ADMIN, agent_addr, eventually, free_port};
 use libtest_mimic::{Arguments, Failed, Trial};
 use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
@@ -373,7 +373,7 @@ fn probe_message(to: &str, text: &str) -> SendMessage {
 
 async fn sends_scenario(hub: Traced, what: &str, load: Load) {
     let bob = hub.admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
-    let to = format!("agent:{}", bob.agent.id);
+    let to = agent_addr(&bob.agent.id);
     let nonce = switchboard_core::new_id().simple().to_string();
     let mut accepted: Vec<(String, String)> = Vec::new(); // (message id, its unique text)
 
@@ -436,7 +436,7 @@ async fn acks_scenario() {
     const CONSUMERS: usize = 3;
     let hub = Traced::sqlite().await;
     let bob = hub.admin.register_agent(&RegisterAgent { name: "bob".into(), ..Default::default() }).await.unwrap();
-    let to = format!("agent:{}", bob.agent.id);
+    let to = agent_addr(&bob.agent.id);
     let bob_client = hub.admin.with_token(bob.api_key.clone());
     let acked = common::Ids::new();
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use switchboard_client::Client;
 use switchboard_core::api::RegisterAgent;
 
-use common::ADMIN;
 use common::cli::{Running, switchboard};
+use common::{ADMIN, agent_addr};
 
 /// A hub on a free port with a temporary store and `args` / `env` added, its stderr a pipe.
 /// It registers an agent (the hub logs that at info) and is stopped with Ctrl-C; returns
@@ -151,10 +151,10 @@ async fn no_token_or_secret_reaches_the_log_even_at_trace_level() {
 
     // A push, signed with the rotated secret (and the previous one, still in its grace).
     let as_reader = Client::new(&url, Some(reader.api_key.clone()));
-    let to_hooked = SendMessage::text(format!("agent:{}", hooked.agent.id).as_str(), "pushed");
+    let to_hooked = SendMessage::text(agent_addr(&hooked.agent.id), "pushed");
     as_reader.send(&to_hooked).await.unwrap();
     // Pulls: the inbox and both streams, the SSE one with the key in its URL.
-    admin.send(&SendMessage::text(format!("agent:{}", reader.agent.id).as_str(), "pulled")).await.unwrap();
+    admin.send(&SendMessage::text(agent_addr(&reader.agent.id), "pulled")).await.unwrap();
     let inbox = as_reader.inbox(&InboxOptions { wait_ms: Some(5_000), ..Default::default() }).await.unwrap();
     assert_eq!(inbox.messages.len(), 1);
     as_reader.ack(inbox.messages.iter().map(|m| m.message.id.clone()).collect()).await.unwrap();

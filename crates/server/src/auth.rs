@@ -10,39 +10,14 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use switchboard_core::AgentId;
 use switchboard_core::principal::{Principal, PrincipalKind};
 
-use crate::AppState;
+use crate::api::AppState;
 use crate::error::ApiError;
+pub use crate::token::{hex, new_token, token_hash};
 
 const CACHE_TTL: Duration = Duration::from_secs(10);
-
-/// A new secret token: `prefix` + 43 characters of base64url (256 random bits).
-pub fn new_token(prefix: &str) -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// The stored form of a token (hex SHA-256).
-pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-/// Lower-case hex of `bytes`. Every request hashes its token, and a `format!` per byte cost
-/// more than the SHA-256 itself (callgrind: 24,000 instructions a request).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
 
 /// Recently authenticated tokens.
 #[derive(Default)]
@@ -85,8 +60,8 @@ impl Auth {
     }
 
     /// The calling agent's id, or `forbidden` for the admin.
-    pub fn require_agent(&self) -> Result<&str, ApiError> {
-        self.0.agent().map(|id| id.as_str()).ok_or_else(|| {
+    pub fn require_agent(&self) -> Result<&AgentId, ApiError> {
+        self.0.agent().ok_or_else(|| {
             ApiError::Forbidden(
                 "only agents have an inbox; use the API key returned when the agent was registered".into(),
             )
@@ -147,7 +122,7 @@ impl FromRequestParts<AppState> for Auth {
         };
         // Presence is marked by `note_presence` once the request has succeeded.
         if let PrincipalKind::Agent(id) = &principal.kind
-            && let Some(caller) = parts.extensions.get::<crate::Caller>()
+            && let Some(caller) = parts.extensions.get::<crate::api::Caller>()
         {
             caller.set(principal.tenant.as_str(), id.as_str());
         }

@@ -5,13 +5,11 @@
 //! watches one shutdown channel; [`Hub::shutdown`] signals it, waits for in-flight requests
 //! and streams to finish, then closes the store so every queued write is committed.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
-use switchboard_core::time::{Millis, now_ms};
+use switchboard_core::time::now_ms;
 use switchboard_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,10 +17,11 @@ use tokio::task::JoinHandle;
 pub mod api;
 pub mod auth;
 pub mod cfg;
-pub mod delivery;
+pub mod domain;
 pub mod error;
 pub mod listener;
 pub mod metrics;
+pub mod token;
 
 pub use cfg::{Config, ConfigError, Settings};
 
@@ -39,120 +38,6 @@ pub enum StartError {
     TokenFile { path: String, source: std::io::Error },
 }
 
-/// Agents seen since the last flush; written to the store in one batch each second, so that
-/// successful requests keep an agent `active` without a write per request.
-#[derive(Default)]
-pub struct Presence {
-    pending: std::sync::Mutex<HashMap<(String, String), Millis>>,
-    /// Held across a flush's drain and write, so that a flush that returns has also waited
-    /// for one running beside it: after it, everything seen before it is in the store.
-    flushing: tokio::sync::Mutex<()>,
-}
-
-impl Presence {
-    /// Notes that an agent made a successful request now.
-    pub fn seen(&self, tenant: &str, id: &str) {
-        let mut map = self.pending.lock().expect("presence lock poisoned");
-        map.insert((tenant.to_owned(), id.to_owned()), now_ms());
-    }
-
-    /// Writes what was seen since the last flush.
-    pub async fn flush(&self, store: &dyn Store) {
-        let _one_at_a_time = self.flushing.lock().await;
-        let seen: Vec<_> = {
-            let mut map = self.pending.lock().expect("presence lock poisoned");
-            map.drain().map(|((t, id), at)| (t, id, at)).collect()
-        };
-        if !seen.is_empty()
-            && let Err(e) = store.touch_agents(seen).await
-        {
-            tracing::warn!(error = %e, "could not record agent presence");
-        }
-    }
-}
-
-/// The agent a request authenticated as, left by the [`auth::Auth`] extractor for
-/// [`note_presence`]: the extractor runs before the handler has decided, so it cannot tell
-/// whether the request will be refused.
-#[derive(Clone, Default)]
-pub struct Caller(Arc<std::sync::OnceLock<(String, String)>>);
-
-impl Caller {
-    /// Records the (tenant, agent id) the request authenticated as.
-    pub fn set(&self, tenant: &str, id: &str) {
-        let _ = self.0.set((tenant.to_owned(), id.to_owned()));
-    }
-}
-
-/// Marks the calling agent as seen once its request has succeeded. A refused request (any
-/// 4xx or 5xx) says nothing about the agent being alive and at work: an agent whose only
-/// request was a 422 stays `inactive`, and anycast does not pick it.
-pub async fn note_presence(
-    axum::extract::State(presence): axum::extract::State<Arc<Presence>>,
-    mut req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let caller = Caller::default();
-    req.extensions_mut().insert(caller.clone());
-    let res = next.run(req).await;
-    let status = res.status();
-    if !(status.is_client_error() || status.is_server_error())
-        && let Some((tenant, id)) = caller.0.get()
-    {
-        presence.seen(tenant, id);
-    }
-    res
-}
-
-/// Recently routed direct recipients: (tenant, agent id) → has a push endpoint. Saves a store
-/// read per send (measured: the read's thread hop was the largest single cost of a send on
-/// one core). Entries live a few seconds; this node forgets an agent at once when it is
-/// updated or deleted, other nodes within the TTL.
-#[derive(Default)]
-pub struct RecipientCache {
-    entries: std::sync::Mutex<HashMap<(String, String), (bool, std::time::Instant)>>,
-}
-
-impl RecipientCache {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-    /// Whether the agent has a push endpoint, if it was seen recently.
-    pub fn get(&self, tenant: &str, id: &str) -> Option<bool> {
-        let map = self.entries.lock().expect("recipient cache poisoned");
-        map.get(&(tenant.to_owned(), id.to_owned())).filter(|(_, at)| at.elapsed() < Self::TTL).map(|(p, _)| *p)
-    }
-
-    pub fn put(&self, tenant: &str, id: &str, push: bool) {
-        let mut map = self.entries.lock().expect("recipient cache poisoned");
-        if map.len() > 100_000 {
-            map.retain(|_, (_, at)| at.elapsed() < Self::TTL);
-        }
-        map.insert((tenant.to_owned(), id.to_owned()), (push, std::time::Instant::now()));
-    }
-
-    pub fn forget(&self, tenant: &str, id: &str) {
-        self.entries.lock().expect("recipient cache poisoned").remove(&(tenant.to_owned(), id.to_owned()));
-    }
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<Config>,
-    pub metrics: Arc<metrics::Metrics>,
-    pub tokens: Arc<auth::TokenCache>,
-    pub presence: Arc<Presence>,
-    /// Direct recipients seen recently.
-    pub recipients: Arc<RecipientCache>,
-    /// The push engine (webhook client, circuits).
-    pub pusher: Arc<delivery::push::Pusher>,
-    /// Round-robin position for anycast ties.
-    pub rr: Arc<AtomicUsize>,
-    /// Changes to `true` when the node shuts down; streams close on it.
-    pub shutdown: watch::Receiver<bool>,
-}
-
 /// A running node.
 pub struct Hub {
     /// The address the node listens on (the real port when configured with port 0).
@@ -163,7 +48,7 @@ pub struct Hub {
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
-    presence: Arc<Presence>,
+    presence: Arc<domain::presence::Presence>,
 }
 
 /// Opens the configured backend (the store crate chooses it from the URL).
@@ -255,26 +140,53 @@ impl Hub {
             .map_err(|e| StartError::Listen { addr: config.listen.clone(), source: e })?;
         let addr = listener.local_addr().map_err(|e| StartError::Listen { addr: config.listen.clone(), source: e })?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let pusher = Arc::new(delivery::push::Pusher::new(&config));
+        let config = Arc::new(config);
         let metrics = Arc::new(metrics::Metrics::new());
-        let state = AppState {
+        let poke = domain::push::Poke::default();
+        let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms));
+        let acceptor = Arc::new(domain::accept::Acceptor::new(
+            store.clone(),
+            routing.clone(),
+            metrics.clone(),
+            poke.clone(),
+            config.max_message_bytes,
+        ));
+        let pusher = Arc::new(domain::push::Pusher::new(
+            store.clone(),
+            config.clone(),
+            metrics.clone(),
+            acceptor.clone(),
+            poke.clone(),
+        ));
+        let presence = Arc::new(domain::presence::Presence::default());
+        let state = api::AppState {
             store: store.clone(),
-            config: Arc::new(config),
+            config: config.clone(),
             metrics: metrics.clone(),
             tokens: Arc::new(auth::TokenCache::default()),
-            presence: Arc::new(Presence::default()),
-            recipients: Arc::new(RecipientCache::default()),
-            pusher,
-            rr: Arc::new(AtomicUsize::new(0)),
+            presence: presence.clone(),
+            acceptor,
+            agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
+            deliveries: domain::delivery::Deliveries::new(
+                store.clone(),
+                metrics.clone(),
+                poke.clone(),
+                config.max_attempts,
+            ),
+            pusher: pusher.clone(),
             shutdown: shutdown_rx.clone(),
         };
         let tasks = vec![
-            tokio::spawn(delivery::reaper(state.clone())),
-            tokio::spawn(delivery::presence_flusher(state.clone())),
-            tokio::spawn(delivery::push::dispatcher(state.clone())),
+            tokio::spawn(domain::tasks::reaper(
+                store.clone(),
+                metrics.clone(),
+                config.reaper_interval_ms,
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(domain::tasks::presence_flusher(presence.clone(), store.clone(), shutdown_rx.clone())),
+            tokio::spawn(domain::push::dispatcher(pusher, shutdown_rx.clone())),
         ];
-        let presence = state.presence.clone();
-        let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), note_presence));
+        let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(
             %addr,
             max_connections = limits.max_connections,

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::{TestHub, eventually, within};
+use common::{TestHub, agent_addr, eventually, within};
 use serde_json::Value;
 use switchboard_client::InboxOptions;
 use switchboard_core::api::SendMessage;
@@ -148,7 +148,7 @@ async fn the_idle_timeout_closes_idle_connections_but_not_long_polls_or_streams(
     assert!(opened.elapsed() >= Duration::from_millis(300));
 
     for reg in [&bob_reg, &carol_reg, &dave_reg] {
-        alice.send(&SendMessage::text(format!("agent:{}", reg.agent.id), "still there?")).await.unwrap();
+        alice.send(&SendMessage::text(agent_addr(&reg.agent.id), "still there?")).await.unwrap();
     }
     let polled = within(10, "the long-poll to return the message", poll).await.unwrap().unwrap();
     assert_eq!(polled.messages.len(), 1);

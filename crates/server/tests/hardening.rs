@@ -14,7 +14,7 @@ use switchboard_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn addr(id: &str) -> String {
-    format!("agent:{id}")
+    common::agent_addr(id)
 }
 
 /// An answer as (status, content type, JSON body or `Null`).

@@ -8,7 +8,7 @@ use switchboard_client::InboxOptions;
 use switchboard_core::api::{AgentStatus, BatchItem, DeliveryState, Part, SendMessage};
 
 fn addr(id: &str) -> String {
-    format!("agent:{id}")
+    common::agent_addr(id)
 }
 
 #[tokio::test]
@@ -760,4 +760,44 @@ async fn whoami_names_the_callers_agent() {
     let admin = hub.admin().whoami().await.unwrap();
     assert_eq!((admin.principal.as_str(), admin.agent_id), ("admin", None));
     hub.stop().await;
+}
+
+/// An administrative change and its audit entry are one write: each change below leaves one
+/// entry naming what was done to what, a refused one leaves none, and a replay that replays
+/// nothing records nothing.
+#[tokio::test]
+async fn administrative_changes_leave_one_audit_entry_each() {
+    use switchboard_core::api::{DeadLetterSelection, RegisterAgent, TenantPushSettings, UpdateAgent};
+
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let entries = |snapshot: &common::Snapshot| snapshot.tables.get("audit_events").cloned().unwrap_or_default();
+    let before = hub.snapshot().await;
+    assert!(entries(&before).is_empty(), "{:?}", entries(&before));
+
+    let a = admin.register_agent(&RegisterAgent { name: "audited".into(), ..Default::default() }).await.unwrap();
+    let id = a.agent.id.clone();
+    let update = UpdateAgent { name: "audited-2".into(), ..Default::default() };
+    admin.update_agent(&id, &update).await.unwrap();
+    admin.rotate_webhook_secret(&id).await.unwrap();
+    admin.put_tenant_push_settings(&TenantPushSettings { sign_ed25519: true, ..Default::default() }).await.unwrap();
+    let nothing_dead =
+        DeadLetterSelection { message_ids: vec!["0190f1c2-0000-7000-8000-000000000000".into()], ..Default::default() };
+    assert_eq!(admin.replay_dead_letters(&nothing_dead).await.unwrap().count, 0);
+    let taken = RegisterAgent { name: "audited-2".into(), ..Default::default() };
+    assert!(admin.register_agent(&taken).await.is_err(), "a second agent took a name in use");
+    admin.delete_agent(&id).await.unwrap();
+
+    let rows = entries(&hub.snapshot().await);
+    let actions = ["agent.register", "agent.update", "webhook_secret.rotate", "push_settings.update", "agent.delete"];
+    assert_eq!(rows.len(), actions.len(), "{rows:#?}");
+    for action in actions {
+        let row = rows.iter().find(|r| r.contains(&format!("\"{action}\"")) || r.contains(&format!(" {action} ")));
+        let row = row.unwrap_or_else(|| panic!("no {action} entry in {rows:#?}"));
+        if action.starts_with("agent") || action.starts_with("webhook") {
+            assert!(row.contains(&addr(&id)), "{action} does not name its agent: {row}");
+        }
+    }
+    // No secret in the log of changes either.
+    assert!(!rows.iter().any(|r| r.contains(&a.api_key) || r.contains(&a.webhook_secret)), "{rows:#?}");
 }

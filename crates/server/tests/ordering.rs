@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{TestHub, within};
+use common::{TestHub, agent_addr, within};
 use switchboard_client::InboxOptions;
 use switchboard_core::api::SendMessage;
 
@@ -32,7 +32,7 @@ struct Sent {
 async fn concurrent_senders_reach_one_recipient_in_commit_order() {
     let hub = TestHub::start().await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let to = format!("agent:{}", bob_reg.agent.id);
+    let to = agent_addr(&bob_reg.agent.id);
     let mut stream = bob.stream().await.unwrap();
     let total = SENDERS * EACH;
     let reader = tokio::spawn(async move {
@@ -104,7 +104,7 @@ async fn concurrent_senders_reach_one_recipient_in_commit_order() {
 async fn a_nacked_message_comes_back_after_those_handed_out_and_before_those_not_yet() {
     let hub = TestHub::start().await;
     let (bob_reg, bob) = hub.agent("bob", &[]).await;
-    let to = format!("agent:{}", bob_reg.agent.id);
+    let to = agent_addr(&bob_reg.agent.id);
     let admin = hub.admin();
     let mut ids = Vec::new();
     for i in 1..=5 {

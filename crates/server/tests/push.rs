@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::receiver::{Plan, Receiver, signature_valid};
-use common::{ADMIN, TestHub, eventually};
+use common::{ADMIN, TestHub, agent_addr, eventually};
 use serde_json::Value;
 use switchboard_client::{Client, DeliveryQuery, InboxOptions};
 use switchboard_core::api::{AgentStatus, DeadLetterSelection, DeliveryState, Part, SendMessage};
@@ -25,7 +25,7 @@ async fn a_push_is_signed_and_a_2xx_acknowledges_it() {
     let rx = Receiver::start(|_| Plan::Status(204)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     assert!(hook.webhook_secret.starts_with("whsec_"));
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "ping")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "ping")).await.unwrap();
     let got = rx.wait_for(1, 10).await;
     assert_eq!(got[0].id, sent.id, "webhook-id is the message id");
     assert!(signature_valid(&hook.webhook_secret, &got[0]), "signature verifies: {:?}", got[0]);
@@ -46,7 +46,7 @@ async fn failures_retry_on_the_schedule_then_go_dead_and_replay_delivers() {
     let rx = Receiver::start(|_| Plan::Status(500)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let admin = hub.admin();
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let s = state_of(&admin, &sent.id, DeliveryState::Dead, 15).await;
     assert_eq!(s.deliveries[0].attempts, 3, "one try and two retries");
     assert_eq!(s.push_attempts.iter().map(|a| a.status_code).collect::<Vec<_>>(), vec![Some(500); 3]);
@@ -78,7 +78,7 @@ async fn redirects_are_failures_and_not_followed() {
     })
     .await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let s = state_of(&hub.admin(), &sent.id, DeliveryState::Dead, 15).await;
     assert!(s.push_attempts.iter().all(|a| a.error_kind.as_deref() == Some("redirect")));
     assert_eq!(rx.requests().len(), 3);
@@ -91,7 +91,7 @@ async fn gone_disables_the_endpoint_until_it_changes() {
     let rx = Receiver::start(|_| Plan::Status(410)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let admin = hub.admin();
-    let to = format!("agent:{}", hook.agent.id);
+    let to = agent_addr(&hook.agent.id);
     let first = admin.send(&SendMessage::text(&to, "one")).await.unwrap();
     let s = state_of(&admin, &first.id, DeliveryState::Dead, 10).await;
     assert_eq!(s.deliveries[0].attempts, 1, "410 is not retried");
@@ -103,7 +103,7 @@ async fn gone_disables_the_endpoint_until_it_changes() {
     let second = admin.send(&SendMessage::text(&to, "two")).await.unwrap();
     let witness_rx = Receiver::start(|_| Plan::Status(204)).await;
     let (witness, _) = hub.agent_at("witness", &[], Some(&witness_rx.url)).await;
-    let later = admin.send(&SendMessage::text(format!("agent:{}", witness.agent.id), "later")).await.unwrap();
+    let later = admin.send(&SendMessage::text(agent_addr(&witness.agent.id), "later")).await.unwrap();
     state_of(&admin, &later.id, DeliveryState::Acked, 10).await;
     assert_eq!(rx.requests().len(), 1, "nothing pushed to the disabled endpoint");
     let waiting = admin.get_message(&second.id).await.unwrap();
@@ -132,7 +132,7 @@ async fn throttling_honours_retry_after() {
     })
     .await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let got = rx.wait_for(2, 10).await;
     let gap = got[1].at - got[0].at;
     assert!(gap >= Duration::from_millis(900), "retried after {gap:?}, before Retry-After: 1");
@@ -151,7 +151,7 @@ async fn timeouts_and_closed_connections_are_retried() {
     })
     .await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let s = state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 15).await;
     let kinds: Vec<_> = s.push_attempts.iter().map(|a| a.error_kind.clone().unwrap_or_default()).collect();
     assert_eq!(kinds, ["timeout", "closed", "ok"]);
@@ -169,7 +169,7 @@ async fn the_circuit_opens_on_failures_and_recovers() {
     let rx = Receiver::start(|n| if n < 3 { Plan::Status(503) } else { Plan::Status(200) }).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let admin = hub.admin();
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let id = hook.agent.id.clone();
     eventually(10, "agent status error", || async {
         (admin.get_agent(&id).await.unwrap().status == AgentStatus::Error).then_some(())
@@ -206,7 +206,7 @@ async fn a_reply_in_the_response_reaches_the_sender() {
     .await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let (_, alice) = hub.agent("alice", &[]).await;
-    let mut m = SendMessage::text(format!("agent:{}", hook.agent.id), "ping");
+    let mut m = SendMessage::text(agent_addr(&hook.agent.id), "ping");
     m.conversation_id = Some("c-7".into());
     let sent = alice.send(&m).await.unwrap();
     let inbox = alice.inbox(&InboxOptions { wait_ms: Some(10_000), ..Default::default() }).await.unwrap();
@@ -214,7 +214,33 @@ async fn a_reply_in_the_response_reaches_the_sender() {
     assert_eq!(reply.parts, vec![Part::text("pong")]);
     assert_eq!(reply.in_reply_to.as_deref(), Some(sent.id.as_str()));
     assert_eq!(reply.conversation_id.as_deref(), Some("c-7"));
-    assert_eq!(reply.from, format!("agent:{}", hook.agent.id));
+    assert_eq!(reply.from, agent_addr(&hook.agent.id));
+    hub.stop().await;
+}
+
+/// A webhook reply is held to the rules of a send: one that breaks them (here a NUL in its
+/// text) is not stored; the delivery is still acked, and its attempt says `reply_refused`.
+#[tokio::test]
+async fn a_reply_that_breaks_a_send_rule_is_not_stored() {
+    let hub = TestHub::start().await;
+    let rx = Receiver::start(|_| Plan::StatusWith {
+        status: 200,
+        headers: vec![],
+        body: r#"{"parts":[{"kind":"text","text":"po\u0000ng"}]}"#.into(),
+    })
+    .await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let (_, alice) = hub.agent("alice", &[]).await;
+    let sent = alice.send(&SendMessage::text(agent_addr(&hook.agent.id), "ping")).await.unwrap();
+    let s = state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 10).await;
+    assert_eq!(s.push_attempts.len(), 1);
+    assert_eq!(s.push_attempts[0].status_code, Some(200));
+    assert_eq!(s.push_attempts[0].error_kind.as_deref(), Some("reply_refused"));
+    // The attempt is recorded after the reply would have been committed: nothing came.
+    let inbox = alice.inbox(&InboxOptions::default()).await.unwrap();
+    assert!(inbox.messages.is_empty(), "{:?}", inbox.messages);
+    let metrics = reqwest::get(format!("{}/metrics", hub.url())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchboard_push_events_total{event=\"reply.refused\"} 1"), "{metrics}");
     hub.stop().await;
 }
 
@@ -226,7 +252,7 @@ async fn rotation_signs_with_both_secrets() {
     let rotated = hook_client.rotate_webhook_secret(&hook.agent.id).await.unwrap();
     assert_eq!(rotated.previous.as_deref(), Some(hook.webhook_secret.as_str()));
     assert_ne!(rotated.secret, hook.webhook_secret);
-    hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let got = rx.wait_for(1, 10).await;
     assert_eq!(got[0].signature.split(' ').count(), 2);
     assert!(signature_valid(&rotated.secret, &got[0]));
@@ -263,11 +289,11 @@ async fn agents_see_only_their_own_dead_letters() {
     let rx = Receiver::start(|_| Plan::Status(410)).await;
     let (hook, hook_client) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let (_, other) = hub.agent("other", &[]).await;
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     state_of(&hub.admin(), &sent.id, DeliveryState::Dead, 10).await;
     assert_eq!(hook_client.dead_letters(&DeliveryQuery::default()).await.unwrap().dead_letters.len(), 1);
     assert!(other.dead_letters(&DeliveryQuery::default()).await.unwrap().dead_letters.is_empty());
-    let q = DeliveryQuery { recipient: Some(format!("agent:{}", hook.agent.id)), ..Default::default() };
+    let q = DeliveryQuery { recipient: Some(agent_addr(&hook.agent.id)), ..Default::default() };
     assert_eq!(other.dead_letters(&q).await.unwrap_err().code(), Some("forbidden"));
     let purged = hub.admin().purge_dead_letters(&DeadLetterSelection::default()).await.unwrap();
     assert_eq!(purged.count, 1);
@@ -317,7 +343,7 @@ async fn the_readme_python_receiver_verifies_pushes() {
         .unwrap();
     assert_eq!(forged.status(), 401);
 
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "hello python")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "hello python")).await.unwrap();
     state_of(&hub.admin(), &sent.id, DeliveryState::Acked, 20).await;
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
@@ -338,7 +364,7 @@ async fn a_tenant_can_add_an_ed25519_signature_verified_with_the_published_key()
     assert!(admin.tenant_push_settings().await.unwrap().sign_ed25519);
     let rx = Receiver::start(|_| Plan::Status(200)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "signed twice")).await.unwrap();
+    admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "signed twice")).await.unwrap();
     let got = rx.wait_for(1, 10).await;
     assert!(signature_valid(&hook.webhook_secret, &got[0]));
 
@@ -369,7 +395,7 @@ async fn a_tenant_schedule_applies_to_agents_without_their_own() {
     admin.put_tenant_push_settings(&one_retry).await.unwrap();
     let rx = Receiver::start(|_| Plan::Status(500)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let s = state_of(&admin, &sent.id, DeliveryState::Dead, 10).await;
     assert_eq!(s.deliveries[0].attempts, 2, "one try and the tenant's one retry");
     hub.stop().await;
@@ -389,7 +415,7 @@ async fn a_tenant_may_allow_private_endpoints_when_the_node_does_not() {
     let allow = switchboard_core::api::TenantPushSettings { allow_private_endpoints: true, ..Default::default() };
     admin.put_tenant_push_settings(&allow).await.unwrap();
     let hook = admin.register_agent(&card).await.unwrap();
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     state_of(&admin, &sent.id, DeliveryState::Acked, 10).await;
     hub.stop().await;
 }
@@ -402,16 +428,14 @@ async fn push_health_events_reach_the_tenants_events_agent() {
     let bad =
         switchboard_core::api::TenantPushSettings { events_to: Some("agent:nobody".into()), ..Default::default() };
     assert_eq!(admin.put_tenant_push_settings(&bad).await.unwrap_err().code(), Some("invalid_body"));
-    let settings = switchboard_core::api::TenantPushSettings {
-        events_to: Some(format!("agent:{}", ops.agent.id)),
-        ..Default::default()
-    };
+    let settings =
+        switchboard_core::api::TenantPushSettings { events_to: Some(agent_addr(&ops.agent.id)), ..Default::default() };
     admin.put_tenant_push_settings(&settings).await.unwrap();
     let rx = Receiver::start(|_| Plan::Status(410)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     // Events arrive as messages in the ops agent's inbox; wait for the one we caused.
-    let subject = format!("agent:{}", hook.agent.id);
+    let subject = agent_addr(&hook.agent.id);
     let mut types: Vec<String> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !types.iter().any(|t| t == "dev.switchboard.endpoint.disabled") {
@@ -541,7 +565,7 @@ async fn a_name_resolving_to_loopback_is_refused_at_connect_time_once_private_en
     let rx = Receiver::start(|_| Plan::Status(200)).await;
     let endpoint = format!("http://localhost:{}/hook", rx.port);
     let (hook, _) = hub.agent_at("hook", &[], Some(&endpoint)).await;
-    let to = format!("agent:{}", hook.agent.id);
+    let to = agent_addr(&hook.agent.id);
     let first = hub.admin().send(&SendMessage::text(&to, "while allowed")).await.unwrap();
     state_of(&hub.admin(), &first.id, DeliveryState::Acked, 10).await; // the name does reach the receiver
 
@@ -580,7 +604,7 @@ async fn literal_private_addresses_are_refused_at_connect_time_in_every_spelling
     let mut agents = Vec::new();
     for (i, endpoint) in reachable.iter().chain(&carried).enumerate() {
         let (hook, _) = hub.agent_at(&format!("hook{i}"), &[], Some(endpoint)).await;
-        agents.push((endpoint.clone(), format!("agent:{}", hook.agent.id)));
+        agents.push((endpoint.clone(), agent_addr(&hook.agent.id)));
     }
     for (endpoint, to) in &agents[..reachable.len()] {
         let sent = admin.send(&SendMessage::text(to, "while allowed")).await.unwrap();
@@ -616,7 +640,7 @@ async fn a_retry_after_private_endpoints_are_withdrawn_is_refused() {
     })
     .await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&format!("http://localhost:{}/hook", rx.port))).await;
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     rx.wait_for(1, 10).await; // the first attempt is in flight, held by the receiver
     admin.put_tenant_push_settings(&allow(false)).await.unwrap();
     gate.add_permits(1); // it fails with a 500: a retry is due
@@ -645,7 +669,7 @@ async fn throttling_honours_retry_after_as_an_http_date() {
     })
     .await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let got = rx.wait_for(2, 10).await;
     // The date has whole seconds: two seconds ahead, truncated, is more than one from now.
     let gap = got[1].at - got[0].at;
@@ -665,7 +689,7 @@ async fn at_most_four_requests_are_in_flight_per_endpoint_by_default() {
     let rx = Receiver::start(move |_| Plan::Held { gate: held.clone(), status: 200 }).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let admin = hub.admin();
-    let to = format!("agent:{}", hook.agent.id);
+    let to = agent_addr(&hook.agent.id);
     let total = 10;
     let mut ids = Vec::new();
     for i in 0..total {
@@ -695,7 +719,7 @@ async fn five_failures_in_a_row_open_the_circuit_by_default() {
     let rx = Receiver::start(|_| Plan::Status(500)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
     let admin = hub.admin();
-    let sent = admin.send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = admin.send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     let id = hook.agent.id.clone();
     eventually(15, "agent status error", || async {
         (admin.get_agent(&id).await.unwrap().status == AgentStatus::Error).then_some(())
@@ -724,7 +748,7 @@ async fn retries_wait_a_random_part_of_their_step() {
     .await;
     let rx = Receiver::start(|_| Plan::Status(500)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
-    let sent = hub.admin().send(&SendMessage::text(format!("agent:{}", hook.agent.id), "x")).await.unwrap();
+    let sent = hub.admin().send(&SendMessage::text(agent_addr(&hook.agent.id), "x")).await.unwrap();
     state_of(&hub.admin(), &sent.id, DeliveryState::Dead, 30).await;
     let got = rx.requests();
     assert_eq!(got.len(), 7);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestHub, eventually};
+use common::{TestHub, agent_addr, eventually};
 use serde_json::Value;
 use switchboard_core::api::{Part, SendMessage};
 
@@ -94,7 +94,7 @@ async fn ready_is_503_with_the_reason_while_writes_fail_and_200_once_they_succee
     let hub = TestHub::start().await;
     let (_, alice) = hub.agent("alice", &[]).await;
     let (bob_reg, _bob) = hub.agent("bob", &[]).await;
-    let to_bob = format!("agent:{}", bob_reg.agent.id);
+    let to_bob = agent_addr(&bob_reg.agent.id);
     alice.send(&SendMessage::text(&to_bob, "before")).await.unwrap();
     assert_eq!(ready(&hub).await.0, 200);
 

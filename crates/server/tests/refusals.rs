@@ -13,7 +13,7 @@ use switchboard_client::InboxOptions;
 use switchboard_core::api::{AgentStatus, SendMessage};
 
 fn addr(id: &str) -> String {
-    format!("agent:{id}")
+    common::agent_addr(id)
 }
 
 fn text_to(to: &str, text: &str) -> Value {

@@ -23,6 +23,11 @@ use audit::*;
 
 const T: &str = "t1";
 
+/// The recipient text of agent `id`, spelled by the one address type.
+fn agent_text(id: &str) -> String {
+    switchboard_core::Recipient::agent_text(&switchboard_core::AgentId::from(id))
+}
+
 fn agent(tenant: &str, id: &str, name: &str) -> AgentRecord {
     AgentRecord {
         tenant: tenant.into(),
@@ -323,7 +328,7 @@ async fn publishing_to_a_thousand_subscribers_is_one_message(s: &dyn Store) {
     let routed = s.topic_recipients(T, "all-hands").await.unwrap();
     assert_eq!(routed.len(), N);
     let mut m = message(T, "m1", "topic:all-hands", None);
-    m.recipients = routed.iter().map(|r| format!("agent:{}", r.agent_id)).collect();
+    m.recipients = routed.iter().map(|r| agent_text(&r.agent_id)).collect();
     let out = s.accept(vec![m]).await.unwrap();
     assert!(matches!(&out[0], AcceptOutcome::Accepted { recipients, .. } if recipients.len() == N));
     let (stored, deliveries) = s.get_message(T, "m1").await.unwrap().unwrap();
@@ -348,7 +353,7 @@ async fn push_agent(s: &dyn Store, id: &str) {
 
 /// A message to `agent:<to>`, pushed to it.
 fn pushed(id: &str, to: &str) -> NewMessage {
-    let mut m = message(T, id, &format!("agent:{to}"), None);
+    let mut m = message(T, id, &agent_text(to), None);
     m.push_recipients = m.recipients.clone();
     m
 }
@@ -359,7 +364,7 @@ fn claim_at(now: i64) -> PushClaim {
 
 fn attempt_at(to: &str, attempt: u32, at: i64, status: Option<u16>) -> AttemptRecord {
     AttemptRecord {
-        recipient: format!("agent:{to}"),
+        recipient: agent_text(to),
         attempt,
         at,
         duration_ms: 5,
@@ -559,7 +564,7 @@ async fn concurrent_accepts_lease_in_commit_order(s: &dyn Store) {
             let mut times = Vec::with_capacity(EACH);
             for n in 0..EACH {
                 let mut m = message(T, &format!("s{k}-{n:02}"), "agent:b", None);
-                m.sender = format!("agent:s{k}");
+                m.sender = agent_text(&format!("s{k}"));
                 let asked = clock.fetch_add(1, Ordering::SeqCst);
                 let out = s.accept(vec![m]).await.unwrap();
                 assert!(matches!(out[0], AcceptOutcome::Accepted { .. }), "{out:?}");

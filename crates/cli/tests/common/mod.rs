@@ -97,3 +97,8 @@ impl Ids {
         .await;
     }
 }
+
+/// The address (and recipient text) of agent `id`, spelled by the one address type.
+pub fn agent_addr(id: &str) -> String {
+    switchboard_core::Recipient::agent_text(&switchboard_core::AgentId::from(id))
+}

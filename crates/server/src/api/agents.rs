@@ -9,14 +9,16 @@ use switchboard_core::api::WebhookSecret;
 use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, RegisterAgent, UpdateAgent};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{now_ms, rfc3339};
-use switchboard_core::{API_KEY_PREFIX, validate};
 use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentFilter, AgentRecord};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
-use crate::AppState;
-use crate::auth::{Auth, new_token, token_hash};
+use crate::auth::Auth;
+use crate::domain::agents::not_registered;
 use crate::error::ApiError;
 
 const CARD_LIMIT: usize = 256 * 1024;
@@ -24,13 +26,7 @@ const CARD_LIMIT: usize = 256 * 1024;
 /// The API view of an agent. Its status is `error` while its push endpoint is failing or
 /// disabled, otherwise derived from when it was last seen.
 pub fn view(a: AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>) -> Agent {
-    let now = now_ms();
-    let failing = a.endpoint.is_some() && push.is_some_and(|p| p.health_error.is_some() || p.disabled);
-    let status = match a.last_seen_at {
-        _ if failing => AgentStatus::Error,
-        Some(t) if now - t <= heartbeat_window_ms as i64 => AgentStatus::Active,
-        _ => AgentStatus::Inactive,
-    };
+    let status = crate::domain::agents::status(&a, heartbeat_window_ms, push, now_ms());
     Agent {
         id: a.id,
         name: a.name,
@@ -60,30 +56,6 @@ async fn view_one(state: &AppState, a: AgentRecord) -> Result<Agent, ApiError> {
     Ok(view(a, state.config.heartbeat_window_ms, settings.first().map(|(_, s)| s)))
 }
 
-async fn check_card(state: &AppState, tenant: &str, req: &RegisterAgent) -> Result<(), ApiError> {
-    validate::register_agent(req).map_err(ApiError::fields)?;
-    if let Some(e) = &req.endpoint {
-        let allow = state.config.allow_private_endpoints
-            || crate::delivery::push::tenant_settings(state, tenant).await?.allow_private_endpoints;
-        crate::delivery::push::check_endpoint(e, allow).await.map_err(|message| {
-            ApiError::fields(vec![switchboard_core::api::FieldError { path: "endpoint".into(), message }])
-        })?;
-    }
-    if req.retry_schedule_ms.as_ref().is_some_and(|s| s.len() > 50 || s.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
-        return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
-            path: "retry_schedule_ms".into(),
-            message: "use at most 50 steps of at most 7 days each".into(),
-        }]));
-    }
-    Ok(())
-}
-
-fn not_registered(id: &str) -> ApiError {
-    ApiError::NotFound(format!(
-        "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
-    ))
-}
-
 /// Registers an agent (admin). The API key is in this answer only.
 #[utoipa::path(post, path = "/v1/agents", operation_id = "registerAgent", request_body = RegisterAgent,
     responses((status = 201, description = "Registered; the API key is shown only here", body = AgentRegistered),
@@ -96,31 +68,9 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<AgentRegistered>), ApiError> {
     auth.require_admin()?;
     let req: RegisterAgent = parse_json(body, CARD_LIMIT).await?;
-    check_card(&state, auth.0.tenant.as_str(), &req).await?;
-    let now = now_ms();
-    let retry_schedule_ms = req.retry_schedule_ms.clone();
-    let record = AgentRecord {
-        tenant: auth.0.tenant.to_string(),
-        id: switchboard_core::new_id().to_string(),
-        name: req.name,
-        description: req.description,
-        version: req.version,
-        endpoint: req.endpoint,
-        capabilities: req.capabilities,
-        metadata: req.metadata,
-        created_at: now,
-        updated_at: now,
-        last_seen_at: None,
-    };
-    let api_key = new_token(API_KEY_PREFIX);
-    state.store.create_agent(record.clone(), token_hash(&api_key), None).await?;
-    let settings =
-        PushSettings { secret: crate::delivery::push::new_secret(), retry_schedule_ms, ..Default::default() };
-    let webhook_secret = settings.secret.clone();
-    state.store.put_push_settings(&record.tenant, &record.id, settings, None).await?;
-    tracing::info!(agent = %record.id, name = %record.name, "agent registered");
-    let agent = view(record, state.config.heartbeat_window_ms, None);
-    Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key, webhook_secret })))
+    let r = state.agents.register(&auth.0, req).await?;
+    let agent = view(r.record, state.config.heartbeat_window_ms, None);
+    Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key: r.api_key, webhook_secret: r.webhook_secret })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -195,35 +145,7 @@ pub async fn update(
 ) -> Result<Json<Agent>, ApiError> {
     require_self_or_admin(&auth, &id)?;
     let req: UpdateAgent = parse_json(body, CARD_LIMIT).await?;
-    check_card(&state, auth.0.tenant.as_str(), &req).await?;
-    let retry_schedule_ms = req.retry_schedule_ms.clone();
-    let existing = state.store.get_agent(auth.0.tenant.as_str(), &id).await?.ok_or_else(|| not_registered(&id))?;
-    let existing_endpoint = existing.endpoint.clone();
-    let record = AgentRecord {
-        name: req.name,
-        description: req.description,
-        version: req.version,
-        endpoint: req.endpoint,
-        capabilities: req.capabilities,
-        metadata: req.metadata,
-        updated_at: now_ms(),
-        ..existing
-    };
-    let endpoint_changed = record.endpoint != existing_endpoint;
-    state.recipients.forget(auth.0.tenant.as_str(), &id);
-    let updated = state.store.update_agent(record, None).await?.ok_or_else(|| not_registered(&id))?;
-    let current =
-        state.store.push_settings(auth.0.tenant.as_str(), std::slice::from_ref(&id)).await?.pop().map(|(_, s)| s);
-    let mut s =
-        current.unwrap_or_else(|| PushSettings { secret: crate::delivery::push::new_secret(), ..Default::default() });
-    s.retry_schedule_ms = retry_schedule_ms;
-    if endpoint_changed {
-        // A new endpoint starts healthy: a 410 from the old one no longer applies.
-        s.disabled = false;
-        s.health_error = None;
-    }
-    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s, None).await?;
-    state.pusher.poke();
+    let updated = state.agents.update(&auth.0, &id, req).await?;
     Ok(Json(view_one(&state, updated).await?))
 }
 
@@ -233,12 +155,8 @@ pub async fn update(
               (status = 404, response = NotFound)))]
 pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
-    if !state.store.delete_agent(auth.0.tenant.as_str(), &id, now_ms(), None).await? {
-        return Err(not_registered(&id));
-    }
+    state.agents.remove(&auth.0, &id).await?;
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
-    state.recipients.forget(auth.0.tenant.as_str(), &id);
-    tracing::info!(agent = %id, "agent deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,13 +177,9 @@ pub async fn heartbeat(
             ));
         }
     }
-    state.store.touch_agents(vec![(auth.0.tenant.to_string(), id.clone(), now_ms())]).await?;
-    let a = state.store.get_agent(auth.0.tenant.as_str(), &id).await?.ok_or_else(|| not_registered(&id))?;
+    let a = state.agents.heartbeat(&auth.0, &id).await?;
     Ok(Json(view_one(&state, a).await?))
 }
-
-/// How long the previous secret keeps signing after a rotation.
-const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
 
 fn secret_view(s: &PushSettings) -> WebhookSecret {
     let live = s.previous_until.filter(|u| *u > now_ms());
@@ -278,13 +192,7 @@ fn secret_view(s: &PushSettings) -> WebhookSecret {
 
 async fn push_settings(state: &AppState, auth: &Auth, id: &str) -> Result<PushSettings, ApiError> {
     require_self_or_admin(auth, id)?;
-    state
-        .store
-        .push_settings(auth.0.tenant.as_str(), &[id.to_owned()])
-        .await?
-        .pop()
-        .map(|(_, s)| s)
-        .ok_or_else(|| not_registered(id))
+    state.agents.push_settings(&auth.0, id).await
 }
 
 /// The agent's webhook signing secret (the agent itself, or the admin).
@@ -311,10 +219,17 @@ pub async fn rotate_webhook_secret(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookSecret>, ApiError> {
-    let mut s = push_settings(&state, &auth, &id).await?;
-    s.previous = Some(std::mem::replace(&mut s.secret, crate::delivery::push::new_secret()));
-    s.previous_until = Some(now_ms() + ROTATION_OVERLAP_MS);
-    state.store.put_push_settings(auth.0.tenant.as_str(), &id, s.clone(), None).await?;
-    tracing::info!(agent = %id, "webhook secret rotated");
+    require_self_or_admin(&auth, &id)?;
+    let s = state.agents.rotate_secret(&auth.0, &id).await?;
     Ok(Json(secret_view(&s)))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(heartbeat))
+        .routes(routes!(webhook_secret))
+        .routes(routes!(rotate_webhook_secret))
 }

@@ -7,12 +7,14 @@ use serde::Deserialize;
 use switchboard_core::api::{
     DeadLetterList, DeadLetterResult, DeadLetterSelection, DeliveryItem, DeliveryList, DeliveryState,
 };
-use switchboard_core::time::{now_ms, parse_rfc3339, rfc3339};
+use switchboard_core::time::{parse_rfc3339, rfc3339};
 use switchboard_store::{DeliveryFilter, DeliveryRow};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::openapi::{Forbidden, Unprocessable};
 use super::{Q, parse_json};
-use crate::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
@@ -157,9 +159,7 @@ fn selection(auth: &Auth, s: DeadLetterSelection) -> Result<DeliveryFilter, ApiE
 pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = state.store.replay_dead(auth.0.tenant.as_str(), filter, now_ms(), None).await?;
-    state.pusher.poke();
-    tracing::info!(count, "dead letters replayed");
+    let count = state.deliveries.replay_dead(&auth.0, filter).await?;
     Ok(Json(DeadLetterResult { count }))
 }
 
@@ -171,7 +171,15 @@ pub async fn replay(State(state): State<AppState>, auth: Auth, body: Body) -> Re
 pub async fn purge(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<DeadLetterResult>, ApiError> {
     let sel: DeadLetterSelection = parse_json(body, 1024 * 1024).await?;
     let filter = selection(&auth, sel)?;
-    let count = state.store.purge_dead(auth.0.tenant.as_str(), filter, None).await?;
-    tracing::info!(count, "dead letters purged");
+    let count = state.deliveries.purge_dead(&auth.0, filter).await?;
     Ok(Json(DeadLetterResult { count }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay))
+        .routes(routes!(purge))
 }

@@ -7,12 +7,14 @@ use axum::body::Body;
 use axum::extract::State;
 use serde::Deserialize;
 use switchboard_core::api::{AckRequest, AckResult, Inbox, NackRequest};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::openapi::Forbidden;
 use super::{Q, parse_json};
-use crate::AppState;
 use crate::auth::Auth;
-use crate::delivery;
+use crate::domain::delivery::{Next, inbox_view};
 use crate::error::ApiError;
 
 const MAX_WAIT_MS: u64 = 60_000;
@@ -40,8 +42,7 @@ pub struct InboxQuery {
     responses((status = 200, description = "Leased messages (none when `wait_ms` passed first)", body = Inbox),
               (status = 403, response = Forbidden)))]
 pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery>) -> Result<Json<Inbox>, ApiError> {
-    let agent = auth.require_agent()?.to_owned();
-    let tenant = auth.0.tenant.to_string();
+    auth.require_agent()?;
     let wait_ms = super::wait_ms(q.wait_ms, 0, MAX_WAIT_MS)?;
     let limit = q.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
@@ -52,20 +53,12 @@ pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery
         return Err(ApiError::InvalidQuery("`visibility_ms` must be between 100 and 43200000".into()));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut wake = state.store.wakeups().subscribe((tenant.clone(), format!("agent:{agent}")));
-    let mut shutdown = state.shutdown.clone();
-    loop {
-        wake.borrow_and_update();
-        let messages = delivery::lease(&state, &tenant, &agent, limit, lease_ms).await?;
-        if !messages.is_empty() {
-            return Ok(Json(Inbox { messages }));
-        }
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => return Ok(Json(Inbox { messages })),
-            _ = crate::stopped(&mut shutdown) => return Ok(Json(Inbox { messages })),
-        }
-    }
+    let mut consumer = state.deliveries.consumer(auth.0, state.shutdown.clone())?;
+    let messages = match consumer.next(limit, lease_ms, tokio::time::sleep_until(deadline)).await? {
+        Next::Leased(batch) => batch.into_iter().map(inbox_view).collect::<Result<_, _>>()?,
+        Next::Woken | Next::Other(()) | Next::Stopped => Vec::new(),
+    };
+    Ok(Json(Inbox { messages }))
 }
 
 fn check_ids(ids: &[String]) -> Result<(), ApiError> {
@@ -83,10 +76,10 @@ fn check_ids(ids: &[String]) -> Result<(), ApiError> {
     responses((status = 200, description = "Which ids were acknowledged, which ignored", body = AckResult),
               (status = 403, response = Forbidden)))]
 pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
-    let agent = auth.require_agent()?.to_owned();
+    auth.require_agent()?;
     let req: AckRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
-    let (ids, ignored) = delivery::ack(&state, auth.0.tenant.as_str(), &agent, req.ids).await?;
+    let (ids, ignored) = state.deliveries.ack(&auth.0, req.ids).await?;
     Ok(Json(AckResult { ids, ignored }))
 }
 
@@ -95,10 +88,14 @@ pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Resul
     responses((status = 200, description = "Which ids were given back, which ignored", body = AckResult),
               (status = 403, response = Forbidden)))]
 pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
-    let agent = auth.require_agent()?.to_owned();
+    auth.require_agent()?;
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
-    let (ids, ignored) =
-        delivery::nack(&state, auth.0.tenant.as_str(), &agent, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
+    let (ids, ignored) = state.deliveries.nack(&auth.0, req.ids, req.retry_in_ms.unwrap_or(0)).await?;
     Ok(Json(AckResult { ids, ignored }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(fetch)).routes(routes!(ack)).routes(routes!(nack))
 }

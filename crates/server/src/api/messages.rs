@@ -1,6 +1,5 @@
 //! `/v1/messages`: accept (validate, route, commit) and inspect messages.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
@@ -8,142 +7,36 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use switchboard_core::api::{
     BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem, PushAttempt, SendBatch,
     SendMessage,
 };
-use switchboard_core::principal::{Principal, PrincipalKind};
-use switchboard_core::time::{now_ms, rfc3339};
-use switchboard_core::{Address, validate};
-use switchboard_store::{AcceptOutcome, DeliveryRecord, NewMessage};
+use switchboard_core::principal::PrincipalKind;
+use switchboard_core::time::rfc3339;
+use switchboard_store::{AcceptOutcome, DeliveryRecord};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::agents::view;
+use super::AppState;
 use super::openapi::{Conflict, MessagePath, NotFound, Unprocessable, Wait};
 use super::{Q, read_json};
-use crate::AppState;
 use crate::auth::Auth;
-use crate::delivery::message_view;
+use crate::domain::delivery::message_view;
 use crate::error::ApiError;
 
 /// Most messages in one batch.
 pub const MAX_BATCH: usize = 1000;
 
-/// Resolves an address to the agents that get a delivery, each with whether it has a push
-/// endpoint.
-async fn route(state: &AppState, from: &Principal, to: &Address) -> Result<Vec<(String, bool)>, ApiError> {
-    let tenant = from.tenant.as_str();
-    match to {
-        Address::Agent(id) => {
-            let push = match state.recipients.get(tenant, id.as_str()) {
-                Some(push) => push,
-                None => {
-                    let Some(a) = state.store.get_agent(tenant, id.as_str()).await? else {
-                        return Err(ApiError::UnknownRecipient(format!(
-                            "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
-                        )));
-                    };
-                    state.recipients.put(tenant, id.as_str(), a.endpoint.is_some());
-                    a.endpoint.is_some()
-                }
-            };
-            Ok(vec![(format!("agent:{id}"), push)])
-        }
-        Address::Capability { name, all } => {
-            let filter = switchboard_store::AgentFilter { capability: Some(name.clone()), after: None, limit: 10_000 };
-            let active: Vec<(String, bool)> = state
-                .store
-                .list_agents(tenant, filter)
-                .await?
-                .into_iter()
-                .map(|a| view(a, state.config.heartbeat_window_ms, None))
-                .filter(|a| a.status == switchboard_core::api::AgentStatus::Active)
-                .map(|a| (format!("agent:{}", a.id), a.endpoint.is_some()))
-                .collect();
-            if active.is_empty() {
-                return Err(ApiError::UnknownRecipient(format!(
-                    "no active agent offers capability `{name}`; see `switchboard agent list --capability {name}`"
-                )));
-            }
-            if *all {
-                return Ok(active);
-            }
-            // Anycast: least outstanding deliveries; ties rotate so equal agents share work.
-            let names: Vec<String> = active.iter().map(|(r, _)| r.clone()).collect();
-            let counts = state.store.outstanding(tenant, &names).await?;
-            let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
-            let tied: Vec<&String> = counts.iter().filter(|(_, n)| *n == least).map(|(r, _)| r).collect();
-            let pick = tied[state.rr.fetch_add(1, Ordering::Relaxed) % tied.len()];
-            Ok(active.into_iter().filter(|(r, _)| r == pick).collect())
-        }
-        Address::Topic(name) => {
-            // Every subscriber but the sender (publishers do not hear themselves, as with
-            // NATS `no_echo`), whether or not it is active: a subscription is durable, and an
-            // absent subscriber finds the message in its inbox. No subscribers is not an
-            // error: the message is stored and auditable, like a NATS publish nobody hears.
-            let sender = from.agent().map(|id| id.as_str());
-            Ok(state
-                .store
-                .topic_recipients(tenant, name)
-                .await?
-                .into_iter()
-                .filter(|r| Some(r.agent_id.as_str()) != sender)
-                .map(|r| (format!("agent:{}", r.agent_id), r.push))
-                .collect())
-        }
-        Address::User(_) | Address::Conversation(_) | Address::Auto => Err(ApiError::UnsupportedAddress(format!(
-            "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
-        ))),
-    }
-}
-
-fn request_hash(m: &SendMessage) -> String {
-    let bytes = serde_json::to_vec(m).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
-    crate::auth::hex(&digest)
-}
-
-/// Validates and routes one message; nothing is written.
-async fn prepare(state: &AppState, from: &Principal, m: SendMessage) -> Result<NewMessage, ApiError> {
-    let to = validate::send_message(&m).map_err(ApiError::fields)?;
-    let routed = route(state, from, &to).await?;
-    let push_recipients = routed.iter().filter(|(_, p)| *p).map(|(r, _)| r.clone()).collect();
-    let recipients = routed.into_iter().map(|(r, _)| r).collect();
-    let now = now_ms();
-    let parts = serde_json::to_string(&m.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(NewMessage {
-        tenant: from.tenant.to_string(),
-        id: switchboard_core::new_id().to_string(),
-        sender: from.sender(),
-        to: to.to_string(),
-        recipients,
-        push_recipients,
-        parts,
-        metadata: m.metadata.as_ref().map(|v| v.to_string()),
-        // Only a keyed send can be repeated, so only it pays for hashing the request.
-        request_hash: if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() },
-        conversation_id: m.conversation_id,
-        correlation_id: m.correlation_id,
-        in_reply_to: m.in_reply_to,
-        idempotency_key: m.idempotency_key,
-        created_at: now,
-        expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
-    })
-}
-
-fn answer(state: &AppState, outcome: AcceptOutcome) -> Result<MessageAccepted, ApiError> {
+fn answer(outcome: AcceptOutcome) -> Result<MessageAccepted, ApiError> {
     match outcome {
-        AcceptOutcome::Accepted { id, recipients, created_at } => {
-            state.metrics.accepted.inc();
-            Ok(MessageAccepted {
-                id,
-                status: "accepted".into(),
-                recipients,
-                created_at: rfc3339(created_at),
-                duplicate: false,
-                deliveries: None,
-            })
-        }
+        AcceptOutcome::Accepted { id, recipients, created_at } => Ok(MessageAccepted {
+            id,
+            status: "accepted".into(),
+            recipients,
+            created_at: rfc3339(created_at),
+            duplicate: false,
+            deliveries: None,
+        }),
         AcceptOutcome::Duplicate { id, recipients, created_at } => Ok(MessageAccepted {
             id,
             status: "accepted".into(),
@@ -238,18 +131,14 @@ pub async fn send(
     };
     // `prepare` applies the string rule (`validate::send_message`).
     let req: SendMessage = read_json(body, state.config.max_message_bytes).await?;
-    let m = prepare(&state, &auth.0, req).await?;
-    let pushes = !m.push_recipients.is_empty();
+    let m = state.acceptor.prepare(&auth.0, req).await?;
     let outcome = state
-        .store
-        .accept(vec![m])
+        .acceptor
+        .commit(&auth.0, vec![m])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the store answered no outcome".into()))?;
-    if pushes {
-        state.pusher.poke();
-    }
-    let mut accepted = answer(&state, outcome)?;
+    let mut accepted = answer(outcome)?;
     if let Some(ms) = wait_ms {
         accepted.deliveries = Some(wait_delivered(&state, auth.0.tenant.as_str(), &accepted.id, ms).await?);
     }
@@ -279,16 +168,7 @@ pub async fn send_batch(
     let mut ready = Vec::new();
     let mut slots = Vec::new();
     for (i, m) in req.messages.into_iter().enumerate() {
-        let size = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(0);
-        let prepared = if size > state.config.max_message_bytes {
-            Err(ApiError::PayloadTooLarge(format!(
-                "message {i} is {size} bytes, over the limit of {} bytes",
-                state.config.max_message_bytes
-            )))
-        } else {
-            prepare(&state, &auth.0, m).await
-        };
-        match prepared {
+        match state.acceptor.prepare_sized(&auth.0, m, i).await {
             Ok(nm) => {
                 ready.push(nm);
                 slots.push(i);
@@ -298,13 +178,9 @@ pub async fn send_batch(
         }
     }
     if !ready.is_empty() {
-        let pushes = ready.iter().any(|m| !m.push_recipients.is_empty());
-        let outcomes = state.store.accept(ready).await?;
-        if pushes {
-            state.pusher.poke();
-        }
+        let outcomes = state.acceptor.commit(&auth.0, ready).await?;
         for (slot, outcome) in slots.into_iter().zip(outcomes) {
-            results[slot] = Some(answer(&state, outcome).map_err(|e| e.problem()));
+            results[slot] = Some(answer(outcome).map_err(|e| e.problem()));
         }
     }
     let results = results
@@ -350,4 +226,9 @@ pub async fn show(
         deliveries: deliveries.into_iter().map(delivery_view).collect(),
         push_attempts,
     }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(send)).routes(routes!(send_batch)).routes(routes!(show))
 }

@@ -8,13 +8,14 @@ use axum::extract::{FromRequestParts, MatchedPath, Query, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use switchboard_core::validate;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::AppState;
 use crate::error::ApiError;
 use switchboard_core::api as wire;
 
@@ -24,43 +25,41 @@ pub mod inbox;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod state;
 pub mod stream;
 pub mod tenant;
 pub mod topics;
 pub mod whoami;
 
 pub use openapi::ApiDoc;
+pub use state::{AppState, Caller, note_presence};
+
+/// Every route with its OpenAPI operation, written once in its resource module: the
+/// resources' routers merged over the document's frame ([`ApiDoc`]).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(openapi::tagged(ops::router(), "ops"))
+        .merge(openapi::tagged(agents::router(), "agents"))
+        .merge(openapi::tagged(tenant::router(), "tenant"))
+        .merge(openapi::tagged(deliveries::router(), "deliveries"))
+        .merge(openapi::tagged(messages::router(), "messages"))
+        .merge(openapi::tagged(whoami::router(), "whoami"))
+        .merge(openapi::tagged(topics::router(), "topics"))
+        .merge(openapi::tagged(inbox::router(), "inbox"))
+        .merge(openapi::tagged(stream::router(), "stream"))
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes().split_for_parts().1)
+}
 
 /// Builds the node's router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(ops::health))
-        .route("/ready", get(ops::ready))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .route("/v1/agents", post(agents::register).get(agents::list))
-        .route("/v1/agents/{id}", get(agents::show).put(agents::update).delete(agents::remove))
-        .route("/v1/agents/{id}/heartbeat", post(agents::heartbeat))
-        .route("/v1/agents/{id}/webhook-secret", get(agents::webhook_secret))
-        .route("/v1/agents/{id}/webhook-secret:rotate", post(agents::rotate_webhook_secret))
-        .route("/v1/tenant/push-settings", get(tenant::push_settings).put(tenant::put_push_settings))
-        .route("/.well-known/switchboard-keys.json", get(tenant::keys))
-        .route("/v1/deliveries", get(deliveries::list))
-        .route("/v1/dead-letters", get(deliveries::dead_letters))
-        .route("/v1/dead-letters:replay", post(deliveries::replay))
-        .route("/v1/dead-letters:purge", post(deliveries::purge))
-        .route("/v1/messages", post(messages::send))
-        .route("/v1/messages:batch", post(messages::send_batch))
-        .route("/v1/messages/{id}", get(messages::show))
-        .route("/v1/whoami", get(whoami::whoami))
-        .route("/v1/topics", get(topics::list))
-        .route("/v1/topics/{topic}/subscribers", get(topics::subscribers))
-        .route("/v1/topics/{topic}/subscribers/{agent_id}", put(topics::subscribe).delete(topics::unsubscribe))
-        .route("/v1/inbox", get(inbox::fetch))
-        .route("/v1/inbox/ack", post(inbox::ack))
-        .route("/v1/inbox/nack", post(inbox::nack))
-        .route("/v1/stream", get(stream::websocket))
-        .route("/v1/events", get(stream::events))
+    let (router, doc) = routes().split_for_parts();
+    let doc = axum::body::Bytes::from(serde_json::to_vec(&openapi::finish(doc)).unwrap_or_default());
+    router
+        .route("/openapi.json", get(move || ops::openapi(doc.clone())))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(refuse_nul_in_url))

@@ -12,10 +12,9 @@ use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{OpenApi, ToResponse};
+use utoipa_axum::router::OpenApiRouter;
 
 use switchboard_core::api::{self as wire, Problem};
-
-use super::{agents, deliveries, inbox, messages, ops, stream, tenant, topics, whoami};
 
 /// `400`: a query or path parameter is wrong (`invalid_query`, the parameter named in
 /// `errors`), or the body is not JSON at all (`invalid_json`).
@@ -74,31 +73,57 @@ pub struct UpgradeRequired(pub Problem);
 #[response(content_type = "application/problem+json")]
 pub struct StoreUnavailable(pub Problem);
 
-/// The OpenAPI 3.1 document, generated from the handlers and the wire types.
+/// The frame of the OpenAPI 3.1 document: info, shared components, security. The paths come
+/// from each resource module's router (`api::routes`), and [`finish`] adds the extractors'
+/// errors to them.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard", description = "Messaging hub for AI agents and the people who work with them."),
-    paths(
-        ops::health, ops::ready,
-        agents::register, agents::list, agents::show, agents::update, agents::remove, agents::heartbeat,
-        agents::webhook_secret, agents::rotate_webhook_secret,
-        deliveries::list, deliveries::dead_letters, deliveries::replay, deliveries::purge,
-        tenant::push_settings, tenant::put_push_settings, tenant::keys,
-        messages::send, messages::send_batch, messages::show,
-        topics::list, topics::subscribers, topics::subscribe, topics::unsubscribe,
-        whoami::whoami,
-        inbox::fetch, inbox::ack, inbox::nack,
-        stream::websocket, stream::events,
-    ),
     components(
         schemas(wire::StreamFrame),
         responses(BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, UpgradeRequired,
                   StoreUnavailable),
     ),
-    modifiers(&BearerAuth, &ExtractorErrors),
+    modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
+
+/// Every operation of a document.
+fn operations(doc: &mut utoipa::openapi::OpenApi) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.head,
+            &mut item.options,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// Tags each operation of a resource's router with the resource's name (its module's), as
+/// the document has always grouped them.
+pub fn tagged<S>(mut router: OpenApiRouter<S>, tag: &str) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    for op in operations(router.get_openapi_mut()) {
+        op.tags.get_or_insert_with(Vec::new).push(tag.to_owned());
+    }
+    router
+}
+
+/// The document once the routers' paths are in: each operation gets its extractors' errors.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    utoipa::Modify::modify(&ExtractorErrors, &mut doc);
+    doc
+}
 
 /// Declares the `bearer` scheme that the document-wide `security` refers to: admin tokens
 /// (`sba_…`) and agent API keys (`sbk_…`) alike.
@@ -127,21 +152,7 @@ struct ExtractorErrors;
 
 impl utoipa::Modify for ExtractorErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            let ops = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-                &mut item.head,
-                &mut item.options,
-                &mut item.trace,
-            ];
-            for op in ops.into_iter().flatten() {
-                add_extractor_errors(op);
-            }
-        }
+        operations(openapi).for_each(add_extractor_errors);
     }
 }
 

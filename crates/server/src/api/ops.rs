@@ -6,10 +6,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use switchboard_core::api::Health;
 use switchboard_core::time::now_ms;
-use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::openapi::StoreUnavailable;
-use crate::AppState;
 use crate::error::ApiError;
 use crate::metrics::StateLabels;
 
@@ -61,6 +62,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
 }
 
-pub async fn openapi() -> impl IntoResponse {
-    Json(super::ApiDoc::openapi())
+/// The API description, encoded once when the router is built.
+pub async fn openapi(doc: axum::body::Bytes) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], doc)
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        // Not in the document: Prometheus text, and the document itself (see `api::router`).
+        .route("/metrics", axum::routing::get(metrics))
 }

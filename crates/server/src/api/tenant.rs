@@ -5,13 +5,14 @@ use axum::body::Body;
 use axum::extract::State;
 use base64::Engine;
 use serde::Serialize;
-use switchboard_core::api::{FieldError, TenantPushSettings};
+use switchboard_core::api::TenantPushSettings;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
 use super::parse_json;
-use crate::AppState;
 use crate::auth::Auth;
-use crate::delivery::push::{signing_key, tenant_settings};
 use crate::error::ApiError;
 
 /// The tenant's push settings (admin).
@@ -20,7 +21,7 @@ use crate::error::ApiError;
               (status = 403, response = Forbidden)))]
 pub async fn push_settings(State(state): State<AppState>, auth: Auth) -> Result<Json<TenantPushSettings>, ApiError> {
     auth.require_admin()?;
-    Ok(Json(tenant_settings(&state, auth.0.tenant.as_str()).await?))
+    Ok(Json(state.pusher.tenant_settings(auth.0.tenant.as_str()).await?))
 }
 
 /// Replaces the tenant's push settings (admin).
@@ -35,28 +36,7 @@ pub async fn put_push_settings(
 ) -> Result<Json<TenantPushSettings>, ApiError> {
     auth.require_admin()?;
     let s: TenantPushSettings = parse_json(body, 64 * 1024).await?;
-    if s.retry_schedule_ms.as_ref().is_some_and(|v| v.len() > 50 || v.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
-        return Err(ApiError::fields(vec![FieldError {
-            path: "retry_schedule_ms".into(),
-            message: "use at most 50 steps of at most 7 days each".into(),
-        }]));
-    }
-    if let Some(to) = &s.events_to {
-        let known = match to.strip_prefix("agent:") {
-            Some(id) => state.store.get_agent(auth.0.tenant.as_str(), id).await?.is_some(),
-            None => false,
-        };
-        if !known {
-            return Err(ApiError::fields(vec![FieldError {
-                path: "events_to".into(),
-                message: format!("`{to}` is not a registered agent of this tenant; use agent:<id>"),
-            }]));
-        }
-    }
-    let text = serde_json::to_string(&s).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.put_tenant_push_settings(auth.0.tenant.as_str(), text, None).await?;
-    state.pusher.forget_tenant(auth.0.tenant.as_str());
-    tracing::info!(tenant = %auth.0.tenant, "tenant push settings changed");
+    state.pusher.put_tenant_settings(&auth.0, &s).await?;
     Ok(Json(s))
 }
 
@@ -83,7 +63,12 @@ pub struct KeySet {
     responses((status = 200, description = "The hub's public signing key", body = KeySet),
               (status = 503, response = StoreUnavailable)))]
 pub async fn keys(State(state): State<AppState>) -> Result<Json<KeySet>, ApiError> {
-    let key = signing_key(&state).await?;
+    let key = state.pusher.signing_key().await?;
     let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
     Ok(Json(KeySet { keys: vec![Jwk { kty: "OKP", crv: "Ed25519", kid: "switchboard-webhooks", use_: "sig", x }] }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(push_settings, put_push_settings)).routes(routes!(keys))
 }

@@ -13,13 +13,16 @@ use serde::Deserialize;
 use switchboard_core::address::check_name;
 use switchboard_core::api::{FieldError, Subscribed, SubscriberList, Subscription, Topic, TopicList};
 use switchboard_core::principal::PrincipalKind;
-use switchboard_core::time::{now_ms, rfc3339};
+use switchboard_core::time::rfc3339;
 use switchboard_store::SubscriptionRecord;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use super::Q;
 use super::openapi::{BadRequest, Forbidden, NotFound, SubscriptionPath, TopicPath};
-use crate::AppState;
 use crate::auth::Auth;
+use crate::domain::topics;
 use crate::error::ApiError;
 
 /// The topic name from the path, checked with the same rule as `topic:<name>` addresses.
@@ -61,15 +64,11 @@ pub async fn subscribe(
 ) -> Result<(StatusCode, Json<Subscribed>), ApiError> {
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
-    let Some((record, created)) = state.store.subscribe(auth.0.tenant.as_str(), &topic, &agent_id, now_ms()).await?
-    else {
+    let Some((record, created)) = topics::subscribe(state.store.as_ref(), &auth.0, &topic, &agent_id).await? else {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not registered in this tenant; list agents with `switchboard agent list`"
         )));
     };
-    if created {
-        tracing::info!(topic = %topic, agent = %agent_id, "subscribed");
-    }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(Subscribed { subscription: view(record) })))
 }
@@ -87,12 +86,11 @@ pub async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
-    if !state.store.unsubscribe(auth.0.tenant.as_str(), &topic, &agent_id).await? {
+    if !topics::unsubscribe(state.store.as_ref(), &auth.0, &topic, &agent_id).await? {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not subscribed to topic `{topic}`; see `switchboard topic subscribers {topic}`"
         )));
     }
-    tracing::info!(topic = %topic, agent = %agent_id, "unsubscribed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,4 +139,9 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> Result<Json<Topi
     Ok(Json(TopicList {
         topics: topics.into_iter().map(|t| Topic { name: t.name, subscribers: t.subscribers }).collect(),
     }))
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(subscribers)).routes(routes!(subscribe, unsubscribe))
 }

@@ -3,7 +3,10 @@
 
 use axum::Json;
 use switchboard_core::api::Whoami;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::AppState;
 use crate::auth::Auth;
 
 /// The tenant and principal of the calling token.
@@ -12,4 +15,9 @@ use crate::auth::Auth;
 pub async fn whoami(auth: Auth) -> Json<Whoami> {
     let agent_id = auth.0.agent().map(|id| id.to_string());
     Json(Whoami { principal: auth.0.sender(), tenant: auth.0.tenant.into_string(), agent_id })
+}
+
+/// This resource's routes, each with its OpenAPI operation.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(whoami))
 }

@@ -417,3 +417,8 @@ pub fn assert_problem(got: (u16, String, serde_json::Value), status: u16, code: 
     assert!(got.2["detail"].as_str().is_some_and(|d| !d.is_empty()));
     got.2
 }
+
+/// The address (and recipient text) of agent `id`, spelled by the one address type.
+pub fn agent_addr(id: &str) -> String {
+    switchboard_core::Recipient::agent_text(&switchboard_core::AgentId::from(id))
+}

@@ -75,7 +75,7 @@ impl AgentStore for PostgresStore {
             insert_capabilities(&tx, a).await?;
             tx.execute(
                 "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ($1, $2, $3, $4)",
-                &[key_hash, &a.tenant, &format!("agent:{}", a.id), &a.created_at],
+                &[key_hash, &a.tenant, &switchboard_core::Recipient::agent_text(&a.id.as_str().into()), &a.created_at],
             )
             .await?;
             append_if(&tx, true, audit).await?;
@@ -184,7 +184,7 @@ impl AgentStore for PostgresStore {
             if n == 0 {
                 return Ok(false);
             }
-            let principal = format!("agent:{id}");
+            let principal = switchboard_core::Recipient::agent_text(&id.into());
             tx.execute("DELETE FROM agent_capabilities WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id])
                 .await?;
             tx.execute("DELETE FROM tokens WHERE tenant_id = $1 AND principal = $2", &[&tenant, &principal]).await?;

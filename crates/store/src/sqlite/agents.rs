@@ -51,7 +51,12 @@ impl AgentStore for SqliteStore {
             }
             c.execute(
                 "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![key_hash, a.tenant, format!("agent:{}", a.id), a.created_at],
+                params![
+                    key_hash,
+                    a.tenant,
+                    switchboard_core::Recipient::agent_text(&a.id.as_str().into()),
+                    a.created_at
+                ],
             )
             .map_err(internal)?;
             append_if(c, true, audit.as_ref())
@@ -156,7 +161,7 @@ impl AgentStore for SqliteStore {
             if n == 0 {
                 return Ok(false);
             }
-            let principal = format!("agent:{id}");
+            let principal = switchboard_core::Recipient::agent_text(&id.as_str().into());
             c.execute("DELETE FROM agent_capabilities WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
                 .map_err(internal)?;
             c.execute("DELETE FROM tokens WHERE tenant_id = ?1 AND principal = ?2", params![tenant, principal])

@@ -1,0 +1,68 @@
+//! What every handler shares, and the presence layer around the router.
+
+use std::sync::Arc;
+
+use switchboard_store::Store;
+use tokio::sync::watch;
+
+use crate::Config;
+use crate::auth::TokenCache;
+use crate::domain::accept::Acceptor;
+use crate::domain::agents::Agents;
+use crate::domain::delivery::Deliveries;
+use crate::domain::presence::Presence;
+use crate::domain::push::Pusher;
+use crate::metrics::Metrics;
+
+/// What every handler shares: the domain's services and the HTTP layer's own caches.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    pub tokens: Arc<TokenCache>,
+    pub presence: Arc<Presence>,
+    /// Validates, routes and commits sends (and holds the router and its cache).
+    pub acceptor: Arc<Acceptor>,
+    /// Changes to the agent registry.
+    pub agents: Arc<Agents>,
+    /// Leases, acks and nacks; consumers' wait loop.
+    pub deliveries: Deliveries,
+    /// The push engine (webhook client, circuits, tenant push settings).
+    pub pusher: Arc<Pusher>,
+    /// Changes to `true` when the node shuts down; streams close on it.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The agent a request authenticated as, left by the [`auth::Auth`] extractor for
+/// [`note_presence`]: the extractor runs before the handler has decided, so it cannot tell
+/// whether the request will be refused.
+#[derive(Clone, Default)]
+pub struct Caller(Arc<std::sync::OnceLock<(String, String)>>);
+
+impl Caller {
+    /// Records the (tenant, agent id) the request authenticated as.
+    pub fn set(&self, tenant: &str, id: &str) {
+        let _ = self.0.set((tenant.to_owned(), id.to_owned()));
+    }
+}
+
+/// Marks the calling agent as seen once its request has succeeded. A refused request (any
+/// 4xx or 5xx) says nothing about the agent being alive and at work: an agent whose only
+/// request was a 422 stays `inactive`, and anycast does not pick it.
+pub async fn note_presence(
+    axum::extract::State(presence): axum::extract::State<Arc<Presence>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let caller = Caller::default();
+    req.extensions_mut().insert(caller.clone());
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error())
+        && let Some((tenant, id)) = caller.0.get()
+    {
+        presence.seen(tenant, id);
+    }
+    res
+}

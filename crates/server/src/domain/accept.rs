@@ -1,0 +1,202 @@
+//! Accepting messages: the one place a `NewMessage` is built, whether a client sends it, a
+//! webhook answers with a reply, or the push engine reports an event; and the commit that
+//! stores it with its deliveries.
+//!
+//! Sends and webhook replies pass the same checks (`core::validate::send_message`, the size
+//! limit, routing); events are written by the hub itself to the tenant's `events_to` agent.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use switchboard_core::api::{Part, SendMessage};
+use switchboard_core::time::now_ms;
+use switchboard_core::{Address, Principal, Recipient, TenantId, validate};
+use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
+
+use super::push::Poke;
+use super::routing::{Routed, Routing};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// What messages from the hub itself (push events) carry in `from`.
+pub const HUB_SENDER: &str = "switchboard";
+
+/// The accept path of one node.
+pub struct Acceptor {
+    store: Arc<dyn Store>,
+    routing: Arc<Routing>,
+    metrics: Arc<Metrics>,
+    poke: Poke,
+    max_message_bytes: usize,
+}
+
+impl Acceptor {
+    pub fn new(
+        store: Arc<dyn Store>,
+        routing: Arc<Routing>,
+        metrics: Arc<Metrics>,
+        poke: Poke,
+        max_message_bytes: usize,
+    ) -> Acceptor {
+        Acceptor { store, routing, metrics, poke, max_message_bytes }
+    }
+
+    /// The router (for callers that change what it caches).
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// Validates and routes one message sent by `by`; nothing is written. Applies the
+    /// string rule (`validate::send_message` walks every string).
+    pub async fn prepare(&self, by: &Principal, m: SendMessage) -> Result<NewMessage, ApiError> {
+        let to = validate::send_message(&m).map_err(ApiError::fields)?;
+        let routed = self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?;
+        // Only a keyed send can be repeated, so only it pays for hashing the request.
+        let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
+        build(&by.tenant, by.sender(), &to, routed, m, hash)
+    }
+
+    /// [`prepare`](Self::prepare) with the size limit a batch applies to each of its
+    /// messages (a single send's body is held to it while it is read).
+    pub async fn prepare_sized(&self, by: &Principal, m: SendMessage, index: usize) -> Result<NewMessage, ApiError> {
+        let size = serde_json::to_vec(&m).map(|v| v.len()).unwrap_or(0);
+        if size > self.max_message_bytes {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "message {index} is {size} bytes, over the limit of {} bytes",
+                self.max_message_bytes
+            )));
+        }
+        self.prepare(by, m).await
+    }
+
+    /// Commits prepared messages, sent by `by`, in one store call: each is accepted (with one
+    /// delivery per recipient), a duplicate of an earlier send, or refused for reusing its
+    /// key. Pokes the push engine when a recipient has an endpoint.
+    pub async fn commit(&self, by: &Principal, ready: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>, ApiError> {
+        debug_assert!(ready.iter().all(|m| m.tenant == by.tenant.as_str()));
+        let pushes = ready.iter().any(|m| !m.push_recipients.is_empty());
+        let outcomes = self.store.accept(ready).await?;
+        if pushes {
+            self.poke.poke();
+        }
+        let accepted = outcomes.iter().filter(|o| matches!(o, AcceptOutcome::Accepted { .. })).count();
+        self.metrics.accepted.inc_by(accepted as u64);
+        Ok(outcomes)
+    }
+
+    /// Stores a reply found in a webhook's 2xx answer as a message from the agent `by` to
+    /// the original message's sender, in its conversation, `in_reply_to` it. The reply passes
+    /// the checks of a send (`validate::send_message`, the size limit, routing): one that
+    /// fails them is not stored, and the error says why. The idempotency key `reply:<id>`
+    /// makes a repeated push (at-least-once) store its reply once.
+    pub async fn reply(
+        &self,
+        by: &Principal,
+        original: &MessageRecord,
+        parts: Vec<Part>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<AcceptOutcome, ApiError> {
+        // Only agents and people have an inbox; a message from the admin cannot be answered.
+        if original.sender.parse::<Recipient>().is_err() {
+            return Err(ApiError::UnknownRecipient(format!(
+                "the message was sent by `{}`, which has no inbox to reply to",
+                original.sender
+            )));
+        }
+        let m = SendMessage {
+            to: original.sender.clone(),
+            parts,
+            conversation_id: original.conversation_id.clone(),
+            correlation_id: original.correlation_id.clone(),
+            in_reply_to: Some(original.id.clone()),
+            idempotency_key: Some(format!("reply:{}", original.id)),
+            ttl_seconds: None,
+            metadata,
+        };
+        let prepared = self.prepare_sized(by, m, 0).await?;
+        let mut outcomes = self.commit(by, vec![prepared]).await?;
+        outcomes.pop().ok_or_else(|| ApiError::Internal("the store answered no outcome".into()))
+    }
+
+    /// Sends a push health event to `to` (the tenant's `events_to` agent) as a CloudEvent in a
+    /// `data` part, from the hub itself: a durable message like any other. Events about `to`
+    /// itself are not sent to it, so a failing ops endpoint cannot feed itself.
+    pub async fn event(
+        &self,
+        tenant: &TenantId,
+        to: &Recipient,
+        subject: &Recipient,
+        event: &'static str,
+        data: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        if to == subject {
+            return Ok(());
+        }
+        let to = Address::from(to.clone());
+        let routed = self.routing.route(self.store.as_ref(), tenant, None, &to).await?;
+        let now = now_ms();
+        let id = switchboard_core::new_id().to_string();
+        let cloud_event = serde_json::json!({
+            "specversion": "1.0",
+            "id": id,
+            "source": HUB_SENDER,
+            "type": format!("dev.switchboard.{event}"),
+            "subject": subject.to_string(),
+            "time": switchboard_core::time::rfc3339(now),
+            "datacontenttype": "application/json",
+            "data": data,
+        });
+        let m = SendMessage {
+            to: to.to_string(),
+            parts: vec![Part::Data { data: cloud_event }],
+            metadata: Some(serde_json::json!({ "event": event })),
+            ..Default::default()
+        };
+        let mut built = build(tenant, HUB_SENDER.to_owned(), &to, routed, m, String::new())?;
+        built.id = id;
+        built.created_at = now;
+        let pushes = !built.push_recipients.is_empty();
+        self.store.accept(vec![built]).await?;
+        if pushes {
+            self.poke.poke();
+        }
+        Ok(())
+    }
+}
+
+fn request_hash(m: &SendMessage) -> String {
+    let bytes = serde_json::to_vec(m).unwrap_or_default();
+    crate::token::hex(&Sha256::digest(&bytes))
+}
+
+/// The one builder of a [`NewMessage`]: `m` from `sender` to `to`, delivered to `routed`.
+fn build(
+    tenant: &TenantId,
+    sender: String,
+    to: &Address,
+    routed: Vec<Routed>,
+    m: SendMessage,
+    request_hash: String,
+) -> Result<NewMessage, ApiError> {
+    let push_recipients = routed.iter().filter(|(_, p)| *p).map(|(r, _)| r.clone()).collect();
+    let recipients = routed.into_iter().map(|(r, _)| r).collect();
+    let now = now_ms();
+    let parts = serde_json::to_string(&m.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(NewMessage {
+        tenant: tenant.to_string(),
+        id: switchboard_core::new_id().to_string(),
+        sender,
+        to: to.to_string(),
+        recipients,
+        push_recipients,
+        parts,
+        metadata: m.metadata.as_ref().map(|v| v.to_string()),
+        request_hash,
+        conversation_id: m.conversation_id,
+        correlation_id: m.correlation_id,
+        in_reply_to: m.in_reply_to,
+        idempotency_key: m.idempotency_key,
+        created_at: now,
+        expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
+    })
+}

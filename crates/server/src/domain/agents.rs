@@ -1,0 +1,192 @@
+//! Agents: their status (a domain decision: routing picks only `active` agents for anycast),
+//! and the changes to the registry.
+
+use std::sync::Arc;
+
+use switchboard_core::api::{AgentStatus, FieldError, RegisterAgent, UpdateAgent};
+use switchboard_core::audit::{AuditAction, NewAuditEvent};
+use switchboard_core::time::{Millis, now_ms};
+use switchboard_core::{API_KEY_PREFIX, AgentId, Principal, Recipient, validate};
+use switchboard_store::push::PushSettings;
+use switchboard_store::{AgentRecord, Store};
+
+use super::push::Pusher;
+use super::routing::Routing;
+use crate::Config;
+use crate::error::ApiError;
+use crate::token::{new_token, token_hash};
+
+/// An agent's status at `now`: `error` while its push endpoint is failing or disabled,
+/// otherwise `active` when seen within the heartbeat window, else `inactive`.
+pub fn status(a: &AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>, now: Millis) -> AgentStatus {
+    let failing = a.endpoint.is_some() && push.is_some_and(|p| p.health_error.is_some() || p.disabled);
+    match a.last_seen_at {
+        _ if failing => AgentStatus::Error,
+        Some(t) if now - t <= heartbeat_window_ms as i64 => AgentStatus::Active,
+        _ => AgentStatus::Inactive,
+    }
+}
+
+/// Changes to the agent registry: registration, card updates, deletion, heartbeats and
+/// webhook secret rotation. Authorization is the caller's (the API checks who may do what);
+/// each change receives the acting principal.
+pub struct Agents {
+    store: Arc<dyn Store>,
+    routing: Arc<Routing>,
+    pusher: Arc<Pusher>,
+    config: Arc<Config>,
+}
+
+/// A registered agent and the secrets shown to its registrar once.
+pub struct Registered {
+    pub record: AgentRecord,
+    pub api_key: String,
+    pub webhook_secret: String,
+}
+
+/// How long the previous secret keeps signing after a rotation.
+const ROTATION_OVERLAP_MS: i64 = 24 * 3_600_000;
+
+/// The answer for an agent id that names no agent of the tenant.
+pub fn not_registered(id: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
+    ))
+}
+
+impl Agents {
+    pub fn new(store: Arc<dyn Store>, routing: Arc<Routing>, pusher: Arc<Pusher>, config: Arc<Config>) -> Agents {
+        Agents { store, routing, pusher, config }
+    }
+
+    /// Checks a card: its fields, its endpoint (SSRF guard, unless the node or the tenant
+    /// allows private endpoints) and its retry schedule.
+    async fn check_card(&self, tenant: &str, req: &RegisterAgent) -> Result<(), ApiError> {
+        validate::register_agent(req).map_err(ApiError::fields)?;
+        if let Some(e) = &req.endpoint {
+            let allow = self.config.allow_private_endpoints
+                || self.pusher.tenant_settings(tenant).await?.allow_private_endpoints;
+            super::push::check_endpoint(e, allow)
+                .await
+                .map_err(|message| ApiError::fields(vec![FieldError { path: "endpoint".into(), message }]))?;
+        }
+        if req.retry_schedule_ms.as_ref().is_some_and(|s| s.len() > 50 || s.iter().any(|&ms| ms > 7 * 24 * 3_600_000)) {
+            return Err(ApiError::fields(vec![FieldError {
+                path: "retry_schedule_ms".into(),
+                message: "use at most 50 steps of at most 7 days each".into(),
+            }]));
+        }
+        Ok(())
+    }
+
+    /// Registers an agent from its card, with a new API key and webhook secret.
+    pub async fn register(&self, by: &Principal, req: RegisterAgent) -> Result<Registered, ApiError> {
+        self.check_card(by.tenant.as_str(), &req).await?;
+        let now = now_ms();
+        let retry_schedule_ms = req.retry_schedule_ms.clone();
+        let record = AgentRecord {
+            tenant: by.tenant.to_string(),
+            id: switchboard_core::new_id().to_string(),
+            name: req.name,
+            description: req.description,
+            version: req.version,
+            endpoint: req.endpoint,
+            capabilities: req.capabilities,
+            metadata: req.metadata,
+            created_at: now,
+            updated_at: now,
+            last_seen_at: None,
+        };
+        let api_key = new_token(API_KEY_PREFIX);
+        let audit = NewAuditEvent::by(by, AuditAction::AgentRegister, agent_target(&record.id), now)
+            .with_detail(serde_json::json!({ "name": record.name }));
+        self.store.create_agent(record.clone(), token_hash(&api_key), Some(audit)).await?;
+        let settings = PushSettings { secret: super::push::new_secret(), retry_schedule_ms, ..Default::default() };
+        let webhook_secret = settings.secret.clone();
+        self.store.put_push_settings(&record.tenant, &record.id, settings, None).await?;
+        tracing::info!(agent = %record.id, name = %record.name, "agent registered");
+        Ok(Registered { record, api_key, webhook_secret })
+    }
+
+    /// Replaces agent `id`'s card; a new endpoint starts healthy.
+    pub async fn update(&self, by: &Principal, id: &str, req: UpdateAgent) -> Result<AgentRecord, ApiError> {
+        let tenant = by.tenant.as_str();
+        self.check_card(tenant, &req).await?;
+        let retry_schedule_ms = req.retry_schedule_ms.clone();
+        let existing = self.store.get_agent(tenant, id).await?.ok_or_else(|| not_registered(id))?;
+        let existing_endpoint = existing.endpoint.clone();
+        let record = AgentRecord {
+            name: req.name,
+            description: req.description,
+            version: req.version,
+            endpoint: req.endpoint,
+            capabilities: req.capabilities,
+            metadata: req.metadata,
+            updated_at: now_ms(),
+            ..existing
+        };
+        let endpoint_changed = record.endpoint != existing_endpoint;
+        self.routing.forget(tenant, id);
+        let audit = NewAuditEvent::by(by, AuditAction::AgentUpdate, agent_target(id), record.updated_at)
+            .with_detail(serde_json::json!({ "name": record.name, "endpoint_changed": endpoint_changed }));
+        let updated = self.store.update_agent(record, Some(audit)).await?.ok_or_else(|| not_registered(id))?;
+        let current = self.store.push_settings(tenant, &[id.to_owned()]).await?.pop().map(|(_, s)| s);
+        let mut s = current.unwrap_or_else(|| PushSettings { secret: super::push::new_secret(), ..Default::default() });
+        s.retry_schedule_ms = retry_schedule_ms;
+        if endpoint_changed {
+            // A new endpoint starts healthy: a 410 from the old one no longer applies.
+            s.disabled = false;
+            s.health_error = None;
+        }
+        self.store.put_push_settings(tenant, id, s, None).await?;
+        self.pusher.poke();
+        Ok(updated)
+    }
+
+    /// Deletes agent `id`: its key stops working and its open deliveries go to `dead`.
+    pub async fn remove(&self, by: &Principal, id: &str) -> Result<(), ApiError> {
+        let tenant = by.tenant.as_str();
+        let now = now_ms();
+        let audit = NewAuditEvent::by(by, AuditAction::AgentDelete, agent_target(id), now);
+        if !self.store.delete_agent(tenant, id, now, Some(audit)).await? {
+            return Err(not_registered(id));
+        }
+        self.routing.forget(tenant, id);
+        tracing::info!(agent = %id, "agent deleted");
+        Ok(())
+    }
+
+    /// Marks agent `id` seen now and returns it.
+    pub async fn heartbeat(&self, by: &Principal, id: &str) -> Result<AgentRecord, ApiError> {
+        let tenant = by.tenant.as_str();
+        self.store.touch_agents(vec![(tenant.to_owned(), id.to_owned(), now_ms())]).await?;
+        self.store.get_agent(tenant, id).await?.ok_or_else(|| not_registered(id))
+    }
+
+    /// Agent `id`'s push settings (its webhook secrets among them).
+    pub async fn push_settings(&self, by: &Principal, id: &str) -> Result<PushSettings, ApiError> {
+        self.store
+            .push_settings(by.tenant.as_str(), &[id.to_owned()])
+            .await?
+            .pop()
+            .map(|(_, s)| s)
+            .ok_or_else(|| not_registered(id))
+    }
+
+    /// Rotates agent `id`'s webhook secret; the previous one keeps signing for 24 hours.
+    pub async fn rotate_secret(&self, by: &Principal, id: &str) -> Result<PushSettings, ApiError> {
+        let mut s = self.push_settings(by, id).await?;
+        s.previous = Some(std::mem::replace(&mut s.secret, super::push::new_secret()));
+        let now = now_ms();
+        s.previous_until = Some(now + ROTATION_OVERLAP_MS);
+        let audit = NewAuditEvent::by(by, AuditAction::WebhookSecretRotate, agent_target(id), now);
+        self.store.put_push_settings(by.tenant.as_str(), id, s.clone(), Some(audit)).await?;
+        tracing::info!(agent = %id, "webhook secret rotated");
+        Ok(s)
+    }
+}
+
+/// How the audit log names an agent it acted on: its address.
+fn agent_target(id: &str) -> String {
+    Recipient::Agent(AgentId::from(id)).to_string()
+}

@@ -1,0 +1,28 @@
+//! The domain layer: what the hub decides, between `api/` (HTTP: extract, authorize, map
+//! errors) and the store.
+//!
+//! - [`routing`]: an address to its recipients (direct, capability anycast or broadcast,
+//!   topic), the anycast choice and the recipient cache.
+//! - [`accept`]: the one builder of `NewMessage`, for sends, webhook replies and push events,
+//!   and the commit that follows.
+//! - [`delivery`]: lease, ack and nack, and the one wait loop that long-poll, WebSocket and
+//!   SSE consumers share; dead-letter replay and purge; the stored-message views.
+//! - [`push`]: webhook delivery, one file per mechanism.
+//! - [`agents`]: agent status, and the registry's changes (register, update, delete,
+//!   heartbeat, webhook secret rotation).
+//! - [`topics`]: topic subscriptions.
+//! - [`tasks`]: the background tasks (reaper, presence flusher).
+//!
+//! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
+//! handles it needs (`&dyn Store`, a service of this layer, the config), and every mutating
+//! call receives the acting [`Principal`](switchboard_core::Principal), so that the audit
+//! record of a change can later be written in the same transaction.
+
+pub mod accept;
+pub mod agents;
+pub mod delivery;
+pub mod presence;
+pub mod push;
+pub mod routing;
+pub mod tasks;
+pub mod topics;

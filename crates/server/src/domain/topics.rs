@@ -1,0 +1,32 @@
+//! Topic subscriptions: who hears a topic. Publishing is an ordinary send, which routing
+//! resolves with `Store::topic_recipients`.
+
+use switchboard_core::Principal;
+use switchboard_core::time::now_ms;
+use switchboard_store::{Store, SubscriptionRecord};
+
+use crate::error::ApiError;
+
+/// Subscribes agent `agent_id` to `topic`: the subscription and whether it is new, or
+/// `None` when the agent is not registered.
+pub async fn subscribe(
+    store: &dyn Store,
+    by: &Principal,
+    topic: &str,
+    agent_id: &str,
+) -> Result<Option<(SubscriptionRecord, bool)>, ApiError> {
+    let subscribed = store.subscribe(by.tenant.as_str(), topic, agent_id, now_ms()).await?;
+    if let Some((_, true)) = &subscribed {
+        tracing::info!(topic = %topic, agent = %agent_id, "subscribed");
+    }
+    Ok(subscribed)
+}
+
+/// Ends agent `agent_id`'s subscription to `topic`; `false` when there was none.
+pub async fn unsubscribe(store: &dyn Store, by: &Principal, topic: &str, agent_id: &str) -> Result<bool, ApiError> {
+    let removed = store.unsubscribe(by.tenant.as_str(), topic, agent_id).await?;
+    if removed {
+        tracing::info!(topic = %topic, agent = %agent_id, "unsubscribed");
+    }
+    Ok(removed)
+}
