@@ -17,7 +17,7 @@ fn event(tenant: &str, actor: &str, action: AuditAction, at: i64) -> NewAuditEve
         at,
         actor: actor.into(),
         action,
-        target: format!("agent:{at}"),
+        target: switchboard_core::Recipient::agent_text(&at.to_string().into()),
         detail: json!({"at": at}),
     }
 }
