@@ -309,21 +309,22 @@ pub struct Database {
 }
 
 impl Database {
-    /// A new database, or `None` when `SWITCHBOARD_TEST_DATABASE_URL` is unset. The skip is
-    /// written to the process's stderr itself, which the test runner does not capture, so it
-    /// shows beside the `ok` the runner prints.
-    pub fn create(test: &str) -> Option<Database> {
-        let Ok(base) = std::env::var("SWITCHBOARD_TEST_DATABASE_URL") else {
-            let note = format!("SKIPPED {test} on PostgreSQL: SWITCHBOARD_TEST_DATABASE_URL is unset\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-            return None;
-        };
+    /// A new database on the server `SWITCHBOARD_TEST_DATABASE_URL` names. The tests that
+    /// call this are `#[ignore]`d, so a run without PostgreSQL reports them as ignored; asked
+    /// for with `--ignored` and no server named, the test fails and says why.
+    pub fn create(test: &str) -> Database {
+        let base = std::env::var("SWITCHBOARD_TEST_DATABASE_URL").unwrap_or_else(|_| {
+            panic!(
+                "{test} on PostgreSQL: SWITCHBOARD_TEST_DATABASE_URL is unset; \
+                 set it to postgres://user@host:port/db of a server this test may create databases on"
+            )
+        });
         let (server, _) = base.rsplit_once('/').expect("database URL ends in /<db>");
         let name = format!("sb_cli_{}", switchboard_core::new_id().simple());
         let admin_url = format!("{server}/postgres");
         let ok = Command::new("psql").args([&admin_url, "-qc", &format!("CREATE DATABASE {name}")]).status();
         assert!(ok.is_ok_and(|s| s.success()), "cannot create the test database on {server}");
-        Some(Database { url: format!("{server}/{name}"), admin_url, name })
+        Database { url: format!("{server}/{name}"), admin_url, name }
     }
 }
 
@@ -349,12 +350,11 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts a hub on `backend` with extra environment; `None` when PostgreSQL is asked
-    /// for and not configured (the skip is reported on stderr).
-    pub async fn start(backend: Backend, test: &str, env: &[(&str, &str)]) -> Option<Hub> {
+    /// Starts a hub on `backend` with extra environment (PostgreSQL: see [`Database::create`]).
+    pub async fn start(backend: Backend, test: &str, env: &[(&str, &str)]) -> Hub {
         let db = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(Database::create(test)?),
+            Backend::Postgres => Some(Database::create(test)),
         };
         let dir = tempfile::tempdir().unwrap();
         let mut env = env.to_vec();
@@ -363,7 +363,7 @@ impl Hub {
         }
         let (child, admin) = start_hub(dir.path(), &env).await;
         let cli = Cli::new(admin.base_url(), Some(ADMIN.into()));
-        Some(Hub { admin, cli, child, dir, _db: db })
+        Hub { admin, cli, child, dir, _db: db }
     }
 
     /// The hub's temporary directory (its SQLite store lives here).
