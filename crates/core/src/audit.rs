@@ -415,7 +415,14 @@ mod tests {
         let mut out: Vec<AuditEvent> = Vec::new();
         for i in 0..n {
             let prev = out.last().map(|e| (e.seq, e.hash.as_str()));
-            let next = chain_next(prev, &new(AuditAction::AgentRegister, &crate::Recipient::agent_text(&format!("a{i}").into()), json!({"i": i})));
+            let next = chain_next(
+                prev,
+                &new(
+                    AuditAction::AgentRegister,
+                    &crate::Recipient::agent_text(&format!("a{i}").into()),
+                    json!({"i": i}),
+                ),
+            );
             out.push(next);
         }
         out
