@@ -15,15 +15,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod api;
-pub mod auth;
 pub mod cfg;
 pub mod domain;
 pub mod error;
 pub mod listener;
 pub mod metrics;
+pub mod shutdown;
 pub mod token;
 
 pub use cfg::{Config, ConfigError, Settings};
+pub use shutdown::stopped;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +91,7 @@ fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
 async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<String>, StartError> {
     let now = now_ms();
     if let Some(t) = &config.admin_token {
-        store.bootstrap(auth::token_hash(t), true, now).await?;
+        store.bootstrap(token::token_hash(t), true, now).await?;
         return Ok(None);
     }
     let dir = &config.data_dir;
@@ -100,10 +101,10 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> Result<Option<String>,
     if pending.exists() && !file.exists() {
         let _ = std::fs::rename(&pending, &file);
     }
-    let token = auth::new_token(switchboard_core::ADMIN_TOKEN_PREFIX);
+    let token = token::new_token(switchboard_core::ADMIN_TOKEN_PREFIX);
     let err = |source| StartError::TokenFile { path: file.display().to_string(), source };
     write_secret(&pending, &format!("{token}\n")).map_err(err)?;
-    let created = store.bootstrap(auth::token_hash(&token), false, now).await;
+    let created = store.bootstrap(token::token_hash(&token), false, now).await;
     match created {
         Ok(true) => {
             std::fs::rename(&pending, &file).map_err(err)?;
@@ -142,7 +143,7 @@ impl Hub {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let config = Arc::new(config);
         let metrics = Arc::new(metrics::Metrics::new());
-        let poke = domain::push::Poke::default();
+        let poke = domain::poke::Poke::default();
         let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
             store.clone(),
@@ -163,7 +164,7 @@ impl Hub {
             store: store.clone(),
             config: config.clone(),
             metrics: metrics.clone(),
-            tokens: Arc::new(auth::TokenCache::default()),
+            tokens: Arc::new(api::auth::TokenCache::default()),
             presence: presence.clone(),
             acceptor,
             agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
@@ -225,10 +226,4 @@ impl Hub {
         self.store.close().await;
         tracing::info!("switchboard stopped");
     }
-}
-
-/// Resolves when the node is shutting down. (Holding `watch::Ref` across an await would make
-/// the caller's future `!Send`; this drops it inside.)
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
 }

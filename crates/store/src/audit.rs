@@ -27,7 +27,7 @@ use switchboard_core::api::AuditEvent;
 use switchboard_core::audit::{ChainBreak, ChainCheck, NewAuditEvent};
 use switchboard_core::time::Millis;
 
-use crate::Result;
+use crate::error::Result;
 
 /// Which entries a listing returns. All conditions hold together.
 #[derive(Debug, Clone, Default)]

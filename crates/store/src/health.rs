@@ -12,7 +12,7 @@ use std::sync::{Mutex, PoisonError};
 
 use switchboard_core::time::{Millis, now_ms};
 
-use crate::{Result, StoreError};
+use crate::error::{Result, StoreError};
 
 /// A node that last wrote this long ago probes before it answers `/ready`: a disk can fill,
 /// or a database turn read-only, while nothing is sent.

@@ -6,7 +6,8 @@ use switchboard_core::time::Millis;
 
 use switchboard_core::audit::NewAuditEvent;
 
-use crate::{MessageRecord, Result};
+use crate::error::Result;
+use crate::records::MessageRecord;
 
 /// An agent's push settings and health.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::domain::agents::not_registered;
 use crate::error::ApiError;
 
@@ -26,7 +26,7 @@ const CARD_LIMIT: usize = 256 * 1024;
 /// The API view of an agent. Its status is `error` while its push endpoint is failing or
 /// disabled, otherwise derived from when it was last seen.
 pub fn view(a: AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>) -> Agent {
-    let status = crate::domain::agents::status(&a, heartbeat_window_ms, push, now_ms());
+    let status = crate::domain::presence::status(&a, heartbeat_window_ms, push, now_ms());
     Agent {
         id: a.id,
         name: a.name,

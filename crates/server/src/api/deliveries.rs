@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::openapi::{Forbidden, Unprocessable};
 use super::{Q, parse_json};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

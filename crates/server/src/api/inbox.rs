@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::openapi::Forbidden;
 use super::{Q, parse_json};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::domain::delivery::{Next, inbox_view};
 use crate::error::ApiError;
 

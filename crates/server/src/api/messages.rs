@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::openapi::{Conflict, MessagePath, NotFound, Unprocessable, Wait};
 use super::{Q, read_json};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::domain::delivery::message_view;
 use crate::error::ApiError;
 

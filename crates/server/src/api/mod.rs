@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use switchboard_core::api as wire;
 
 pub mod agents;
+pub mod auth;
 pub mod deliveries;
 pub mod inbox;
 pub mod messages;

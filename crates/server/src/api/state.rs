@@ -5,8 +5,8 @@ use std::sync::Arc;
 use switchboard_store::Store;
 use tokio::sync::watch;
 
-use crate::Config;
-use crate::auth::TokenCache;
+use crate::api::auth::TokenCache;
+use crate::cfg::Config;
 use crate::domain::accept::Acceptor;
 use crate::domain::agents::Agents;
 use crate::domain::delivery::Deliveries;
@@ -34,7 +34,7 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// The agent a request authenticated as, left by the [`auth::Auth`] extractor for
+/// The agent a request authenticated as, left by the [`Auth`](super::auth::Auth) extractor for
 /// [`note_presence`]: the extractor runs before the handler has decided, so it cannot tell
 /// whether the request will be refused.
 #[derive(Clone, Default)]

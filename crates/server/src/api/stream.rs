@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::openapi::{BadRequest, Forbidden, UpgradeRequired};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::domain::delivery::{self, Consumer, Next};
 use crate::error::ApiError;
 

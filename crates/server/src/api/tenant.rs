@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::openapi::{Forbidden, StoreUnavailable, Unprocessable};
 use super::parse_json;
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::error::ApiError;
 
 /// The tenant's push settings (admin).

@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::Q;
 use super::openapi::{BadRequest, Forbidden, NotFound, SubscriptionPath, TopicPath};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::domain::topics;
 use crate::error::ApiError;
 

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 
 /// The tenant and principal of the calling token.
 #[utoipa::path(get, path = "/v1/whoami", operation_id = "whoami",

@@ -13,7 +13,7 @@ use switchboard_core::time::now_ms;
 use switchboard_core::{Address, Principal, Recipient, TenantId, validate};
 use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
 
-use super::push::Poke;
+use super::poke::Poke;
 use super::routing::{Routed, Routing};
 use crate::error::ApiError;
 use crate::metrics::Metrics;

@@ -3,29 +3,18 @@
 
 use std::sync::Arc;
 
-use switchboard_core::api::{AgentStatus, FieldError, RegisterAgent, UpdateAgent};
+use switchboard_core::api::{FieldError, RegisterAgent, UpdateAgent};
 use switchboard_core::audit::{AuditAction, NewAuditEvent};
-use switchboard_core::time::{Millis, now_ms};
+use switchboard_core::time::now_ms;
 use switchboard_core::{API_KEY_PREFIX, AgentId, Principal, Recipient, validate};
 use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentRecord, Store};
 
 use super::push::Pusher;
 use super::routing::Routing;
-use crate::Config;
+use crate::cfg::Config;
 use crate::error::ApiError;
 use crate::token::{new_token, token_hash};
-
-/// An agent's status at `now`: `error` while its push endpoint is failing or disabled,
-/// otherwise `active` when seen within the heartbeat window, else `inactive`.
-pub fn status(a: &AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>, now: Millis) -> AgentStatus {
-    let failing = a.endpoint.is_some() && push.is_some_and(|p| p.health_error.is_some() || p.disabled);
-    match a.last_seen_at {
-        _ if failing => AgentStatus::Error,
-        Some(t) if now - t <= heartbeat_window_ms as i64 => AgentStatus::Active,
-        _ => AgentStatus::Inactive,
-    }
-}
 
 /// Changes to the agent registry: registration, card updates, deletion, heartbeats and
 /// webhook secret rotation. Authorization is the caller's (the API checks who may do what);

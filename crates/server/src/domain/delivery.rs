@@ -17,7 +17,7 @@ use switchboard_core::{Principal, Recipient};
 use switchboard_store::{DeliveryFilter, LeaseRequest, Leased, MessageRecord, Store};
 use tokio::sync::watch;
 
-use super::push::Poke;
+use super::poke::Poke;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -236,7 +236,7 @@ impl Consumer {
                 Next::Woken
             }
             out = until => Next::Other(out),
-            _ = crate::stopped(&mut self.shutdown) => Next::Stopped,
+            _ = crate::shutdown::stopped(&mut self.shutdown) => Next::Stopped,
         }
     }
 }

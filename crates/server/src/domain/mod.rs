@@ -8,8 +8,9 @@
 //! - [`delivery`]: lease, ack and nack, and the one wait loop that long-poll, WebSocket and
 //!   SSE consumers share; dead-letter replay and purge; the stored-message views.
 //! - [`push`]: webhook delivery, one file per mechanism.
-//! - [`agents`]: agent status, and the registry's changes (register, update, delete,
-//!   heartbeat, webhook secret rotation).
+//! - [`agents`]: the registry's changes (register, update, delete, heartbeat, webhook
+//!   secret rotation); [`presence`]: last-seen times and the agent status they give.
+//! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
 //! - [`topics`]: topic subscriptions.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
@@ -21,6 +22,7 @@
 pub mod accept;
 pub mod agents;
 pub mod delivery;
+pub mod poke;
 pub mod presence;
 pub mod push;
 pub mod routing;

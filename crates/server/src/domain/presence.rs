@@ -1,9 +1,12 @@
-//! Presence: agents seen recently, written to the store in batches.
+//! Presence: agents seen recently, written to the store in batches, and the status it gives
+//! an agent.
 
 use std::collections::HashMap;
 
+use switchboard_core::api::AgentStatus;
 use switchboard_core::time::{Millis, now_ms};
-use switchboard_store::Store;
+use switchboard_store::push::PushSettings;
+use switchboard_store::{AgentRecord, Store};
 
 /// Agents seen since the last flush; written to the store in one batch each second, so that
 /// successful requests keep an agent `active` without a write per request.
@@ -34,5 +37,16 @@ impl Presence {
         {
             tracing::warn!(error = %e, "could not record agent presence");
         }
+    }
+}
+
+/// An agent's status at `now`: `error` while its push endpoint is failing or disabled,
+/// otherwise `active` when seen within the heartbeat window, else `inactive`.
+pub fn status(a: &AgentRecord, heartbeat_window_ms: u64, push: Option<&PushSettings>, now: Millis) -> AgentStatus {
+    let failing = a.endpoint.is_some() && push.is_some_and(|p| p.health_error.is_some() || p.disabled);
+    match a.last_seen_at {
+        _ if failing => AgentStatus::Error,
+        Some(t) if now - t <= heartbeat_window_ms as i64 => AgentStatus::Active,
+        _ => AgentStatus::Inactive,
     }
 }

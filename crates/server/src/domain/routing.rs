@@ -89,7 +89,7 @@ impl Routing {
                     .list_agents(tenant, filter)
                     .await?
                     .into_iter()
-                    .filter(|a| super::agents::status(a, self.heartbeat_window_ms, None, now) == AgentStatus::Active)
+                    .filter(|a| super::presence::status(a, self.heartbeat_window_ms, None, now) == AgentStatus::Active)
                     .map(|a| (Recipient::Agent(a.id.into()).to_string(), a.endpoint.is_some()))
                     .collect();
                 if active.is_empty() {

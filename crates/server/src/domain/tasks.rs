@@ -25,7 +25,7 @@ pub async fn reaper(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = crate::shutdown::stopped(&mut shutdown) => return,
         }
         let now = now_ms();
         if now - last_expire >= 1000 {
@@ -51,7 +51,7 @@ pub async fn presence_flusher(presence: Arc<Presence>, store: Arc<dyn Store>, mu
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => presence.flush(store.as_ref()).await,
-            _ = crate::stopped(&mut shutdown) => {
+            _ = crate::shutdown::stopped(&mut shutdown) => {
                 presence.flush(store.as_ref()).await;
                 return;
             }

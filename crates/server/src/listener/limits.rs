@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::Config;
+use crate::cfg::Config;
 
 use super::FD_RESERVE;
 

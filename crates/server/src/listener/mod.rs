@@ -98,7 +98,7 @@ pub async fn serve(
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = crate::stopped(&mut shutdown) => break,
+            _ = crate::shutdown::stopped(&mut shutdown) => break,
         };
         match accepted {
             Ok((tcp, peer)) => {
@@ -129,7 +129,7 @@ pub async fn serve(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = crate::stopped(&mut shutdown) => break,
+                    _ = crate::shutdown::stopped(&mut shutdown) => break,
                 }
             }
         }

@@ -17,7 +17,7 @@ pub struct Policy {
 
 impl Policy {
     /// The policy the node's configuration sets.
-    pub fn of(config: &crate::Config) -> Policy {
+    pub fn of(config: &crate::cfg::Config) -> Policy {
         Policy {
             failures: config.circuit_failures,
             cooldown_ms: config.circuit_cooldown_ms,
@@ -110,7 +110,7 @@ mod tests {
     /// The README's defaults: 4 in flight per endpoint; 5 failures in a row open the circuit
     /// for 30 s, then one probe decides.
     fn defaults() -> Policy {
-        Policy::of(&crate::Config::default())
+        Policy::of(&crate::cfg::Config::default())
     }
 
     fn fail(c: &mut Circuit, now: Millis, p: &Policy) -> Change {

@@ -21,7 +21,7 @@ pub async fn dispatcher(pusher: Arc<Pusher>, mut shutdown: watch::Receiver<bool>
         tokio::select! {
             _ = pusher.poke.notified() => {}
             _ = tokio::time::sleep(tick) => {}
-            _ = crate::stopped(&mut shutdown) => break,
+            _ = crate::shutdown::stopped(&mut shutdown) => break,
         }
         while attempts.try_join_next().is_some() {}
         loop {

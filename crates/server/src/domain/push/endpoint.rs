@@ -91,7 +91,7 @@ pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String
     }
 }
 
-pub(super) fn http_client(config: &crate::Config, allow_private: bool) -> reqwest::Client {
+pub(super) fn http_client(config: &crate::cfg::Config, allow_private: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_millis(config.push_timeout_ms))

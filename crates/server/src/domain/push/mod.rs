@@ -23,10 +23,11 @@ use switchboard_core::audit::{AuditAction, NewAuditEvent};
 use switchboard_core::time::now_ms;
 use switchboard_core::{Principal, Recipient};
 use switchboard_store::Store;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::accept::Acceptor;
-use crate::Config;
+use super::poke::Poke;
+use crate::cfg::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -43,21 +44,6 @@ use circuit::Circuit;
 pub use dispatcher::dispatcher;
 pub use endpoint::check_endpoint;
 pub use signing::{SECRET_PREFIX, new_secret, sign, sign_ed25519};
-
-/// Wakes the dispatcher: something became due for a push agent, look now rather than at the
-/// next tick. Shared by the accept path and the push engine.
-#[derive(Clone, Default)]
-pub struct Poke(Arc<Notify>);
-
-impl Poke {
-    pub fn poke(&self) {
-        self.0.notify_one();
-    }
-
-    async fn notified(&self) {
-        self.0.notified().await;
-    }
-}
 
 /// The node's push engine: the HTTP client, per-endpoint circuits and concurrency, and the
 /// handles an attempt needs.

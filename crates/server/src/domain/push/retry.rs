@@ -54,12 +54,12 @@ mod tests {
 
     #[test]
     fn the_default_schedule_is_the_documented_one() {
-        assert_eq!(crate::Config::default().push_retry_schedule_ms, DOCUMENTED);
+        assert_eq!(crate::cfg::Config::default().push_retry_schedule_ms, DOCUMENTED);
     }
 
     #[test]
     fn each_retry_waits_within_its_step_and_the_ninth_failure_is_final() {
-        let schedule = crate::Config::default().push_retry_schedule_ms;
+        let schedule = crate::cfg::Config::default().push_retry_schedule_ms;
         for seed in 0..200 {
             let mut rng = StdRng::seed_from_u64(seed);
             for (i, step) in DOCUMENTED.iter().enumerate() {
