@@ -94,9 +94,11 @@ pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<AuditQuery>
     Ok(Json(AuditPage { events, next_cursor }))
 }
 
-/// The whole audit log of the tenant as JSON lines, one entry per line in `seq` order
-/// (admin). Streamed page by page; an export cut short by a store failure ends the
-/// connection without the final chunk, so it cannot be taken for a whole log.
+/// Exports the tenant's whole audit log as JSON lines (admin).
+///
+/// One entry per line, in `seq` order, streamed page by page. An export cut short by a
+/// store failure ends the connection without the final chunk, so it cannot be taken for a
+/// whole log.
 #[utoipa::path(get, path = "/v1/audit:export", operation_id = "exportAudit",
     responses((status = 200, description = "Every entry, one JSON object per line, in `seq` order; \
                  check the chain with `prev_hash` and `hash`", content_type = "application/x-ndjson", body = AuditEvent),
