@@ -253,6 +253,14 @@ async fn each_bad_query_parameter_is_refused_by_name() {
         let name = query.split('=').next().unwrap();
         assert!(body["detail"].as_str().unwrap().contains(name), "{query}: {body}");
     }
+    // `limit` is one rule for every list, named the same way.
+    for list in ["/v1/audit", "/v1/agents", "/v1/deliveries", "/v1/dead-letters", "/v1/topics/t/subscribers"] {
+        for limit in ["0", "1001"] {
+            let got = raw(&hub, "GET", &format!("{list}?limit={limit}"), Some(ADMIN), None).await;
+            let body = assert_problem(got, 400, "invalid_query");
+            assert_eq!(body["errors"][0]["path"], "limit", "{list}: {body}");
+        }
+    }
     // A good query beside them still answers.
     let ok = raw(&hub, "GET", "/v1/audit?action=agent.register&limit=1000&cursor=0", Some(ADMIN), None).await;
     assert_eq!((ok.0, ok.2["events"].as_array().map(Vec::len)), (200, Some(1)), "{}", ok.2);
