@@ -50,7 +50,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Follow this agent's messages as they arrive (WebSocket), acknowledging each.
     Tail(tail::TailArgs),
-    /// Check the tamper-evident audit log directly in the store.
+    /// List, export (through the hub) or verify (in the store) the tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
 }

@@ -103,6 +103,36 @@ impl DeliveryQuery {
     }
 }
 
+/// Filters of `GET /v1/audit`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// `operator`, `admin`, `agent:<id>` or `user:<id>`.
+    pub actor: Option<String>,
+    /// An audited action, e.g. `agent.register`.
+    pub action: Option<String>,
+    /// RFC 3339 time: only entries at or after it.
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl AuditQuery {
+    fn to_query(&self) -> String {
+        let q: Vec<String> = [
+            ("actor", self.actor.clone()),
+            ("action", self.action.clone()),
+            ("since", self.since.clone()),
+            ("limit", self.limit.map(|l| l.to_string())),
+            ("cursor", self.cursor.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(&v))))
+        .collect();
+        if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) }
+    }
+}
+
 impl Client {
     /// A client for the hub at `base` (e.g. `http://127.0.0.1:7777`).
     pub fn new(base: impl Into<String>, token: Option<String>) -> Client {
@@ -237,6 +267,17 @@ impl Client {
         self.call(Method::POST, "/v1/dead-letters:purge", Some(sel)).await
     }
 
+    /// A page of the tenant's audit log, in `seq` order (admin).
+    pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage> {
+        self.call::<(), _>(Method::GET, &format!("/v1/audit{}", query.to_query()), None).await
+    }
+
+    /// The tenant's whole audit log as JSON lines (admin), read as the hub streams it.
+    pub async fn audit_export(&self) -> Result<AuditExport> {
+        let res = self.get_stream("/v1/audit:export").await?;
+        Ok(AuditExport { body: Box::pin(res.bytes_stream()), buf: Vec::new(), done: false })
+    }
+
     /// Subscribes `agent_id` to `topic`: it then receives every message sent to
     /// `topic:<topic>` by others. Idempotent: subscribing again returns the existing
     /// subscription. An agent key may subscribe only its own agent; the admin token any.
@@ -357,7 +398,13 @@ impl Client {
 
     /// Opens the Server-Sent Events stream of this agent's messages.
     pub async fn events(&self) -> Result<EventStream> {
-        let url = format!("{}/v1/events", self.base);
+        let res = self.get_stream("/v1/events").await?;
+        Ok(EventStream { body: Box::pin(res.bytes_stream()), buf: String::new() })
+    }
+
+    /// `GET path` whose body is read as it arrives; a refusal is its problem.
+    async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
         let mut req = self.http.get(&url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -371,7 +418,7 @@ impl Client {
                 Err(_) => ClientError::Protocol(format!("{status} from {url}")),
             });
         }
-        Ok(EventStream { body: Box::pin(res.bytes_stream()), buf: String::new() })
+        Ok(res)
     }
 }
 
@@ -458,6 +505,46 @@ impl Stream {
 }
 
 type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// An audit log export as it arrives: one entry per line, in `seq` order.
+pub struct AuditExport {
+    body: ByteStream,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl AuditExport {
+    /// The next line as the hub sent it (without its newline), or `None` at the end of the
+    /// log. A connection that ends inside a line, or with an error, is an error: the export
+    /// is incomplete.
+    pub async fn next_line(&mut self) -> Result<Option<String>> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
+                return String::from_utf8(line)
+                    .map(Some)
+                    .map_err(|e| ClientError::Protocol(format!("audit export: a line is not UTF-8: {e}")));
+            }
+            if self.done {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Err(ClientError::Protocol("audit export: the last line has no end".into()));
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(ClientError::Stream(format!("audit export cut short: {e}"))),
+                None => self.done = true,
+            }
+        }
+    }
+
+    /// The next entry, or `None` at the end of the log.
+    pub async fn next_event(&mut self) -> Result<Option<AuditEvent>> {
+        let Some(line) = self.next_line().await? else { return Ok(None) };
+        serde_json::from_str(&line).map(Some).map_err(|e| ClientError::Protocol(format!("audit export: {e}")))
+    }
+}
 
 /// The Server-Sent Events stream of an agent's messages. Ack with [`Client::ack`].
 pub struct EventStream {

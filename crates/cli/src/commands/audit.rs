@@ -1,23 +1,57 @@
-//! `switchboard audit verify`: checks the audit log's hash chains directly in the store, not
-//! through a hub, so that it answers whatever the hub (or someone with access to the
-//! database) did. Prints each tenant's verdict and fails naming the first bad entry.
+//! `switchboard audit`: the tenant's audit log.
+//!
+//! `list` and `export` read it through a hub, as its admin. `verify` checks the hash chains
+//! directly in the store, not through a hub, so that it answers whatever the hub (or someone
+//! with access to the database) did; it prints each tenant's verdict and fails naming the
+//! first bad entry.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
+use switchboard_client::AuditQuery;
+use switchboard_core::api::AuditPage;
 use switchboard_core::audit::ChainBreak;
 use switchboard_store::audit::AuditVerdict;
 
+use crate::conn::{Conn, client};
 use crate::output;
 
 /// The audit log's commands.
 #[derive(Subcommand)]
 pub enum AuditCmd {
+    /// List entries of the tenant's audit log, oldest first (admin token).
+    List(ListArgs),
+    /// Print the tenant's whole audit log as JSON lines, one entry per line in `seq` order
+    /// (admin token).
+    Export {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Check the hash chain of every tenant's audit log (or one's) directly in the store:
     /// names the first entry that was edited, removed, reordered or added outside the hub.
     Verify(VerifyArgs),
+}
+
+/// Which entries `audit list` prints.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only entries by this actor: `admin`, `operator`, `agent:<id>` or `user:<id>`.
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only entries of this action, e.g. `agent.register`.
+    #[arg(long)]
+    action: Option<String>,
+    /// RFC 3339 time: only entries at or after it.
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many entries (the oldest that match).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[command(flatten)]
+    conn: Conn,
 }
 
 /// Which store, and which tenant.
@@ -52,8 +86,61 @@ struct Verdict<'a> {
 /// Runs an audit subcommand.
 pub async fn run(cmd: AuditCmd) -> Result<()> {
     match cmd {
+        AuditCmd::List(a) => list(a).await,
+        AuditCmd::Export { conn } => export(conn).await,
         AuditCmd::Verify(a) => verify(a).await,
     }
+}
+
+/// Pages through the log until `--limit` entries or its end.
+async fn list(a: ListArgs) -> Result<()> {
+    if a.limit == 0 {
+        bail!("--limit must be at least 1");
+    }
+    let hub = client(&a.conn);
+    let mut q = AuditQuery { actor: a.actor, action: a.action, since: a.since, ..Default::default() };
+    let mut shown = AuditPage { events: Vec::new(), next_cursor: None };
+    loop {
+        q.limit = Some((a.limit - shown.events.len()).min(1000));
+        let page = hub.audit(&q).await?;
+        shown.events.extend(page.events);
+        shown.next_cursor = page.next_cursor;
+        match &shown.next_cursor {
+            Some(c) if shown.events.len() < a.limit => q.cursor = Some(c.clone()),
+            _ => break,
+        }
+    }
+    if a.conn.json {
+        return output::json(&shown);
+    }
+    let rows = shown
+        .events
+        .iter()
+        .map(|e| {
+            let detail =
+                if e.detail.as_object().is_some_and(|m| m.is_empty()) { String::new() } else { e.detail.to_string() };
+            vec![e.seq.to_string(), e.at.clone(), e.actor.clone(), e.action.clone(), e.target.clone(), detail]
+        })
+        .collect();
+    print!("{}", output::table(&["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"], rows));
+    if shown.next_cursor.is_some() {
+        eprintln!(
+            "showing the first {} matching entries; raise --limit, narrow with --since, or use `switchboard audit export`",
+            shown.events.len()
+        );
+    }
+    Ok(())
+}
+
+/// Copies the export to stdout line by line, as the hub sent it.
+async fn export(conn: Conn) -> Result<()> {
+    let mut lines = client(&conn).audit_export().await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Some(line) = lines.next_line().await? {
+        writeln!(out, "{line}").context("cannot write to stdout")?;
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(())
 }
 
 async fn verify(a: VerifyArgs) -> Result<()> {

@@ -92,10 +92,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/agents", operation_id = "listAgents", params(ListQuery),
     responses((status = 200, description = "A page of agents, by id", body = AgentList)))]
 pub async fn list(State(state): State<AppState>, auth: Auth, Q(q): Q<ListQuery>) -> Result<Json<AgentList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
-    }
+    let limit = super::page_limit(q.limit)?;
     let after = super::agent_cursor("cursor", q.cursor)?;
     let filter = AgentFilter { capability: q.capability, after, limit };
     let page = state.store.list_agents(auth.0.tenant.as_str(), filter).await?;

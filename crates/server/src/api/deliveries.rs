@@ -78,10 +78,7 @@ async fn page(
     auth: &Auth,
     q: DeliveryQuery,
 ) -> Result<(Vec<DeliveryItem>, Option<String>), ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
-    }
+    let limit = super::page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(|c| c.parse::<i64>().map_err(|_| super::bad_cursor("cursor"))).transpose()?;
     let filter = DeliveryFilter {
         state: q.state,

@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use switchboard_core::api as wire;
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod deliveries;
 pub mod inbox;
@@ -43,6 +44,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(agents::router(), "agents"))
         .merge(openapi::tagged(tenant::router(), "tenant"))
         .merge(openapi::tagged(deliveries::router(), "deliveries"))
+        .merge(openapi::tagged(audit::router(), "audit"))
         .merge(openapi::tagged(messages::router(), "messages"))
         .merge(openapi::tagged(whoami::router(), "whoami"))
         .merge(openapi::tagged(topics::router(), "topics"))
@@ -166,6 +168,18 @@ pub fn wait_ms(asked: Option<u64>, default: u64, max: u64) -> Result<u64, ApiErr
             "`wait_ms` must be at most {max} (milliseconds); wait less and ask again to wait longer"
         ))),
         ms => Ok(ms),
+    }
+}
+
+/// How many items a page of a list holds (`limit`): 100 when not given, 1 to 1000 when given.
+/// One rule and one answer for every list.
+pub fn page_limit(asked: Option<usize>) -> Result<usize, ApiError> {
+    match asked.unwrap_or(100) {
+        n if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(ApiError::params(vec![wire::FieldError {
+            path: "limit".to_owned(),
+            message: "must be between 1 and 1000 (default 100); page through longer lists with `cursor`".into(),
+        }])),
     }
 }
 

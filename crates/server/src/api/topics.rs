@@ -118,13 +118,7 @@ pub async fn subscribers(
     Q(q): Q<SubscribersQuery>,
 ) -> Result<Json<SubscriberList>, ApiError> {
     topic_name(&topic)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::params(vec![FieldError {
-            path: "limit".into(),
-            message: "must be between 1 and 1000".into(),
-        }]));
-    }
+    let limit = super::page_limit(q.limit)?;
     let after = super::agent_cursor("after", q.after)?;
     let page = state.store.topic_subscribers(auth.0.tenant.as_str(), &topic, after, limit).await?;
     let next_cursor = (page.len() == limit).then(|| page.last().map(|s| s.agent_id.clone())).flatten();
