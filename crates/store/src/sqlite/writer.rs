@@ -224,3 +224,108 @@ fn run_group(
         internal(e)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! What a group commit promises its callers, with jobs that fail on purpose: a job in a
+    //! savepoint that fails changes nothing and its group still commits; a job without one
+    //! that fails takes its whole group down, and no caller in it hears "committed" (a 202
+    //! answered for a write that was rolled back would be a lie). Found missing by
+    //! `cargo mutants` (docs/testing.md).
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Store;
+
+    /// Rows of the scratch table, read on a reader connection (what other requests see).
+    async fn rows(s: &SqliteStore) -> Vec<i64> {
+        s.read(|c| {
+            let mut st = c.prepare("SELECT x FROM scratch ORDER BY x").map_err(internal)?;
+            let rows = st.query_map([], |r| r.get(0)).map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(internal)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn insert(x: i64, fail: bool) -> impl FnOnce(&Connection, &mut Vec<WakeKey>) -> Result<i64> + Send + 'static {
+        move |c, _| {
+            c.execute("INSERT INTO scratch (x) VALUES (?1)", [x]).map_err(internal)?;
+            if fail { Err(StoreError::Internal(format!("job {x} fails after its write"))) } else { Ok(x) }
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.write(|c, _| c.execute_batch("CREATE TABLE scratch (x INTEGER PRIMARY KEY)").map_err(internal))
+            .await
+            .unwrap();
+        (dir, s)
+    }
+
+    /// Holds the writer busy until the jobs queued after it can form one group.
+    async fn hold_writer(s: &SqliteStore) -> impl std::future::Future<Output = Result<()>> + '_ {
+        let (started, running) = oneshot::channel();
+        let held = s.write(move |_, _| {
+            let _ = started.send(());
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        });
+        let mut held = Box::pin(held);
+        // Poll it once so that it is queued, then wait until the writer runs it.
+        tokio::select! {
+            _ = &mut held => panic!("the holding job finished before it was seen running"),
+            r = running => r.unwrap(),
+        }
+        held
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_in_a_savepoint_changes_nothing_and_its_group_commits() {
+        let (_dir, s) = store().await;
+        let held = hold_writer(&s).await;
+        let (a, b, c) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(
+                s.queue(GUARDED, insert(1, false)),
+                s.queue(GUARDED, insert(2, true)),
+                s.queue(GUARDED, insert(3, false))
+            )
+        })
+        .await
+        .expect("every caller is answered");
+        held.await.unwrap();
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(b, Err(StoreError::Internal(_))), "{b:?}");
+        assert_eq!(c.unwrap(), 3);
+        assert_eq!(rows(&s).await, [1, 3], "the failed job's own insert was undone, the others' kept");
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_without_a_savepoint_rolls_back_its_group_and_no_caller_hears_committed() {
+        let (_dir, s) = store().await;
+        let held = hold_writer(&s).await;
+        let (a, b, c, d) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(
+                s.queue(GUARDED, insert(1, false)),
+                s.queue(HOT, insert(2, false)),
+                s.queue(HOT, insert(3, true)),
+                s.queue(LAZY, insert(4, false)),
+            )
+        })
+        .await
+        .expect("every caller is answered");
+        held.await.unwrap();
+        for (x, r) in [(1, &a), (2, &b), (4, &d)] {
+            assert!(matches!(r, Err(StoreError::Unavailable { .. })), "job {x} was rolled back: {r:?}");
+        }
+        assert!(c.is_err(), "{c:?}");
+        assert_eq!(rows(&s).await, Vec::<i64>::new(), "nothing of the group was committed");
+        // The writer goes on: the next group commits.
+        assert_eq!(s.queue(HOT, insert(5, false)).await.unwrap(), 5);
+        assert_eq!(rows(&s).await, [5]);
+        s.close().await;
+    }
+}
