@@ -282,6 +282,21 @@ mod tests {
         held
     }
 
+    /// `/ready` is 200 only while writes commit: a commit that changed nothing (an expiry pass
+    /// with nothing to expire) writes nothing to disk, so it must not count as proof that the
+    /// disk takes writes (issue 9: a full disk, every send failing, `/ready` 200).
+    #[tokio::test]
+    async fn only_a_commit_that_changed_a_row_counts_for_ready() {
+        let (_dir, s) = store().await;
+        assert_eq!(s.health.status().last_ok, None, "no row written yet");
+        s.write(|_, _| Ok(())).await.unwrap();
+        s.write(|c, _| c.execute("DELETE FROM scratch WHERE x = 42", []).map_err(internal)).await.unwrap();
+        assert_eq!(s.health.status().last_ok, None, "commits that changed nothing prove nothing");
+        s.queue(HOT, insert(1, false)).await.unwrap();
+        assert!(s.health.status().last_ok.is_some(), "a commit that wrote a row counts");
+        s.close().await;
+    }
+
     #[tokio::test]
     async fn a_failed_job_in_a_savepoint_changes_nothing_and_its_group_commits() {
         let (_dir, s) = store().await;
