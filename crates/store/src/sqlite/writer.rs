@@ -265,21 +265,26 @@ mod tests {
         (dir, s)
     }
 
-    /// Holds the writer busy until the jobs queued after it can form one group.
-    async fn hold_writer(s: &SqliteStore) -> impl std::future::Future<Output = Result<()>> + '_ {
-        let (started, running) = oneshot::channel();
-        let held = s.write(move |_, _| {
-            let _ = started.send(());
-            std::thread::sleep(Duration::from_millis(300));
-            Ok(())
-        });
-        let mut held = Box::pin(held);
-        // Poll it once so that it is queued, then wait until the writer runs it.
-        tokio::select! {
-            _ = &mut held => panic!("the holding job finished before it was seen running"),
-            r = running => r.unwrap(),
+    /// A job that keeps the writer busy: it says when it runs, then waits for `go`.
+    fn hold(
+        running: oneshot::Sender<()>,
+        go: std::sync::mpsc::Receiver<()>,
+    ) -> impl FnOnce(&Connection, &mut Vec<WakeKey>) -> Result<()> + Send + 'static {
+        move |_, _| {
+            let _ = running.send(());
+            go.recv_timeout(Duration::from_secs(10)).map_err(|_| StoreError::Internal("never let go".into()))
         }
-        held
+    }
+
+    /// Lets the holding job go once `n` jobs wait behind it: those form the next group.
+    async fn release_when_queued(s: &SqliteStore, n: usize, go: std::sync::mpsc::Sender<()>) {
+        let sender = s.jobs.lock().unwrap().clone().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while QUEUE - sender.capacity() < n {
+            assert!(tokio::time::Instant::now() < deadline, "the jobs were not queued");
+            tokio::task::yield_now().await;
+        }
+        go.send(()).unwrap();
     }
 
     /// `/ready` is 200 only while writes commit: a commit that changed nothing (an expiry pass
@@ -300,17 +305,22 @@ mod tests {
     #[tokio::test]
     async fn a_failed_job_in_a_savepoint_changes_nothing_and_its_group_commits() {
         let (_dir, s) = store().await;
-        let held = hold_writer(&s).await;
-        let (a, b, c) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(
-                s.queue(GUARDED, insert(1, false)),
-                s.queue(GUARDED, insert(2, true)),
-                s.queue(GUARDED, insert(3, false))
-            )
+        let ((running, running_rx), (go, go_rx)) = (oneshot::channel(), std::sync::mpsc::channel());
+        // The others are queued only once the holding job runs, so they cannot join its group.
+        let (held, (a, b, c, ())) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(s.write(hold(running, go_rx)), async {
+                running_rx.await.unwrap();
+                tokio::join!(
+                    s.queue(GUARDED, insert(1, false)),
+                    s.queue(GUARDED, insert(2, true)),
+                    s.queue(GUARDED, insert(3, false)),
+                    release_when_queued(&s, 3, go),
+                )
+            })
         })
         .await
         .expect("every caller is answered");
-        held.await.unwrap();
+        held.unwrap();
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(b, Err(StoreError::Internal(_))), "{b:?}");
         assert_eq!(c.unwrap(), 3);
@@ -321,18 +331,22 @@ mod tests {
     #[tokio::test]
     async fn a_failed_job_without_a_savepoint_rolls_back_its_group_and_no_caller_hears_committed() {
         let (_dir, s) = store().await;
-        let held = hold_writer(&s).await;
-        let (a, b, c, d) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(
-                s.queue(GUARDED, insert(1, false)),
-                s.queue(HOT, insert(2, false)),
-                s.queue(HOT, insert(3, true)),
-                s.queue(LAZY, insert(4, false)),
-            )
+        let ((running, running_rx), (go, go_rx)) = (oneshot::channel(), std::sync::mpsc::channel());
+        let (held, (a, b, c, d, ())) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(s.write(hold(running, go_rx)), async {
+                running_rx.await.unwrap();
+                tokio::join!(
+                    s.queue(GUARDED, insert(1, false)),
+                    s.queue(HOT, insert(2, false)),
+                    s.queue(HOT, insert(3, true)),
+                    s.queue(LAZY, insert(4, false)),
+                    release_when_queued(&s, 4, go),
+                )
+            })
         })
         .await
         .expect("every caller is answered");
-        held.await.unwrap();
+        held.unwrap();
         for (x, r) in [(1, &a), (2, &b), (4, &d)] {
             assert!(matches!(r, Err(StoreError::Unavailable { .. })), "job {x} was rolled back: {r:?}");
         }
