@@ -768,14 +768,12 @@ async fn a_410_is_not_counted_as_a_failure() {
     let hub = TestHub::start().await;
     let admin = hub.admin();
     let (ops, ops_client) = hub.agent("ops", &[]).await;
-    let settings = switchboard_core::api::TenantPushSettings {
-        events_to: Some(format!("agent:{}", ops.agent.id)),
-        ..Default::default()
-    };
+    let settings =
+        switchboard_core::api::TenantPushSettings { events_to: Some(agent_addr(&ops.agent.id)), ..Default::default() };
     admin.put_tenant_push_settings(&settings).await.unwrap();
     let gone = Receiver::start(|_| Plan::Status(410)).await;
     let (hook, _) = hub.agent_at("hook", &[], Some(&gone.url)).await;
-    let to = format!("agent:{}", hook.agent.id);
+    let to = agent_addr(&hook.agent.id);
     let first = admin.send(&SendMessage::text(&to, "one")).await.unwrap();
     state_of(&admin, &first.id, DeliveryState::Dead, 10).await;
     let failing = Receiver::start(|_| Plan::Status(500)).await;
