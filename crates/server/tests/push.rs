@@ -758,3 +758,51 @@ async fn retries_wait_a_random_part_of_their_step() {
     assert!(gaps.iter().any(|g| *g < Duration::from_millis(900)), "no retry came early: {gaps:?}");
     hub.stop().await;
 }
+
+/// A 410 disables the endpoint; it says nothing about the endpoint's health, so it is not a
+/// failure: no `delivery.failing` for it, and it does not count toward the circuit's five.
+/// The first failure after the endpoint is replaced is the first of its run. Found missing by
+/// `cargo mutants` (docs/testing.md).
+#[tokio::test]
+async fn a_410_is_not_counted_as_a_failure() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let (ops, ops_client) = hub.agent("ops", &[]).await;
+    let settings =
+        switchboard_core::api::TenantPushSettings { events_to: Some(agent_addr(&ops.agent.id)), ..Default::default() };
+    admin.put_tenant_push_settings(&settings).await.unwrap();
+    let gone = Receiver::start(|_| Plan::Status(410)).await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&gone.url)).await;
+    let to = agent_addr(&hook.agent.id);
+    let first = admin.send(&SendMessage::text(&to, "one")).await.unwrap();
+    state_of(&admin, &first.id, DeliveryState::Dead, 10).await;
+    let failing = Receiver::start(|_| Plan::Status(500)).await;
+    let card = switchboard_core::api::RegisterAgent {
+        name: "hook".into(),
+        endpoint: Some(failing.url.clone()),
+        ..Default::default()
+    };
+    admin.update_agent(&hook.agent.id, &card).await.unwrap();
+    admin.send(&SendMessage::text(&to, "two")).await.unwrap();
+    // The events agent hears of the 410 and then of the 500; a `delivery.failing` comes only
+    // for the 500, as the first failure of its run.
+    let mut events: Vec<(String, Value)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !events.iter().any(|(t, _)| t == "dev.switchboard.delivery.failing") {
+        assert!(tokio::time::Instant::now() < deadline, "no delivery.failing event, got {events:?}");
+        let inbox = ops_client
+            .inbox(&InboxOptions { limit: Some(10), wait_ms: Some(1000), ..Default::default() })
+            .await
+            .unwrap();
+        for m in inbox.messages {
+            let Part::Data { data } = &m.message.parts[0] else { panic!("a data part") };
+            events.push((data["type"].as_str().unwrap().to_owned(), data["data"].clone()));
+        }
+    }
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert!(types.contains(&"dev.switchboard.endpoint.disabled"), "{types:?}");
+    let failing: Vec<&Value> =
+        events.iter().filter(|(t, _)| t == "dev.switchboard.delivery.failing").map(|(_, d)| d).collect();
+    assert_eq!(failing, [&serde_json::json!({"kind": "http_status"})], "the 410 was not a failure: {events:?}");
+    hub.stop().await;
+}

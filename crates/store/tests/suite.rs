@@ -140,6 +140,40 @@ async fn ttl_expiry_and_dead_letters(s: &dyn Store) {
     assert_eq!(d[0].last_error.as_deref(), Some("not acknowledged after the maximum number of attempts"));
 }
 
+/// A lease checks the TTL itself: between reaper passes it must not hand out a message whose
+/// time is up (it marks it expired instead), and it hands out one whose time is not.
+async fn a_lease_does_not_hand_out_what_outlived_its_ttl(s: &dyn Store) {
+    let with_ttl = |id: &str, expires_at: i64| {
+        let mut m = message(T, id, "agent:b", None);
+        m.expires_at = Some(expires_at);
+        m
+    };
+    s.accept(vec![with_ttl("live", 2000), with_ttl("stale", 1500), with_ttl("due_now", 1600)]).await.unwrap();
+    let leased = s.lease(lease_req(T, "agent:b", 1600)).await.unwrap();
+    let ids: Vec<_> = leased.iter().map(|l| l.message.id.as_str()).collect();
+    assert_eq!(ids, ["live"], "only the message whose TTL has not run out");
+    for (id, state) in
+        [("live", DeliveryState::Delivered), ("stale", DeliveryState::Expired), ("due_now", DeliveryState::Expired)]
+    {
+        let (_, d) = s.get_message(T, id).await.unwrap().unwrap();
+        assert_eq!(d[0].state, state, "{id}");
+    }
+}
+
+/// WebSocket ack frames take the lazy path (`ack_unanswered`): it acks all the same.
+async fn an_unanswered_ack_acks(s: &dyn Store) {
+    s.accept(vec![message(T, "m1", "agent:b", None), message(T, "m2", "agent:b", None)]).await.unwrap();
+    assert_eq!(s.lease(lease_req(T, "agent:b", 1000)).await.unwrap().len(), 2);
+    let acked = s.ack_unanswered(T, "agent:b", vec!["m1".into(), "zz".into()], 1001).await.unwrap();
+    let ids: Vec<_> = acked.iter().map(|a| (a.id.as_str(), a.created_at)).collect();
+    assert_eq!(ids, [("m1", 1000)], "the open delivery it named, not the unknown id");
+    let (_, d) = s.get_message(T, "m1").await.unwrap().unwrap();
+    assert_eq!(d[0].state, DeliveryState::Acked);
+    let again = s.lease(lease_req(T, "agent:b", 5000)).await.unwrap();
+    let ids: Vec<_> = again.iter().map(|l| l.message.id.as_str()).collect();
+    assert_eq!(ids, ["m2"], "an acked message is not redelivered when its lease runs out");
+}
+
 async fn a_commit_wakes_the_recipient(s: &dyn Store) {
     let mut rx = s.wakeups().subscribe((T.into(), "agent:b".into()));
     rx.borrow_and_update();
@@ -756,6 +790,8 @@ backends!(
     tenants_do_not_see_each_other,
     agent_names_are_unique_per_tenant,
     ttl_expiry_and_dead_letters,
+    a_lease_does_not_hand_out_what_outlived_its_ttl,
+    an_unanswered_ack_acks,
     a_commit_wakes_the_recipient,
     one_accept_repeating_a_key_keeps_the_first,
     nack_due_now_wakes_and_redelivers,

@@ -224,3 +224,137 @@ fn run_group(
         internal(e)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! What a group commit promises its callers, with jobs that fail on purpose: a job in a
+    //! savepoint that fails changes nothing and its group still commits; a job without one
+    //! that fails takes its whole group down, and no caller in it hears "committed" (a 202
+    //! answered for a write that was rolled back would be a lie). Found missing by
+    //! `cargo mutants` (docs/testing.md).
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Store;
+
+    /// Rows of the scratch table, read on a reader connection (what other requests see).
+    async fn rows(s: &SqliteStore) -> Vec<i64> {
+        s.read(|c| {
+            let mut st = c.prepare("SELECT x FROM scratch ORDER BY x").map_err(internal)?;
+            let rows = st.query_map([], |r| r.get(0)).map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(internal)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn insert(x: i64, fail: bool) -> impl FnOnce(&Connection, &mut Vec<WakeKey>) -> Result<i64> + Send + 'static {
+        move |c, _| {
+            c.execute("INSERT INTO scratch (x) VALUES (?1)", [x]).map_err(internal)?;
+            if fail { Err(StoreError::Internal(format!("job {x} fails after its write"))) } else { Ok(x) }
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.write(|c, _| c.execute_batch("CREATE TABLE scratch (x INTEGER PRIMARY KEY)").map_err(internal))
+            .await
+            .unwrap();
+        (dir, s)
+    }
+
+    /// A job that keeps the writer busy: it says when it runs, then waits for `go`.
+    fn hold(
+        running: oneshot::Sender<()>,
+        go: std::sync::mpsc::Receiver<()>,
+    ) -> impl FnOnce(&Connection, &mut Vec<WakeKey>) -> Result<()> + Send + 'static {
+        move |_, _| {
+            let _ = running.send(());
+            go.recv_timeout(Duration::from_secs(10)).map_err(|_| StoreError::Internal("never let go".into()))
+        }
+    }
+
+    /// Lets the holding job go once `n` jobs wait behind it: those form the next group.
+    async fn release_when_queued(s: &SqliteStore, n: usize, go: std::sync::mpsc::Sender<()>) {
+        let sender = s.jobs.lock().unwrap().clone().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while QUEUE - sender.capacity() < n {
+            assert!(tokio::time::Instant::now() < deadline, "the jobs were not queued");
+            tokio::task::yield_now().await;
+        }
+        go.send(()).unwrap();
+    }
+
+    /// `/ready` is 200 only while writes commit: a commit that changed nothing (an expiry pass
+    /// with nothing to expire) writes nothing to disk, so it must not count as proof that the
+    /// disk takes writes (issue 9: a full disk, every send failing, `/ready` 200).
+    #[tokio::test]
+    async fn only_a_commit_that_changed_a_row_counts_for_ready() {
+        let (_dir, s) = store().await;
+        assert_eq!(s.health.status().last_ok, None, "no row written yet");
+        s.write(|_, _| Ok(())).await.unwrap();
+        s.write(|c, _| c.execute("DELETE FROM scratch WHERE x = 42", []).map_err(internal)).await.unwrap();
+        assert_eq!(s.health.status().last_ok, None, "commits that changed nothing prove nothing");
+        s.queue(HOT, insert(1, false)).await.unwrap();
+        assert!(s.health.status().last_ok.is_some(), "a commit that wrote a row counts");
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_in_a_savepoint_changes_nothing_and_its_group_commits() {
+        let (_dir, s) = store().await;
+        let ((running, running_rx), (go, go_rx)) = (oneshot::channel(), std::sync::mpsc::channel());
+        // The others are queued only once the holding job runs, so they cannot join its group.
+        let (held, (a, b, c, ())) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(s.write(hold(running, go_rx)), async {
+                running_rx.await.unwrap();
+                tokio::join!(
+                    s.queue(GUARDED, insert(1, false)),
+                    s.queue(GUARDED, insert(2, true)),
+                    s.queue(GUARDED, insert(3, false)),
+                    release_when_queued(&s, 3, go),
+                )
+            })
+        })
+        .await
+        .expect("every caller is answered");
+        held.unwrap();
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(b, Err(StoreError::Internal(_))), "{b:?}");
+        assert_eq!(c.unwrap(), 3);
+        assert_eq!(rows(&s).await, [1, 3], "the failed job's own insert was undone, the others' kept");
+        s.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_without_a_savepoint_rolls_back_its_group_and_no_caller_hears_committed() {
+        let (_dir, s) = store().await;
+        let ((running, running_rx), (go, go_rx)) = (oneshot::channel(), std::sync::mpsc::channel());
+        let (held, (a, b, c, d, ())) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(s.write(hold(running, go_rx)), async {
+                running_rx.await.unwrap();
+                tokio::join!(
+                    s.queue(GUARDED, insert(1, false)),
+                    s.queue(HOT, insert(2, false)),
+                    s.queue(HOT, insert(3, true)),
+                    s.queue(LAZY, insert(4, false)),
+                    release_when_queued(&s, 4, go),
+                )
+            })
+        })
+        .await
+        .expect("every caller is answered");
+        held.unwrap();
+        for (x, r) in [(1, &a), (2, &b), (4, &d)] {
+            assert!(matches!(r, Err(StoreError::Unavailable { .. })), "job {x} was rolled back: {r:?}");
+        }
+        assert!(c.is_err(), "{c:?}");
+        assert_eq!(rows(&s).await, Vec::<i64>::new(), "nothing of the group was committed");
+        // The writer goes on: the next group commits.
+        assert_eq!(s.queue(HOT, insert(5, false)).await.unwrap(), 5);
+        assert_eq!(rows(&s).await, [5]);
+        s.close().await;
+    }
+}

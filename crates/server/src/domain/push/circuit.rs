@@ -128,7 +128,7 @@ mod tests {
         }
         assert_eq!(c.room(0, &p), 0);
         assert!(!c.start(0, &p), "a fifth waits");
-        c.end(Ended::Success, 0, &p);
+        assert_eq!(c.end(Ended::Success, 0, &p), (Change::None, false), "a healthy endpoint does not `recover`");
         assert_eq!(c.room(0, &p), 1);
     }
 
