@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::openapi::{Conflict, Forbidden, Unprocessable};
 use super::{Q, parse_json};
-use crate::auth::Auth;
+use crate::api::auth::Auth;
 use crate::domain::tenants;
 use crate::error::ApiError;
 
