@@ -976,6 +976,43 @@ mod postgres_only {
         .await;
     }
 
+    /// Migration 6: a database whose bootstrap token was stored as `admin` (before the
+    /// operator) gets it back as the operator's; another tenant's admin token stays `admin`.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+    async fn migration_6_makes_the_bootstrap_token_the_operators() {
+        use switchboard_core::PrincipalKind;
+        pg::with_database("migration_6_makes_the_bootstrap_token_the_operators", |_, url| async move {
+            let s = node(&url, "node-a").await;
+            assert!(s.bootstrap("h-op".into(), false, 1).await.unwrap());
+            s.close().await;
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            let conn = tokio::spawn(conn);
+            client
+                .batch_execute(
+                    "UPDATE tokens SET principal = 'admin'; \
+                     INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-b', 'b', 'admin', 1); \
+                     DROP INDEX tenants_name; DELETE FROM schema_migrations WHERE version = 6;",
+                )
+                .await
+                .expect("make a version-5 database");
+            drop(client);
+            let _ = conn.await;
+            let s = node(&url, "node-b").await;
+            assert_eq!(s.principal_for_token("h-op").await.unwrap().unwrap().kind, PrincipalKind::Operator);
+            assert_eq!(s.principal_for_token("h-b").await.unwrap().unwrap().kind, PrincipalKind::Admin);
+            s.create_tenant(super::tenant("t1", "same", 1), "h1".into(), None).await.unwrap();
+            let again = s.create_tenant(super::tenant("t2", "same", 1), "h2".into(), None).await.unwrap_err();
+            assert_eq!(
+                again,
+                StoreError::Conflict(switchboard_store::Conflict::TenantNameTaken { name: "same".into() }),
+                "the unique index is back"
+            );
+            s.close().await;
+        })
+        .await;
+    }
+
     #[tokio::test]
     #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
     async fn a_commit_on_one_node_wakes_consumers_on_another() {
