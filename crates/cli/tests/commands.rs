@@ -415,7 +415,7 @@ async fn audit_list_and_export(backend: Backend) {
     assert_eq!(t.headers, ["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"]);
     assert_eq!(t.column("SEQ"), ["1", "2", "3", "4"]);
     assert_eq!(t.column("ACTION"), ["agent.register", "agent.register", "agent.update", "agent.delete"]);
-    assert_eq!(t.column("ACTOR"), ["admin"; 4]);
+    assert_eq!(t.column("ACTOR"), ["operator"; 4]);
     let (ann_addr, bob_addr) = (agent_addr(&ann), agent_addr(&bob));
     assert_eq!(t.column("TARGET"), [ann_addr.as_str(), &bob_addr, &ann_addr, &bob_addr]);
     assert!(t.column("AT").iter().all(|at| is_time(at)), "{t:?}");

@@ -61,17 +61,12 @@ pub async fn list(
     Q(q): Q<TenantQuery>,
 ) -> Result<Json<TenantList>, ApiError> {
     tenants::require_operator(&auth.0)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidQuery("`limit` must be between 1 and 1000".into()));
-    }
+    let limit = super::page_limit(q.limit)?;
     // A tenant id: `default` or a UUID.
     let cursor_ok =
         |c: &str| !c.is_empty() && c.len() <= 64 && c.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if q.cursor.as_deref().is_some_and(|c| !cursor_ok(c)) {
-        return Err(ApiError::InvalidQuery(
-            "`cursor` must be the `next_cursor` of the previous page; leave it out to start from the first".into(),
-        ));
+        return Err(super::bad_cursor("cursor"));
     }
     let page = tenants::list(state.store.as_ref(), &auth.0, q.cursor, limit).await?;
     let next_cursor = (page.len() == limit).then(|| page.last().map(|t| t.id.clone())).flatten();
