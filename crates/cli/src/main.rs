@@ -13,7 +13,9 @@ mod conn;
 mod logs;
 mod output;
 
-use commands::{agent, audit, bench, dead_letters, deliveries, inbox, message, migrate, send, serve, tail, topic};
+use commands::{
+    agent, audit, bench, dead_letters, deliveries, inbox, message, migrate, send, serve, tail, tenant, topic,
+};
 
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Messaging hub for AI agents and the people who work with them")]
@@ -50,6 +52,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Follow this agent's messages as they arrive (WebSocket), acknowledging each.
     Tail(tail::TailArgs),
+    /// Create and list tenants (the platform operator: the bootstrap admin token).
+    #[command(subcommand)]
+    Tenant(tenant::TenantCmd),
     /// List, export (through the hub) or verify (in the store) the tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
@@ -96,5 +101,6 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args).await,
         Command::Tail(args) => tail::run(args).await,
         Command::Audit(cmd) => audit::run(cmd).await,
+        Command::Tenant(cmd) => tenant::run(cmd).await,
     }
 }

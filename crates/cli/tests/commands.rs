@@ -415,7 +415,7 @@ async fn audit_list_and_export(backend: Backend) {
     assert_eq!(t.headers, ["SEQ", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL"]);
     assert_eq!(t.column("SEQ"), ["1", "2", "3", "4"]);
     assert_eq!(t.column("ACTION"), ["agent.register", "agent.register", "agent.update", "agent.delete"]);
-    assert_eq!(t.column("ACTOR"), ["admin"; 4]);
+    assert_eq!(t.column("ACTOR"), ["operator"; 4]);
     let (ann_addr, bob_addr) = (agent_addr(&ann), agent_addr(&bob));
     assert_eq!(t.column("TARGET"), [ann_addr.as_str(), &bob_addr, &ann_addr, &bob_addr]);
     assert!(t.column("AT").iter().all(|at| is_time(at)), "{t:?}");
@@ -466,6 +466,45 @@ async fn audit_list_and_export_read_the_log_through_the_hub_on_sqlite() {
 #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
 async fn audit_list_and_export_read_the_log_through_the_hub_on_postgres() {
     audit_list_and_export(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn tenant_commands_create_and_list_for_the_operator_only() {
+    let hub = Hub::start(Backend::Sqlite, "tenant commands", &[]).await;
+
+    // create, for people: the id and the admin token shown once; the token works in its tenant.
+    let out = hub.cli.run(&["tenant", "create", "acme"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let id = lines[0].strip_prefix("created tenant acme (").and_then(|r| r.strip_suffix(')')).unwrap();
+    let token = lines[1].strip_prefix("admin token:  ").and_then(|r| r.strip_suffix("   (shown once; store it now)"));
+    let token = token.unwrap_or_else(|| panic!("admin token line: {}", lines[1]));
+    assert!(token.starts_with("sba_"), "{token}");
+    let acme = hub.cli.with_token(token);
+    acme.run(&["agent", "register", "--name", "worker"]).ok();
+    assert_eq!(acme.run(&["agent", "list"]).table().column("NAME"), ["worker"]);
+    assert!(hub.cli.run(&["agent", "list"]).table().rows.is_empty(), "the default tenant has no agents");
+
+    // create --json, list as a table and --json.
+    let made = hub.cli.run(&["tenant", "create", "beta", "--json"]).json();
+    assert_eq!(made["tenant"]["name"], "beta");
+    assert!(made["admin_token"].as_str().unwrap().starts_with("sba_"));
+    let t = hub.cli.run(&["tenant", "list"]).table();
+    assert_eq!(t.headers, ["ID", "NAME", "CREATED"]);
+    let mut names = t.column("NAME");
+    names.sort();
+    assert_eq!(names, ["acme", "beta", "default"]);
+    assert!(t.column("ID").contains(&id) && t.column("CREATED").iter().all(|c| is_time(c)));
+    let list = hub.cli.run(&["tenant", "list", "--json"]).json();
+    assert_eq!(list["tenants"].as_array().unwrap().len(), 3);
+
+    // Refusals: a taken name, a bad one, and a tenant's admin token.
+    let err = hub.cli.run(&["tenant", "create", "acme"]).fails();
+    assert!(err.contains("(conflict)") && err.contains("`acme`"), "{err}");
+    let err = hub.cli.run(&["tenant", "create", "no spaces"]).fails();
+    assert!(err.contains("(invalid_body)") && err.contains("name"), "{err}");
+    let err = acme.run(&["tenant", "list"]).fails();
+    assert!(err.contains("(forbidden)") && err.contains("platform operator"), "{err}");
 }
 
 /// `migrate` brings a store to the current schema and says which; it is safe to run again,

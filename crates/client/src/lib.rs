@@ -327,6 +327,24 @@ impl Client {
     }
 
     /// The tenant's topics that have subscribers, with how many each.
+    /// Creates a tenant (platform operator only); the answer holds its admin token, once.
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantCreated> {
+        self.call(Method::POST, "/v1/tenants", Some(&CreateTenant { name: name.to_owned() })).await
+    }
+
+    /// A page of tenants by id (platform operator only), after `cursor` (a `next_cursor`).
+    pub async fn list_tenants(&self, cursor: Option<&str>, limit: Option<usize>) -> Result<TenantList> {
+        let mut q = Vec::new();
+        if let Some(c) = cursor {
+            q.push(format!("cursor={}", urlencode(c)));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        let path = if q.is_empty() { "/v1/tenants".to_owned() } else { format!("/v1/tenants?{}", q.join("&")) };
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
     pub async fn topics(&self) -> Result<TopicList, ClientError> {
         self.call::<(), _>(Method::GET, "/v1/topics", None).await
     }

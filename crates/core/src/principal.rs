@@ -9,8 +9,8 @@ use crate::ids::{AgentId, TenantId, UserId};
 /// Who a token belongs to, inside its tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalKind {
-    /// The operator of the platform (the bootstrap admin token). For now it acts exactly as
-    /// the admin of the default tenant; tenant management will be its own.
+    /// The operator of the platform (the bootstrap admin token, stored as `operator`): it
+    /// administers the default tenant as its admin does, and alone creates and lists tenants.
     Operator,
     /// The tenant's administrator.
     Admin,
@@ -21,11 +21,13 @@ pub enum PrincipalKind {
 }
 
 impl PrincipalKind {
-    /// The kind a token's stored principal names (`admin`, `agent:<id>`, `user:<id>`);
-    /// `None` for text no hub writes.
+    /// The kind a token's stored principal names (`operator`, `admin`, `agent:<id>`,
+    /// `user:<id>`); `None` for text no hub writes.
     pub fn from_stored(s: &str) -> Option<PrincipalKind> {
-        if s == "admin" {
-            return Some(PrincipalKind::Admin);
+        match s {
+            "operator" => return Some(PrincipalKind::Operator),
+            "admin" => return Some(PrincipalKind::Admin),
+            _ => {}
         }
         match s.parse::<Recipient>().ok()? {
             Recipient::Agent(id) => Some(PrincipalKind::Agent(id)),
@@ -45,6 +47,11 @@ impl Principal {
     /// Whether it administers its tenant (the tenant admin, or the operator).
     pub fn is_admin(&self) -> bool {
         matches!(self.kind, PrincipalKind::Admin | PrincipalKind::Operator)
+    }
+
+    /// Whether it is the platform operator (who may create and list tenants).
+    pub fn is_operator(&self) -> bool {
+        matches!(self.kind, PrincipalKind::Operator)
     }
 
     /// The agent it is, if it is one.
@@ -96,12 +103,14 @@ mod tests {
             assert_eq!(admin.sender(), "admin");
             assert!(admin.is_admin() && admin.recipient().is_none() && admin.agent().is_none());
         }
+        assert!(p(PrincipalKind::Operator).is_operator() && !p(PrincipalKind::Admin).is_operator());
         assert!(!agent.is_admin() && !user.is_admin());
     }
 
     #[test]
     fn stored_principals_are_read_back() {
         assert_eq!(PrincipalKind::from_stored("admin"), Some(PrincipalKind::Admin));
+        assert_eq!(PrincipalKind::from_stored("operator"), Some(PrincipalKind::Operator));
         assert_eq!(PrincipalKind::from_stored("agent:a1"), Some(PrincipalKind::Agent(AgentId::from("a1"))));
         assert_eq!(PrincipalKind::from_stored("user:ann"), Some(PrincipalKind::User(UserId::from("ann"))));
         assert_eq!(PrincipalKind::from_stored("robot:x"), None);

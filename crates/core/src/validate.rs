@@ -4,7 +4,7 @@
 use base64::Engine;
 
 use crate::Address;
-use crate::api::{FieldError, Part, RegisterAgent, SendMessage};
+use crate::api::{CreateTenant, FieldError, Part, RegisterAgent, SendMessage};
 
 mod strings;
 
@@ -119,6 +119,18 @@ pub fn register_agent(r: &RegisterAgent) -> Result<(), Vec<FieldError>> {
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
+/// Checks a new tenant: its name is 1 to 100 letters, digits or `-_.` (the agents' charset).
+pub fn create_tenant(t: &CreateTenant) -> Result<(), Vec<FieldError>> {
+    let mut errors = strings(t);
+    let ok = !t.name.is_empty()
+        && t.name.len() <= 100
+        && t.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if errors.is_empty() && !ok {
+        errors.push(err("name", "must be 1 to 100 letters, digits or `-_.`"));
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +169,18 @@ mod tests {
     #[test]
     fn accepts_a_plain_text_message() {
         assert_eq!(send_message(&SendMessage::text("agent:a", "hi")), Ok(Address::Agent("a".into())));
+    }
+
+    #[test]
+    fn tenant_names_are_1_to_100_of_the_agent_charset() {
+        let t = |name: &str| create_tenant(&CreateTenant { name: name.into() });
+        for ok in ["acme", "a", "acme-eu_2.prod", &"x".repeat(100)] {
+            assert!(t(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "ü", &"x".repeat(101)] {
+            let e = t(bad).expect_err(bad);
+            assert_eq!(e[0].path, "name", "{bad}");
+        }
+        assert_eq!(t("a\0").expect_err("nul")[0].path, "name");
     }
 }

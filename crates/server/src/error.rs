@@ -134,6 +134,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::AgentNameTaken { name }) => {
                 ApiError::Conflict(format!("an agent named `{name}` already exists in this tenant"))
             }
+            StoreError::Conflict(Conflict::TenantNameTaken { name }) => ApiError::Conflict(format!(
+                "a tenant named `{name}` already exists; choose another name, or list tenants with `switchboard tenant list`"
+            )),
             StoreError::Conflict(Conflict::Unique { constraint }) => ApiError::Conflict(format!(
                 "this would duplicate a record already stored (unique rule `{constraint}`); nothing was saved"
             )),

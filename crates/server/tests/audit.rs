@@ -116,14 +116,14 @@ async fn the_admin_reads_each_change_in_order_filtered_paged_and_exported() {
     assert_eq!(
         got,
         [
-            (1, "admin", "agent.register", agent.as_str()),
-            (2, "admin", "agent.update", &agent),
-            (3, "admin", "webhook_secret.rotate", &agent),
-            (4, "admin", "push_settings.update", "tenant:default"),
-            (5, "admin", "agent.register", &worker_addr),
+            (1, "operator", "agent.register", agent.as_str()),
+            (2, "operator", "agent.update", &agent),
+            (3, "operator", "webhook_secret.rotate", &agent),
+            (4, "operator", "push_settings.update", "tenant:default"),
+            (5, "operator", "agent.register", &worker_addr),
             (6, worker_addr.as_str(), "dead_letters.replay", "dead_letters"),
-            (7, "admin", "dead_letters.purge", "dead_letters"),
-            (8, "admin", "agent.delete", &agent),
+            (7, "operator", "dead_letters.purge", "dead_letters"),
+            (8, "operator", "agent.delete", &agent),
         ],
         "{events:#?}"
     );
@@ -146,8 +146,8 @@ async fn the_admin_reads_each_change_in_order_filtered_paged_and_exported() {
     };
     assert_eq!(audit(by(None, Some("agent.register"), None)).await, [1, 5]);
     assert_eq!(audit(by(Some(&worker_addr), None, None)).await, [6]);
-    assert_eq!(audit(by(Some("admin"), None, None)).await, [1, 2, 3, 4, 5, 7, 8]);
-    assert_eq!(audit(by(Some("admin"), Some("dead_letters.replay"), None)).await, Vec::<i64>::new());
+    assert_eq!(audit(by(Some("operator"), None, None)).await, [1, 2, 3, 4, 5, 7, 8]);
+    assert_eq!(audit(by(Some("operator"), Some("dead_letters.replay"), None)).await, Vec::<i64>::new());
     assert_eq!(audit(by(None, Some("user.create"), None)).await, Vec::<i64>::new(), "a known action never taken");
     // Entries at or after the replay's time: the test waited for the clock to pass the
     // entries before it (times have one width: text order is time order).
@@ -156,7 +156,7 @@ async fn the_admin_reads_each_change_in_order_filtered_paged_and_exported() {
     assert_eq!(want, [6, 7, 8], "{events:#?}");
     assert_eq!(audit(by(None, None, Some(&since))).await, want);
     assert_eq!(
-        audit(by(Some("admin"), None, Some(&since))).await,
+        audit(by(Some("operator"), None, Some(&since))).await,
         want.iter().copied().filter(|s| *s != 6).collect::<Vec<_>>()
     );
 
@@ -254,7 +254,9 @@ async fn each_bad_query_parameter_is_refused_by_name() {
         assert!(body["detail"].as_str().unwrap().contains(name), "{query}: {body}");
     }
     // `limit` is one rule for every list, named the same way.
-    for list in ["/v1/audit", "/v1/agents", "/v1/deliveries", "/v1/dead-letters", "/v1/topics/t/subscribers"] {
+    for list in
+        ["/v1/audit", "/v1/agents", "/v1/deliveries", "/v1/dead-letters", "/v1/topics/t/subscribers", "/v1/tenants"]
+    {
         for limit in ["0", "1001"] {
             let got = raw(&hub, "GET", &format!("{list}?limit={limit}"), Some(ADMIN), None).await;
             let body = assert_problem(got, 400, "invalid_query");

@@ -32,6 +32,9 @@ pub enum Conflict {
     /// Another agent in the tenant has this name.
     #[error("the agent name `{name}` is taken")]
     AgentNameTaken { name: String },
+    /// Another tenant has this name.
+    #[error("the tenant name `{name}` is taken")]
+    TenantNameTaken { name: String },
     /// A unique rule of the database that no caller is expected to meet (a colliding
     /// generated id), named by its constraint.
     #[error("unique rule `{constraint}`")]

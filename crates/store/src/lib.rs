@@ -26,7 +26,7 @@ pub use error::{Conflict, Result, StoreError};
 pub use health::{WriteFailure, WriteStatus};
 pub use records::{
     AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryRow,
-    LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TopicRecipient, TopicSummary,
+    LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TenantRecord, TopicRecipient, TopicSummary,
 };
 pub use wake::{WakeKey, Wakeups};
 
@@ -139,6 +139,22 @@ pub trait TopicStore: Send + Sync {
     async fn topics(&self, tenant: &str) -> Result<Vec<TopicSummary>>;
 }
 
+/// Tenants, the platform operator's area. The only calls besides the token look-up that are
+/// not scoped to one tenant: they are answered to the operator alone (the domain checks).
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates a tenant with its admin token (hash only), and the audit entry recording it,
+    /// in one transaction. A taken name is `Conflict::TenantNameTaken`, and nothing is written.
+    async fn create_tenant(
+        &self,
+        tenant: TenantRecord,
+        admin_token_hash: String,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<()>;
+    /// Up to `limit` tenants with ids after `after`, in id order.
+    async fn list_tenants(&self, after: Option<String>, limit: usize) -> Result<Vec<TenantRecord>>;
+}
+
 /// Everything Switchboard persists, one trait per area so that a backend implements each
 /// area in a file of its own and a new area slots in beside the others. Every method takes
 /// the tenant it acts in (or returns it, for token look-up): no query crosses tenants.
@@ -148,7 +164,7 @@ pub trait TopicStore: Send + Sync {
 /// scope with `use switchboard_store::prelude::*`.
 #[async_trait]
 pub trait Store:
-    AgentStore + MessageStore + DeliveryStore + TopicStore + PushStore + AuditStore + Send + Sync + 'static
+    AgentStore + MessageStore + DeliveryStore + TopicStore + TenantStore + PushStore + AuditStore + Send + Sync + 'static
 {
     /// Answers when the store can serve (for `/ready`).
     async fn ping(&self) -> Result<()>;
@@ -159,9 +175,10 @@ pub trait Store:
     /// the store can commit now. At most one runs a second; calls in between return at once.
     async fn probe_write(&self);
 
-    /// Creates the default tenant if the store is empty, and returns whether it did. The admin
-    /// token hash is recorded when the tenant is created, or `always` (a token set by the
-    /// operator, which must work whatever the store holds).
+    /// Creates the default tenant if the store is empty, and returns whether it did. The
+    /// bootstrap token's hash is recorded, as the platform operator's (`operator`), when the
+    /// tenant is created, or `always` (a token set by the operator, which must work whatever
+    /// the store holds).
     async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool>;
 
     /// Who holds the token with this hash, if anyone.
@@ -194,5 +211,5 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 pub mod prelude {
     pub use crate::audit::AuditStore;
     pub use crate::push::PushStore;
-    pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TopicStore};
+    pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TenantStore, TopicStore};
 }

@@ -4,6 +4,14 @@
 use switchboard_core::api::{Capability, DeliveryState};
 use switchboard_core::time::Millis;
 
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
 /// A stored agent card.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRecord {

@@ -14,7 +14,7 @@ use switchboard_store::push::{AttemptRecord, PushClaim, PushOutcome, PushSetting
 use switchboard_store::sqlite::SqliteStore;
 use switchboard_store::{
     AcceptOutcome, AgentFilter, AgentRecord, Conflict, DeliveryCounts, DeliveryFilter, LeaseRequest, NewMessage,
-    StoreError,
+    StoreError, TenantRecord,
 };
 
 #[path = "suite/audit.rs"]
@@ -248,7 +248,54 @@ async fn bootstrap_creates_the_default_tenant_once(s: &dyn Store) {
     assert!(s.principal_for_token("second").await.unwrap().is_none(), "not recorded on a bootstrapped store");
     assert!(!s.bootstrap("operator".into(), true, 3).await.unwrap());
     let p = s.principal_for_token("operator").await.unwrap().unwrap();
-    assert_eq!((p.tenant.as_str(), p.kind), (switchboard_core::DEFAULT_TENANT, PrincipalKind::Admin));
+    assert_eq!((p.tenant.as_str(), p.kind), (switchboard_core::DEFAULT_TENANT, PrincipalKind::Operator));
+    let p = s.principal_for_token("first").await.unwrap().unwrap();
+    assert_eq!(p.kind, PrincipalKind::Operator, "the bootstrap token is the platform operator's");
+}
+
+fn tenant(id: &str, name: &str, at: i64) -> TenantRecord {
+    TenantRecord { id: id.into(), name: name.into(), created_at: at }
+}
+
+async fn tenants_are_created_with_an_admin_token_and_paged(s: &dyn Store) {
+    use switchboard_core::audit::{AuditAction, NewAuditEvent};
+    assert!(s.bootstrap("op".into(), false, 1).await.unwrap());
+    let audit = |target: &str| NewAuditEvent {
+        tenant: switchboard_core::DEFAULT_TENANT.into(),
+        at: 2,
+        actor: "operator".into(),
+        action: AuditAction::TenantCreate,
+        target: target.into(),
+        detail: serde_json::json!({"name": "acme"}),
+    };
+    s.create_tenant(tenant("0001", "acme", 2), "hb".into(), Some(audit("tenant:0001"))).await.unwrap();
+    let p = s.principal_for_token("hb").await.unwrap().unwrap();
+    assert_eq!((p.tenant.as_str(), p.kind), ("0001", PrincipalKind::Admin));
+
+    // A taken name: refused, and neither the tenant, its token nor an audit entry is written.
+    let err = s.create_tenant(tenant("0002", "acme", 3), "hc".into(), Some(audit("tenant:0002"))).await.unwrap_err();
+    assert_eq!(err, StoreError::Conflict(Conflict::TenantNameTaken { name: "acme".into() }));
+    assert!(s.principal_for_token("hc").await.unwrap().is_none());
+    s.create_tenant(tenant("0003", "beta", 4), "hd".into(), None).await.unwrap();
+
+    let all = s.list_tenants(None, 10).await.unwrap();
+    let names: Vec<(&str, &str)> = all.iter().map(|t| (t.id.as_str(), t.name.as_str())).collect();
+    assert_eq!(names, [("0001", "acme"), ("0003", "beta"), ("default", "default")]);
+    assert_eq!(all[0], tenant("0001", "acme", 2));
+    let page = s.list_tenants(None, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let rest = s.list_tenants(Some(page[0].id.clone()), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["0003", "default"]);
+
+    let log = s
+        .list_audit(
+            switchboard_core::DEFAULT_TENANT,
+            switchboard_store::audit::AuditFilter { limit: 10, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let got: Vec<(&str, &str)> = log.iter().map(|e| (e.action.as_str(), e.target.as_str())).collect();
+    assert_eq!(got, [("tenant.create", "tenant:0001")], "one entry, in the operator's chain, for the tenant made");
 }
 
 async fn counts_follow_the_deliveries(s: &dyn Store) {
@@ -798,6 +845,7 @@ backends!(
     deleting_an_agent_kills_its_open_deliveries,
     update_agent_replaces_card_and_capabilities,
     bootstrap_creates_the_default_tenant_once,
+    tenants_are_created_with_an_admin_token_and_paged,
     counts_follow_the_deliveries,
     presence_keeps_the_latest_sighting,
     finish_push_moves_the_delivery_and_logs_the_attempt,
@@ -924,6 +972,43 @@ mod postgres_only {
             assert!(!direct.bootstrap("h".into(), false, 1).await.unwrap(), "the database was bootstrapped");
             direct.close().await;
             assert!(!dir.path().join("switchboard.db").exists(), "no SQLite file was made");
+        })
+        .await;
+    }
+
+    /// Migration 6: a database whose bootstrap token was stored as `admin` (before the
+    /// operator) gets it back as the operator's; another tenant's admin token stays `admin`.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+    async fn migration_6_makes_the_bootstrap_token_the_operators() {
+        use switchboard_core::PrincipalKind;
+        pg::with_database("migration_6_makes_the_bootstrap_token_the_operators", |_, url| async move {
+            let s = node(&url, "node-a").await;
+            assert!(s.bootstrap("h-op".into(), false, 1).await.unwrap());
+            s.close().await;
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            let conn = tokio::spawn(conn);
+            client
+                .batch_execute(
+                    "UPDATE tokens SET principal = 'admin'; \
+                     INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-b', 'b', 'admin', 1); \
+                     DROP INDEX tenants_name; DELETE FROM schema_migrations WHERE version = 6;",
+                )
+                .await
+                .expect("make a version-5 database");
+            drop(client);
+            let _ = conn.await;
+            let s = node(&url, "node-b").await;
+            assert_eq!(s.principal_for_token("h-op").await.unwrap().unwrap().kind, PrincipalKind::Operator);
+            assert_eq!(s.principal_for_token("h-b").await.unwrap().unwrap().kind, PrincipalKind::Admin);
+            s.create_tenant(super::tenant("t1", "same", 1), "h1".into(), None).await.unwrap();
+            let again = s.create_tenant(super::tenant("t2", "same", 1), "h2".into(), None).await.unwrap_err();
+            assert_eq!(
+                again,
+                StoreError::Conflict(switchboard_store::Conflict::TenantNameTaken { name: "same".into() }),
+                "the unique index is back"
+            );
+            s.close().await;
         })
         .await;
     }

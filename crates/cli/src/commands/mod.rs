@@ -11,4 +11,5 @@ pub mod migrate;
 pub mod send;
 pub mod serve;
 pub mod tail;
+pub mod tenant;
 pub mod topic;

@@ -11,7 +11,6 @@ use switchboard_core::api::{
     BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem, PushAttempt, SendBatch,
     SendMessage,
 };
-use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::rfc3339;
 use switchboard_store::{AcceptOutcome, DeliveryRecord};
 use utoipa_axum::router::OpenApiRouter;
@@ -214,8 +213,7 @@ pub async fn show(
     let not_found = || ApiError::NotFound(format!("message {id} does not exist, or is not visible to you"));
     let (m, deliveries) = state.store.get_message(auth.0.tenant.as_str(), &id).await?.ok_or_else(not_found)?;
     let me = auth.0.sender();
-    let visible =
-        matches!(auth.0.kind, PrincipalKind::Admin) || m.sender == me || deliveries.iter().any(|d| d.recipient == me);
+    let visible = auth.0.is_admin() || m.sender == me || deliveries.iter().any(|d| d.recipient == me);
     if !visible {
         return Err(not_found());
     }

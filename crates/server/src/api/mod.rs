@@ -30,6 +30,7 @@ pub mod ops;
 pub mod state;
 pub mod stream;
 pub mod tenant;
+pub mod tenants;
 pub mod topics;
 pub mod whoami;
 
@@ -43,6 +44,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(ops::router(), "ops"))
         .merge(openapi::tagged(agents::router(), "agents"))
         .merge(openapi::tagged(tenant::router(), "tenant"))
+        .merge(openapi::tagged(tenants::router(), "tenants"))
         .merge(openapi::tagged(deliveries::router(), "deliveries"))
         .merge(openapi::tagged(audit::router(), "audit"))
         .merge(openapi::tagged(messages::router(), "messages"))

@@ -12,6 +12,7 @@
 //!   secret rotation); [`presence`]: last-seen times and the agent status they give.
 //! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
 //! - [`topics`]: topic subscriptions.
+//! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
@@ -27,4 +28,5 @@ pub mod presence;
 pub mod push;
 pub mod routing;
 pub mod tasks;
+pub mod tenants;
 pub mod topics;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("schema_v3.sql")),
     (4, include_str!("schema_v4.sql")),
     (5, include_str!("schema_v5.sql")),
+    (6, include_str!("schema_v6.sql")),
 ];
 
 /// Brings the schema up to date. An advisory lock serialises nodes that start together;

@@ -58,6 +58,7 @@ mod messages;
 mod migrations;
 mod push;
 mod rows;
+mod tenants;
 mod topics;
 mod writer;
 
@@ -246,7 +247,7 @@ impl Store for PostgresStore {
             if always || created {
                 tx.execute(
                     "INSERT INTO tokens (hash, tenant_id, principal, created_at) \
-                     VALUES ($1, $2, 'admin', $3) ON CONFLICT (hash) DO NOTHING",
+                     VALUES ($1, $2, 'operator', $3) ON CONFLICT (hash) DO NOTHING",
                     &[hash, &switchboard_core::DEFAULT_TENANT, &now],
                 )
                 .await?;

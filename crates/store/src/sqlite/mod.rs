@@ -32,6 +32,7 @@ mod deliveries;
 mod messages;
 mod push;
 mod rows;
+mod tenants;
 mod topics;
 mod writer;
 
@@ -143,8 +144,20 @@ impl SqliteStore {
 /// indexes' open-delivery condition (see [`OPEN`]): they are dropped here and rebuilt by
 /// `schema.sql`. A crash in between leaves version 1, so the next start does it again.
 /// Version 3 only adds the audit tables, which `schema.sql` creates where they are missing.
+/// Version 4 adds the unique index on tenant names (`schema.sql`) and names the bootstrap
+/// token's principal `operator`: until then the only admin token of the default tenant was
+/// the bootstrap one, stored as `admin`. Idempotent, so a crash before the version is set
+/// only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..4).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 4: the bootstrap token becomes the operator's");
+        conn.execute(
+            "UPDATE tokens SET principal = 'operator' WHERE tenant_id = ?1 AND principal = 'admin'",
+            [switchboard_core::DEFAULT_TENANT],
+        )
+        .map_err(internal)?;
+    }
     if version == 1 {
         tracing::info!("migrating the SQLite store to version 2: rebuilding the open-delivery indexes");
         conn.execute_batch(
@@ -193,7 +206,7 @@ impl Store for SqliteStore {
             }
             if always || !exists {
                 c.execute(
-                    "INSERT OR IGNORE INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, 'admin', ?3)",
+                    "INSERT OR IGNORE INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, 'operator', ?3)",
                     params![admin_token_hash, switchboard_core::DEFAULT_TENANT, now],
                 )
                 .map_err(internal)?;
@@ -255,7 +268,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -284,6 +297,32 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
+    }
+
+    /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
+    /// becomes the platform operator's at open; another tenant's admin token stays `admin`.
+    #[tokio::test]
+    async fn version_3_bootstrap_token_becomes_the_operator() {
+        use switchboard_core::principal::PrincipalKind;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        assert!(store.bootstrap("h-op".into(), false, 1).await.expect("bootstrap"));
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "UPDATE tokens SET principal = 'admin'; \
+             INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-b', 'b', 'admin', 1); \
+             DROP INDEX tenants_name; PRAGMA user_version = 3;",
+        )
+        .expect("make a version-3 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let op = store.principal_for_token("h-op").await.expect("look up").expect("known");
+        assert_eq!(op.kind, PrincipalKind::Operator);
+        let b = store.principal_for_token("h-b").await.expect("look up").expect("known");
+        assert_eq!(b.kind, PrincipalKind::Admin);
+        store.close().await;
+        assert!(index_sql(&conn, "tenants_name").contains("UNIQUE"));
     }
 }

@@ -4,10 +4,11 @@ CREATE TABLE IF NOT EXISTS tenants (
     name        TEXT NOT NULL,
     created_at  INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS tenants_name ON tenants(name);
 CREATE TABLE IF NOT EXISTS tokens (
     hash        TEXT PRIMARY KEY,          -- SHA-256 of the token, hex; the token itself is never stored
     tenant_id   TEXT NOT NULL,
-    principal   TEXT NOT NULL,             -- 'admin' or 'agent:<id>'
+    principal   TEXT NOT NULL,             -- 'operator' (bootstrap), 'admin' (a tenant's) or 'agent:<id>'
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tokens_principal ON tokens(tenant_id, principal);
@@ -150,4 +151,4 @@ CREATE TABLE IF NOT EXISTS audit_settings (
     tenant_id TEXT PRIMARY KEY,
     sends     INTEGER NOT NULL DEFAULT 0  -- 1: sends and acks are audited
 );
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
