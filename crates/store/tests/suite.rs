@@ -21,6 +21,10 @@ use switchboard_store::{
 mod audit;
 use audit::*;
 
+#[path = "suite/keys.rs"]
+mod keys;
+use keys::*;
+
 const T: &str = "t1";
 
 /// The recipient text of agent `id`, spelled by the one address type.
@@ -863,6 +867,10 @@ backends!(
     publishing_to_a_thousand_subscribers_is_one_message,
     concurrent_accepts_lease_in_commit_order,
     redelivery_keeps_its_place_in_seq_order,
+    an_agent_holds_several_live_keys,
+    revoking_a_key_ends_it_now_or_after_its_grace,
+    key_use_is_recorded_in_batches,
+    deleting_an_agent_removes_its_keys,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

@@ -23,7 +23,7 @@ use switchboard_core::time::Millis;
 use tokio::sync::mpsc;
 
 use crate::health::WriteHealth;
-use crate::{Result, Store, StoreError, Wakeups, WriteStatus};
+use crate::{Result, Store, StoreError, TokenRecord, Wakeups, WriteStatus};
 use writer::{QUEUE, Queued, writer_loop};
 
 mod agents;
@@ -146,10 +146,31 @@ impl SqliteStore {
 /// Version 3 only adds the audit tables, which `schema.sql` creates where they are missing.
 /// Version 4 adds the unique index on tenant names (`schema.sql`) and names the bootstrap
 /// token's principal `operator`: until then the only admin token of the default tenant was
-/// the bootstrap one, stored as `admin`. Idempotent, so a crash before the version is set
-/// only runs it again.
+/// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
+/// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
+/// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..5).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 5: agent keys get ids, expiry and last use");
+        let has_key_id: bool = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'key_id'", [], |r| r.get(0))
+            .map_err(internal)?;
+        if !has_key_id {
+            conn.execute_batch(
+                "ALTER TABLE tokens ADD COLUMN key_id TEXT; \
+                 ALTER TABLE tokens ADD COLUMN expires_at INTEGER; \
+                 ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;",
+            )
+            .map_err(internal)?;
+        }
+        conn.execute(
+            "UPDATE tokens SET key_id = 'key_' || lower(hex(randomblob(16))) \
+             WHERE key_id IS NULL AND principal LIKE 'agent:%'",
+            [],
+        )
+        .map_err(internal)?;
+    }
     if (1..4).contains(&version) {
         tracing::info!("migrating the SQLite store to version 4: the bootstrap token becomes the operator's");
         conn.execute(
@@ -216,15 +237,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let hash = token_hash.to_owned();
         self.read(move |c| {
-            let mut st =
-                c.prepare_cached("SELECT tenant_id, principal FROM tokens WHERE hash = ?1").map_err(internal)?;
-            let row: Option<(String, String)> =
-                st.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(internal)?;
-            Ok(row.and_then(|(tenant, p)| {
-                Some(Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p)? })
+            let mut st = c
+                .prepare_cached("SELECT tenant_id, principal, key_id, expires_at FROM tokens WHERE hash = ?1")
+                .map_err(internal)?;
+            type Row = (String, String, Option<String>, Option<Millis>);
+            let row: Option<Row> = st
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+                .map_err(internal)?;
+            Ok(row.and_then(|(tenant, p, key_id, expires_at)| {
+                let principal = Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p)? };
+                Some(TokenRecord { principal, key_id, expires_at })
             }))
         })
         .await
@@ -268,7 +294,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -297,7 +323,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
