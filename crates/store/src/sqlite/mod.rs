@@ -351,4 +351,34 @@ mod tests {
         store.close().await;
         assert!(index_sql(&conn, "tenants_name").contains("UNIQUE"));
     }
+
+    /// A version-4 database (one key per agent, without an id) gets the agent keys' columns
+    /// at open, and every agent key an id.
+    #[tokio::test]
+    async fn version_4_gives_agent_keys_ids() {
+        use crate::AgentStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "DROP INDEX tokens_key; ALTER TABLE tokens DROP COLUMN key_id; ALTER TABLE tokens DROP COLUMN expires_at; \
+             ALTER TABLE tokens DROP COLUMN last_used_at; \
+             INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-a', 't', 'agent:a1', 1); \
+             INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-b', 't', 'admin', 1); \
+             PRAGMA user_version = 4;",
+        )
+        .expect("make a version-4 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let a = store.token_for_hash("h-a").await.expect("look up").expect("known");
+        let key_id = a.key_id.expect("the agent key has an id");
+        assert!(key_id.starts_with("key_") && key_id.len() == 36, "{key_id}");
+        assert_eq!(store.token_for_hash("h-b").await.expect("look up").expect("known").key_id, None);
+        assert!(store.revoke_agent_key("t", "a1", &key_id, 5, 0, None).await.expect("revoke").is_some());
+        assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 5);
+    }
 }
