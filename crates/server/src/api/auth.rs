@@ -138,15 +138,13 @@ impl FromRequestParts<AppState> for Auth {
                 "this agent key was revoked; use another of the agent's keys (`switchboard agent key create`)".into(),
             ));
         }
-        if token.key_id.is_some() {
-            state.presence.key_used(&hash, now);
-        }
         let principal = token.principal;
-        // Presence is marked by `note_presence` once the request has succeeded.
+        // Presence, and the key's last use, are marked by `note_presence` once the request
+        // has succeeded.
         if let PrincipalKind::Agent(id) = &principal.kind
             && let Some(caller) = parts.extensions.get::<crate::api::Caller>()
         {
-            caller.set(principal.tenant.as_str(), id.as_str());
+            caller.set(principal.tenant.as_str(), id.as_str(), token.key_id.is_some().then_some(hash));
         }
         Ok(Auth(principal))
     }
