@@ -183,12 +183,14 @@ async fn key_changes_are_audited_without_the_key() {
     let id = reg.agent.id.clone();
     let made = agent.create_agent_key(&id).await.unwrap();
     admin.revoke_agent_key(&id, &made.id, Some(30)).await.unwrap();
-    let page = admin.audit(&AuditQuery { action: Some("agent_key.create".into()), ..Default::default() }).await.unwrap();
+    let page =
+        admin.audit(&AuditQuery { action: Some("agent_key.create".into()), ..Default::default() }).await.unwrap();
     assert_eq!(page.events.len(), 1, "{:?}", page.events);
     let e = &page.events[0];
     assert_eq!((e.actor.as_str(), e.target.as_str()), (format!("agent:{id}").as_str(), format!("agent:{id}").as_str()));
     assert_eq!(e.detail["key_id"], made.id.as_str());
-    let page = admin.audit(&AuditQuery { action: Some("agent_key.revoke".into()), ..Default::default() }).await.unwrap();
+    let page =
+        admin.audit(&AuditQuery { action: Some("agent_key.revoke".into()), ..Default::default() }).await.unwrap();
     assert_eq!(page.events.len(), 1, "{:?}", page.events);
     assert_eq!(page.events[0].actor, "operator", "the test hub's admin token is the bootstrap one");
     assert_eq!(page.events[0].detail["key_id"], made.id.as_str());

@@ -25,9 +25,9 @@ mod wake;
 pub use error::{Conflict, Result, StoreError};
 pub use health::{WriteFailure, WriteStatus};
 pub use records::{
-    AcceptOutcome, Acked, AgentFilter, AgentKeyRecord, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryRow,
-    LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TenantRecord, TokenRecord, TopicRecipient,
-    TopicSummary,
+    AcceptOutcome, Acked, AgentFilter, AgentKeyRecord, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord,
+    DeliveryRow, LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TenantRecord, TokenRecord,
+    TopicRecipient, TopicSummary,
 };
 pub use wake::{WakeKey, Wakeups};
 

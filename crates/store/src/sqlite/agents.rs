@@ -213,7 +213,9 @@ impl AgentStore for SqliteStore {
         let (tenant, agent_id) = (tenant.to_owned(), agent_id.to_owned());
         self.write(move |c, _| {
             let exists = c
-                .query_row("SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2", params![tenant, agent_id], |_| Ok(()))
+                .query_row("SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2", params![tenant, agent_id], |_| {
+                    Ok(())
+                })
                 .optional()
                 .map_err(internal)?
                 .is_some();
