@@ -153,16 +153,14 @@ fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
     if (1..5).contains(&version) {
         tracing::info!("migrating the SQLite store to version 5: agent keys get ids, expiry and last use");
-        let has_key_id: bool = conn
-            .query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'key_id'", [], |r| r.get(0))
-            .map_err(internal)?;
-        if !has_key_id {
-            conn.execute_batch(
-                "ALTER TABLE tokens ADD COLUMN key_id TEXT; \
-                 ALTER TABLE tokens ADD COLUMN expires_at INTEGER; \
-                 ALTER TABLE tokens ADD COLUMN last_used_at INTEGER;",
-            )
-            .map_err(internal)?;
+        // Column by column: a crash between two of them leaves the rest to the next start.
+        for (column, ty) in [("key_id", "TEXT"), ("expires_at", "INTEGER"), ("last_used_at", "INTEGER")] {
+            let has: bool = conn
+                .query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = ?1", [column], |r| r.get(0))
+                .map_err(internal)?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {column} {ty}")).map_err(internal)?;
+            }
         }
         conn.execute(
             "UPDATE tokens SET key_id = 'key_' || lower(hex(randomblob(16))) \
