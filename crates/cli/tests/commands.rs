@@ -107,6 +107,55 @@ async fn agent_commands_register_list_show_and_remove() {
     assert_eq!(cli.run(&["agent", "list"]).table().column("NAME"), ["hook"]);
 }
 
+#[tokio::test]
+async fn agent_key_commands_create_list_and_revoke() {
+    let hub = Hub::start(Backend::Sqlite, "agent key commands", &[]).await;
+    let cli = &hub.cli;
+    let (id, first_key) = agent(&hub, "rotator", &[]).await;
+
+    // list, for people: the registration key, live and never used.
+    let t = cli.run(&["agent", "key", "list", &id]).table();
+    assert_eq!(t.column("EXPIRES"), ["live"]);
+    assert_eq!(t.column("LAST USED"), ["never"]);
+    let first = t.column("ID")[0].to_owned();
+    assert!(first.starts_with("key_") && is_time(t.column("CREATED")[0]), "{first}");
+
+    // create, for people: the id and the key shown once; the agent may create its own.
+    let out = cli.with_token(&first_key).run(&["agent", "key", "create", &id]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    let second =
+        lines[0].strip_prefix("created key ").and_then(|r| r.strip_suffix(&format!(" for agent {id}"))).unwrap();
+    let second_key = lines[1].strip_prefix("api key:  ").and_then(|r| r.split(' ').next()).unwrap();
+    assert!(second_key.starts_with("sbk_"), "{out}");
+    assert_eq!(hub.admin.with_token(second_key).whoami().await.unwrap().agent_id.as_deref(), Some(id.as_str()));
+    let made = cli.run(&["agent", "key", "create", &id, "--json"]).json();
+    let third = made["id"].as_str().unwrap().to_owned();
+    assert!(made["key"].as_str().unwrap().starts_with("sbk_") && made["created_at"].is_string(), "{made}");
+
+    // revoke with a grace, then at once.
+    let out = cli.run(&["agent", "key", "revoke", &id, &first, "--grace-seconds", "3600"]).ok();
+    assert_eq!(out, format!("revoked key {first} of agent {id}; it keeps working for 3600 s\n"));
+    assert!(hub.admin.with_token(&first_key).whoami().await.is_ok(), "in grace");
+    let list = cli.run(&["agent", "key", "list", &id, "--json"]).json();
+    let keys = list["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 3, "{list}");
+    assert!(keys[0]["expires_at"].is_string() && keys[1]["expires_at"].is_null(), "{list}");
+    assert!(!list.to_string().contains(second_key), "the list never shows a key");
+    assert_eq!(
+        cli.run(&["agent", "key", "revoke", &id, &third, "--json"]).json(),
+        json!({"revoked": third, "grace_seconds": 0})
+    );
+    assert_eq!(
+        cli.run(&["agent", "key", "revoke", &id, second]).ok(),
+        format!("revoked key {second} of agent {id}; it no longer works\n")
+    );
+    assert!(hub.admin.with_token(second_key).whoami().await.is_err(), "revoked at once");
+    let err = cli.run(&["agent", "key", "revoke", &id, second]).fails();
+    assert!(err.contains("(not_found)") && err.contains("switchboard agent key list"), "{err}");
+    let err = cli.run(&["agent", "key", "revoke", &id, &first, "--grace-seconds", "604801"]).fails();
+    assert!(err.contains("grace_seconds"), "{err}");
+}
+
 /// One message from send to ack, seen through `send`, `inbox`, `message` and `deliveries`.
 async fn message_life(backend: Backend) {
     let test = "message commands";

@@ -237,6 +237,26 @@ impl Client {
         self.call::<(), _>(Method::POST, &format!("/v1/agents/{}/webhook-secret:rotate", urlencode(id)), None).await
     }
 
+    /// Creates one more API key for the agent (admin, or the agent itself); the key is in
+    /// this answer only.
+    pub async fn create_agent_key(&self, id: &str) -> Result<AgentKeyCreated> {
+        self.call::<(), _>(Method::POST, &format!("/v1/agents/{}/keys", urlencode(id)), None).await
+    }
+
+    /// The agent's keys that still work, with their last use (never the keys themselves).
+    pub async fn list_agent_keys(&self, id: &str) -> Result<AgentKeyList> {
+        self.call::<(), _>(Method::GET, &format!("/v1/agents/{}/keys", urlencode(id)), None).await
+    }
+
+    /// Revokes one of the agent's keys: at once, or after `grace_seconds` (at most 7 days).
+    pub async fn revoke_agent_key(&self, id: &str, key_id: &str, grace_seconds: Option<u64>) -> Result<()> {
+        let mut path = format!("/v1/agents/{}/keys/{}", urlencode(id), urlencode(key_id));
+        if let Some(g) = grace_seconds {
+            path.push_str(&format!("?grace_seconds={g}"));
+        }
+        self.call::<(), ()>(Method::DELETE, &path, None).await
+    }
+
     /// The tenant's push settings (admin).
     pub async fn tenant_push_settings(&self) -> Result<TenantPushSettings> {
         self.call::<(), _>(Method::GET, "/v1/tenant/push-settings", None).await

@@ -117,6 +117,40 @@ pub struct AgentRegistered {
     pub webhook_secret: String,
 }
 
+/// One of an agent's API keys, as listed: never the key or its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentKey {
+    /// The key's id (`key_…`), to revoke it by.
+    pub id: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When the key stops working: `null` while live, the end of its grace period once revoked.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// When the key last authenticated a request (recorded about once a second); `null` if never.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+}
+
+/// Answer to `GET /v1/agents/{id}/keys`: the agent's keys that still work, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentKeyList {
+    pub keys: Vec<AgentKey>,
+}
+
+/// Answer to `POST /v1/agents/{id}/keys`: the new key, shown only this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentKeyCreated {
+    /// The key's id (`key_…`), to list and revoke it by.
+    pub id: String,
+    /// The API key itself (`sbk_…`); only its hash is stored.
+    pub key: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
 /// An agent's webhook signing secret(s). During a rotation both are used to sign.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WebhookSecret {

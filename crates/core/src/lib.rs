@@ -22,6 +22,12 @@ pub fn new_id() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
+/// A new public id for an agent key (`key_<uuid>`): what lists and revocations name it by,
+/// never the key or its hash.
+pub fn new_key_id() -> String {
+    format!("key_{}", new_id().simple())
+}
+
 /// The default tenant created on first start of an empty store.
 pub const DEFAULT_TENANT: &str = "default";
 

@@ -106,6 +106,8 @@ async fn the_operator_creates_and_lists_tenants_and_no_one_else_may() {
 struct TenantA {
     pusher: String,
     puller: String,
+    /// The id of the puller's key (the one it was registered with).
+    puller_key: String,
     names: Vec<String>,
     topic: String,
     /// Its messages: to the pusher (dead), to the topic (pending), to the topic and the
@@ -118,7 +120,7 @@ struct TenantA {
 impl TenantA {
     /// Strings whose presence in an answer to B would reveal A's data.
     fn markers(&self) -> Vec<&str> {
-        let mut m = vec![self.pusher.as_str(), self.puller.as_str(), self.topic.as_str()];
+        let mut m = vec![self.pusher.as_str(), self.puller.as_str(), self.puller_key.as_str(), self.topic.as_str()];
         m.extend(self.names.iter().map(String::as_str));
         m.extend([self.dead.as_str(), self.pending.as_str(), "a-secret-payload"]);
         m.extend(self.acked.iter().map(String::as_str));
@@ -175,7 +177,9 @@ async fn seed_a(hub: &TestHub) -> TenantA {
         })
         .await
         .expect("A's push settings");
+    let keys = admin.list_agent_keys(&puller.agent.id).await.expect("A's puller's keys");
     TenantA {
+        puller_key: keys.keys[0].id.clone(),
         names: vec![pusher.agent.name.clone(), puller.agent.name.clone()],
         pusher: pusher.agent.id,
         puller: puller.agent.id,
@@ -251,6 +255,8 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "heartbeat" => (None, None, Forbidden, NotFoundOrForbidden),
         "getWebhookSecret" => (None, None, NotFound, NotFoundOrForbidden),
         "rotateWebhookSecret" => (None, None, NotFound, NotFoundOrForbidden),
+        // A's agent's keys: B may neither add one, nor see them, nor revoke A's key by its id.
+        "createAgentKey" | "listAgentKeys" | "revokeAgentKey" => (None, None, NotFound, NotFoundOrForbidden),
         "fetchInbox" => (None, Some("wait_ms=0"), Forbidden, Clean),
         "ack" => (p(json!({ "ids": a_ids })), None, Forbidden, AllIgnored),
         "nack" => (p(json!({ "ids": a_ids })), None, Forbidden, AllIgnored),
@@ -270,7 +276,10 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
 /// The operation's path with A's ids for its parameters.
 fn fill_path(path: &str, a: &TenantA) -> String {
     let id = if path.starts_with("/v1/messages/") { &a.acked[0] } else { &a.puller };
-    path.replace("{id}", id).replace("{agent_id}", &a.puller).replace("{topic}", &a.topic)
+    path.replace("{id}", id)
+        .replace("{agent_id}", &a.puller)
+        .replace("{topic}", &a.topic)
+        .replace("{key_id}", &a.puller_key)
 }
 
 /// Rows of every table that B's tenant id does not appear in: A's, and the node's.
@@ -412,7 +421,7 @@ async fn no_operation_reaches_another_tenants_data() {
         }
     }
     assert!(failures.is_empty(), "answers to tenant B that reach tenant A:\n  {}", failures.join("\n  "));
-    assert!(called >= 58, "only {called} calls (29 operations × 2 callers): the document lost operations?");
+    assert!(called >= 64, "only {called} calls (32 operations × 2 callers): the document lost operations?");
     public.sort();
     assert_eq!(public, ["GET /.well-known/switchboard-keys.json", "GET /health", "GET /ready"]);
 

@@ -25,8 +25,9 @@ mod wake;
 pub use error::{Conflict, Result, StoreError};
 pub use health::{WriteFailure, WriteStatus};
 pub use records::{
-    AcceptOutcome, Acked, AgentFilter, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord, DeliveryRow,
-    LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TenantRecord, TopicRecipient, TopicSummary,
+    AcceptOutcome, Acked, AgentFilter, AgentKeyRecord, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord,
+    DeliveryRow, LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TenantRecord, TokenRecord,
+    TopicRecipient, TopicSummary,
 };
 pub use wake::{WakeKey, Wakeups};
 
@@ -39,7 +40,8 @@ use switchboard_core::audit::NewAuditEvent;
 /// something changed).
 #[async_trait]
 pub trait AgentStore: Send + Sync {
-    /// Stores a new agent and the hash of its API key. `Conflict` if the name is taken.
+    /// Stores a new agent and the hash of its API key (its first key, given a new id).
+    /// `Conflict` if the name is taken.
     async fn create_agent(&self, agent: AgentRecord, key_hash: String, audit: Option<NewAuditEvent>) -> Result<()>;
     async fn get_agent(&self, tenant: &str, id: &str) -> Result<Option<AgentRecord>>;
     async fn list_agents(&self, tenant: &str, filter: AgentFilter) -> Result<Vec<AgentRecord>>;
@@ -50,6 +52,34 @@ pub trait AgentStore: Send + Sync {
     async fn delete_agent(&self, tenant: &str, id: &str, now: Millis, audit: Option<NewAuditEvent>) -> Result<bool>;
     /// Records that agents were seen (heartbeat or authenticated request).
     async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;
+    /// Adds a live key (`key_id`, the hash of the key) to agent `agent_id`; `None` if the
+    /// tenant has no such agent (then nothing is written).
+    async fn create_agent_key(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        key_id: String,
+        key_hash: String,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Option<AgentKeyRecord>>;
+    /// The agent's keys that still work at `now` (live, or revoked but in their grace
+    /// period), oldest first.
+    async fn list_agent_keys(&self, tenant: &str, agent_id: &str, now: Millis) -> Result<Vec<AgentKeyRecord>>;
+    /// Revokes one of the agent's keys: it stops working at `now + grace_ms` (at once for 0;
+    /// a key already in grace keeps the earlier end). `None`, writing nothing, if the agent
+    /// has no such key working at `now`.
+    async fn revoke_agent_key(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        key_id: &str,
+        now: Millis,
+        grace_ms: i64,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Option<AgentKeyRecord>>;
+    /// Records when keys (by hash) last authenticated a request; batched by the caller.
+    async fn touch_agent_keys(&self, used: Vec<(String, Millis)>) -> Result<()>;
 }
 
 /// Messages: accepting them (with one delivery per recipient) and reading them back.
@@ -181,8 +211,15 @@ pub trait Store:
     /// the store holds).
     async fn bootstrap(&self, admin_token_hash: String, always: bool, now: Millis) -> Result<bool>;
 
-    /// Who holds the token with this hash, if anyone.
-    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>>;
+    /// What the token with this hash names, if anything, whether or not it still works
+    /// (see [`TokenRecord::live_at`]).
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>>;
+
+    /// Who holds the token with this hash, if anyone and if it still works now.
+    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let now = switchboard_core::time::now_ms();
+        Ok(self.token_for_hash(token_hash).await?.filter(|t| t.live_at(now)).map(|t| t.principal))
+    }
 
     /// Consumers register here to be woken when a commit makes something due for them.
     fn wakeups(&self) -> &Wakeups;

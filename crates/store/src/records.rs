@@ -186,3 +186,33 @@ pub struct DeliveryFilter {
     pub after: Option<i64>,
     pub limit: usize,
 }
+
+/// One API key of an agent, as listed (never its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentKeyRecord {
+    /// The key's public id (`key_<uuid>`).
+    pub id: String,
+    pub created_at: Millis,
+    /// When the key stops working: `None` while live, set by a revocation (now, or the end of
+    /// its grace period).
+    pub expires_at: Option<Millis>,
+    /// When the key last authenticated a request, as recorded by the last flush.
+    pub last_used_at: Option<Millis>,
+}
+
+/// What a token's hash names: who holds it and, for an agent key, which key it is and when
+/// it stops working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub principal: switchboard_core::principal::Principal,
+    /// The agent key's id; `None` for admin and operator tokens.
+    pub key_id: Option<String>,
+    pub expires_at: Option<Millis>,
+}
+
+impl TokenRecord {
+    /// Whether the token still works at `now`.
+    pub fn live_at(&self, now: Millis) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}

@@ -11,6 +11,9 @@ pub(crate) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, 
 pub(crate) const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \
      created_at, updated_at, last_seen_at";
 
+/// The columns of `tokens` an `AgentKeyRecord` is read from.
+pub(crate) const KEY_COLS: &str = "key_id, created_at, expires_at, last_used_at";
+
 /// The columns of `topic_subscriptions` a `SubscriptionRecord` is read from.
 pub(crate) const SUBSCRIPTION_COLS: &str = "tenant_id, topic, agent_id, created_at";
 

@@ -21,6 +21,10 @@ use switchboard_store::{
 mod audit;
 use audit::*;
 
+#[path = "suite/keys.rs"]
+mod keys;
+use keys::*;
+
 const T: &str = "t1";
 
 /// The recipient text of agent `id`, spelled by the one address type.
@@ -863,6 +867,10 @@ backends!(
     publishing_to_a_thousand_subscribers_is_one_message,
     concurrent_accepts_lease_in_commit_order,
     redelivery_keeps_its_place_in_seq_order,
+    an_agent_holds_several_live_keys,
+    revoking_a_key_ends_it_now_or_after_its_grace,
+    key_use_is_recorded_in_batches,
+    deleting_an_agent_removes_its_keys,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).
@@ -976,6 +984,38 @@ mod postgres_only {
         .await;
     }
 
+    /// Migration 7: a database from before agent keys had ids gets the columns, and every
+    /// agent key an id, which lists it and revokes it.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+    async fn migration_7_gives_existing_agent_keys_ids() {
+        pg::with_database("migration_7_gives_existing_agent_keys_ids", |_, url| async move {
+            let s = node(&url, "node-a").await;
+            s.create_agent(super::agent("t1", "a1", "ann"), "h1".into(), None).await.unwrap();
+            s.close().await;
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            let conn = tokio::spawn(conn);
+            client
+                .batch_execute(
+                    "DROP INDEX tokens_key; ALTER TABLE tokens DROP COLUMN key_id, DROP COLUMN expires_at, \
+                     DROP COLUMN last_used_at; DELETE FROM schema_migrations WHERE version >= 7;",
+                )
+                .await
+                .expect("make a version-6 database");
+            drop(client);
+            let _ = conn.await;
+            let s = node(&url, "node-b").await;
+            let keys = s.list_agent_keys("t1", "a1", 2).await.unwrap();
+            assert_eq!(keys.len(), 1);
+            assert!(keys[0].id.starts_with("key_"), "{}", keys[0].id);
+            assert_eq!(s.token_for_hash("h1").await.unwrap().unwrap().key_id.as_deref(), Some(keys[0].id.as_str()));
+            assert!(s.revoke_agent_key("t1", "a1", &keys[0].id, 3, 0, None).await.unwrap().is_some());
+            assert!(s.principal_for_token("h1").await.unwrap().is_none());
+            s.close().await;
+        })
+        .await;
+    }
+
     /// Migration 6: a database whose bootstrap token was stored as `admin` (before the
     /// operator) gets it back as the operator's; another tenant's admin token stays `admin`.
     #[tokio::test]
@@ -992,7 +1032,7 @@ mod postgres_only {
                 .batch_execute(
                     "UPDATE tokens SET principal = 'admin'; \
                      INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-b', 'b', 'admin', 1); \
-                     DROP INDEX tenants_name; DELETE FROM schema_migrations WHERE version = 6;",
+                     DROP INDEX tenants_name; DELETE FROM schema_migrations WHERE version >= 6;",
                 )
                 .await
                 .expect("make a version-5 database");

@@ -1,4 +1,4 @@
-//! `switchboard agent`: register, list, show and remove agents.
+//! `switchboard agent`: register, list, show and remove agents, and manage their keys.
 
 use std::path::PathBuf;
 
@@ -54,6 +54,87 @@ pub enum AgentCmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// An agent's API keys: several may be live; rotate by creating one and revoking the old
+    /// one (admin token, or the agent's own key).
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+}
+
+/// The `agent key` subcommands.
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    /// Create one more key for the agent; prints it once. Its other keys keep working.
+    Create {
+        /// The agent's id.
+        agent: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the agent's keys that still work, with their last use (never the keys).
+    List {
+        /// The agent's id.
+        agent: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Revoke one of the agent's keys, at once or after a grace period.
+    Revoke {
+        /// The agent's id.
+        agent: String,
+        /// The key's id (`key_…`), as `switchboard agent key list` shows it.
+        key_id: String,
+        /// Seconds the key keeps working, so its holder can switch first (at most 604800, 7 days).
+        #[arg(long)]
+        grace_seconds: Option<u64>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+async fn run_key(cmd: KeyCmd) -> Result<()> {
+    match cmd {
+        KeyCmd::Create { agent, conn } => {
+            let k = client(&conn).create_agent_key(&agent).await?;
+            if conn.json {
+                return output::json(&k);
+            }
+            println!("created key {} for agent {agent}", k.id);
+            println!("api key:  {}   (shown once; store it now)", k.key);
+        }
+        KeyCmd::List { agent, conn } => {
+            let list = client(&conn).list_agent_keys(&agent).await?;
+            if conn.json {
+                return output::json(&list);
+            }
+            let rows = list
+                .keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.id.clone(),
+                        k.created_at.clone(),
+                        k.expires_at.clone().unwrap_or_else(|| "live".into()),
+                        k.last_used_at.clone().unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            print!("{}", output::table(&["ID", "CREATED", "EXPIRES", "LAST USED"], rows));
+        }
+        KeyCmd::Revoke { agent, key_id, grace_seconds, conn } => {
+            client(&conn).revoke_agent_key(&agent, &key_id, grace_seconds).await?;
+            let grace = grace_seconds.unwrap_or(0);
+            if conn.json {
+                return output::json(&serde_json::json!({ "revoked": key_id, "grace_seconds": grace }));
+            }
+            match grace {
+                0 => println!("revoked key {key_id} of agent {agent}; it no longer works"),
+                g => println!("revoked key {key_id} of agent {agent}; it keeps working for {g} s"),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs one `agent` subcommand.
@@ -154,6 +235,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
             }
             println!("deleted agent {id}");
         }
+        AgentCmd::Key { cmd } => return run_key(cmd).await,
     }
     Ok(())
 }

@@ -5,20 +5,20 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use switchboard_core::api::WebhookSecret;
 use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, RegisterAgent, UpdateAgent};
+use switchboard_core::api::{AgentKey, AgentKeyCreated, AgentKeyList, FieldError, WebhookSecret};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_store::push::PushSettings;
-use switchboard_store::{AgentFilter, AgentRecord};
+use switchboard_store::{AgentFilter, AgentKeyRecord, AgentRecord};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::openapi::{AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
+use super::openapi::{AgentKeyPath, AgentPath, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{Q, parse_json};
 use crate::api::auth::Auth;
-use crate::domain::agents::not_registered;
+use crate::domain::agents::{MAX_KEY_GRACE_SECONDS, not_registered};
 use crate::error::ApiError;
 
 const CARD_LIMIT: usize = 256 * 1024;
@@ -221,6 +221,86 @@ pub async fn rotate_webhook_secret(
     Ok(Json(secret_view(&s)))
 }
 
+fn key_view(k: AgentKeyRecord) -> AgentKey {
+    AgentKey {
+        id: k.id,
+        created_at: rfc3339(k.created_at),
+        expires_at: k.expires_at.map(rfc3339),
+        last_used_at: k.last_used_at.map(rfc3339),
+    }
+}
+
+/// Creates one more API key for the agent (admin, or the agent itself); its other keys keep
+/// working. The key is in this answer only.
+#[utoipa::path(post, path = "/v1/agents/{id}/keys", operation_id = "createAgentKey", params(AgentPath),
+    responses((status = 201, description = "The new key, shown only this once", body = AgentKeyCreated),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<AgentKeyCreated>), ApiError> {
+    let (k, key) = state.agents.create_key(&auth.0, &id).await?;
+    Ok((StatusCode::CREATED, Json(AgentKeyCreated { id: k.id, key, created_at: rfc3339(k.created_at) })))
+}
+
+/// Lists the agent's keys that still work, with their last use (admin, or the agent itself).
+/// Never the keys themselves.
+#[utoipa::path(get, path = "/v1/agents/{id}/keys", operation_id = "listAgentKeys", params(AgentPath),
+    responses((status = 200, description = "The agent's keys, oldest first", body = AgentKeyList),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<AgentKeyList>, ApiError> {
+    let keys = state.agents.list_keys(&auth.0, &id).await?;
+    Ok(Json(AgentKeyList { keys: keys.into_iter().map(key_view).collect() }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQuery {
+    /// Seconds the key keeps working after the revocation, 0 to 604800 (7 days); default 0:
+    /// it stops at once.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 604800)]
+    grace_seconds: Option<String>,
+}
+
+fn grace_seconds(asked: Option<&str>) -> Result<u64, ApiError> {
+    match asked.map(str::parse::<u64>) {
+        None => Ok(0),
+        Some(Ok(n)) if n <= MAX_KEY_GRACE_SECONDS => Ok(n),
+        Some(_) => Err(ApiError::params(vec![FieldError {
+            path: "grace_seconds".to_owned(),
+            message: format!(
+                "must be a whole number of seconds from 0 (stop at once) to {MAX_KEY_GRACE_SECONDS} (7 days)"
+            ),
+        }])),
+    }
+}
+
+/// Revokes one of the agent's keys (admin, or the agent itself), at once or after
+/// `grace_seconds`, so its holder can switch to a new key first.
+#[utoipa::path(delete, path = "/v1/agents/{id}/keys/{key_id}", operation_id = "revokeAgentKey",
+    params(AgentKeyPath, RevokeQuery),
+    responses((status = 204, description = "Revoked: the key stops working now, or when its grace period ends"),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((id, key_id)): Path<(String, String)>,
+    Q(q): Q<RevokeQuery>,
+) -> Result<StatusCode, ApiError> {
+    let grace = grace_seconds(q.grace_seconds.as_deref())?;
+    state.agents.revoke_key(&auth.0, &id, &key_id, grace).await?;
+    // This node stops accepting it now (its cache would keep it for up to 10 s); a key in
+    // grace is checked against its new expiry on each request.
+    state.tokens.forget_key(auth.0.tenant.as_str(), &key_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// This resource's routes, each with its OpenAPI operation.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -229,4 +309,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeat))
         .routes(routes!(webhook_secret))
         .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
 }

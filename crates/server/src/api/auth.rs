@@ -1,8 +1,11 @@
 //! Who is calling: bearer tokens (admin tokens and agent API keys) to principals.
 //!
 //! Tokens are random with at least 256 bits of entropy, so a fast hash (SHA-256) is enough to
-//! store them: there is no dictionary to attack. Look-ups are cached for a few seconds because
-//! every request authenticates; deleting an agent drops its entries at once on this node.
+//! store them: there is no dictionary to attack. Look-ups are cached for 10 seconds because
+//! every request authenticates. A cached key's expiry is checked on every hit, so a key in
+//! its grace period stops at the end of it on every node. Deleting an agent or revoking a key
+//! drops its entries at once on the node that did it; another node may still accept a key
+//! revoked without grace (or a deleted agent's key) for at most those 10 seconds.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,6 +15,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use switchboard_core::AgentId;
 use switchboard_core::principal::{Principal, PrincipalKind};
+use switchboard_core::time::now_ms;
+use switchboard_store::TokenRecord;
 
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -22,27 +27,34 @@ const CACHE_TTL: Duration = Duration::from_secs(10);
 /// Recently authenticated tokens.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+    entries: Mutex<HashMap<String, (TokenRecord, Instant)>>,
 }
 
 impl TokenCache {
-    fn get(&self, hash: &str) -> Option<Principal> {
+    fn get(&self, hash: &str) -> Option<TokenRecord> {
         let map = self.entries.lock().expect("token cache poisoned");
-        map.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(p, _)| p.clone())
+        map.get(hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(t, _)| t.clone())
     }
 
-    fn put(&self, hash: String, p: Principal) {
+    fn put(&self, hash: String, t: TokenRecord) {
         let mut map = self.entries.lock().expect("token cache poisoned");
         if map.len() > 100_000 {
             map.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
-        map.insert(hash, (p, Instant::now()));
+        map.insert(hash, (t, Instant::now()));
     }
 
     /// Forgets every cached token of this agent (it was deleted).
     pub fn forget_agent(&self, tenant: &str, id: &str) {
         let mut map = self.entries.lock().expect("token cache poisoned");
-        map.retain(|_, (p, _)| !(p.tenant == tenant && p.agent().is_some_and(|a| a == id)));
+        map.retain(|_, (t, _)| !(t.principal.tenant == tenant && t.principal.agent().is_some_and(|a| a == id)));
+    }
+
+    /// Forgets the cached agent key `key_id` (it was revoked): the next request with it reads
+    /// its expiry from the store.
+    pub fn forget_key(&self, tenant: &str, key_id: &str) {
+        let mut map = self.entries.lock().expect("token cache poisoned");
+        map.retain(|_, (t, _)| !(t.principal.tenant == tenant && t.key_id.as_deref() == Some(key_id)));
     }
 }
 
@@ -108,23 +120,31 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
         let token = bearer(parts)?;
         let hash = token_hash(&token);
-        let principal = match state.tokens.get(&hash) {
-            Some(p) => p,
+        let token = match state.tokens.get(&hash) {
+            Some(t) => t,
             None => {
-                let p = state.store.principal_for_token(&hash).await?.ok_or_else(|| {
+                let t = state.store.token_for_hash(&hash).await?.ok_or_else(|| {
                     ApiError::Unauthenticated(
                         "the token is not valid: it may be mistyped, or its agent was deleted".into(),
                     )
                 })?;
-                state.tokens.put(hash, p.clone());
-                p
+                state.tokens.put(hash.clone(), t.clone());
+                t
             }
         };
-        // Presence is marked by `note_presence` once the request has succeeded.
+        let now = now_ms();
+        if !token.live_at(now) {
+            return Err(ApiError::Unauthenticated(
+                "this agent key was revoked; use another of the agent's keys (`switchboard agent key create`)".into(),
+            ));
+        }
+        let principal = token.principal;
+        // Presence, and the key's last use, are marked by `note_presence` once the request
+        // has succeeded.
         if let PrincipalKind::Agent(id) = &principal.kind
             && let Some(caller) = parts.extensions.get::<crate::api::Caller>()
         {
-            caller.set(principal.tenant.as_str(), id.as_str());
+            caller.set(principal.tenant.as_str(), id.as_str(), token.key_id.is_some().then_some(hash));
         }
         Ok(Auth(principal))
     }

@@ -186,6 +186,16 @@ pub struct AgentPath {
     pub id: String,
 }
 
+/// `{id}` of an agent and `{key_id}` of one of its keys in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AgentKeyPath {
+    /// The agent's id, as returned when it was registered.
+    pub id: String,
+    /// The key's id (`key_…`), as `GET /v1/agents/{id}/keys` lists it.
+    pub key_id: String,
+}
+
 /// `{id}` of a message in a path.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]

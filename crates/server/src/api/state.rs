@@ -38,16 +38,17 @@ pub struct AppState {
 /// [`note_presence`]: the extractor runs before the handler has decided, so it cannot tell
 /// whether the request will be refused.
 #[derive(Clone, Default)]
-pub struct Caller(Arc<std::sync::OnceLock<(String, String)>>);
+pub struct Caller(Arc<std::sync::OnceLock<(String, String, Option<String>)>>);
 
 impl Caller {
-    /// Records the (tenant, agent id) the request authenticated as.
-    pub fn set(&self, tenant: &str, id: &str) {
-        let _ = self.0.set((tenant.to_owned(), id.to_owned()));
+    /// Records the (tenant, agent id) the request authenticated as, and the hash of the agent
+    /// key it used.
+    pub fn set(&self, tenant: &str, id: &str, key_hash: Option<String>) {
+        let _ = self.0.set((tenant.to_owned(), id.to_owned(), key_hash));
     }
 }
 
-/// Marks the calling agent as seen once its request has succeeded. A refused request (any
+/// Marks the calling agent as seen, and its key as used, once its request has succeeded. A refused request (any
 /// 4xx or 5xx) says nothing about the agent being alive and at work: an agent whose only
 /// request was a 422 stays `inactive`, and anycast does not pick it.
 pub async fn note_presence(
@@ -60,9 +61,12 @@ pub async fn note_presence(
     let res = next.run(req).await;
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error())
-        && let Some((tenant, id)) = caller.0.get()
+        && let Some((tenant, id, key_hash)) = caller.0.get()
     {
         presence.seen(tenant, id);
+        if let Some(h) = key_hash {
+            presence.key_used(h, switchboard_core::time::now_ms());
+        }
     }
     res
 }

@@ -8,7 +8,7 @@ use switchboard_core::audit::{AuditAction, NewAuditEvent};
 use switchboard_core::time::now_ms;
 use switchboard_core::{API_KEY_PREFIX, AgentId, Principal, Recipient, validate};
 use switchboard_store::push::PushSettings;
-use switchboard_store::{AgentRecord, Store};
+use switchboard_store::{AgentKeyRecord, AgentRecord, Store};
 
 use super::push::Pusher;
 use super::routing::Routing;
@@ -172,6 +172,76 @@ impl Agents {
         self.store.put_push_settings(by.tenant.as_str(), id, s.clone(), Some(audit)).await?;
         tracing::info!(agent = %id, "webhook secret rotated");
         Ok(s)
+    }
+}
+
+/// The longest grace period a revoked agent key may keep working for: 7 days.
+pub const MAX_KEY_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+
+/// Who may manage agent `id`'s keys: the tenant's admin, or the agent itself.
+fn may_manage_keys(by: &Principal, id: &str) -> Result<(), ApiError> {
+    if by.is_admin() || by.agent().is_some_and(|me| me == id) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "an agent may manage only its own keys; use the admin token to manage another agent's keys".into(),
+    ))
+}
+
+fn no_such_key(id: &str, key_id: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "agent {id} has no working key {key_id}; list its keys with `switchboard agent key list {id}`"
+    ))
+}
+
+impl Agents {
+    /// Gives agent `id` one more live key; its earlier keys keep working.
+    pub async fn create_key(&self, by: &Principal, id: &str) -> Result<(AgentKeyRecord, String), ApiError> {
+        may_manage_keys(by, id)?;
+        let key = new_token(API_KEY_PREFIX);
+        let key_id = switchboard_core::new_key_id();
+        let now = now_ms();
+        let audit = NewAuditEvent::by(by, AuditAction::AgentKeyCreate, agent_target(id), now)
+            .with_detail(serde_json::json!({ "key_id": key_id }));
+        let record = self
+            .store
+            .create_agent_key(by.tenant.as_str(), id, key_id, token_hash(&key), now, Some(audit))
+            .await?
+            .ok_or_else(|| not_registered(id))?;
+        tracing::info!(agent = %id, key_id = %record.id, "agent key created");
+        Ok((record, key))
+    }
+
+    /// Agent `id`'s keys that still work (live, or revoked and in their grace period).
+    pub async fn list_keys(&self, by: &Principal, id: &str) -> Result<Vec<AgentKeyRecord>, ApiError> {
+        may_manage_keys(by, id)?;
+        let tenant = by.tenant.as_str();
+        self.store.get_agent(tenant, id).await?.ok_or_else(|| not_registered(id))?;
+        Ok(self.store.list_agent_keys(tenant, id, now_ms()).await?)
+    }
+
+    /// Revokes agent `id`'s key `key_id`: it stops working after `grace_seconds` (at once
+    /// for 0), so that its holder can switch to a new key without a failed request.
+    pub async fn revoke_key(
+        &self,
+        by: &Principal,
+        id: &str,
+        key_id: &str,
+        grace_seconds: u64,
+    ) -> Result<AgentKeyRecord, ApiError> {
+        may_manage_keys(by, id)?;
+        let grace_seconds = grace_seconds.min(MAX_KEY_GRACE_SECONDS);
+        let now = now_ms();
+        let audit = NewAuditEvent::by(by, AuditAction::AgentKeyRevoke, agent_target(id), now)
+            .with_detail(serde_json::json!({ "key_id": key_id, "grace_seconds": grace_seconds }));
+        let grace_ms = grace_seconds as i64 * 1000;
+        let record = self
+            .store
+            .revoke_agent_key(by.tenant.as_str(), id, key_id, now, grace_ms, Some(audit))
+            .await?
+            .ok_or_else(|| no_such_key(id, key_id))?;
+        tracing::info!(agent = %id, key_id = %key_id, grace_seconds, "agent key revoked");
+        Ok(record)
     }
 }
 

@@ -9,10 +9,13 @@ use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentRecord, Store};
 
 /// Agents seen since the last flush; written to the store in one batch each second, so that
-/// successful requests keep an agent `active` without a write per request.
+/// successful requests keep an agent `active` without a write per request. Agent keys' last
+/// use is batched the same way.
 #[derive(Default)]
 pub struct Presence {
     pending: std::sync::Mutex<HashMap<(String, String), Millis>>,
+    /// Agent keys (by hash) that authenticated a request since the last flush, and when.
+    keys_used: std::sync::Mutex<HashMap<String, Millis>>,
     /// Held across a flush's drain and write, so that a flush that returns has also waited
     /// for one running beside it: after it, everything seen before it is in the store.
     flushing: tokio::sync::Mutex<()>,
@@ -25,7 +28,18 @@ impl Presence {
         map.insert((tenant.to_owned(), id.to_owned()), now_ms());
     }
 
-    /// Writes what was seen since the last flush.
+    /// Notes that the agent key with this hash authenticated a request at `at`.
+    pub fn key_used(&self, hash: &str, at: Millis) {
+        let mut map = self.keys_used.lock().expect("presence lock poisoned");
+        match map.get_mut(hash) {
+            Some(t) => *t = (*t).max(at),
+            None => {
+                map.insert(hash.to_owned(), at);
+            }
+        }
+    }
+
+    /// Writes what was seen (agents, and the last use of their keys) since the last flush.
     pub async fn flush(&self, store: &dyn Store) {
         let _one_at_a_time = self.flushing.lock().await;
         let seen: Vec<_> = {
@@ -36,6 +50,15 @@ impl Presence {
             && let Err(e) = store.touch_agents(seen).await
         {
             tracing::warn!(error = %e, "could not record agent presence");
+        }
+        let used: Vec<_> = {
+            let mut map = self.keys_used.lock().expect("presence lock poisoned");
+            map.drain().collect()
+        };
+        if !used.is_empty()
+            && let Err(e) = store.touch_agent_keys(used).await
+        {
+            tracing::warn!(error = %e, "could not record when agent keys were last used");
         }
     }
 }

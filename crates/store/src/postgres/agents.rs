@@ -9,8 +9,8 @@ use super::audit::append_if;
 use super::error::{Fail, retrying};
 use super::rows::agent_from_row;
 use super::{OPEN, PostgresStore};
-use crate::sql::{AGENT_COLS, RECIPIENT_DELETED, qualified};
-use crate::{AgentFilter, AgentRecord, AgentStore, Conflict, Result, StoreError};
+use crate::sql::{AGENT_COLS, KEY_COLS, RECIPIENT_DELETED, qualified};
+use crate::{AgentFilter, AgentKeyRecord, AgentRecord, AgentStore, Conflict, Result, StoreError};
 
 fn agent_conflict(e: tokio_postgres::Error, name: &str) -> Fail {
     match e.as_db_error() {
@@ -74,8 +74,14 @@ impl AgentStore for PostgresStore {
             .map_err(|e| agent_conflict(e, &a.name))?;
             insert_capabilities(&tx, a).await?;
             tx.execute(
-                "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ($1, $2, $3, $4)",
-                &[key_hash, &a.tenant, &switchboard_core::Recipient::agent_text(&a.id.as_str().into()), &a.created_at],
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at, key_id) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    key_hash,
+                    &a.tenant,
+                    &switchboard_core::Recipient::agent_text(&a.id.as_str().into()),
+                    &a.created_at,
+                    &switchboard_core::new_key_id(),
+                ],
             )
             .await?;
             append_if(&tx, true, audit).await?;
@@ -233,4 +239,124 @@ impl AgentStore for PostgresStore {
         })
         .await
     }
+
+    async fn create_agent_key(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        key_id: String,
+        key_hash: String,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Option<AgentKeyRecord>> {
+        let (key_id, key_hash, audit) = (&key_id, &key_hash, audit.as_ref());
+        let principal = &agent_principal(agent_id);
+        retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            // FOR SHARE: a deletion of the agent waits for this key, and then removes it too.
+            let exists = tx
+                .query_opt("SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2 FOR SHARE", &[&tenant, &agent_id])
+                .await?
+                .is_some();
+            if !exists {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at, key_id) VALUES ($1, $2, $3, $4, $5)",
+                &[key_hash, &tenant, principal, &now, key_id],
+            )
+            .await?;
+            append_if(&tx, true, audit).await?;
+            tx.commit().await?;
+            Ok(Some(AgentKeyRecord { id: key_id.clone(), created_at: now, expires_at: None, last_used_at: None }))
+        })
+        .await
+    }
+
+    async fn list_agent_keys(&self, tenant: &str, agent_id: &str, now: Millis) -> Result<Vec<AgentKeyRecord>> {
+        let principal = agent_principal(agent_id);
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLS} FROM tokens WHERE tenant_id = $1 AND principal = $2 \
+                     AND (expires_at IS NULL OR expires_at > $3) ORDER BY created_at, key_id"
+                ))
+                .await?;
+            let rows = c.query(&st, &[&tenant, &principal, &now]).await?;
+            rows.iter().map(key_from_row).collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn revoke_agent_key(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        key_id: &str,
+        now: Millis,
+        grace_ms: i64,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Option<AgentKeyRecord>> {
+        let (principal, audit) = (&agent_principal(agent_id), audit.as_ref());
+        let ends = &now.saturating_add(grace_ms.max(0));
+        retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "UPDATE tokens SET expires_at = least(coalesce(expires_at, $5), $5) \
+                         WHERE tenant_id = $1 AND principal = $2 AND key_id = $3 \
+                         AND (expires_at IS NULL OR expires_at > $4) RETURNING {KEY_COLS}"
+                    ),
+                    &[&tenant, principal, &key_id, &now, ends],
+                )
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let key = key_from_row(&row)?;
+            append_if(&tx, true, audit).await?;
+            tx.commit().await?;
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn touch_agent_keys(&self, used: Vec<(String, Millis)>) -> Result<()> {
+        if used.is_empty() {
+            return Ok(());
+        }
+        let hashes: Vec<&str> = used.iter().map(|u| u.0.as_str()).collect();
+        let at: Vec<i64> = used.iter().map(|u| u.1).collect();
+        let (hashes, at) = (&hashes, &at);
+        retrying(move || async move {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(
+                    "UPDATE tokens t SET last_used_at = greatest(coalesce(t.last_used_at, 0), v.at) \
+                     FROM (SELECT h, max(at) AS at FROM unnest($1::text[], $2::int8[]) AS u(h, at) GROUP BY h) v \
+                     WHERE t.hash = v.h",
+                )
+                .await?;
+            c.execute(&st, &[hashes, at]).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn key_from_row(r: &tokio_postgres::Row) -> Result<AgentKeyRecord, Fail> {
+    Ok(AgentKeyRecord {
+        id: r.try_get(0)?,
+        created_at: r.try_get(1)?,
+        expires_at: r.try_get(2)?,
+        last_used_at: r.try_get(3)?,
+    })
+}
+
+fn agent_principal(id: &str) -> String {
+    switchboard_core::Recipient::agent_text(&id.into())
 }

@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::health::WriteHealth;
-use crate::{Result, Store, StoreError, Wakeups, WriteStatus};
+use crate::{Result, Store, StoreError, TokenRecord, Wakeups, WriteStatus};
 use error::{Fail, retrying};
 use listener::{LISTEN_READY, listen_loop};
 use migrations::migrate;
@@ -258,11 +258,12 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let run = async {
             let c = self.conn().await?;
             // The one look-up not filtered by tenant: it is how the tenant is found.
-            let st = c.prepare_cached("SELECT tenant_id, principal FROM tokens WHERE hash = $1").await?;
+            let st =
+                c.prepare_cached("SELECT tenant_id, principal, key_id, expires_at FROM tokens WHERE hash = $1").await?;
             let Some(row) = c.query_opt(&st, &[&token_hash]).await? else {
                 return Ok(None);
             };
@@ -271,7 +272,8 @@ impl Store for PostgresStore {
             let Some(kind) = PrincipalKind::from_stored(&p) else {
                 return Ok(None);
             };
-            Ok::<_, Fail>(Some(Principal { tenant: TenantId::from(tenant), kind }))
+            let principal = Principal { tenant: TenantId::from(tenant), kind };
+            Ok::<_, Fail>(Some(TokenRecord { principal, key_id: row.try_get(2)?, expires_at: row.try_get(3)? }))
         };
         run.await.map_err(Fail::into_store)
     }

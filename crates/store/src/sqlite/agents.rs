@@ -8,8 +8,8 @@ use switchboard_core::time::Millis;
 use super::audit::append_if;
 use super::rows::agent_from_row;
 use super::{OPEN, SqliteStore, internal};
-use crate::sql::{AGENT_COLS, RECIPIENT_DELETED, qualified};
-use crate::{AgentFilter, AgentRecord, AgentStore, Conflict, Result, StoreError};
+use crate::sql::{AGENT_COLS, KEY_COLS, RECIPIENT_DELETED, qualified};
+use crate::{AgentFilter, AgentKeyRecord, AgentRecord, AgentStore, Conflict, Result, StoreError};
 
 fn to_json(v: &serde_json::Value) -> String {
     v.to_string()
@@ -50,12 +50,13 @@ impl AgentStore for SqliteStore {
                 .map_err(internal)?;
             }
             c.execute(
-                "INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at, key_id) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
                     key_hash,
                     a.tenant,
                     switchboard_core::Recipient::agent_text(&a.id.as_str().into()),
-                    a.created_at
+                    a.created_at,
+                    switchboard_core::new_key_id()
                 ],
             )
             .map_err(internal)?;
@@ -199,4 +200,107 @@ impl AgentStore for SqliteStore {
         })
         .await
     }
+
+    async fn create_agent_key(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        key_id: String,
+        key_hash: String,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Option<AgentKeyRecord>> {
+        let (tenant, agent_id) = (tenant.to_owned(), agent_id.to_owned());
+        self.write(move |c, _| {
+            let exists = c
+                .query_row("SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2", params![tenant, agent_id], |_| {
+                    Ok(())
+                })
+                .optional()
+                .map_err(internal)?
+                .is_some();
+            if !exists {
+                return Ok(None);
+            }
+            c.execute(
+                "INSERT INTO tokens (hash, tenant_id, principal, created_at, key_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key_hash, tenant, agent_principal(&agent_id), now, key_id],
+            )
+            .map_err(internal)?;
+            append_if(c, true, audit.as_ref())?;
+            Ok(Some(AgentKeyRecord { id: key_id, created_at: now, expires_at: None, last_used_at: None }))
+        })
+        .await
+    }
+
+    async fn list_agent_keys(&self, tenant: &str, agent_id: &str, now: Millis) -> Result<Vec<AgentKeyRecord>> {
+        let (tenant, principal) = (tenant.to_owned(), agent_principal(agent_id));
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {KEY_COLS} FROM tokens WHERE tenant_id = ?1 AND principal = ?2 \
+                     AND (expires_at IS NULL OR expires_at > ?3) ORDER BY created_at, key_id"
+                ))
+                .map_err(internal)?;
+            let rows = st.query_map(params![tenant, principal, now], key_from_row).map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn revoke_agent_key(
+        &self,
+        tenant: &str,
+        agent_id: &str,
+        key_id: &str,
+        now: Millis,
+        grace_ms: i64,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Option<AgentKeyRecord>> {
+        let (tenant, principal, key_id) = (tenant.to_owned(), agent_principal(agent_id), key_id.to_owned());
+        self.write(move |c, _| {
+            let ends = now.saturating_add(grace_ms.max(0));
+            let n = c
+                .execute(
+                    "UPDATE tokens SET expires_at = min(coalesce(expires_at, ?5), ?5) \
+                     WHERE tenant_id = ?1 AND principal = ?2 AND key_id = ?3 AND (expires_at IS NULL OR expires_at > ?4)",
+                    params![tenant, principal, key_id, now, ends],
+                )
+                .map_err(internal)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let key = c
+                .query_row(
+                    &format!("SELECT {KEY_COLS} FROM tokens WHERE tenant_id = ?1 AND key_id = ?2"),
+                    params![tenant, key_id],
+                    key_from_row,
+                )
+                .map_err(internal)?;
+            append_if(c, true, audit.as_ref())?;
+            Ok(Some(key))
+        })
+        .await
+    }
+
+    async fn touch_agent_keys(&self, used: Vec<(String, Millis)>) -> Result<()> {
+        self.write(move |c, _| {
+            let mut st = c
+                .prepare_cached("UPDATE tokens SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE hash = ?1")
+                .map_err(internal)?;
+            for (hash, at) in used {
+                st.execute(params![hash, at]).map_err(internal)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AgentKeyRecord> {
+    Ok(AgentKeyRecord { id: r.get(0)?, created_at: r.get(1)?, expires_at: r.get(2)?, last_used_at: r.get(3)? })
+}
+
+fn agent_principal(id: &str) -> String {
+    switchboard_core::Recipient::agent_text(&id.into())
 }

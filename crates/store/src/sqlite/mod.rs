@@ -23,7 +23,7 @@ use switchboard_core::time::Millis;
 use tokio::sync::mpsc;
 
 use crate::health::WriteHealth;
-use crate::{Result, Store, StoreError, Wakeups, WriteStatus};
+use crate::{Result, Store, StoreError, TokenRecord, Wakeups, WriteStatus};
 use writer::{QUEUE, Queued, writer_loop};
 
 mod agents;
@@ -146,10 +146,29 @@ impl SqliteStore {
 /// Version 3 only adds the audit tables, which `schema.sql` creates where they are missing.
 /// Version 4 adds the unique index on tenant names (`schema.sql`) and names the bootstrap
 /// token's principal `operator`: until then the only admin token of the default tenant was
-/// the bootstrap one, stored as `admin`. Idempotent, so a crash before the version is set
-/// only runs it again.
+/// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
+/// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
+/// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..5).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 5: agent keys get ids, expiry and last use");
+        // Column by column: a crash between two of them leaves the rest to the next start.
+        for (column, ty) in [("key_id", "TEXT"), ("expires_at", "INTEGER"), ("last_used_at", "INTEGER")] {
+            let has: bool = conn
+                .query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = ?1", [column], |r| r.get(0))
+                .map_err(internal)?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {column} {ty}")).map_err(internal)?;
+            }
+        }
+        conn.execute(
+            "UPDATE tokens SET key_id = 'key_' || lower(hex(randomblob(16))) \
+             WHERE key_id IS NULL AND principal LIKE 'agent:%'",
+            [],
+        )
+        .map_err(internal)?;
+    }
     if (1..4).contains(&version) {
         tracing::info!("migrating the SQLite store to version 4: the bootstrap token becomes the operator's");
         conn.execute(
@@ -216,15 +235,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn principal_for_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+    async fn token_for_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let hash = token_hash.to_owned();
         self.read(move |c| {
-            let mut st =
-                c.prepare_cached("SELECT tenant_id, principal FROM tokens WHERE hash = ?1").map_err(internal)?;
-            let row: Option<(String, String)> =
-                st.query_row([hash], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(internal)?;
-            Ok(row.and_then(|(tenant, p)| {
-                Some(Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p)? })
+            let mut st = c
+                .prepare_cached("SELECT tenant_id, principal, key_id, expires_at FROM tokens WHERE hash = ?1")
+                .map_err(internal)?;
+            type Row = (String, String, Option<String>, Option<Millis>);
+            let row: Option<Row> = st
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()
+                .map_err(internal)?;
+            Ok(row.and_then(|(tenant, p, key_id, expires_at)| {
+                let principal = Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p)? };
+                Some(TokenRecord { principal, key_id, expires_at })
             }))
         })
         .await
@@ -268,7 +292,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -297,7 +321,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -324,5 +348,35 @@ mod tests {
         assert_eq!(b.kind, PrincipalKind::Admin);
         store.close().await;
         assert!(index_sql(&conn, "tenants_name").contains("UNIQUE"));
+    }
+
+    /// A version-4 database (one key per agent, without an id) gets the agent keys' columns
+    /// at open, and every agent key an id.
+    #[tokio::test]
+    async fn version_4_gives_agent_keys_ids() {
+        use crate::AgentStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "DROP INDEX tokens_key; ALTER TABLE tokens DROP COLUMN key_id; ALTER TABLE tokens DROP COLUMN expires_at; \
+             ALTER TABLE tokens DROP COLUMN last_used_at; \
+             INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-a', 't', 'agent:a1', 1); \
+             INSERT INTO tokens (hash, tenant_id, principal, created_at) VALUES ('h-b', 't', 'admin', 1); \
+             PRAGMA user_version = 4;",
+        )
+        .expect("make a version-4 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let a = store.token_for_hash("h-a").await.expect("look up").expect("known");
+        let key_id = a.key_id.expect("the agent key has an id");
+        assert!(key_id.starts_with("key_") && key_id.len() == 36, "{key_id}");
+        assert_eq!(store.token_for_hash("h-b").await.expect("look up").expect("known").key_id, None);
+        assert!(store.revoke_agent_key("t", "a1", &key_id, 5, 0, None).await.expect("revoke").is_some());
+        assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 5);
     }
 }

@@ -9,9 +9,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     hash        TEXT PRIMARY KEY,          -- SHA-256 of the token, hex; the token itself is never stored
     tenant_id   TEXT NOT NULL,
     principal   TEXT NOT NULL,             -- 'operator' (bootstrap), 'admin' (a tenant's) or 'agent:<id>'
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    key_id       TEXT,                     -- an agent key's public id ('key_<uuid>'); NULL for admin tokens
+    expires_at   INTEGER,                  -- NULL while live; set by a revocation (now, or the end of its grace)
+    last_used_at INTEGER                   -- written in batches, about once a second
 );
 CREATE INDEX IF NOT EXISTS tokens_principal ON tokens(tenant_id, principal);
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_key ON tokens(tenant_id, key_id);
 CREATE TABLE IF NOT EXISTS agents (
     tenant_id    TEXT NOT NULL,
     id           TEXT NOT NULL,
@@ -151,4 +155,4 @@ CREATE TABLE IF NOT EXISTS audit_settings (
     tenant_id TEXT PRIMARY KEY,
     sends     INTEGER NOT NULL DEFAULT 0  -- 1: sends and acks are audited
 );
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
