@@ -169,7 +169,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
                     retry_schedule_ms: None,
                 },
             };
-            let r = client(&conn).register_agent(&req).await?;
+            let r = client(&conn)?.register_agent(&req).await?;
             if conn.json {
                 return output::json(&r);
             }
@@ -188,7 +188,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
                 Some("error") => Some(AgentStatus::Error),
                 Some(s) => bail!("--status {s}: use active, inactive or error"),
             };
-            let list = client(&conn).list_agents(capability.as_deref(), status).await?;
+            let list = client(&conn)?.list_agents(capability.as_deref(), status).await?;
             if conn.json {
                 return output::json(&list);
             }
@@ -208,7 +208,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
             print!("{}", output::table(&["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"], rows));
         }
         AgentCmd::Show { id, conn } => {
-            let a = client(&conn).get_agent(&id).await?;
+            let a = client(&conn)?.get_agent(&id).await?;
             if conn.json {
                 return output::json(&a);
             }
@@ -229,7 +229,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
             print!("{}", output::table(&["FIELD", "VALUE"], rows));
         }
         AgentCmd::Rm { id, conn } => {
-            client(&conn).delete_agent(&id).await?;
+            client(&conn)?.delete_agent(&id).await?;
             if conn.json {
                 return output::json(&serde_json::json!({"deleted": id}));
             }
