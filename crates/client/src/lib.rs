@@ -41,10 +41,12 @@ pub enum ClientError {
     Protocol(String),
     #[error("stream: {0}")]
     Stream(String),
-    /// A CA certificate to trust cannot be used.
-    #[error("{0}")]
-    Certificate(String),
 }
+
+/// A CA certificate given to [`Client::with_ca_cert`] that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CaCertError(String);
 
 impl ClientError {
     /// The problem `code` when the hub refused the request.
@@ -156,13 +158,11 @@ impl Client {
 
     /// The same client, also trusting the CA certificates in `pem` (PEM, one or more): for a
     /// hub serving HTTPS with a certificate from a private CA, or a self-signed one.
-    pub fn with_ca_cert(self, pem: &[u8]) -> Result<Client> {
-        let bad =
-            |e: &dyn std::fmt::Display| ClientError::Certificate(format!("the CA certificate is not usable: {e}"));
-        let certs =
-            CertificateDer::pem_slice_iter(pem).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| bad(&e))?;
+    pub fn with_ca_cert(self, pem: &[u8]) -> Result<Client, CaCertError> {
+        let bad = |e: &dyn std::fmt::Display| CaCertError(format!("the CA certificate is not usable: {e}"));
+        let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(&e))?;
         if certs.is_empty() {
-            return Err(ClientError::Certificate(
+            return Err(CaCertError(
                 "the CA certificate file holds no PEM `-----BEGIN CERTIFICATE-----` section".into(),
             ));
         }

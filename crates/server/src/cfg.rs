@@ -212,20 +212,23 @@ impl Config {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// The certificate and key files when both are set, `None` when neither is; one alone is
+    /// an error naming the other.
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>, ConfigError> {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(_), None) => {
-                return Err(ConfigError(
-                    "tls_key (--tls-key, SWITCHBOARD_TLS_KEY): missing; tls_cert is set, and HTTPS needs both the certificate and its private key".into(),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError(
-                    "tls_cert (--tls-cert, SWITCHBOARD_TLS_CERT): missing; tls_key is set, and HTTPS needs both the certificate and its private key".into(),
-                ));
-            }
-            _ => {}
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(
+                "tls_key (--tls-key, SWITCHBOARD_TLS_KEY): missing; tls_cert is set, and HTTPS needs both the certificate and its private key".into(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "tls_cert (--tls-cert, SWITCHBOARD_TLS_CERT): missing; tls_key is set, and HTTPS needs both the certificate and its private key".into(),
+            )),
         }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.tls_files()?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError(format!(
                 "listen: `{}` is not an address and port such as 127.0.0.1:7777",

@@ -139,9 +139,9 @@ impl Hub {
     /// Opens the store, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
         // A certificate that cannot be used stops the start before anything is opened.
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => Some(listener::tls::acceptor(cert, key)?),
-            _ => None,
+        let tls = match config.tls_files()? {
+            Some((cert, key)) => Some(listener::tls::acceptor(cert, key)?),
+            None => None,
         };
         let store = open_store(&config).await?;
         let generated_admin_token = bootstrap(store.as_ref(), &config).await?;
