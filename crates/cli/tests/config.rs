@@ -214,6 +214,10 @@ fn serve_with_a_certificate_listens_on_https_and_the_cli_trusts_it_with_ca_cert(
     assert!(err.contains("hint: if the hub's certificate is self-signed") && err.contains("--ca-cert"), "{err}");
     let err = cli.run(&["agent", "list", "--ca-cert", "missing.pem"]).fails();
     assert!(err.contains("--ca-cert (SWITCHBOARD_CA_CERT): cannot read missing.pem"), "{err}");
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let err = cli.run(&["agent", "list", "--ca-cert", not_pem.to_str().unwrap()]).fails();
+    assert!(err.contains("holds no PEM `-----BEGIN CERTIFICATE-----` section"), "{err}");
     // Plain HTTP to the HTTPS port is not served.
     let err = Cli::new(format!("http://{addr}"), Some(ENV_TOKEN.into())).run(&["agent", "list"]).fails();
     assert!(err.contains("cannot reach the hub") && err.contains("use an https:// URL"), "{err}");
