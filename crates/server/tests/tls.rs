@@ -81,11 +81,13 @@ impl Cert {
     async fn connect(&self, addr: std::net::SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
         let mut roots = RootCertStore::empty();
         roots.add(CertificateDer::from_pem_slice(&self.pem).unwrap()).unwrap();
-        let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // Offered as a browser would; the node speaks HTTP/1.1 only.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tcp = TcpStream::connect(addr).await.expect("connect");
         let name = ServerName::try_from("localhost").unwrap();
         TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake")
@@ -208,6 +210,7 @@ async fn header_and_idle_timeouts_hold_over_tls() {
     .await;
     // After the handshake, a request whose headers trickle in is answered 408 over TLS.
     let mut s = cert.connect(addr(&hub)).await;
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]), "ALPN chooses HTTP/1.1 over h2");
     let started = Instant::now();
     s.write_all(b"GET /health HTTP/1.1\r\nhost: switchboard\r\n").await.unwrap();
     let mut answer = Vec::new();
