@@ -96,7 +96,7 @@ pub enum KeyCmd {
 async fn run_key(cmd: KeyCmd) -> Result<()> {
     match cmd {
         KeyCmd::Create { agent, conn } => {
-            let k = client(&conn).create_agent_key(&agent).await?;
+            let k = client(&conn)?.create_agent_key(&agent).await?;
             if conn.json {
                 return output::json(&k);
             }
@@ -104,7 +104,7 @@ async fn run_key(cmd: KeyCmd) -> Result<()> {
             println!("api key:  {}   (shown once; store it now)", k.key);
         }
         KeyCmd::List { agent, conn } => {
-            let list = client(&conn).list_agent_keys(&agent).await?;
+            let list = client(&conn)?.list_agent_keys(&agent).await?;
             if conn.json {
                 return output::json(&list);
             }
@@ -123,7 +123,7 @@ async fn run_key(cmd: KeyCmd) -> Result<()> {
             print!("{}", output::table(&["ID", "CREATED", "EXPIRES", "LAST USED"], rows));
         }
         KeyCmd::Revoke { agent, key_id, grace_seconds, conn } => {
-            client(&conn).revoke_agent_key(&agent, &key_id, grace_seconds).await?;
+            client(&conn)?.revoke_agent_key(&agent, &key_id, grace_seconds).await?;
             let grace = grace_seconds.unwrap_or(0);
             if conn.json {
                 return output::json(&serde_json::json!({ "revoked": key_id, "grace_seconds": grace }));
