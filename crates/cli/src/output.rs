@@ -107,8 +107,15 @@ pub fn report_error(e: &anyhow::Error, logs: LogFormat) {
         // reqwest's error repeats the URL at each level of its chain: the root cause
         // is the part that says what went wrong (refused, timed out, no such host).
         Some(ClientError::Transport { url, source }) => {
-            eprintln!("error: cannot reach the hub at {url}: {}", root_cause(source));
-            eprintln!("  {HUB_DOWN_HINT}");
+            let cause = root_cause(source).to_string();
+            eprintln!("error: cannot reach the hub at {url}: {cause}");
+            if cause.contains("certificate") {
+                eprintln!("  {CERTIFICATE_HINT}");
+            } else if url.starts_with("http://") && cause.contains("invalid HTTP") {
+                eprintln!("  hint: the hub may serve HTTPS (--tls-cert); use an https:// URL");
+            } else {
+                eprintln!("  {HUB_DOWN_HINT}");
+            }
         }
         Some(ClientError::Stream(s)) if s.starts_with("cannot connect") => {
             eprintln!("error: stream: {s}");
@@ -117,6 +124,9 @@ pub fn report_error(e: &anyhow::Error, logs: LogFormat) {
         _ => eprintln!("error: {e:#}"),
     }
 }
+
+/// What to do when the hub's certificate is not trusted.
+const CERTIFICATE_HINT: &str = "hint: if the hub's certificate is self-signed or from a private CA, pass that CA's certificate with --ca-cert or SWITCHBOARD_CA_CERT";
 
 /// What to check when the hub cannot be reached.
 const HUB_DOWN_HINT: &str =

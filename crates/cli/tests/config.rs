@@ -170,3 +170,66 @@ fn client_commands_use_the_saved_admin_token_when_none_is_given() {
     cmd.current_dir(dir.path());
     assert!(common::cli::Run::of(cmd).fails().contains("(unauthenticated)"));
 }
+
+/// A self-signed certificate for 127.0.0.1 and its key, made with the `openssl` command.
+fn self_signed(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test makes a certificate with the `openssl` command, which cannot be run ({e}); install it (Debian: apt-get install openssl)")
+        });
+    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    (cert.to_str().unwrap().to_owned(), key.to_str().unwrap().to_owned())
+}
+
+#[test]
+fn serve_with_a_certificate_listens_on_https_and_the_cli_trusts_it_with_ca_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let env = [("SWITCHBOARD_LISTEN", "127.0.0.1:0"), ("SWITCHBOARD_ADMIN_TOKEN", ENV_TOKEN)];
+
+    let mut cmd = switchboard();
+    cmd.args(["serve", "--tls-cert", &cert, "--tls-key", &key]).envs(env).current_dir(dir.path());
+    let hub = Running::spawn(cmd);
+    let line = hub.line(30, "the listening line");
+    let rest = line.strip_prefix("switchboard listening on https://").unwrap_or_else(|| panic!("{line}"));
+    let addr = rest.split_once(' ').unwrap().0.to_owned();
+    let cli = Cli::new(format!("https://{addr}"), Some(ENV_TOKEN.into()));
+
+    // Trusted by --ca-cert or SWITCHBOARD_CA_CERT; without it the certificate is refused.
+    cli.run(&["agent", "register", "--name", &unique(), "--ca-cert", &cert]).ok();
+    let mut cmd = cli.command(&["agent", "list"]);
+    cmd.env("SWITCHBOARD_CA_CERT", &cert);
+    common::cli::Run::of(cmd).ok();
+    let err = cli.run(&["agent", "list"]).fails();
+    assert!(err.contains(&format!("cannot reach the hub at https://{addr}")) && err.contains("certificate"), "{err}");
+    assert!(err.contains("hint: if the hub's certificate is self-signed") && err.contains("--ca-cert"), "{err}");
+    let err = cli.run(&["agent", "list", "--ca-cert", "missing.pem"]).fails();
+    assert!(err.contains("--ca-cert (SWITCHBOARD_CA_CERT): cannot read missing.pem"), "{err}");
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let err = cli.run(&["agent", "list", "--ca-cert", not_pem.to_str().unwrap()]).fails();
+    assert!(err.contains("holds no PEM `-----BEGIN CERTIFICATE-----` section"), "{err}");
+    // Plain HTTP to the HTTPS port is not served.
+    let err = Cli::new(format!("http://{addr}"), Some(ENV_TOKEN.into())).run(&["agent", "list"]).fails();
+    assert!(err.contains("cannot reach the hub") && err.contains("use an https:// URL"), "{err}");
+    drop(hub);
+
+    // Half a TLS configuration, or a key file with no key, stops serve naming what is wrong.
+    let mut cmd = switchboard();
+    cmd.args(["serve"]).envs(env).env("SWITCHBOARD_TLS_CERT", &cert).current_dir(dir.path());
+    let err = common::cli::Run::of(cmd).fails();
+    assert!(err.contains("tls_key (--tls-key, SWITCHBOARD_TLS_KEY): missing"), "{err}");
+    let mut cmd = switchboard();
+    cmd.args(["serve", "--tls-cert", &cert, "--tls-key", &cert]).envs(env).current_dir(dir.path());
+    let err = common::cli::Run::of(cmd).fails();
+    assert!(err.contains(&format!("tls_key: {cert} holds no private key")), "{err}");
+}

@@ -15,8 +15,12 @@
 
 pub mod webhook;
 
+use std::sync::Arc;
+
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchboard_core::api::*;
@@ -39,6 +43,11 @@ pub enum ClientError {
     Stream(String),
 }
 
+/// A CA certificate given to [`Client::with_ca_cert`] that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CaCertError(String);
+
 impl ClientError {
     /// The problem `code` when the hub refused the request.
     pub fn code(&self) -> Option<&str> {
@@ -58,6 +67,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// TLS for `wss://` when the client trusts a CA of its own; else the public roots.
+    ws_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Options of `GET /v1/inbox`.
@@ -133,11 +144,40 @@ impl AuditQuery {
     }
 }
 
+/// The HTTP client every `Client` starts from.
+fn http_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().use_rustls_tls().pool_max_idle_per_host(256).tcp_nodelay(true)
+}
+
 impl Client {
     /// A client for the hub at `base` (e.g. `http://127.0.0.1:7777`).
     pub fn new(base: impl Into<String>, token: Option<String>) -> Client {
-        let http = reqwest::Client::builder().pool_max_idle_per_host(256).tcp_nodelay(true).build().unwrap_or_default();
-        Client { http, base: base.into().trim_end_matches('/').to_owned(), token }
+        let http = http_builder().build().unwrap_or_default();
+        Client { http, base: base.into().trim_end_matches('/').to_owned(), token, ws_tls: None }
+    }
+
+    /// The same client, also trusting the CA certificates in `pem` (PEM, one or more): for a
+    /// hub serving HTTPS with a certificate from a private CA, or a self-signed one.
+    pub fn with_ca_cert(self, pem: &[u8]) -> Result<Client, CaCertError> {
+        let bad = |e: &dyn std::fmt::Display| CaCertError(format!("the CA certificate is not usable: {e}"));
+        let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(&e))?;
+        if certs.is_empty() {
+            return Err(CaCertError(
+                "the CA certificate file holds no PEM `-----BEGIN CERTIFICATE-----` section".into(),
+            ));
+        }
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut http = http_builder();
+        for cert in certs {
+            http = http.add_root_certificate(reqwest::Certificate::from_der(&cert).map_err(|e| bad(&e))?);
+            roots.add(cert).map_err(|e| bad(&e))?;
+        }
+        let ws = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Client { http: http.build().map_err(|e| bad(&e))?, ws_tls: Some(Arc::new(ws)), ..self })
     }
 
     /// `SWITCHBOARD_URL` (default `http://127.0.0.1:7777`) and `SWITCHBOARD_TOKEN`.
@@ -148,7 +188,12 @@ impl Client {
 
     /// The same hub as another principal.
     pub fn with_token(&self, token: impl Into<String>) -> Client {
-        Client { http: self.http.clone(), base: self.base.clone(), token: Some(token.into()) }
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: Some(token.into()),
+            ws_tls: self.ws_tls.clone(),
+        }
     }
 
     /// The hub's base URL.
@@ -421,7 +466,8 @@ impl Client {
                 format!("Bearer {t}").parse().map_err(|_| ClientError::Stream("token is not a valid header".into()))?;
             req.headers_mut().insert("authorization", value);
         }
-        match tokio_tungstenite::connect_async(req).await {
+        let tls = self.ws_tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        match tokio_tungstenite::connect_async_tls_with_config(req, None, false, tls).await {
             Ok((ws, _)) => Ok(Stream { ws }),
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
                 let body = res.body().clone().unwrap_or_default();

@@ -51,6 +51,10 @@ pub struct Settings {
     pub header_read_timeout_ms: Option<u64>,
     /// How long a connection with no request in progress stays open, milliseconds.
     pub idle_timeout_ms: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first).
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM, unencrypted).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -78,6 +82,8 @@ impl Settings {
             max_connections_per_ip: self.max_connections_per_ip.or(lower.max_connections_per_ip),
             header_read_timeout_ms: self.header_read_timeout_ms.or(lower.header_read_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
         }
     }
 
@@ -128,6 +134,10 @@ pub struct Config {
     /// A keep-alive connection with no request in progress is closed after this. Streams,
     /// SSE and long-polls are requests in progress, so it never cuts them.
     pub idle_timeout_ms: u64,
+    /// The node serves HTTPS with this certificate chain (PEM) and `tls_key`; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -157,6 +167,8 @@ impl Default for Config {
             // Longer than the 60 s idle timeout of common load balancers, so that they, not
             // the node, close a pooled connection (a request racing the node's close fails).
             idle_timeout_ms: 75_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -188,12 +200,35 @@ impl Config {
             max_connections_per_ip: s.max_connections_per_ip.unwrap_or(d.max_connections_per_ip),
             header_read_timeout_ms: s.header_read_timeout_ms.unwrap_or(d.header_read_timeout_ms),
             idle_timeout_ms: s.idle_timeout_ms.unwrap_or(d.idle_timeout_ms),
+            tls_cert: s.tls_cert.filter(|p| !p.as_os_str().is_empty()),
+            tls_key: s.tls_key.filter(|p| !p.as_os_str().is_empty()),
         };
         c.validate()?;
         Ok(c)
     }
 
+    /// Whether the node serves HTTPS (so a cookie it sets can be `Secure`).
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// The certificate and key files when both are set, `None` when neither is; one alone is
+    /// an error naming the other.
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError(
+                "tls_key (--tls-key, SWITCHBOARD_TLS_KEY): missing; tls_cert is set, and HTTPS needs both the certificate and its private key".into(),
+            )),
+            (None, Some(_)) => Err(ConfigError(
+                "tls_cert (--tls-cert, SWITCHBOARD_TLS_CERT): missing; tls_key is set, and HTTPS needs both the certificate and its private key".into(),
+            )),
+        }
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        self.tls_files()?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError(format!(
                 "listen: `{}` is not an address and port such as 127.0.0.1:7777",
@@ -267,6 +302,20 @@ mod tests {
         let flags = Settings { header_read_timeout_ms: Some(0), ..Default::default() };
         let e = Config::resolve(flags, Settings::default()).unwrap_err();
         assert!(e.0.starts_with("header_read_timeout_ms:"), "{e}");
+    }
+
+    #[test]
+    fn tls_takes_both_a_certificate_and_a_key() {
+        let c = Config::resolve(Settings::default(), Settings::default()).unwrap();
+        assert!(!c.serves_tls());
+        let file = Settings { tls_cert: Some("cert.pem".into()), ..Default::default() };
+        let e = Config::resolve(Settings::default(), file.clone()).unwrap_err();
+        assert!(e.0.starts_with("tls_key (--tls-key, SWITCHBOARD_TLS_KEY): missing"), "{e}");
+        let flags = Settings { tls_key: Some("key.pem".into()), tls_cert: None, ..Default::default() };
+        let c = Config::resolve(flags.clone(), file).unwrap();
+        assert!(c.serves_tls());
+        let e = Config::resolve(flags, Settings::default()).unwrap_err();
+        assert!(e.0.starts_with("tls_cert (--tls-cert, SWITCHBOARD_TLS_CERT): missing"), "{e}");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("cannot write the admin token to {path}: {source}")]
     TokenFile { path: String, source: std::io::Error },
+    /// The certificate or key cannot be read or used; the text names the file.
+    #[error(transparent)]
+    Tls(#[from] listener::tls::TlsError),
 }
 
 /// A running node.
@@ -45,6 +48,8 @@ pub struct Hub {
     pub addr: SocketAddr,
     /// The admin token, when this start created the store and generated it.
     pub generated_admin_token: Option<String>,
+    /// Whether the node serves HTTPS.
+    tls: bool,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -133,6 +138,11 @@ pub async fn migrate(config: &Config) -> Result<(), StartError> {
 impl Hub {
     /// Opens the store, binds the listener and starts serving.
     pub async fn start(config: Config) -> Result<Hub, StartError> {
+        // A certificate that cannot be used stops the start before anything is opened.
+        let tls = match config.tls_files()? {
+            Some((cert, key)) => Some(listener::tls::acceptor(cert, key)?),
+            None => None,
+        };
         let store = open_store(&config).await?;
         let generated_admin_token = bootstrap(store.as_ref(), &config).await?;
         let limits = listener::Limits::new(&config, listener::raise_open_file_limit());
@@ -190,17 +200,20 @@ impl Hub {
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(
             %addr,
+            tls = tls.is_some(),
             max_connections = limits.max_connections,
             max_connections_per_ip = limits.max_connections_per_ip,
             "switchboard listening"
         );
-        let server = tokio::spawn(listener::serve(listener, app, limits, metrics, shutdown_rx));
-        Ok(Hub { addr, generated_admin_token, shutdown, tasks, server, store, presence })
+        let serves_tls = tls.is_some();
+        let server = tokio::spawn(listener::serve(listener, app, limits, metrics, tls, shutdown_rx));
+        Ok(Hub { addr, generated_admin_token, tls: serves_tls, shutdown, tasks, server, store, presence })
     }
 
-    /// The base URL of the node, e.g. `http://127.0.0.1:7777`.
+    /// The base URL of the node, e.g. `http://127.0.0.1:7777` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Writes the agents seen so far now instead of at the flusher's next tick. For tests

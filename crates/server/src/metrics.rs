@@ -44,8 +44,9 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Connections refused at accept: `node_limit`, `ip_limit`.
     pub connections_refused: Family<ReasonLabels, Counter>,
-    /// Connections the node closed early: `header_timeout` (408), `idle_timeout`, `evicted`
-    /// (idle, closed to make room for a new one at a limit).
+    /// Connections the node closed early: `header_timeout` (408, or a TLS handshake not done
+    /// in that time), `idle_timeout`, `evicted` (idle, closed to make room for a new one at a
+    /// limit), `tls_handshake_failed`.
     pub connections_closed: Family<ReasonLabels, Counter>,
     /// Failed `accept` calls (e.g. out of file descriptors).
     pub accept_errors: Counter,
@@ -96,7 +97,7 @@ impl Metrics {
         let connections_closed = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "http_connections_closed",
-            "Connections the node closed early (header_timeout, idle_timeout, evicted to make room at a limit)",
+            "Connections the node closed early (header_timeout, idle_timeout, evicted to make room at a limit, tls_handshake_failed)",
             connections_closed.clone(),
         );
         let accept_errors = Counter::default();

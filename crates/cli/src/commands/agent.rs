@@ -96,7 +96,7 @@ pub enum KeyCmd {
 async fn run_key(cmd: KeyCmd) -> Result<()> {
     match cmd {
         KeyCmd::Create { agent, conn } => {
-            let k = client(&conn).create_agent_key(&agent).await?;
+            let k = client(&conn)?.create_agent_key(&agent).await?;
             if conn.json {
                 return output::json(&k);
             }
@@ -104,7 +104,7 @@ async fn run_key(cmd: KeyCmd) -> Result<()> {
             println!("api key:  {}   (shown once; store it now)", k.key);
         }
         KeyCmd::List { agent, conn } => {
-            let list = client(&conn).list_agent_keys(&agent).await?;
+            let list = client(&conn)?.list_agent_keys(&agent).await?;
             if conn.json {
                 return output::json(&list);
             }
@@ -123,7 +123,7 @@ async fn run_key(cmd: KeyCmd) -> Result<()> {
             print!("{}", output::table(&["ID", "CREATED", "EXPIRES", "LAST USED"], rows));
         }
         KeyCmd::Revoke { agent, key_id, grace_seconds, conn } => {
-            client(&conn).revoke_agent_key(&agent, &key_id, grace_seconds).await?;
+            client(&conn)?.revoke_agent_key(&agent, &key_id, grace_seconds).await?;
             let grace = grace_seconds.unwrap_or(0);
             if conn.json {
                 return output::json(&serde_json::json!({ "revoked": key_id, "grace_seconds": grace }));
@@ -169,7 +169,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
                     retry_schedule_ms: None,
                 },
             };
-            let r = client(&conn).register_agent(&req).await?;
+            let r = client(&conn)?.register_agent(&req).await?;
             if conn.json {
                 return output::json(&r);
             }
@@ -188,7 +188,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
                 Some("error") => Some(AgentStatus::Error),
                 Some(s) => bail!("--status {s}: use active, inactive or error"),
             };
-            let list = client(&conn).list_agents(capability.as_deref(), status).await?;
+            let list = client(&conn)?.list_agents(capability.as_deref(), status).await?;
             if conn.json {
                 return output::json(&list);
             }
@@ -208,7 +208,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
             print!("{}", output::table(&["ID", "NAME", "STATUS", "CAPABILITIES", "LAST SEEN"], rows));
         }
         AgentCmd::Show { id, conn } => {
-            let a = client(&conn).get_agent(&id).await?;
+            let a = client(&conn)?.get_agent(&id).await?;
             if conn.json {
                 return output::json(&a);
             }
@@ -229,7 +229,7 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
             print!("{}", output::table(&["FIELD", "VALUE"], rows));
         }
         AgentCmd::Rm { id, conn } => {
-            client(&conn).delete_agent(&id).await?;
+            client(&conn)?.delete_agent(&id).await?;
             if conn.json {
                 return output::json(&serde_json::json!({"deleted": id}));
             }

@@ -97,7 +97,7 @@ async fn list(a: ListArgs) -> Result<()> {
     if a.limit == 0 {
         bail!("--limit must be at least 1");
     }
-    let hub = client(&a.conn);
+    let hub = client(&a.conn)?;
     let mut q = AuditQuery { actor: a.actor, action: a.action, since: a.since, ..Default::default() };
     let mut shown = AuditPage { events: Vec::new(), next_cursor: None };
     loop {
@@ -134,7 +134,7 @@ async fn list(a: ListArgs) -> Result<()> {
 
 /// Copies the export to stdout line by line, as the hub sent it.
 async fn export(conn: Conn) -> Result<()> {
-    let mut lines = client(&conn).audit_export().await?;
+    let mut lines = client(&conn)?.audit_export().await?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     while let Some(line) = lines.next_line().await? {
         writeln!(out, "{line}").context("cannot write to stdout")?;

@@ -126,7 +126,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let expected = total * cfg.receipts_per_message();
     let tick = |sent: usize, got: usize| eprint!("\r  sent {sent}/{total}  received {got}/{expected}   ");
     let r = if a.target == Target::Switchboard {
-        switchboard_bench::run(&client(&a.conn), &cfg, tick).await?
+        switchboard_bench::run(&client(&a.conn)?, &cfg, tick).await?
     } else {
         use switchboard_bench::Workload;
         if !matches!(workload, Workload::Throughput | Workload::Latency | Workload::Fanout) {
@@ -269,7 +269,7 @@ async fn bench_report(a: &BenchArgs, peers: switchboard_bench::peers::PeerConfig
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let c = switchboard_bench::report::compare(&client(&a.conn), &rc, &|line: &str| eprintln!("{line}")).await;
+    let c = switchboard_bench::report::compare(&client(&a.conn)?, &rc, &|line: &str| eprintln!("{line}")).await;
     std::fs::create_dir_all(&a.out_dir)?;
     std::fs::write(a.out_dir.join("RESULTS.md"), switchboard_bench::report::markdown(&c))?;
     std::fs::write(a.out_dir.join("results.svg"), switchboard_bench::report::svg(&c))?;

@@ -65,21 +65,21 @@ pub async fn run(cmd: DeadCmd) -> Result<()> {
     match cmd {
         DeadCmd::List { recipient, since, conn } => {
             let q = DeliveryQuery { recipient, since, limit: Some(1000), ..Default::default() };
-            let list = client(&conn).dead_letters(&q).await?;
+            let list = client(&conn)?.dead_letters(&q).await?;
             if conn.json {
                 return output::json(&list);
             }
             print!("{}", output::table(&output::DELIVERY_HEADERS, output::delivery_rows(&list.dead_letters)));
         }
         DeadCmd::Replay { sel, conn } => {
-            let r = client(&conn).replay_dead_letters(&sel.selection()?).await?;
+            let r = client(&conn)?.replay_dead_letters(&sel.selection()?).await?;
             if conn.json {
                 return output::json(&r);
             }
             println!("replayed {} dead letters", r.count);
         }
         DeadCmd::Purge { sel, conn } => {
-            let r = client(&conn).purge_dead_letters(&sel.selection()?).await?;
+            let r = client(&conn)?.purge_dead_letters(&sel.selection()?).await?;
             if conn.json {
                 return output::json(&r);
             }

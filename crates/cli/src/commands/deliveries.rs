@@ -35,7 +35,7 @@ pub async fn run(a: DeliveriesArgs) -> Result<()> {
         limit: Some(a.limit),
         cursor: None,
     };
-    let list = client(&a.conn).deliveries(&q).await?;
+    let list = client(&a.conn)?.deliveries(&q).await?;
     if a.conn.json {
         return output::json(&list);
     }

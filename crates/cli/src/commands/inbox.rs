@@ -25,7 +25,7 @@ pub struct InboxArgs {
 
 /// Takes up to `--limit` messages (waiting up to `--wait-ms` for one) and shows them.
 pub async fn run(a: InboxArgs) -> Result<()> {
-    let c = client(&a.conn);
+    let c = client(&a.conn)?;
     let inbox = c.inbox(&InboxOptions { wait_ms: Some(a.wait_ms), limit: Some(a.limit), visibility_ms: None }).await?;
     if a.ack && !inbox.messages.is_empty() {
         c.ack(inbox.messages.iter().map(|m| m.message.id.clone()).collect()).await?;

@@ -16,7 +16,7 @@ pub struct MessageArgs {
 
 /// Shows the message, then a table of its deliveries, then one of its push attempts if any.
 pub async fn run(MessageArgs { id, conn }: MessageArgs) -> Result<()> {
-    let s = client(&conn).get_message(&id).await?;
+    let s = client(&conn)?.get_message(&id).await?;
     if conn.json {
         return output::json(&s);
     }

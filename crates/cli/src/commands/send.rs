@@ -60,7 +60,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
         ttl_seconds: a.ttl,
         metadata: None,
     };
-    let c = client(&a.conn);
+    let c = client(&a.conn)?;
     let r = match a.wait_ms {
         Some(ms) => c.send_and_wait(&m, ms).await?,
         None => c.send(&m).await?,

@@ -66,6 +66,13 @@ pub struct ServeArgs {
     /// An idle keep-alive connection closes after this, ms (default 75000).
     #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT_MS")]
     idle_timeout_ms: Option<u64>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's certificate first); needs
+    /// --tls-key.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, unencrypted).
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) logs: LogArgs,
 }
@@ -120,6 +127,8 @@ pub fn resolve_config(a: ServeArgs) -> Result<Config> {
         max_connections_per_ip: a.max_connections_per_ip,
         header_read_timeout_ms: a.header_read_timeout_ms,
         idle_timeout_ms: a.idle_timeout_ms,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
         ..Settings::default()
     };
     let config = Config::resolve(flags, file)?;

@@ -21,7 +21,7 @@ pub struct TailArgs {
 
 /// Prints each message as it arrives (one JSON object per line with `--json`) and acks it.
 pub async fn run(TailArgs { no_ack, count, conn }: TailArgs) -> Result<()> {
-    let mut stream = client(&conn).stream().await?;
+    let mut stream = client(&conn)?.stream().await?;
     let mut seen = 0;
     while let Some(m) = stream.next_message().await? {
         if conn.json {

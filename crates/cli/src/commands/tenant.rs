@@ -29,7 +29,7 @@ pub enum TenantCmd {
 pub async fn run(cmd: TenantCmd) -> Result<()> {
     match cmd {
         TenantCmd::Create { name, conn } => {
-            let r = client(&conn).create_tenant(&name).await?;
+            let r = client(&conn)?.create_tenant(&name).await?;
             if conn.json {
                 return output::json(&r);
             }
@@ -37,7 +37,7 @@ pub async fn run(cmd: TenantCmd) -> Result<()> {
             println!("admin token:  {}   (shown once; store it now)", r.admin_token);
         }
         TenantCmd::List { conn } => {
-            let c = client(&conn);
+            let c = client(&conn)?;
             let mut tenants = Vec::new();
             let mut cursor = None;
             loop {

@@ -61,7 +61,7 @@ async fn agent_or_self(c: &Client, agent: Option<String>) -> Result<String> {
 pub async fn run(cmd: TopicCmd) -> Result<()> {
     match cmd {
         TopicCmd::Subscribe { topic, agent, conn } => {
-            let c = client(&conn);
+            let c = client(&conn)?;
             let agent = agent_or_self(&c, agent).await?;
             let s = c.subscribe(&topic, &agent).await?;
             if conn.json {
@@ -70,7 +70,7 @@ pub async fn run(cmd: TopicCmd) -> Result<()> {
             println!("agent {} is subscribed to topic {} (since {})", s.agent_id, s.topic, s.created_at);
         }
         TopicCmd::Unsubscribe { topic, agent, conn } => {
-            let c = client(&conn);
+            let c = client(&conn)?;
             let agent = agent_or_self(&c, agent).await?;
             c.unsubscribe(&topic, &agent).await?;
             if conn.json {
@@ -79,7 +79,7 @@ pub async fn run(cmd: TopicCmd) -> Result<()> {
             println!("agent {agent} is no longer subscribed to topic {topic}");
         }
         TopicCmd::List { conn } => {
-            let list = client(&conn).topics().await?;
+            let list = client(&conn)?.topics().await?;
             if conn.json {
                 return output::json(&list);
             }
@@ -87,7 +87,7 @@ pub async fn run(cmd: TopicCmd) -> Result<()> {
             print!("{}", output::table(&["TOPIC", "SUBSCRIBERS"], rows));
         }
         TopicCmd::Subscribers { topic, conn } => {
-            let subscribers = client(&conn).topic_subscribers(&topic).await?;
+            let subscribers = client(&conn)?.topic_subscribers(&topic).await?;
             if conn.json {
                 return output::json(&SubscriberList { subscribers, next_cursor: None });
             }

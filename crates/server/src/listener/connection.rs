@@ -18,8 +18,12 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 
 use crate::error::ApiError;
+
+use super::tls::TlsAcceptor;
 
 use super::registry::*;
 use super::*;
@@ -35,7 +39,16 @@ pub(super) struct ConnectionTask {
 
 impl ConnectionTask {
     pub(super) async fn run(mut self, tcp: TcpStream) {
-        let socket = Socket { tcp, conn: self.conn.clone(), shared: self.shared.clone() };
+        let registered = Registered { conn: self.conn.clone(), shared: self.shared.clone() };
+        let io = match self.shared.tls.clone() {
+            None => Io::Plain(tcp),
+            Some(acceptor) => match self.handshake(&acceptor, tcp).await {
+                Some(tls) => Io::Tls(Box::new(tls)),
+                // Dropping `registered` releases the connection's place in the limits.
+                None => return,
+            },
+        };
+        let socket = Socket { io, registered };
         let service = Tracked { router: self.shared.router.clone(), conn: self.conn.clone() };
         let mut http = self.shared.http.serve_connection(TokioIo::new(socket), service).with_upgrades();
         let limits = self.shared.limits.clone();
@@ -86,6 +99,51 @@ impl ConnectionTask {
         }
     }
 
+    /// Runs the TLS handshake, which must finish within the header timeout of the accept (a
+    /// client that stalls in it is closed like one whose headers trickle in). Until it is
+    /// done the connection is idle: at a limit a new one can take its place. `None`: closed.
+    async fn handshake(&mut self, acceptor: &TlsAcceptor, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+        let deadline = Instant::now() + self.shared.limits.header_read_timeout;
+        let accept = acceptor.accept(tcp);
+        tokio::pin!(accept);
+        let shared = &self.shared;
+        tokio::select! {
+            done = &mut accept => match done {
+                Ok(tls) => {
+                    // Idle from now on, not from the accept.
+                    self.conn.idle_since.store(self.conn.now_ms(), Ordering::Relaxed);
+                    Some(tls)
+                }
+                Err(e) => {
+                    shared.metrics.connection_closed("tls_handshake_failed");
+                    if let Some(n) = shared.warnings.tls_handshake.hit() {
+                        tracing::warn!(
+                            failed = n,
+                            client = %self.conn.ip,
+                            error = %e,
+                            "TLS handshakes failed (count since the last report; the error is the latest): a client that does not trust the certificate, speaks plain HTTP, or offers no common protocol version"
+                        );
+                    }
+                    None
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                shared.metrics.connection_closed("header_timeout");
+                if let Some(n) = shared.warnings.header_timeout.hit() {
+                    tracing::warn!(
+                        closed = n,
+                        client = %self.conn.ip,
+                        header_read_timeout_ms = shared.limits.header_read_timeout.as_millis() as u64,
+                        "closed connections whose TLS handshake did not finish in time (count since the last report)"
+                    );
+                }
+                None
+            }
+            _ = self.conn.evict.notified() => None,
+            _ = crate::shutdown::stopped(&mut self.shutdown) => None,
+        }
+    }
+
     /// Answers 408 on a connection whose request headers did not arrive in time, and closes it.
     pub(super) async fn header_timeout(&self, http: HttpConnection) {
         let shared = &self.shared;
@@ -109,10 +167,10 @@ impl ConnectionTask {
         // read what it still sends until it closes (a lingering close): closing a socket with
         // unread input resets the connection, which can destroy the answer in flight.
         let _ = tokio::time::timeout(ANSWER_TIMEOUT, async {
-            socket.tcp.write_all(&bytes).await?;
-            socket.tcp.shutdown().await?;
+            socket.io.write_all(&bytes).await?;
+            socket.io.shutdown().await?;
             let mut sink = [0u8; 1024];
-            while socket.tcp.read(&mut sink).await? > 0 {}
+            while socket.io.read(&mut sink).await? > 0 {}
             Ok::<_, io::Error>(())
         })
         .await;
@@ -139,23 +197,76 @@ pub(super) fn raw_response(e: &ApiError) -> Vec<u8> {
 /// The connection's socket: notes when request bytes arrive, and leaves the registry when it
 /// closes (after the connection task, when a WebSocket took it over).
 pub(super) struct Socket {
-    pub(super) tcp: TcpStream,
+    pub(super) io: Io,
+    pub(super) registered: Registered,
+}
+
+/// A connection's place in the registry, given up when dropped.
+pub(super) struct Registered {
     pub(super) conn: Arc<Conn>,
     pub(super) shared: Arc<Shared>,
 }
 
-impl Drop for Socket {
+impl Drop for Registered {
     fn drop(&mut self) {
         self.shared.release(&self.conn);
+    }
+}
+
+/// The bytes of a connection: plain TCP, or TLS over it.
+pub(super) enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Calls `$method` on the stream inside an [`Io`], whichever it is.
+macro_rules! each_io {
+    ($io:expr, $s:ident => $call:expr) => {
+        match $io {
+            Io::Plain($s) => $call,
+            Io::Tls($s) => $call,
+        }
+    };
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        each_io!(self, s => s.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_io!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
     }
 }
 
 impl AsyncRead for Socket {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.conn.bytes_arrived();
+            self.registered.conn.bytes_arrived();
         }
         polled
     }
@@ -163,7 +274,7 @@ impl AsyncRead for Socket {
 
 impl AsyncWrite for Socket {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -171,19 +282,19 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

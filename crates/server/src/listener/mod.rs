@@ -9,6 +9,10 @@
 //!   first byte, else the client gets a 408 problem and the connection closes. A connection
 //!   with no request in progress closes after `idle_timeout_ms`. A request in progress (a
 //!   long-poll, an SSE stream, a WebSocket after its upgrade) is never timed out here.
+//! - **TLS** when the node has a certificate ([`tls`]): each connection's handshake comes
+//!   first and must finish within `header_read_timeout_ms` of the accept, else the connection
+//!   closes (no 408: there is no session to send it over). The timeouts and limits above then
+//!   apply to the decrypted bytes as they do to plain ones.
 //! - **Limits.** At most `max_connections` open connections (lowered to fit the open-file
 //!   limit, which [`raise_open_file_limit`] lifts to its hard maximum at start, keeping a
 //!   reserve for the store and push), and `max_connections_per_ip` per client address. At a
@@ -44,6 +48,7 @@ use crate::metrics::Metrics;
 mod connection;
 mod limits;
 mod registry;
+pub mod tls;
 
 use connection::ConnectionTask;
 pub use limits::{Limits, raise_open_file_limit};
@@ -71,13 +76,14 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Serves `router` on `listener` until `shutdown` turns true, then waits for every
-/// connection's requests to finish.
+/// Serves `router` on `listener` (over TLS when `tls` is set) until `shutdown` turns true,
+/// then waits for every connection's requests to finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
+    tls: Option<tls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -92,6 +98,7 @@ pub async fn serve(
         metrics,
         warnings: Warnings::default(),
         limits,
+        tls,
     });
     let (alive, mut drained) = mpsc::channel::<()>(1);
     let mut backoff: Option<Duration> = None;
@@ -179,6 +186,7 @@ struct Warnings {
     evicted: Throttle,
     header_timeout: Throttle,
     accept_error: Throttle,
+    tls_handshake: Throttle,
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 
+use super::tls::TlsAcceptor;
+
 use super::*;
 
 /// What every connection task shares.
@@ -26,6 +28,8 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     pub(super) warnings: Warnings,
     pub(super) limits: Limits,
+    /// Set when the node serves TLS: every connection's handshake goes through it first.
+    pub(super) tls: Option<TlsAcceptor>,
 }
 
 /// Open connections, for the limits: slots to sample for eviction and connections by address.
