@@ -28,6 +28,13 @@ if [ ! -x "$VENV/bin/st" ]; then
   python3 -m venv "$VENV" || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
+# Schemathesis generates cases about 990 Python frames deep; near the default limit of 1000,
+# hypothesis's `ast.parse` of its own sources fails ("maximum recursion depth exceeded during
+# ast construction", or on Python 3.11 in a worker thread "SystemError: AST constructor
+# recursion depth mismatch") and the run reports a Runtime Error that is not the hub's. A
+# higher limit, set in every interpreter of the venv, gives it room.
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf 'import sys\nsys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))\n' >"$SITE/sitecustomize.py"
 
 BIN=${SWITCHBOARD_BIN:-}
 if [ -z "$BIN" ]; then
