@@ -187,7 +187,8 @@ async fn key_changes_are_audited_without_the_key() {
         admin.audit(&AuditQuery { action: Some("agent_key.create".into()), ..Default::default() }).await.unwrap();
     assert_eq!(page.events.len(), 1, "{:?}", page.events);
     let e = &page.events[0];
-    assert_eq!((e.actor.as_str(), e.target.as_str()), (format!("agent:{id}").as_str(), format!("agent:{id}").as_str()));
+    let agent = common::agent_addr(&id);
+    assert_eq!((e.actor.as_str(), e.target.as_str()), (agent.as_str(), agent.as_str()));
     assert_eq!(e.detail["key_id"], made.id.as_str());
     let page =
         admin.audit(&AuditQuery { action: Some("agent_key.revoke".into()), ..Default::default() }).await.unwrap();
