@@ -25,16 +25,20 @@ TOKEN=sba_schemathesis-admin-token-0123456789
 VENV=$TARGET/schemathesis-$ST_VERSION
 if [ ! -x "$VENV/bin/st" ]; then
   echo "== installing schemathesis $ST_VERSION into $VENV"
-  python3 -m venv "$VENV" || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
+  # The newest Python 3 at hand (see WORKERS below for why 3.12 or later is better).
+  PY=python3
+  for candidate in python3.13 python3.12; do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then PY=$candidate; break; fi
+  done
+  "$PY" -m venv "$VENV" || { echo "$PY -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
 fi
-# Schemathesis generates cases about 990 Python frames deep; near the default limit of 1000,
-# hypothesis's `ast.parse` of its own sources fails ("maximum recursion depth exceeded during
-# ast construction", or on Python 3.11 in a worker thread "SystemError: AST constructor
-# recursion depth mismatch") and the run reports a Runtime Error that is not the hub's. A
-# higher limit, set in every interpreter of the venv, gives it room.
-SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-printf 'import sys\nsys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))\n' >"$SITE/sitecustomize.py"
+# Python 3.11 keeps the AST builder's recursion count in state shared by all threads: two
+# workers that parse source at once (hypothesis does, to describe its strategies) can abort a
+# run with "SystemError: AST constructor recursion depth mismatch", a Runtime Error that is
+# not the hub's (fixed in 3.12). On an older Python the fuzzer runs one worker.
+WORKERS=2
+"$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' || WORKERS=1
 
 BIN=${SWITCHBOARD_BIN:-}
 if [ -z "$BIN" ]; then
@@ -98,10 +102,10 @@ fuzz() {
   local config=$1 token=$2; shift 2
   (cd "$WORK" && "$VENV/bin/st" --no-color --config-file "$ROOT/$config" run "$URL/openapi.json" \
     --header "Authorization: Bearer $token" \
-    --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 2 --request-timeout 30 \
+    --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers "$WORKERS" --request-timeout 30 \
     --report junit --report-dir "$TARGET/schemathesis-report" "$@") || status=1
 }
-echo "== schemathesis $ST_VERSION, agent-only operations as an agent, against $URL (${DB:-SQLite}; max $MAX_EXAMPLES examples per operation, seed $SEED)"
+echo "== schemathesis $ST_VERSION, agent-only operations as an agent, against $URL (${DB:-SQLite}; max $MAX_EXAMPLES examples per operation, seed $SEED, $WORKERS worker(s))"
 fuzz .ci/schemathesis-agent.toml "$SCHEMATHESIS_AGENT_KEY" \
   --include-operation-id-regex '^(fetchInbox|ack|nack|heartbeat)$'
 echo "== schemathesis $ST_VERSION, every operation as the admin, against $URL"
