@@ -133,6 +133,18 @@ async fn unparseable_json_is_400_invalid_json_and_wrong_fields_stay_422() {
     // The same for every body: an agent card.
     problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some("{\"name\": \"x\"")).await, 400, "invalid_json");
     problem(call(&hub, "POST", "/v1/agents", Some(ADMIN), Some(r#"{"name": 1}"#)).await, 422, "invalid_body");
+    // JSON that is not an object is refused by every body, even where every field has a
+    // default (serde alone would read `[]` as such a struct: schemathesis found it).
+    for (method, path, body) in [
+        ("POST", "/v1/dead-letters:replay", "[]"),
+        ("POST", "/v1/dead-letters:purge", " []"),
+        ("POST", "/v1/messages", r#"["agent:x", [{"kind": "text", "text": "hi"}]]"#),
+        ("POST", "/v1/agents", "\"x\""),
+        ("PUT", "/v1/tenant/push-settings", "null"),
+    ] {
+        let p = problem(call(&hub, method, path, Some(ADMIN), Some(body)).await, 422, "invalid_body");
+        assert!(p["detail"].as_str().unwrap_or_default().contains("JSON object"), "{path} {body}: {p}");
+    }
     assert_unchanged(&before, &hub.snapshot().await, "unparseable and ill-fitting bodies");
     hub.stop().await;
 }
