@@ -36,14 +36,18 @@ async fn log_of_a_short_run(args: &[&str], env: &[(&str, &str)]) -> (String, Str
     let id = admin.register_agent(&agent).await.unwrap().agent.id;
     hub.interrupt();
     assert!(hub.exit(30, "the hub after Ctrl-C").success(), "{}", hub.stderr());
-    // The process is gone; its last lines may still be on their way through the pipe, and
-    // what has come may end inside a line.
+    (shutdown_log(&hub), id)
+}
+
+/// The log of a hub that has exited, once its shutdown notice and last whole line have come
+/// through the pipe (they may still be on their way when the process is gone).
+fn shutdown_log(hub: &Running) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(hub.stderr().contains("shutting down") && hub.stderr().ends_with('\n')) {
         assert!(Instant::now() < deadline, "no shutdown notice on stderr: {}", hub.stderr());
         std::thread::sleep(Duration::from_millis(20));
     }
-    (hub.stderr(), id)
+    hub.stderr()
 }
 
 #[tokio::test]
@@ -168,20 +172,15 @@ async fn no_token_or_secret_reaches_the_log_even_at_trace_level() {
         let refused = Client::new(&url, Some(wrong.to_owned())).whoami().await;
         assert!(refused.is_err(), "{wrong} was accepted");
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pushed.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the push never reached the receiver: {}", hub.stderr());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually(30, "the push to reach the receiver", || {
+        let pushed = pushed.clone();
+        async move { pushed.load(Ordering::SeqCst) > 0 }
+    })
+    .await;
 
     hub.interrupt();
     assert!(hub.exit(30, "the hub after Ctrl-C").success(), "{}", hub.stderr());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !hub.stderr().contains("shutting down") {
-        assert!(Instant::now() < deadline, "no shutdown notice on stderr");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let log = hub.stderr();
+    let log = shutdown_log(&hub);
     // The log really is at trace, and really covers the run: otherwise this proves nothing.
     assert!(log.contains("TRACE"), "no trace lines: the filter was not applied");
     assert!(log.contains(&reader.agent.id) && log.contains(&hooked.agent.id), "{log}");
