@@ -51,7 +51,7 @@ pub fn message_view(m: MessageRecord) -> Result<Message, ApiError> {
 pub fn inbox_of(by: &Principal) -> Result<String, ApiError> {
     match &by.kind {
         PrincipalKind::Agent(id) => Ok(Recipient::agent_text(id)),
-        PrincipalKind::User(id) => Ok(Recipient::user_text(id)),
+        PrincipalKind::User { id, .. } => Ok(Recipient::user_text(id)),
         PrincipalKind::Admin | PrincipalKind::Operator => Err(ApiError::Forbidden(
             "only agents have an inbox; use the API key returned when the agent was registered".into(),
         )),

@@ -269,7 +269,7 @@ impl Store for PostgresStore {
             };
             let tenant: String = row.try_get(0)?;
             let p: String = row.try_get(1)?;
-            let Some(kind) = PrincipalKind::from_stored(&p) else {
+            let Some(kind) = PrincipalKind::from_stored(&p, None) else {
                 return Ok(None);
             };
             let principal = Principal { tenant: TenantId::from(tenant), kind };

@@ -247,7 +247,8 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(internal)?;
             Ok(row.and_then(|(tenant, p, key_id, expires_at)| {
-                let principal = Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p)? };
+                let principal =
+                    Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p, None)? };
                 Some(TokenRecord { principal, key_id, expires_at })
             }))
         })
