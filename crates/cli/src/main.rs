@@ -104,3 +104,15 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Tenant(cmd) => tenant::run(cmd).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command's definition only when that command is parsed, by panicking; this
+    /// checks every command at once (a flag named twice, as a command's own `--json` beside
+    /// the global one, would panic only when a user ran it).
+    #[test]
+    fn every_command_is_well_defined() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

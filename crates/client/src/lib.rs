@@ -337,6 +337,16 @@ impl Client {
         self.call::<(), _>(Method::GET, &format!("/v1/audit{}", query.to_query()), None).await
     }
 
+    /// What the tenant's audit log records beyond changes (admin).
+    pub async fn audit_settings(&self) -> Result<AuditSettings> {
+        self.call::<(), _>(Method::GET, "/v1/audit/settings", None).await
+    }
+
+    /// Sets what the tenant's audit log records beyond changes (admin).
+    pub async fn put_audit_settings(&self, settings: &AuditSettings) -> Result<AuditSettings> {
+        self.call(Method::PUT, "/v1/audit/settings", Some(settings)).await
+    }
+
     /// The tenant's whole audit log as JSON lines (admin), read as the hub streams it.
     pub async fn audit_export(&self) -> Result<AuditExport> {
         let res = self.get_stream("/v1/audit:export").await?;

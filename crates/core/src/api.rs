@@ -706,3 +706,12 @@ pub struct AuditPage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
+
+/// `GET|PUT /v1/audit/settings`: what the tenant's audit log records beyond changes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Whether sends (`message.send`) and acks (`delivery.ack`) are audited, as ids and
+    /// metadata, never payloads. Off by default: it adds an entry to every send and ack.
+    pub sends: bool,
+}

@@ -50,11 +50,13 @@ pub enum AuditAction {
     MessageSend,
     /// A delivery acknowledged (ids only); recorded with sends.
     DeliveryAck,
+    /// Auditing of sends and acks turned on or off.
+    AuditSettingsUpdate,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -76,6 +78,7 @@ impl AuditAction {
         AuditAction::DeadLettersPurge,
         AuditAction::MessageSend,
         AuditAction::DeliveryAck,
+        AuditAction::AuditSettingsUpdate,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -102,6 +105,7 @@ impl AuditAction {
             AuditAction::DeadLettersPurge => "dead_letters.purge",
             AuditAction::MessageSend => "message.send",
             AuditAction::DeliveryAck => "delivery.ack",
+            AuditAction::AuditSettingsUpdate => "audit_settings.update",
         }
     }
 

@@ -155,12 +155,14 @@ impl Hub {
         let metrics = Arc::new(metrics::Metrics::new());
         let poke = domain::poke::Poke::default();
         let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms));
+        let send_audit = Arc::new(domain::audit::SendAudit::new(store.clone()));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
             store.clone(),
             routing.clone(),
             metrics.clone(),
             poke.clone(),
             config.max_message_bytes,
+            send_audit.clone(),
         ));
         let pusher = Arc::new(domain::push::Pusher::new(
             store.clone(),
@@ -183,7 +185,9 @@ impl Hub {
                 metrics.clone(),
                 poke.clone(),
                 config.max_attempts,
+                send_audit.clone(),
             ),
+            send_audit,
             pusher: pusher.clone(),
             shutdown: shutdown_rx.clone(),
         };

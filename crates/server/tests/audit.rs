@@ -8,7 +8,7 @@ use common::{ADMIN, TestHub, agent_addr, assert_problem, eventually, raw};
 use futures_util::StreamExt;
 use switchboard_client::{AuditQuery, Client, DeliveryQuery, InboxOptions};
 use switchboard_core::api::{
-    AuditEvent, DeadLetterSelection, RegisterAgent, SendMessage, TenantPushSettings, UpdateAgent,
+    AuditEvent, AuditSettings, DeadLetterSelection, RegisterAgent, SendMessage, TenantPushSettings, UpdateAgent,
 };
 use switchboard_core::time::{now_ms, rfc3339};
 
@@ -266,5 +266,68 @@ async fn each_bad_query_parameter_is_refused_by_name() {
     // A good query beside them still answers.
     let ok = raw(&hub, "GET", "/v1/audit?action=agent.register&limit=1000&cursor=0", Some(ADMIN), None).await;
     assert_eq!((ok.0, ok.2["events"].as_array().map(Vec::len)), (200, Some(1)), "{}", ok.2);
+    hub.stop().await;
+}
+
+/// With the tenant's switch on, each send and ack leaves an entry (ids and metadata, never
+/// the text); off, none. Only the admin turns it, and the turn is itself recorded. (The test
+/// hub's admin token is the platform operator's, hence the actor.)
+#[tokio::test]
+async fn sends_and_acks_are_audited_only_while_the_tenant_asks() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    let secret_text = "the payload the log must never hold";
+    let send = |text: &str| SendMessage {
+        to: agent_addr(&bob_reg.agent.id),
+        parts: vec![switchboard_core::api::Part::Text { text: text.into() }],
+        correlation_id: Some("corr-1".into()),
+        ..Default::default()
+    };
+    let off = admin.send(&send(secret_text)).await.unwrap();
+    assert!(!admin.audit_settings().await.unwrap().sends, "off by default");
+
+    let refused = bob.put_audit_settings(&AuditSettings { sends: true }).await.unwrap_err();
+    assert_eq!(refused.code(), Some("forbidden"), "{refused}");
+    assert_problem(
+        raw(&hub, "PUT", "/v1/audit/settings", Some(ADMIN), Some(r#"{"sends":"yes"}"#.into())).await,
+        422,
+        "invalid_body",
+    );
+    assert_eq!(admin.put_audit_settings(&AuditSettings { sends: true }).await.unwrap(), AuditSettings { sends: true });
+    let on = admin.send(&send(secret_text)).await.unwrap();
+    let inbox = bob.inbox(&InboxOptions { limit: Some(10), ..Default::default() }).await.unwrap();
+    let ids: Vec<String> = inbox.messages.iter().map(|m| m.message.id.clone()).collect();
+    assert_eq!(ids.len(), 2);
+    bob.ack(ids.clone()).await.unwrap();
+    admin.put_audit_settings(&AuditSettings { sends: false }).await.unwrap();
+    admin.send(&send(secret_text)).await.unwrap();
+
+    let log = all_pages(&admin, AuditQuery::default(), 100).await;
+    let got: Vec<(&str, &str, &str)> =
+        log.iter().map(|e| (e.actor.as_str(), e.action.as_str(), e.target.as_str())).collect();
+    let bob_addr = agent_addr(&bob_reg.agent.id);
+    let on_target = format!("message:{}", on.id);
+    assert_eq!(
+        got,
+        [
+            ("operator", "agent.register", bob_addr.as_str()),
+            ("operator", "audit_settings.update", "audit_settings"),
+            ("operator", "message.send", on_target.as_str()),
+            (bob_addr.as_str(), "delivery.ack", bob_addr.as_str()),
+            ("operator", "audit_settings.update", "audit_settings"),
+        ],
+        "only the send and the ack made while on (not {} before, nor the one after)",
+        off.id
+    );
+    assert_eq!(log[2].detail["to"], bob_addr.as_str());
+    assert_eq!(log[2].detail["correlation_id"], "corr-1");
+    let mut acked: Vec<String> = serde_json::from_value(log[3].detail["ids"].clone()).unwrap();
+    acked.sort();
+    let mut want = ids;
+    want.sort();
+    assert_eq!(acked, want, "the ack names what it acked");
+    let export = client_export(&admin).await;
+    assert!(!serde_json::to_string(&export).unwrap().contains(secret_text), "no payload in the audit log");
     hub.stop().await;
 }

@@ -269,6 +269,8 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "whoami" => (None, None, Clean, Clean),
         // B's own log (its admin's changes during the sweep), none of A's entries.
         "listAudit" | "exportAudit" => (None, None, Clean, Forbidden),
+        "getAuditSettings" => (None, None, Clean, Forbidden),
+        "putAuditSettings" => (p(json!({ "sends": false })), None, Clean, Forbidden),
         _ => return None,
     })
 }

@@ -76,7 +76,9 @@ pub trait AuditStore: Send + Sync {
     /// Whether the tenant audits sends and acks (`message.send`, `delivery.ack`); off
     /// unless set, to keep the hot path fast.
     async fn audit_sends(&self, tenant: &str) -> Result<bool>;
-    async fn set_audit_sends(&self, tenant: &str, on: bool) -> Result<()>;
+    /// Turns auditing of sends and acks on or off, with the entry that records the change
+    /// in the same transaction.
+    async fn set_audit_sends(&self, tenant: &str, on: bool, audit: Option<NewAuditEvent>) -> Result<()>;
 
     /// A page of the whole log for export: every entry after `after`, in `seq` order.
     async fn export_audit(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<AuditEvent>> {
@@ -130,6 +132,16 @@ pub(crate) fn with_count(mut event: NewAuditEvent, n: u64) -> NewAuditEvent {
             map.insert("count".into(), n.into());
         }
         other => *other = serde_json::json!({ "count": n, "detail": other.take() }),
+    }
+    event
+}
+
+/// `detail` with `"ids"` (the acked message ids) and `"count"` added: an ack's entry names
+/// what it acknowledged, which is known only once the store has applied it.
+pub(crate) fn with_ids(event: NewAuditEvent, ids: &[crate::Acked]) -> NewAuditEvent {
+    let mut event = with_count(event, ids.len() as u64);
+    if let serde_json::Value::Object(map) = &mut event.detail {
+        map.insert("ids".into(), ids.iter().map(|a| serde_json::Value::from(a.id.as_str())).collect());
     }
     event
 }

@@ -96,14 +96,30 @@ pub trait MessageStore: Send + Sync {
 pub trait DeliveryStore: Send + Sync {
     /// Leases due deliveries to their recipient (see [`LeaseRequest`]).
     async fn lease(&self, req: LeaseRequest) -> Result<Vec<Leased>>;
-    /// Acknowledges deliveries of `recipient`; returns those that were open.
-    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>>;
+    /// Acknowledges deliveries of `recipient`; returns those that were open. `audit`, where
+    /// the tenant audits acks, is written in the same transaction with the acked ids added to
+    /// its detail, only if something was acked.
+    async fn ack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Vec<Acked>>;
     /// [`DeliveryStore::ack`] for acks nobody is answered about (WebSocket ack frames). Like a
     /// lease, it may take effect before it is on disk: losing it in a crash only delivers the
     /// message again, which at-least-once allows, and no caller was told otherwise. The next
     /// durable commit makes it durable. A backend without a cheaper path acks durably.
-    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        self.ack(tenant, recipient, ids, now).await
+    async fn ack_unanswered(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Vec<Acked>> {
+        self.ack(tenant, recipient, ids, now, audit).await
     }
     /// Gives deliveries back, due again at `due_at`; returns those that were open.
     async fn nack(

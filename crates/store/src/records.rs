@@ -2,6 +2,7 @@
 //! reaches the store.
 
 use switchboard_core::api::{Capability, DeliveryState};
+use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 
 /// A tenant.
@@ -59,6 +60,9 @@ pub struct NewMessage {
     pub request_hash: String,
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
+    /// The `message.send` audit entry, where the tenant audits sends: written in the same
+    /// transaction, only if the message is accepted (not for a duplicate or a reused key).
+    pub audit: Option<NewAuditEvent>,
 }
 
 /// What happened to a message offered for acceptance.

@@ -65,6 +65,7 @@ fn message(tenant: &str, id: &str, to: &str, key: Option<&str>) -> NewMessage {
         request_hash: "h".into(),
         created_at: 1000,
         expires_at: None,
+        audit: None,
     }
 }
 
@@ -79,7 +80,7 @@ async fn accept_lease_ack(s: &dyn Store) {
     let ids: Vec<_> = leased.iter().map(|l| l.message.id.as_str()).collect();
     assert_eq!(ids, ["m1", "m2"], "accept order");
     assert_eq!(leased[0].attempt, 1);
-    let acked = s.ack(T, "agent:b", vec!["m1".into(), "zz".into()], 1001).await.unwrap();
+    let acked = s.ack(T, "agent:b", vec!["m1".into(), "zz".into()], 1001, None).await.unwrap();
     assert_eq!(acked.len(), 1);
     assert_eq!(acked[0].created_at, 1000);
     let (_, d) = s.get_message(T, "m1").await.unwrap().unwrap();
@@ -168,7 +169,7 @@ async fn a_lease_does_not_hand_out_what_outlived_its_ttl(s: &dyn Store) {
 async fn an_unanswered_ack_acks(s: &dyn Store) {
     s.accept(vec![message(T, "m1", "agent:b", None), message(T, "m2", "agent:b", None)]).await.unwrap();
     assert_eq!(s.lease(lease_req(T, "agent:b", 1000)).await.unwrap().len(), 2);
-    let acked = s.ack_unanswered(T, "agent:b", vec!["m1".into(), "zz".into()], 1001).await.unwrap();
+    let acked = s.ack_unanswered(T, "agent:b", vec!["m1".into(), "zz".into()], 1001, None).await.unwrap();
     let ids: Vec<_> = acked.iter().map(|a| (a.id.as_str(), a.created_at)).collect();
     assert_eq!(ids, [("m1", 1000)], "the open delivery it named, not the unknown id");
     let (_, d) = s.get_message(T, "m1").await.unwrap().unwrap();
@@ -833,6 +834,7 @@ backends!(
     audit_chains_are_per_tenant,
     audited_changes_write_their_entry,
     auditing_sends_is_off_until_set,
+    sends_and_acks_are_audited_with_their_change,
     concurrent_appends_keep_one_chain,
     verifying_while_appending_finds_no_break,
     accept_lease_ack,

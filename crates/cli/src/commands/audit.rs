@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 use switchboard_client::AuditQuery;
-use switchboard_core::api::AuditPage;
+use switchboard_core::api::{AuditPage, AuditSettings};
 use switchboard_core::audit::ChainBreak;
 use switchboard_store::audit::AuditVerdict;
 
@@ -33,6 +33,15 @@ pub enum AuditCmd {
     /// Check the hash chain of every tenant's audit log (or one's) directly in the store:
     /// names the first entry that was edited, removed, reordered or added outside the hub.
     Verify(VerifyArgs),
+    /// Show, or turn on or off, auditing of sends and acks (admin token). Off by default: when
+    /// on, every send and ack adds an entry (ids and metadata, never payloads).
+    Sends {
+        /// `on` or `off`; without it, shows the current setting.
+        #[arg(value_parser = ["on", "off"])]
+        set: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 /// Which entries `audit list` prints.
@@ -89,7 +98,22 @@ pub async fn run(cmd: AuditCmd) -> Result<()> {
         AuditCmd::List(a) => list(a).await,
         AuditCmd::Export { conn } => export(conn).await,
         AuditCmd::Verify(a) => verify(a).await,
+        AuditCmd::Sends { set, conn } => sends(set, conn).await,
     }
+}
+
+/// Shows or sets the tenant's switch for auditing sends and acks.
+async fn sends(set: Option<String>, conn: Conn) -> Result<()> {
+    let hub = client(&conn)?;
+    let now = match set.as_deref() {
+        Some(v) => hub.put_audit_settings(&AuditSettings { sends: v == "on" }).await?,
+        None => hub.audit_settings().await?,
+    };
+    if conn.json {
+        return output::json(&now);
+    }
+    println!("auditing of sends and acks: {}", if now.sends { "on" } else { "off" });
+    Ok(())
 }
 
 /// Pages through the log until `--limit` entries or its end.

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use switchboard_core::api::{AuditEvent, AuditPage, FieldError};
+use switchboard_core::api::{AuditEvent, AuditPage, AuditSettings, FieldError};
 use switchboard_core::audit::AuditAction;
 use switchboard_core::time::parse_rfc3339;
 use switchboard_store::Store;
@@ -18,7 +18,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::Forbidden;
+use super::openapi::{Forbidden, Unprocessable};
 use super::{AppState, Q};
 use crate::api::auth::Auth;
 use crate::error::ApiError;
@@ -152,7 +152,33 @@ fn lines(page: &[AuditEvent]) -> Bytes {
     Bytes::from(out)
 }
 
+/// What the tenant's audit log records beyond changes (admin).
+#[utoipa::path(get, path = "/v1/audit/settings", operation_id = "getAuditSettings",
+    responses((status = 200, description = "The tenant's audit settings", body = AuditSettings),
+              (status = 403, response = Forbidden)))]
+pub async fn get_settings(State(state): State<AppState>, auth: Auth) -> Result<Json<AuditSettings>, ApiError> {
+    auth.require_admin()?;
+    let sends = state.store.audit_sends(auth.0.tenant.as_str()).await?;
+    Ok(Json(AuditSettings { sends }))
+}
+
+/// Turns auditing of sends and acks on or off (admin); the change is itself audited. This
+/// node follows it at once, other nodes within 5 seconds.
+#[utoipa::path(put, path = "/v1/audit/settings", operation_id = "putAuditSettings", request_body = AuditSettings,
+    responses((status = 200, description = "The settings now in force", body = AuditSettings),
+              (status = 403, response = Forbidden), (status = 422, response = Unprocessable)))]
+pub async fn put_settings(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<AuditSettings>, ApiError> {
+    auth.require_admin()?;
+    let settings: AuditSettings = super::parse_json(body, 4 * 1024).await?;
+    state.send_audit.set(&auth.0, settings.sends).await?;
+    Ok(Json(settings))
+}
+
 /// This resource's routes, each with its OpenAPI operation.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(export))
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(export)).routes(routes!(get_settings, put_settings))
 }

@@ -9,6 +9,7 @@ use crate::api::auth::TokenCache;
 use crate::cfg::Config;
 use crate::domain::accept::Acceptor;
 use crate::domain::agents::Agents;
+use crate::domain::audit::SendAudit;
 use crate::domain::delivery::Deliveries;
 use crate::domain::presence::Presence;
 use crate::domain::push::Pusher;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub deliveries: Deliveries,
     /// The push engine (webhook client, circuits, tenant push settings).
     pub pusher: Arc<Pusher>,
+    /// Each tenant's switch for auditing sends and acks.
+    pub send_audit: Arc<SendAudit>,
     /// Changes to `true` when the node shuts down; streams close on it.
     pub shutdown: watch::Receiver<bool>,
 }

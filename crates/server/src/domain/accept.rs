@@ -13,6 +13,7 @@ use switchboard_core::time::now_ms;
 use switchboard_core::{Address, Principal, Recipient, TenantId, validate};
 use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
 
+use super::audit::SendAudit;
 use super::poke::Poke;
 use super::routing::{Routed, Routing};
 use crate::error::ApiError;
@@ -28,6 +29,7 @@ pub struct Acceptor {
     metrics: Arc<Metrics>,
     poke: Poke,
     max_message_bytes: usize,
+    audit: Arc<SendAudit>,
 }
 
 impl Acceptor {
@@ -37,8 +39,9 @@ impl Acceptor {
         metrics: Arc<Metrics>,
         poke: Poke,
         max_message_bytes: usize,
+        audit: Arc<SendAudit>,
     ) -> Acceptor {
-        Acceptor { store, routing, metrics, poke, max_message_bytes }
+        Acceptor { store, routing, metrics, poke, max_message_bytes, audit }
     }
 
     /// The router (for callers that change what it caches).
@@ -72,8 +75,13 @@ impl Acceptor {
     /// Commits prepared messages, sent by `by`, in one store call: each is accepted (with one
     /// delivery per recipient), a duplicate of an earlier send, or refused for reusing its
     /// key. Pokes the push engine when a recipient has an endpoint.
-    pub async fn commit(&self, by: &Principal, ready: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>, ApiError> {
+    pub async fn commit(&self, by: &Principal, mut ready: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>, ApiError> {
         debug_assert!(ready.iter().all(|m| m.tenant == by.tenant.as_str()));
+        if self.audit.on(&by.tenant).await? {
+            for m in &mut ready {
+                m.audit = Some(super::audit::send_event(by, m));
+            }
+        }
         let pushes = ready.iter().any(|m| !m.push_recipients.is_empty());
         let outcomes = self.store.accept(ready).await?;
         if pushes {
@@ -198,5 +206,6 @@ fn build(
         idempotency_key: m.idempotency_key,
         created_at: now,
         expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
+        audit: None,
     })
 }

@@ -17,6 +17,7 @@ use switchboard_core::{Principal, Recipient};
 use switchboard_store::{DeliveryFilter, LeaseRequest, Leased, MessageRecord, Store};
 use tokio::sync::watch;
 
+use super::audit::SendAudit;
 use super::poke::Poke;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -67,11 +68,18 @@ pub struct Deliveries {
     poke: Poke,
     /// Attempts before a delivery is dead.
     max_attempts: u32,
+    audit: Arc<SendAudit>,
 }
 
 impl Deliveries {
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, poke: Poke, max_attempts: u32) -> Deliveries {
-        Deliveries { store, metrics, poke, max_attempts }
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
+        poke: Poke,
+        max_attempts: u32,
+        audit: Arc<SendAudit>,
+    ) -> Deliveries {
+        Deliveries { store, metrics, poke, max_attempts, audit }
     }
 
     /// Makes the dead deliveries `filter` selects pending again, with a fresh attempt count;
@@ -119,7 +127,8 @@ impl Deliveries {
     pub async fn ack(&self, by: &Principal, ids: Vec<String>) -> Result<(Vec<String>, Vec<String>), ApiError> {
         let now = now_ms();
         let asked = ids.clone();
-        let acked = self.store.ack(by.tenant.as_str(), &inbox_of(by)?, ids, now).await?;
+        let audit = self.audit.on(&by.tenant).await?.then(|| super::audit::ack_event(by, now));
+        let acked = self.store.ack(by.tenant.as_str(), &inbox_of(by)?, ids, now, audit).await?;
         Ok(self.record_acks(now, asked, acked))
     }
 
@@ -129,7 +138,8 @@ impl Deliveries {
     /// (docs/bench/IMPROVEMENTS.md).
     pub async fn ack_unanswered(&self, by: &Principal, ids: Vec<String>) -> Result<(), ApiError> {
         let now = now_ms();
-        let acked = self.store.ack_unanswered(by.tenant.as_str(), &inbox_of(by)?, ids, now).await?;
+        let audit = self.audit.on(&by.tenant).await?.then(|| super::audit::ack_event(by, now));
+        let acked = self.store.ack_unanswered(by.tenant.as_str(), &inbox_of(by)?, ids, now, audit).await?;
         self.record_acks(now, Vec::new(), acked);
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
 //! - [`topics`]: topic subscriptions.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
+//! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
@@ -22,6 +23,7 @@
 
 pub mod accept;
 pub mod agents;
+pub mod audit;
 pub mod delivery;
 pub mod poke;
 pub mod presence;

@@ -149,15 +149,19 @@ impl AuditStore for PostgresStore {
         .await
     }
 
-    async fn set_audit_sends(&self, tenant: &str, on: bool) -> Result<()> {
+    async fn set_audit_sends(&self, tenant: &str, on: bool, audit: Option<NewAuditEvent>) -> Result<()> {
+        let audit = &audit;
         retrying(move || async move {
-            let c = self.conn().await?;
-            c.execute(
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            tx.execute(
                 "INSERT INTO audit_settings (tenant_id, sends) VALUES ($1, $2) \
                  ON CONFLICT (tenant_id) DO UPDATE SET sends = EXCLUDED.sends",
                 &[&tenant, &on],
             )
             .await?;
+            append_if(&tx, true, audit.as_ref()).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await

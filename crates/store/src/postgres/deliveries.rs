@@ -14,7 +14,7 @@ use super::error::{Fail, internal, retrying};
 use super::listener::{dedup, notify};
 use super::rows::{attempts_of, message_from_row};
 use super::{OPEN, PostgresStore};
-use crate::audit::with_count;
+use crate::audit::{with_count, with_ids};
 use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
 use crate::{Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, Result, WakeKey};
 
@@ -28,11 +28,13 @@ impl PostgresStore {
         recipient: &str,
         ids: Vec<String>,
         now: Millis,
+        audit: Option<NewAuditEvent>,
     ) -> Result<Vec<Acked>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let ids = &ids;
+        let audit = &audit;
         let mut created = retrying(move || async move {
             let mut c = self.conn().await?;
             // The whole batch of acks in one statement.
@@ -43,15 +45,25 @@ impl PostgresStore {
                  RETURNING message_id, created_at"
             );
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&tenant, &recipient, ids, &now];
-            let rows = if synchronous {
+            let rows = if synchronous && audit.is_none() {
                 let st = c.prepare_cached(&sql).await?;
                 c.query(&st, &params).await?
             } else {
-                // Its own transaction, only to commit it without waiting for the WAL flush.
+                // A transaction of its own: to commit without waiting for the WAL flush, or
+                // to write the audit entry with the acks.
                 let tx = c.transaction().await?;
-                tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                if !synchronous {
+                    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                }
                 let st = tx.prepare_cached(&sql).await?;
                 let rows = tx.query(&st, &params).await?;
+                if let Some(e) = audit.as_ref().filter(|_| !rows.is_empty()) {
+                    let acked: Vec<Acked> = rows
+                        .iter()
+                        .map(|r| Ok(Acked { id: r.try_get(0)?, created_at: r.try_get(1)? }))
+                        .collect::<Result<_, Fail>>()?;
+                    super::audit::append(&tx, &with_ids(e.clone(), &acked)).await?;
+                }
                 tx.commit().await?;
                 rows
             };
@@ -204,12 +216,26 @@ impl DeliveryStore for PostgresStore {
         run.await.map_err(Fail::into_store)
     }
 
-    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        self.ack_in(true, tenant, recipient, ids, now).await
+    async fn ack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Vec<Acked>> {
+        self.ack_in(true, tenant, recipient, ids, now, audit).await
     }
 
-    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        self.ack_in(false, tenant, recipient, ids, now).await
+    async fn ack_unanswered(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Vec<Acked>> {
+        self.ack_in(false, tenant, recipient, ids, now, audit).await
     }
 
     async fn nack(

@@ -280,6 +280,14 @@ async fn accept_batch(
         }
     }
 
+    // The audit entries of the new messages last: the tenant's chain head stays locked from
+    // the first of them to the commit (see `audit::append`).
+    for (m, _) in msgs.iter().zip(&new).filter(|(_, new)| **new) {
+        if let Some(e) = &m.audit {
+            super::audit::append(c, e).await?;
+        }
+    }
+
     let mut out = Vec::with_capacity(msgs.len());
     let mut n = 0i64;
     for (m, new) in msgs.iter().zip(new) {

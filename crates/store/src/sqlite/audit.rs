@@ -123,7 +123,7 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn set_audit_sends(&self, tenant: &str, on: bool) -> Result<()> {
+    async fn set_audit_sends(&self, tenant: &str, on: bool, audit: Option<NewAuditEvent>) -> Result<()> {
         let tenant = tenant.to_owned();
         self.write(move |c, _| {
             c.execute(
@@ -132,7 +132,7 @@ impl AuditStore for SqliteStore {
                 params![tenant, on],
             )
             .map_err(internal)?;
-            Ok(())
+            append_if(c, true, audit.as_ref())
         })
         .await
     }

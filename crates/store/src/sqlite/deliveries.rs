@@ -12,7 +12,7 @@ use super::audit::append_if;
 use super::rows::{message_from_row_at, state_of};
 use super::writer::{HOT, LAZY, Mode};
 use super::{OPEN, SqliteStore, internal};
-use crate::audit::with_count;
+use crate::audit::{with_count, with_ids};
 use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
 use crate::{
     Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, MessageRecord, Result,
@@ -43,6 +43,7 @@ impl SqliteStore {
         recipient: &str,
         ids: Vec<String>,
         now: Millis,
+        audit: Option<NewAuditEvent>,
     ) -> Result<Vec<Acked>> {
         let (tenant, recipient) = (tenant.to_owned(), recipient.to_owned());
         self.queue(mode, move |c, _| {
@@ -60,6 +61,9 @@ impl SqliteStore {
                 if let Some(created_at) = created {
                     out.push(Acked { id, created_at });
                 }
+            }
+            if let Some(e) = audit.filter(|_| !out.is_empty()) {
+                super::audit::append(c, &with_ids(e, &out))?;
             }
             Ok(out)
         })
@@ -158,12 +162,26 @@ impl DeliveryStore for SqliteStore {
         .await
     }
 
-    async fn ack(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        self.ack_in(HOT, tenant, recipient, ids, now).await
+    async fn ack(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Vec<Acked>> {
+        self.ack_in(HOT, tenant, recipient, ids, now, audit).await
     }
 
-    async fn ack_unanswered(&self, tenant: &str, recipient: &str, ids: Vec<String>, now: Millis) -> Result<Vec<Acked>> {
-        self.ack_in(LAZY, tenant, recipient, ids, now).await
+    async fn ack_unanswered(
+        &self,
+        tenant: &str,
+        recipient: &str,
+        ids: Vec<String>,
+        now: Millis,
+        audit: Option<NewAuditEvent>,
+    ) -> Result<Vec<Acked>> {
+        self.ack_in(LAZY, tenant, recipient, ids, now, audit).await
     }
 
     async fn nack(

@@ -62,7 +62,9 @@ impl MessageStore for SqliteStore {
         self.queue(HOT, move |c, keys| {
             let mut out = Vec::with_capacity(messages.len());
             for m in &messages {
-                out.push(accept_one(c, m, keys).map_err(internal)?);
+                let outcome = accept_one(c, m, keys).map_err(internal)?;
+                super::audit::append_if(c, matches!(outcome, AcceptOutcome::Accepted { .. }), m.audit.as_ref())?;
+                out.push(outcome);
             }
             Ok(out)
         })

@@ -4,10 +4,10 @@
 
 use serde_json::json;
 use switchboard_core::audit::{AuditAction, BreakKind, ChainBreak, GENESIS_HASH, NewAuditEvent, verify};
-use switchboard_store::DeliveryFilter;
 use switchboard_store::audit::{AuditFilter, AuditVerdict};
 use switchboard_store::prelude::*;
 use switchboard_store::push::PushSettings;
+use switchboard_store::{AcceptOutcome, DeliveryFilter, NewMessage};
 
 use super::{T, agent, kill_all, push_agent, pushed};
 
@@ -136,11 +136,40 @@ pub(super) async fn audited_changes_write_their_entry(s: &dyn Store) {
 
 pub(super) async fn auditing_sends_is_off_until_set(s: &dyn Store) {
     assert!(!s.audit_sends(T).await.unwrap());
-    s.set_audit_sends(T, true).await.unwrap();
+    s.set_audit_sends(T, true, Some(event(T, "admin", AuditAction::AuditSettingsUpdate, 1))).await.unwrap();
     assert!(s.audit_sends(T).await.unwrap());
     assert!(!s.audit_sends("t2").await.unwrap(), "per tenant");
-    s.set_audit_sends(T, false).await.unwrap();
+    s.set_audit_sends(T, false, None).await.unwrap();
     assert!(!s.audit_sends(T).await.unwrap());
+    let got: Vec<String> = all(s, T).await.into_iter().map(|e| e.action).collect();
+    assert_eq!(got, ["audit_settings.update"], "the change is recorded with it");
+}
+
+/// A send's entry is written with the message (not for a duplicate of it), and an ack's
+/// with the acks, naming the ids it acked (not those it did not).
+pub(super) async fn sends_and_acks_are_audited_with_their_change(s: &dyn Store) {
+    let mut m = super::message(T, "m1", "agent:b", Some("k1"));
+    m.audit = Some(event(T, "admin", AuditAction::MessageSend, 1000));
+    let out = s.accept(vec![m.clone(), super::message(T, "m2", "agent:b", None)]).await.unwrap();
+    assert!(matches!(out[0], AcceptOutcome::Accepted { .. }));
+    let again = NewMessage { id: "m1-retry".into(), ..m };
+    assert!(matches!(s.accept(vec![again]).await.unwrap()[0], AcceptOutcome::Duplicate { .. }));
+    let ack = event(T, "agent:b", AuditAction::DeliveryAck, 1001);
+    s.ack(T, "agent:b", vec!["m1".into(), "zz".into()], 1001, Some(ack.clone())).await.unwrap();
+    s.ack(T, "agent:b", vec!["m1".into()], 1002, Some(ack.clone())).await.unwrap();
+    s.ack_unanswered(T, "agent:b", vec!["m2".into()], 1003, Some(ack)).await.unwrap();
+    let entries = all(s, T).await;
+    let got: Vec<(&str, &serde_json::Value)> = entries.iter().map(|e| (e.action.as_str(), &e.detail)).collect();
+    assert_eq!(
+        got,
+        [
+            ("message.send", &json!({"at": 1000})),
+            ("delivery.ack", &json!({"at": 1001, "count": 1, "ids": ["m1"]})),
+            ("delivery.ack", &json!({"at": 1001, "count": 1, "ids": ["m2"]})),
+        ],
+        "one send entry (not for m2, which had none, nor for the duplicate); no entry for an ack that acked nothing"
+    );
+    assert_eq!(s.verify_audit(T).await.unwrap(), ok(T, 3));
 }
 
 /// Appends racing each other (on PostgreSQL, on many pooled connections) still form one
