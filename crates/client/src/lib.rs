@@ -13,7 +13,10 @@
 //! # Ok(()) }
 //! ```
 
+mod people;
 pub mod webhook;
+
+pub use people::Session;
 
 use std::sync::Arc;
 
@@ -215,7 +218,20 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let res = req.send().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        self.answer(&url, req).await
+    }
+
+    /// Sends `req` (to `url`) and reads its answer: `T` from the JSON of a 2xx (`null` for
+    /// none), or the problem document of any other status.
+    async fn answer<T: DeserializeOwned>(&self, url: &str, req: reqwest::RequestBuilder) -> Result<T> {
+        let res = req.send().await.map_err(|source| ClientError::Transport { url: url.to_owned(), source })?;
+        self.read(url, res).await
+    }
+
+    /// Reads an answer: `T` from the JSON of a 2xx (`null` for none), or the problem
+    /// document of any other status.
+    async fn read<T: DeserializeOwned>(&self, url: &str, res: reqwest::Response) -> Result<T> {
+        let url = url.to_owned();
         let status = res.status();
         let bytes = res.bytes().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
         if !status.is_success() {

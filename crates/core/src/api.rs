@@ -661,11 +661,23 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Whoami {
     pub tenant: String,
-    /// `agent:<id>` or `admin`.
+    /// `agent:<id>`, `user:<id>` or `admin`.
     pub principal: String,
     /// The agent's id, when the token is an agent key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// The person, when the caller is a user (a session or personal access token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<WhoamiUser>,
+}
+
+/// The person behind a session or personal access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WhoamiUser {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: crate::principal::Role,
 }
 
 /// `GET /health` and `/ready`.

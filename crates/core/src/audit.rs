@@ -84,9 +84,9 @@ impl AuditAction {
     /// The text stored, shown and filtered on (`agent.register`).
     pub fn as_str(self) -> &'static str {
         match self {
-            AuditAction::Login => "login",
-            AuditAction::LoginFailed => "login_failed",
-            AuditAction::Logout => "logout",
+            AuditAction::Login => "auth.login",
+            AuditAction::LoginFailed => "auth.login_failed",
+            AuditAction::Logout => "auth.logout",
             AuditAction::TokenCreate => "token.create",
             AuditAction::TokenRevoke => "token.revoke",
             AuditAction::AgentKeyCreate => "agent_key.create",

@@ -8,6 +8,7 @@ pub mod address;
 pub mod api;
 pub mod audit;
 pub mod ids;
+pub mod people;
 pub mod principal;
 pub mod schema;
 pub mod time;

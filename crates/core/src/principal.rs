@@ -12,7 +12,10 @@ use crate::ids::{AgentId, TenantId, UserId};
 /// A person's role in a tenant. What each may do is written in the README's "Security"
 /// section; in short: `owner` everything, `admin` everything but managing owners, `member`
 /// sends, reads its own inbox and conversations and manages its own tokens, `viewer` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
     Admin,
@@ -113,6 +116,11 @@ impl Principal {
             PrincipalKind::User { role, .. } => Some(*role),
             _ => None,
         }
+    }
+
+    /// Whether it may send messages: everyone but a `viewer`, who only reads.
+    pub fn may_send(&self) -> bool {
+        self.role() != Some(Role::Viewer)
     }
 
     /// The person it is, if it is one.

@@ -33,6 +33,12 @@ pub enum ApiError {
     Unauthenticated(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A cookie-authenticated unsafe request without the session's `X-CSRF-Token`.
+    #[error("{0}")]
+    CsrfFailed(String),
+    /// Too many attempts; `retry_after` seconds until the next is let through.
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after: u64 },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -88,6 +94,8 @@ impl ApiError {
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
             Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Missing or invalid credentials"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            CsrfFailed(_) => (StatusCode::FORBIDDEN, "csrf_failed", "The CSRF token is missing or wrong"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many attempts"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             StoreUnavailable(_) => {
@@ -137,6 +145,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::TenantNameTaken { name }) => ApiError::Conflict(format!(
                 "a tenant named `{name}` already exists; choose another name, or list tenants with `switchboard tenant list`"
             )),
+            StoreError::Conflict(Conflict::EmailTaken { email }) => ApiError::Conflict(format!(
+                "a user with the email `{email}` already exists in this tenant; list users with `switchboard user list`"
+            )),
             StoreError::Conflict(Conflict::Unique { constraint }) => ApiError::Conflict(format!(
                 "this would duplicate a record already stored (unique rule `{constraint}`); nothing was saved"
             )),
@@ -157,6 +168,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&p).unwrap_or_default();
         let mut res = (status, body).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

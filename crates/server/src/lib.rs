@@ -180,6 +180,8 @@ impl Hub {
             presence: presence.clone(),
             acceptor,
             agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
+            users: Arc::new(domain::people::users::Users::new(store.clone())),
+            sessions: Arc::new(domain::people::sessions::Sessions::new(store.clone())),
             deliveries: domain::delivery::Deliveries::new(
                 store.clone(),
                 metrics.clone(),

@@ -88,7 +88,7 @@ async fn unknown_and_unsupported_recipients_and_bad_queries_change_nothing() {
         ("unknown_recipient", text_to("agent:0000-nobody", "x").to_string()),
         ("unknown_recipient", text_to("capability:translate", "x").to_string()),
         ("unknown_recipient", text_to("capability:translate?all", "x").to_string()),
-        ("unsupported_address", text_to("user:ann", "x").to_string()),
+        ("unknown_recipient", text_to("user:ann", "x").to_string()),
         ("unsupported_address", text_to("conversation:c1", "x").to_string()),
         ("unsupported_address", text_to("auto", "x").to_string()),
     ];
@@ -240,7 +240,7 @@ async fn a_batch_stores_exactly_its_accepted_items() {
         text_to("agent:0000-nobody", "refused: unknown recipient"),
         text_to(&to, &format!("refused: too large {}", "x".repeat(5000))),
         text_to(&to, "refused: NUL \u{0}"),
-        text_to("user:ann", "refused: unsupported"),
+        text_to("conversation:c1", "refused: unsupported"),
         reused,
         text_to(&to, "accepted two"),
     ]});

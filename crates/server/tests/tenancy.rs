@@ -11,6 +11,8 @@ use common::{ADMIN, Snapshot, TestHub, agent_addr, assert_problem, assert_unchan
 use serde_json::{Value, json};
 use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{DeliveryState, RegisterAgent, SendMessage, TenantPushSettings};
+use switchboard_core::people::{CreateToken, CreateUser, Login};
+use switchboard_core::principal::Role;
 
 /// Calls the hub as written; returns the status and the body as text.
 async fn call(hub: &TestHub, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, String) {
@@ -115,6 +117,10 @@ struct TenantA {
     dead: String,
     pending: String,
     acked: Vec<String>,
+    /// A person: its id, email and a personal access token's id.
+    user: String,
+    email: String,
+    token_id: String,
 }
 
 impl TenantA {
@@ -124,6 +130,7 @@ impl TenantA {
         m.extend(self.names.iter().map(String::as_str));
         m.extend([self.dead.as_str(), self.pending.as_str(), "a-secret-payload"]);
         m.extend(self.acked.iter().map(String::as_str));
+        m.extend([self.user.as_str(), self.email.as_str(), self.token_id.as_str()]);
         m
     }
 }
@@ -178,7 +185,19 @@ async fn seed_a(hub: &TestHub) -> TenantA {
         .await
         .expect("A's push settings");
     let keys = admin.list_agent_keys(&puller.agent.id).await.expect("A's puller's keys");
+    let email = "a-person-secret@example.com".to_owned();
+    let password = "a-password-secret-123";
+    let new_user =
+        CreateUser { email: email.clone(), name: "A".into(), role: Role::Member, password: Some(password.into()) };
+    let user = admin.create_user(&new_user).await.expect("A's user").user.id;
+    let session =
+        admin.login(&Login { email: email.clone(), password: password.into(), tenant: None }).await.expect("sign in");
+    let pat = CreateToken { name: "a-token".into(), expires_in_days: None };
+    let token_id = admin.create_token_in_session(&session, &pat).await.expect("A's user's token").id;
     TenantA {
+        user,
+        email,
+        token_id,
         puller_key: keys.keys[0].id.clone(),
         names: vec![pusher.agent.name.clone(), puller.agent.name.clone()],
         pusher: pusher.agent.id,
@@ -271,13 +290,29 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "listAudit" | "exportAudit" => (None, None, Clean, Forbidden),
         "getAuditSettings" => (None, None, Clean, Forbidden),
         "putAuditSettings" => (p(json!({ "sends": false })), None, Clean, Forbidden),
+        // A's user's email: B may use it (emails are per tenant); a 409 would tell B of A's user.
+        "createUser" => (p(json!({ "email": a.email, "name": "by B", "role": "member" })), None, Clean, Forbidden),
+        "listUsers" => (None, None, Clean, Forbidden),
+        "getUser" | "deleteUser" => (None, None, NotFound, Forbidden),
+        "updateUser" => (p(json!({ "name": "renamed-by-b" })), None, NotFound, Forbidden),
+        // Neither an admin token nor an agent key is a person with tokens of its own.
+        "createToken" => (p(json!({ "name": "by-b" })), None, Forbidden, Forbidden),
+        "listTokens" | "revokeToken" => (None, None, Forbidden, Forbidden),
         _ => return None,
     })
 }
 
 /// The operation's path with A's ids for its parameters.
 fn fill_path(path: &str, a: &TenantA) -> String {
-    let id = if path.starts_with("/v1/messages/") { &a.acked[0] } else { &a.puller };
+    let id = if path.starts_with("/v1/messages/") {
+        &a.acked[0]
+    } else if path.starts_with("/v1/users/me/tokens/") {
+        &a.token_id
+    } else if path.starts_with("/v1/users/") {
+        &a.user
+    } else {
+        &a.puller
+    };
     path.replace("{id}", id)
         .replace("{agent_id}", &a.puller)
         .replace("{topic}", &a.topic)
@@ -414,6 +449,12 @@ async fn no_operation_reaches_another_tenants_data() {
                         b_admin.delete_agent(id["agent"]["id"].as_str().unwrap()).await.unwrap();
                         b_owns.push_str(id["agent"]["name"].as_str().unwrap());
                     }
+                    // Likewise the user B's admin made with A's user's email.
+                    if op_id == "createUser" && status == 201 {
+                        let u: Value = serde_json::from_str(&text).unwrap();
+                        b_admin.delete_user(u["user"]["id"].as_str().unwrap()).await.unwrap();
+                        b_owns.push_str(u["user"]["email"].as_str().unwrap());
+                    }
                     judge(want, status, &text, &sent, &markers)
                 };
                 if let Err(e) = verdict {
@@ -425,7 +466,16 @@ async fn no_operation_reaches_another_tenants_data() {
     assert!(failures.is_empty(), "answers to tenant B that reach tenant A:\n  {}", failures.join("\n  "));
     assert!(called >= 64, "only {called} calls (32 operations × 2 callers): the document lost operations?");
     public.sort();
-    assert_eq!(public, ["GET /.well-known/switchboard-keys.json", "GET /health", "GET /ready"]);
+    assert_eq!(
+        public,
+        [
+            "GET /.well-known/switchboard-keys.json",
+            "GET /health",
+            "GET /ready",
+            "POST /v1/auth/login",
+            "POST /v1/auth/logout"
+        ]
+    );
 
     let after = not_of(&hub.snapshot().await, &b.tenant.id);
     assert_unchanged(&before, &after, "tenant B's sweep of every operation, in tenant A (and node-wide)");

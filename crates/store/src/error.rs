@@ -35,6 +35,9 @@ pub enum Conflict {
     /// Another tenant has this name.
     #[error("the tenant name `{name}` is taken")]
     TenantNameTaken { name: String },
+    /// Another user in the tenant has this email.
+    #[error("the email `{email}` is taken")]
+    EmailTaken { email: String },
     /// A unique rule of the database that no caller is expected to meet (a colliding
     /// generated id), named by its constraint.
     #[error("unique rule `{constraint}`")]

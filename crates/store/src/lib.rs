@@ -20,6 +20,7 @@ pub mod push;
 mod records;
 mod sql;
 pub mod sqlite;
+pub mod users;
 mod wake;
 
 pub use error::{Conflict, Result, StoreError};
@@ -34,6 +35,7 @@ pub use wake::{WakeKey, Wakeups};
 use audit::AuditStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
+use users::UserStore;
 
 /// Agents: their cards, their API keys and when they were last seen. The changes take the
 /// audit entry that records them (see [`audit`]: written in the same transaction, only when
@@ -210,7 +212,17 @@ pub trait TenantStore: Send + Sync {
 /// scope with `use switchboard_store::prelude::*`.
 #[async_trait]
 pub trait Store:
-    AgentStore + MessageStore + DeliveryStore + TopicStore + TenantStore + PushStore + AuditStore + Send + Sync + 'static
+    AgentStore
+    + MessageStore
+    + DeliveryStore
+    + TopicStore
+    + TenantStore
+    + PushStore
+    + AuditStore
+    + UserStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Answers when the store can serve (for `/ready`).
     async fn ping(&self) -> Result<()>;
@@ -264,5 +276,6 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 pub mod prelude {
     pub use crate::audit::AuditStore;
     pub use crate::push::PushStore;
+    pub use crate::users::UserStore;
     pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TenantStore, TopicStore};
 }

@@ -43,6 +43,25 @@ pub(crate) fn qualified(cols: &str, alias: &str) -> String {
     cols.split(", ").map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
 }
 
+/// The columns of `users u` a `UserRecord` is read from (whether it has a password, never
+/// the hash).
+pub(crate) const USER_COLS: &str = "u.tenant_id, u.id, u.email, u.name, u.role, u.password_hash IS NOT NULL, \
+     u.created_at, u.updated_at";
+
+/// The columns of `tokens` a `UserTokenRecord` is read from.
+pub(crate) const USER_TOKEN_COLS: &str = "key_id, name, created_at, expires_at, last_used_at";
+
+/// How `tokens.principal` names a user's personal access tokens: `user:<id>`.
+pub(crate) fn user_principal(id: &str) -> String {
+    switchboard_core::Recipient::user_text(&id.into())
+}
+
+/// The token look-up by hash: the one query not filtered by tenant (it is how the tenant is
+/// found), with the role of the user a personal access token belongs to.
+pub(crate) const TOKEN_LOOKUP: &str = "SELECT t.tenant_id, t.principal, t.key_id, t.expires_at, u.role \
+     FROM tokens t LEFT JOIN users u ON u.tenant_id = t.tenant_id AND t.principal = 'user:' || u.id \
+     WHERE t.hash = $1";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,10 @@
-//! Who is calling: bearer tokens (admin tokens and agent API keys) to principals.
+//! Who is calling: bearer tokens (admin tokens, agent API keys, personal access tokens) and
+//! session cookies to principals.
+//!
+//! A bearer token wins over a cookie. A request that authenticates by the `sb_session`
+//! cookie with an unsafe method (POST, PUT, PATCH, DELETE) must carry the session's CSRF
+//! token in `X-CSRF-Token`, else 403 `csrf_failed`: a browser sends cookies with requests
+//! other sites make, but only this origin's scripts can read the token to put in a header.
 //!
 //! Tokens are random with at least 256 bits of entropy, so a fast hash (SHA-256) is enough to
 //! store them: there is no dictionary to attack. Look-ups are cached for 10 seconds because
@@ -13,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use switchboard_core::AgentId;
 use switchboard_core::principal::{Principal, PrincipalKind};
 use switchboard_core::time::now_ms;
+use switchboard_core::{AgentId, Recipient};
 use switchboard_store::TokenRecord;
 
 use crate::api::AppState;
@@ -50,6 +56,13 @@ impl TokenCache {
         map.retain(|_, (t, _)| !(t.principal.tenant == tenant && t.principal.agent().is_some_and(|a| a == id)));
     }
 
+    /// Forgets every cached token of this user (its role changed, or it was deleted): the
+    /// next request with one reads the user's row again.
+    pub fn forget_user(&self, tenant: &str, id: &str) {
+        let mut map = self.entries.lock().expect("token cache poisoned");
+        map.retain(|_, (t, _)| !(t.principal.tenant == tenant && t.principal.user().is_some_and(|u| u == id)));
+    }
+
     /// Forgets the cached agent key `key_id` (it was revoked): the next request with it reads
     /// its expiry from the store.
     pub fn forget_key(&self, tenant: &str, key_id: &str) {
@@ -65,17 +78,27 @@ impl Auth {
     /// The admin of the tenant, or `forbidden`.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.0.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("this needs the tenant's admin token; agent keys cannot do it".into()))
+            return Ok(());
         }
+        Err(ApiError::Forbidden(match self.0.role() {
+            Some(role) => format!("your role `{role}` cannot do this; it needs an owner or admin of the tenant"),
+            None => "this needs the tenant's admin token; agent keys cannot do it".into(),
+        }))
     }
 
-    /// The calling agent's id, or `forbidden` for the admin.
+    /// The calling agent's id, or `forbidden` for everyone else.
     pub fn require_agent(&self) -> Result<&AgentId, ApiError> {
         self.0.agent().ok_or_else(|| {
+            ApiError::Forbidden("only an agent can do this; use the API key returned when it was registered".into())
+        })
+    }
+
+    /// Where the caller's deliveries are held (an agent's or a person's inbox), or
+    /// `forbidden` for the admin, who has none.
+    pub fn require_inbox(&self) -> Result<Recipient, ApiError> {
+        self.0.recipient().ok_or_else(|| {
             ApiError::Forbidden(
-                "only agents have an inbox; use the API key returned when the agent was registered".into(),
+                "only agents and people have an inbox; use an agent's API key, or sign in as a user".into(),
             )
         })
     }
@@ -118,6 +141,10 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Auth, ApiError> {
+        let has_bearer = parts.headers.contains_key(axum::http::header::AUTHORIZATION) || query_token(parts).is_some();
+        if !has_bearer && let Some(cookie) = session_cookie(&parts.headers) {
+            return from_session(parts, state, cookie).await;
+        }
         let token = bearer(parts)?;
         let hash = token_hash(&token);
         let token = match state.tokens.get(&hash) {
@@ -134,20 +161,85 @@ impl FromRequestParts<AppState> for Auth {
         };
         let now = now_ms();
         if !token.live_at(now) {
-            return Err(ApiError::Unauthenticated(
-                "this agent key was revoked; use another of the agent's keys (`switchboard agent key create`)".into(),
-            ));
+            return Err(ApiError::Unauthenticated(match token.principal.user() {
+                Some(_) => format!(
+                    "this personal access token expired at {}; create a new one with `switchboard login` or \
+                     `switchboard token create`",
+                    switchboard_core::time::rfc3339(token.expires_at.unwrap_or(now))
+                ),
+                None => "this agent key was revoked; use another of the agent's keys (`switchboard agent key create`)"
+                    .into(),
+            }));
         }
         let principal = token.principal;
         // Presence, and the key's last use, are marked by `note_presence` once the request
         // has succeeded.
-        if let PrincipalKind::Agent(id) = &principal.kind
-            && let Some(caller) = parts.extensions.get::<crate::api::Caller>()
-        {
-            caller.set(principal.tenant.as_str(), id.as_str(), token.key_id.is_some().then_some(hash));
+        if let Some(caller) = parts.extensions.get::<crate::api::Caller>() {
+            let key = token.key_id.is_some().then_some(hash);
+            match &principal.kind {
+                PrincipalKind::Agent(id) => caller.set(principal.tenant.as_str(), Some(id.as_str()), key),
+                PrincipalKind::User { .. } => caller.set(principal.tenant.as_str(), None, key),
+                PrincipalKind::Admin | PrincipalKind::Operator => {}
+            }
         }
         Ok(Auth(principal))
     }
+}
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "sb_session";
+/// The header carrying a cookie session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The `sb_session` cookie's value, if the request carries one.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .filter(|v| !v.is_empty())
+}
+
+/// Equality that takes as long wherever the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Refuses an unsafe request that does not carry the session's CSRF token.
+pub fn check_csrf(
+    method: &axum::http::Method,
+    headers: &axum::http::HeaderMap,
+    expected: &str,
+) -> Result<(), ApiError> {
+    use axum::http::Method;
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    match headers.get(CSRF_HEADER) {
+        Some(v) if same(v.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::CsrfFailed(
+            "`X-CSRF-Token` is not this session's; send the `csrf_token` the sign-in answered".into(),
+        )),
+        None => Err(ApiError::CsrfFailed(
+            "a request signed in by cookie must send `X-CSRF-Token` with the `csrf_token` the sign-in answered \
+             (or use `Authorization: Bearer` instead of the cookie)"
+                .into(),
+        )),
+    }
+}
+
+/// The caller of a request signed in by the session cookie.
+async fn from_session(parts: &Parts, state: &AppState, cookie: &str) -> Result<Auth, ApiError> {
+    let session = state.sessions.session(cookie).await?.ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "the session has ended (signed out, idle for 12 hours, or 7 days old); sign in again at POST /v1/auth/login"
+                .into(),
+        )
+    })?;
+    check_csrf(&parts.method, &parts.headers, &session.csrf_token)?;
+    Ok(Auth(crate::domain::people::sessions::principal_of(&session)))
 }
 
 #[cfg(test)]
@@ -160,5 +252,15 @@ mod tests {
         assert!(a.starts_with("sbk_") && a.len() == 4 + 43, "{a}");
         assert_ne!(a, new_token("sbk_"));
         assert_eq!(token_hash("x").len(), 64);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(axum::http::header::COOKIE, "a=1; sb_session=sbs_x; b=2".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("sbs_x"));
+        h.insert(axum::http::header::COOKIE, "sb_sessionx=1; sb_session=".parse().unwrap());
+        assert_eq!(session_cookie(&h), None);
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
     }
 }

@@ -42,7 +42,7 @@ pub struct InboxQuery {
     responses((status = 200, description = "Leased messages (none when `wait_ms` passed first)", body = Inbox),
               (status = 403, response = Forbidden)))]
 pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery>) -> Result<Json<Inbox>, ApiError> {
-    auth.require_agent()?;
+    auth.require_inbox()?;
     let wait_ms = super::wait_ms(q.wait_ms, 0, MAX_WAIT_MS)?;
     let limit = q.limit.unwrap_or(10);
     if !(1..=1000).contains(&limit) {
@@ -76,7 +76,7 @@ fn check_ids(ids: &[String]) -> Result<(), ApiError> {
     responses((status = 200, description = "Which ids were acknowledged, which ignored", body = AckResult),
               (status = 403, response = Forbidden)))]
 pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
-    auth.require_agent()?;
+    auth.require_inbox()?;
     let req: AckRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
     let (ids, ignored) = state.deliveries.ack(&auth.0, req.ids).await?;
@@ -88,7 +88,7 @@ pub async fn ack(State(state): State<AppState>, auth: Auth, body: Body) -> Resul
     responses((status = 200, description = "Which ids were given back, which ignored", body = AckResult),
               (status = 403, response = Forbidden)))]
 pub async fn nack(State(state): State<AppState>, auth: Auth, body: Body) -> Result<Json<AckResult>, ApiError> {
-    auth.require_agent()?;
+    auth.require_inbox()?;
     let req: NackRequest = parse_json(body, 1024 * 1024).await?;
     check_ids(&req.ids)?;
     let (ids, ignored) = state.deliveries.nack(&auth.0, req.ids, req.retry_in_ms.unwrap_or(0)).await?;

@@ -27,11 +27,14 @@ pub mod inbox;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod sessions;
 pub mod state;
 pub mod stream;
 pub mod tenant;
 pub mod tenants;
+pub mod tokens;
 pub mod topics;
+pub mod users;
 pub mod whoami;
 
 pub use openapi::ApiDoc;
@@ -49,6 +52,9 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(audit::router(), "audit"))
         .merge(openapi::tagged(messages::router(), "messages"))
         .merge(openapi::tagged(whoami::router(), "whoami"))
+        .merge(openapi::tagged(users::router(), "users"))
+        .merge(openapi::tagged(tokens::router(), "tokens"))
+        .merge(openapi::tagged(sessions::router(), "auth"))
         .merge(openapi::tagged(topics::router(), "topics"))
         .merge(openapi::tagged(inbox::router(), "inbox"))
         .merge(openapi::tagged(stream::router(), "stream"))

@@ -73,6 +73,14 @@ pub struct UpgradeRequired(pub Problem);
 #[response(content_type = "application/problem+json")]
 pub struct StoreUnavailable(pub Problem);
 
+/// 429 `rate_limited`, with `Retry-After` in seconds.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
+)]
+pub struct TooManyRequests(pub Problem);
+
 /// The frame of the OpenAPI 3.1 document: info, shared components, security. The paths come
 /// from each resource module's router (`api::routes`), and [`finish`] adds the extractors'
 /// errors to them.
@@ -82,7 +90,7 @@ pub struct StoreUnavailable(pub Problem);
     components(
         schemas(wire::StreamFrame),
         responses(BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, UpgradeRequired,
-                  StoreUnavailable),
+                  StoreUnavailable, TooManyRequests),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -137,7 +145,11 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An agent API key (`sbk_…`) or the tenant's admin token (`sba_…`)."))
+                    .description(Some(
+                        "An agent API key (`sbk_…`), a personal access token (`sbp_…`) or the tenant's admin token \
+                         (`sba_…`). A browser may instead send the `sb_session` cookie from `POST /v1/auth/login`, \
+                         with `X-CSRF-Token` on POST, PUT, PATCH and DELETE (else 403 `csrf_failed`).",
+                    ))
                     .build(),
             ),
         );

@@ -11,6 +11,8 @@ use crate::domain::accept::Acceptor;
 use crate::domain::agents::Agents;
 use crate::domain::audit::SendAudit;
 use crate::domain::delivery::Deliveries;
+use crate::domain::people::sessions::Sessions;
+use crate::domain::people::users::Users;
 use crate::domain::presence::Presence;
 use crate::domain::push::Pusher;
 use crate::metrics::Metrics;
@@ -27,6 +29,10 @@ pub struct AppState {
     pub acceptor: Arc<Acceptor>,
     /// Changes to the agent registry.
     pub agents: Arc<Agents>,
+    /// Changes to users and personal access tokens.
+    pub users: Arc<Users>,
+    /// Sign-in, sessions and sign-out.
+    pub sessions: Arc<Sessions>,
     /// Leases, acks and nacks; consumers' wait loop.
     pub deliveries: Deliveries,
     /// The push engine (webhook client, circuits, tenant push settings).
@@ -41,13 +47,16 @@ pub struct AppState {
 /// [`note_presence`]: the extractor runs before the handler has decided, so it cannot tell
 /// whether the request will be refused.
 #[derive(Clone, Default)]
-pub struct Caller(Arc<std::sync::OnceLock<(String, String, Option<String>)>>);
+pub struct Caller(Arc<std::sync::OnceLock<CallerIds>>);
+
+/// The tenant, the agent id (none for a person) and the hash of the key or token used.
+type CallerIds = (String, Option<String>, Option<String>);
 
 impl Caller {
-    /// Records the (tenant, agent id) the request authenticated as, and the hash of the agent
-    /// key it used.
-    pub fn set(&self, tenant: &str, id: &str, key_hash: Option<String>) {
-        let _ = self.0.set((tenant.to_owned(), id.to_owned(), key_hash));
+    /// Records the tenant and agent id the request authenticated as (no agent for a person),
+    /// and the hash of the agent key or personal access token it used.
+    pub fn set(&self, tenant: &str, agent: Option<&str>, key_hash: Option<String>) {
+        let _ = self.0.set((tenant.to_owned(), agent.map(str::to_owned), key_hash));
     }
 }
 
@@ -66,7 +75,9 @@ pub async fn note_presence(
     if !(status.is_client_error() || status.is_server_error())
         && let Some((tenant, id, key_hash)) = caller.0.get()
     {
-        presence.seen(tenant, id);
+        if let Some(id) = id {
+            presence.seen(tenant, id);
+        }
         if let Some(h) = key_hash {
             presence.key_used(h, switchboard_core::time::now_ms());
         }

@@ -46,7 +46,7 @@ pub async fn websocket(
     auth: Auth,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let agent = auth.require_agent()?.to_owned();
+    let agent = auth.require_inbox()?.to_string();
     let ws = ws.map_err(not_a_websocket)?;
     let consumer = state.deliveries.consumer(auth.0.clone(), state.shutdown.clone())?;
     // tungstenite's default buffers are 128 KiB each way per connection; idle consumers then
@@ -236,7 +236,7 @@ async fn handle_frame(
                content_type = "text/event-stream"),
               (status = 403, response = Forbidden)))]
 pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
-    let agent = auth.require_agent()?.to_owned();
+    let agent = auth.require_inbox()?.to_string();
     let mut consumer = state.deliveries.consumer(auth.0, state.shutdown.clone())?;
     let lease_ms = state.config.visibility_timeout_ms;
     let (out, mut out_rx) = mpsc::channel::<InboxMessage>(64);

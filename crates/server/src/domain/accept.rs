@@ -52,6 +52,11 @@ impl Acceptor {
     /// Validates and routes one message sent by `by`; nothing is written. Applies the
     /// string rule (`validate::send_message` walks every string).
     pub async fn prepare(&self, by: &Principal, m: SendMessage) -> Result<NewMessage, ApiError> {
+        if !by.may_send() {
+            return Err(ApiError::Forbidden(
+                "your role `viewer` only reads; sending needs the role member, admin or owner".into(),
+            ));
+        }
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
         let routed = self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?;
         // Only a keyed send can be repeated, so only it pays for hashing the request.

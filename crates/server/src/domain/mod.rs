@@ -14,6 +14,7 @@
 //! - [`topics`]: topic subscriptions.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
+//! - [`people`]: users, their sessions and personal access tokens.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
@@ -25,6 +26,7 @@ pub mod accept;
 pub mod agents;
 pub mod audit;
 pub mod delivery;
+pub mod people;
 pub mod poke;
 pub mod presence;
 pub mod push;

@@ -122,8 +122,15 @@ impl Routing {
                     .map(|r| (Recipient::Agent(r.agent_id.into()).to_string(), r.push))
                     .collect())
             }
-            Address::User(_) | Address::Conversation(_) | Address::Auto => Err(ApiError::UnsupportedAddress(format!(
-                "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
+            // A person reads its inbox by pulling; it has no push endpoint.
+            Address::User(id) => match store.get_user(tenant, id.as_str()).await? {
+                Some(_) => Ok(vec![(Recipient::user_text(id), false)]),
+                None => Err(ApiError::UnknownRecipient(format!(
+                    "user {id} is not in this tenant; list users with `switchboard user list`"
+                ))),
+            },
+            Address::Conversation(_) | Address::Auto => Err(ApiError::UnsupportedAddress(format!(
+                "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a person (`user:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
             ))),
         }
     }

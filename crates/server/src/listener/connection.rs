@@ -311,8 +311,9 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         let guard = self.conn.begin();
+        req.extensions_mut().insert(ClientAddr(self.conn.ip));
         if let Some(refused) = oversized(&req) {
             return Box::pin(std::future::ready(Ok(guarded(refused.into_response(), guard))));
         }

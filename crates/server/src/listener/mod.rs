@@ -66,6 +66,17 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const FD_RESERVE: usize = 128;
 /// A limit that bites is logged at most this often (per kind), with a count.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The address a request came from, as the per-address limits count it (IPv4 by address,
+/// IPv6 by /64), in every request's extensions: sign-in throttling counts failures by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(registry::IpKey);
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 /// Connections looked at, at most, to find one idle to close at a limit. A sample keeps a
 /// flood of new connections from costing a scan of every open one each.
 const EVICTION_SAMPLE: usize = 256;

@@ -60,6 +60,7 @@ mod push;
 mod rows;
 mod tenants;
 mod topics;
+mod users;
 mod writer;
 
 /// Pooled connections per node. Leases, acks and reads run on them concurrently; the writer
@@ -262,14 +263,15 @@ impl Store for PostgresStore {
         let run = async {
             let c = self.conn().await?;
             // The one look-up not filtered by tenant: it is how the tenant is found.
-            let st =
-                c.prepare_cached("SELECT tenant_id, principal, key_id, expires_at FROM tokens WHERE hash = $1").await?;
+            let st = c.prepare_cached(crate::sql::TOKEN_LOOKUP).await?;
             let Some(row) = c.query_opt(&st, &[&token_hash]).await? else {
                 return Ok(None);
             };
             let tenant: String = row.try_get(0)?;
             let p: String = row.try_get(1)?;
-            let Some(kind) = PrincipalKind::from_stored(&p, None) else {
+            // A person's role is read from the user's row, so a changed role holds at once.
+            let role = row.try_get::<_, Option<String>>(4)?.and_then(|r| r.parse().ok());
+            let Some(kind) = PrincipalKind::from_stored(&p, role) else {
                 return Ok(None);
             };
             let principal = Principal { tenant: TenantId::from(tenant), kind };

@@ -34,6 +34,7 @@ mod push;
 mod rows;
 mod tenants;
 mod topics;
+mod users;
 mod writer;
 
 const READERS: usize = 4;
@@ -148,19 +149,19 @@ impl SqliteStore {
 /// token's principal `operator`: until then the only admin token of the default tenant was
 /// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
 /// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
-/// Idempotent, so a crash before the version is set only runs it again.
+/// Version 6 adds `users` and `sessions` (`schema.sql`) and the personal tokens' `name` to
+/// `tokens`. Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..6).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 6: users, sessions and personal access tokens");
+        add_column(conn, "tokens", "name", "TEXT")?;
+    }
     if (1..5).contains(&version) {
         tracing::info!("migrating the SQLite store to version 5: agent keys get ids, expiry and last use");
         // Column by column: a crash between two of them leaves the rest to the next start.
         for (column, ty) in [("key_id", "TEXT"), ("expires_at", "INTEGER"), ("last_used_at", "INTEGER")] {
-            let has: bool = conn
-                .query_row("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = ?1", [column], |r| r.get(0))
-                .map_err(internal)?;
-            if !has {
-                conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {column} {ty}")).map_err(internal)?;
-            }
+            add_column(conn, "tokens", column, ty)?;
         }
         conn.execute(
             "UPDATE tokens SET key_id = 'key_' || lower(hex(randomblob(16))) \
@@ -184,6 +185,20 @@ fn migrate(conn: &Connection) -> Result<()> {
              DROP INDEX IF EXISTS deliveries_expiry; DROP INDEX IF EXISTS deliveries_push_due;",
         )
         .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Adds `column` to `table` unless it has it (a crash between two of them leaves the rest to
+/// the next start).
+fn add_column(conn: &Connection, table: &str, column: &str, ty: &str) -> Result<()> {
+    let has: bool = conn
+        .query_row(&format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"), [column], |r| {
+            r.get(0)
+        })
+        .map_err(internal)?;
+    if !has {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")).map_err(internal)?;
     }
     Ok(())
 }
@@ -238,17 +253,17 @@ impl Store for SqliteStore {
     async fn token_for_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
         let hash = token_hash.to_owned();
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached("SELECT tenant_id, principal, key_id, expires_at FROM tokens WHERE hash = ?1")
-                .map_err(internal)?;
-            type Row = (String, String, Option<String>, Option<Millis>);
+            // A person's role is read from the user's row, so a changed role holds at once.
+            let mut st = c.prepare_cached(crate::sql::TOKEN_LOOKUP).map_err(internal)?;
+            type Row = (String, String, Option<String>, Option<Millis>, Option<String>);
             let row: Option<Row> = st
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 .optional()
                 .map_err(internal)?;
-            Ok(row.and_then(|(tenant, p, key_id, expires_at)| {
+            Ok(row.and_then(|(tenant, p, key_id, expires_at, role)| {
+                let role = role.and_then(|r| r.parse().ok());
                 let principal =
-                    Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p, None)? };
+                    Principal { tenant: TenantId::from(tenant), kind: PrincipalKind::from_stored(&p, role)? };
                 Some(TokenRecord { principal, key_id, expires_at })
             }))
         })
@@ -293,7 +308,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -322,7 +337,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -378,6 +393,6 @@ mod tests {
         assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
     }
 }

@@ -8,11 +8,12 @@ CREATE UNIQUE INDEX IF NOT EXISTS tenants_name ON tenants(name);
 CREATE TABLE IF NOT EXISTS tokens (
     hash        TEXT PRIMARY KEY,          -- SHA-256 of the token, hex; the token itself is never stored
     tenant_id   TEXT NOT NULL,
-    principal   TEXT NOT NULL,             -- 'operator' (bootstrap), 'admin' (a tenant's) or 'agent:<id>'
+    principal   TEXT NOT NULL,             -- 'operator' (bootstrap), 'admin' (a tenant's), 'agent:<id>' or 'user:<id>'
     created_at  INTEGER NOT NULL,
-    key_id       TEXT,                     -- an agent key's public id ('key_<uuid>'); NULL for admin tokens
-    expires_at   INTEGER,                  -- NULL while live; set by a revocation (now, or the end of its grace)
-    last_used_at INTEGER                   -- written in batches, about once a second
+    key_id       TEXT,                     -- an agent key's ('key_<uuid>') or personal token's ('tok_<uuid>') public id; NULL for admin tokens
+    expires_at   INTEGER,                  -- agent keys: NULL while live, set by a revocation; personal tokens: chosen at creation
+    last_used_at INTEGER,                  -- written in batches, about once a second
+    name         TEXT                      -- a personal access token's name (version 6)
 );
 CREATE INDEX IF NOT EXISTS tokens_principal ON tokens(tenant_id, principal);
 CREATE UNIQUE INDEX IF NOT EXISTS tokens_key ON tokens(tenant_id, key_id);
@@ -155,4 +156,29 @@ CREATE TABLE IF NOT EXISTS audit_settings (
     tenant_id TEXT PRIMARY KEY,
     sends     INTEGER NOT NULL DEFAULT 0  -- 1: sends and acks are audited
 );
-PRAGMA user_version = 5;
+-- People (version 6): users of a tenant and their browser sessions. Their personal access
+-- tokens are rows of `tokens` (principal 'user:<id>'); a user's role is read from here at
+-- every look-up of a token or session.
+CREATE TABLE IF NOT EXISTS users (
+    tenant_id     TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    email         TEXT NOT NULL,           -- lower-cased
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL,           -- owner, admin, member, viewer
+    password_hash TEXT,                    -- argon2id (PHC string); NULL: cannot sign in with a password
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON users(tenant_id, email);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash        TEXT PRIMARY KEY,          -- SHA-256 of the cookie's token, hex
+    tenant_id   TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    csrf_token  TEXT NOT NULL,             -- useless without the cookie, so kept as it is
+    created_at  INTEGER NOT NULL,
+    idle_until  INTEGER NOT NULL,          -- moved on by use
+    expires_at  INTEGER NOT NULL           -- absolute end
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(tenant_id, user_id);
+PRAGMA user_version = 6;
