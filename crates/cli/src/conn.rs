@@ -11,7 +11,8 @@ pub struct Conn {
     /// Hub URL.
     #[arg(long, env = "SWITCHBOARD_URL", default_value = "http://127.0.0.1:7777", global = true)]
     pub url: String,
-    /// Agent API key or admin token. Defaults to ./switchboard-data/admin.token when present.
+    /// Agent API key, personal access token or admin token. Defaults to the token
+    /// `switchboard login` saved for this hub, else ./switchboard-data/admin.token when present.
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
     /// Also trust this CA certificate (PEM) for an https:// hub whose certificate a private
@@ -23,11 +24,13 @@ pub struct Conn {
     pub json: bool,
 }
 
-/// A client of the hub named by `conn`: its token, or else the admin token a local hub saved;
-/// trusting `--ca-cert` if given.
+/// A client of the hub named by `conn`: its token, or else the token `switchboard login`
+/// saved for this hub, or else the admin token a local hub saved; trusting `--ca-cert` if
+/// given.
 pub fn client(conn: &Conn) -> anyhow::Result<Client> {
     // An empty SWITCHBOARD_TOKEN counts as unset, as in `Client::from_env`.
-    let token = conn.token.clone().filter(|t| !t.is_empty()).or_else(|| {
+    let token = conn.token.clone().filter(|t| !t.is_empty());
+    let token = token.or_else(|| crate::credentials::token_for(&conn.url)).or_else(|| {
         let dir = std::env::var("SWITCHBOARD_DATA_DIR").unwrap_or_else(|_| "./switchboard-data".into());
         std::fs::read_to_string(PathBuf::from(dir).join("admin.token")).ok().map(|t| t.trim().to_owned())
     });

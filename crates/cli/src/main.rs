@@ -10,11 +10,13 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod conn;
+mod credentials;
 mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, dead_letters, deliveries, inbox, message, migrate, send, serve, tail, tenant, topic,
+    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, send, serve, tail, tenant, token,
+    topic, user,
 };
 
 #[derive(Parser)]
@@ -58,6 +60,16 @@ enum Command {
     /// List, export (through the hub) or verify (in the store) the tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Sign in as a person: makes a personal access token and saves it (mode 0600) for this hub.
+    Login(login::LoginArgs),
+    /// Show who the CLI acts as (agent, person or admin).
+    Whoami(login::WhoamiArgs),
+    /// Add, list and remove the tenant's people (owners and admins).
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Create, list and revoke your personal access tokens.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
 }
 
 #[tokio::main]
@@ -102,6 +114,10 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Tail(args) => tail::run(args).await,
         Command::Audit(cmd) => audit::run(cmd).await,
         Command::Tenant(cmd) => tenant::run(cmd).await,
+        Command::Login(args) => login::login(args).await,
+        Command::Whoami(args) => login::whoami(args).await,
+        Command::User(cmd) => user::run(cmd).await,
+        Command::Token(cmd) => token::run(cmd).await,
     }
 }
 

@@ -101,7 +101,8 @@ fn a_fatal_error_is_a_json_line_too_when_the_logs_are_json() {
 }
 
 /// Everything secret one run handled: the admin token, two agents' API keys, webhook secrets
-/// before and after a rotation, and tokens the hub refused. None may reach the log, even with
+/// before and after a rotation, tokens the hub refused, and a person's password (and a wrong
+/// one), session cookie, CSRF token and personal access token. None may reach the log, even with
 /// every crate logging at `trace` — the level someone turns on when chasing a bug, and whose
 /// log then goes into a ticket.
 #[tokio::test]
@@ -172,6 +173,31 @@ async fn no_token_or_secret_reaches_the_log_even_at_trace_level() {
         let refused = Client::new(&url, Some(wrong.to_owned())).whoami().await;
         assert!(refused.is_err(), "{wrong} was accepted");
     }
+    // People: a password (and a wrong one), the session cookie and its CSRF token, and a
+    // personal access token, used.
+    use switchboard_core::people::{CreateToken, CreateUser, Login};
+    let password = "a-password-under-test-42";
+    let user = CreateUser {
+        email: "ann@example.com".into(),
+        name: "Ann".into(),
+        role: switchboard_core::principal::Role::Member,
+        password: Some(password.into()),
+    };
+    admin.create_user(&user).await.unwrap();
+    let wrong = Login { email: "ann@example.com".into(), password: "a-wrong-password-under-test".into(), tenant: None };
+    assert!(admin.login(&wrong).await.is_err());
+    let session = admin.login(&Login { password: password.into(), ..wrong.clone() }).await.unwrap();
+    let pat = CreateToken { name: "t".into(), expires_in_days: None };
+    let pat = admin.create_token_in_session(&session, &pat).await.unwrap().token;
+    Client::new(&url, Some(pat.clone())).whoami().await.unwrap();
+    admin.logout(&session).await.unwrap();
+    secrets.extend([
+        password.to_owned(),
+        wrong.password.clone(),
+        session.cookie.clone(),
+        session.answer.csrf_token.clone(),
+        pat,
+    ]);
     common::eventually(30, "the push to reach the receiver", || {
         let pushed = pushed.clone();
         async move { pushed.load(Ordering::SeqCst) > 0 }

@@ -199,6 +199,11 @@ impl Client {
         }
     }
 
+    /// The same hub with no token (for signing in).
+    pub fn without_token(self) -> Client {
+        Client { token: None, ..self }
+    }
+
     /// The hub's base URL.
     pub fn base_url(&self) -> &str {
         &self.base

@@ -156,6 +156,34 @@ async fn agents_register_send_and_receive_over_https_and_wss() {
 }
 
 #[tokio::test]
+async fn a_session_cookie_set_over_https_is_secure() {
+    use switchboard_core::people::CreateUser;
+    let cert = Cert::new();
+    let hub = TestHub::start_with(|c| cert.serve(c)).await;
+    let admin = Client::new(hub.url(), Some(ADMIN.into())).with_ca_cert(&cert.pem).expect("the CA certificate");
+    let user = CreateUser {
+        email: "ann@example.com".into(),
+        name: "Ann".into(),
+        role: switchboard_core::principal::Role::Member,
+        password: Some("correct horse battery".into()),
+    };
+    admin.create_user(&user).await.expect("a user");
+    let res = cert
+        .http()
+        .post(format!("{}/v1/auth/login", hub.url()))
+        .json(&serde_json::json!({ "email": "ann@example.com", "password": "correct horse battery" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    let attrs: Vec<&str> = cookie.split("; ").collect();
+    for want in ["HttpOnly", "SameSite=Lax", "Secure"] {
+        assert!(attrs.contains(&want), "{want} missing: {cookie}");
+    }
+}
+
+#[tokio::test]
 async fn plain_http_to_the_tls_port_gets_no_answer() {
     let cert = Cert::new();
     let hub = TestHub::start_with(|c| cert.serve(c)).await;
