@@ -25,6 +25,10 @@ use audit::*;
 mod keys;
 use keys::*;
 
+#[path = "suite/users.rs"]
+mod users;
+use users::*;
+
 const T: &str = "t1";
 
 /// The recipient text of agent `id`, spelled by the one address type.
@@ -873,6 +877,9 @@ backends!(
     revoking_a_key_ends_it_now_or_after_its_grace,
     key_use_is_recorded_in_batches,
     deleting_an_agent_removes_its_keys,
+    emails_are_unique_per_tenant,
+    a_token_carries_its_users_current_role,
+    sessions_end_idle_absolute_or_with_their_user,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).
