@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::openapi::{Forbidden, TooManyRequests, Unauthenticated};
+use super::openapi::{Forbidden, StoreUnavailable, TooManyRequests, Unauthenticated};
 use super::parse_json;
 use crate::api::auth::{SESSION_COOKIE, check_csrf, session_cookie};
 use crate::domain::people::sessions::{ABSOLUTE_MS, principal_of};
@@ -34,7 +34,8 @@ fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
 #[utoipa::path(post, path = "/v1/auth/login", operation_id = "login", request_body = Login, security(()),
     responses((status = 200, description = "Signed in; the session is in the `sb_session` cookie", body = LoginAnswer,
                headers(("Set-Cookie" = String, description = "`sb_session=…; HttpOnly; SameSite=Lax; Path=/`"))),
-              (status = 401, response = Unauthenticated), (status = 429, response = TooManyRequests)))]
+              (status = 401, response = Unauthenticated), (status = 429, response = TooManyRequests),
+              (status = 503, response = StoreUnavailable)))]
 pub async fn login(
     State(state): State<AppState>,
     client: Option<Extension<ClientAddr>>,
@@ -61,7 +62,7 @@ pub async fn login(
 #[utoipa::path(post, path = "/v1/auth/logout", operation_id = "logout", security(()),
     responses((status = 204, description = "Signed out; the cookie is cleared",
                headers(("Set-Cookie" = String, description = "`sb_session=; Max-Age=0`"))),
-              (status = 403, response = Forbidden)))]
+              (status = 403, response = Forbidden), (status = 503, response = StoreUnavailable)))]
 pub async fn logout(State(state): State<AppState>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers)
         && let Some(session) = state.sessions.session(token).await?
