@@ -218,6 +218,21 @@ async fn repeated_failures_for_one_account_are_throttled_with_retry_after() {
 }
 
 #[tokio::test]
+async fn repeated_failures_from_one_address_are_throttled_across_accounts() {
+    let hub = TestHub::start().await;
+    user(&hub, "ann@example.com", Role::Member).await;
+    // 20 failures from this address, none more than 4 for one account.
+    for i in 0..20 {
+        let guess =
+            Login { email: format!("guess{}@example.com", i / 4), password: "wrong wrong wrong".into(), tenant: None };
+        assert_eq!(problem(hub.anonymous().login(&guess).await.unwrap_err()).0, 401, "attempt {i}");
+    }
+    let right = Login { email: "ann@example.com".into(), password: PASSWORD.into(), tenant: None };
+    let e = problem(hub.anonymous().login(&right).await.unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (429, "rate_limited"), "{}", e.2);
+}
+
+#[tokio::test]
 async fn a_personal_access_token_acts_as_its_user_until_it_expires_or_is_revoked() {
     let hub = TestHub::start().await;
     let id = user(&hub, "ann@example.com", Role::Member).await;
