@@ -164,6 +164,28 @@ async fn a_cookie_request_that_changes_something_needs_the_csrf_token() {
     assert_eq!(res.status(), 201);
 }
 
+/// A GET of the inbox leases messages, so a cookie request that the browser says another
+/// site made is refused even without a body to forge; the hub's own pages pass.
+#[tokio::test]
+async fn a_cookie_request_from_another_site_is_refused_even_a_read() {
+    let hub = TestHub::start().await;
+    user(&hub, "ann@example.com", Role::Member).await;
+    let s = login(&hub, "ann@example.com").await;
+    let get = |headers: &'static [(&'static str, &'static str)]| {
+        let mut req = reqwest::Client::new()
+            .get(format!("{}/v1/inbox?wait_ms=0", hub.url()))
+            .header(COOKIE, format!("sb_session={}", s.cookie));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move { status_code(req.send().await.expect("the hub answers")).await }
+    };
+    assert_problem(get(&[("sec-fetch-site", "cross-site")]).await, 403, "csrf_failed");
+    assert_problem(get(&[("origin", "https://evil.example")]).await, 403, "csrf_failed");
+    assert_eq!(get(&[("sec-fetch-site", "same-origin")]).await.0, 200);
+    assert_eq!(get(&[]).await.0, 200, "no browser headers: not a browser, nothing to forge");
+}
+
 #[tokio::test]
 async fn signing_out_ends_the_session_and_clears_the_cookie() {
     let hub = TestHub::start().await;

@@ -5,6 +5,10 @@
 //! cookie with an unsafe method (POST, PUT, PATCH, DELETE) must carry the session's CSRF
 //! token in `X-CSRF-Token`, else 403 `csrf_failed`: a browser sends cookies with requests
 //! other sites make, but only this origin's scripts can read the token to put in a header.
+//! Any cookie request, GET included, that the browser says another site made
+//! (`Sec-Fetch-Site: cross-site`, or an `Origin` whose host is not the request's) is refused
+//! the same way: a GET of `/v1/inbox` leases messages, and a stream opened from another site
+//! would read them.
 //!
 //! Tokens are random with at least 256 bits of entropy, so a fast hash (SHA-256) is enough to
 //! store them: there is no dictionary to attack. Look-ups are cached for 10 seconds because
@@ -230,6 +234,31 @@ pub fn check_csrf(
     }
 }
 
+/// Refuses a cookie request that the browser says another site made: `Sec-Fetch-Site:
+/// cross-site`, or an `Origin` whose host and port are not the `Host` the request went to.
+/// Clients that are not browsers send neither header and pass.
+pub fn check_same_site(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::CsrfFailed(
+            "another site made this request with your session cookie; the hub answers cookie requests only from its \
+             own pages (use `Authorization: Bearer` from elsewhere)"
+                .into(),
+        )
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
+        return Err(refused());
+    }
+    if let Some(origin) = header("origin") {
+        // `Origin: null` (sandboxed frames, some redirects) names no site: refused too.
+        let host = origin.split_once("://").map(|(_, rest)| rest);
+        if host.is_none_or(|h| Some(h) != header("host")) {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
 /// The caller of a request signed in by the session cookie.
 async fn from_session(parts: &Parts, state: &AppState, cookie: &str) -> Result<Auth, ApiError> {
     let session = state.sessions.session(cookie).await?.ok_or_else(|| {
@@ -238,6 +267,7 @@ async fn from_session(parts: &Parts, state: &AppState, cookie: &str) -> Result<A
                 .into(),
         )
     })?;
+    check_same_site(&parts.headers)?;
     check_csrf(&parts.method, &parts.headers, &session.csrf_token)?;
     Ok(Auth(crate::domain::people::sessions::principal_of(&session)))
 }
@@ -262,5 +292,24 @@ mod tests {
         h.insert(axum::http::header::COOKIE, "sb_sessionx=1; sb_session=".parse().unwrap());
         assert_eq!(session_cookie(&h), None);
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn cookie_requests_from_another_site_are_refused() {
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert("host", "hub.example:7777".parse().unwrap());
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(check_same_site(&headers(&[])).is_ok(), "no browser headers: a script or the CLI");
+        assert!(check_same_site(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        assert!(check_same_site(&headers(&[("origin", "https://hub.example:7777")])).is_ok());
+        assert!(check_same_site(&headers(&[("sec-fetch-site", "cross-site")])).is_err());
+        assert!(check_same_site(&headers(&[("origin", "https://evil.example")])).is_err());
+        assert!(check_same_site(&headers(&[("origin", "https://hub.example:7777.evil")])).is_err());
+        assert!(check_same_site(&headers(&[("origin", "null")])).is_err());
     }
 }
