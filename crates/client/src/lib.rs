@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod people;
 pub mod webhook;
 
@@ -209,7 +210,7 @@ impl Client {
         &self.base
     }
 
-    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+    pub(crate) async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

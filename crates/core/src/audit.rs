@@ -38,7 +38,10 @@ pub enum AuditAction {
     AgentDelete,
     WebhookSecretRotate,
     PushSettingsUpdate,
-    PolicyUpdate,
+    /// A tenant's policy replaced (`PUT /v1/policies`).
+    PolicySet,
+    /// A tenant's limits replaced (`PUT /v1/limits`).
+    LimitsSet,
     TenantCreate,
     UserCreate,
     UserUpdate,
@@ -69,7 +72,8 @@ impl AuditAction {
         AuditAction::AgentDelete,
         AuditAction::WebhookSecretRotate,
         AuditAction::PushSettingsUpdate,
-        AuditAction::PolicyUpdate,
+        AuditAction::PolicySet,
+        AuditAction::LimitsSet,
         AuditAction::TenantCreate,
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
@@ -96,7 +100,8 @@ impl AuditAction {
             AuditAction::AgentDelete => "agent.delete",
             AuditAction::WebhookSecretRotate => "webhook_secret.rotate",
             AuditAction::PushSettingsUpdate => "push_settings.update",
-            AuditAction::PolicyUpdate => "policy.update",
+            AuditAction::PolicySet => "policy.set",
+            AuditAction::LimitsSet => "limits.set",
             AuditAction::TenantCreate => "tenant.create",
             AuditAction::UserCreate => "user.create",
             AuditAction::UserUpdate => "user.update",
@@ -526,7 +531,7 @@ mod tests {
 
     #[test]
     fn detail_hashes_the_same_after_a_store_round_trip() {
-        let e = chain_next(None, &new(AuditAction::PolicyUpdate, "policy", json!({"b": 1e300, "a": u64::MAX})));
+        let e = chain_next(None, &new(AuditAction::PolicySet, "policy", json!({"b": 1e300, "a": u64::MAX})));
         let stored = canonical_json(&e.detail);
         let mut read = e.clone();
         read.detail = serde_json::from_str(&stored).unwrap();

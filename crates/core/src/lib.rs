@@ -8,6 +8,8 @@ pub mod address;
 pub mod api;
 pub mod audit;
 pub mod ids;
+pub mod limits;
+pub mod policy;
 pub mod people;
 pub mod principal;
 pub mod schema;

@@ -36,9 +36,16 @@ pub enum ApiError {
     /// A cookie-authenticated unsafe request without the session's `X-CSRF-Token`.
     #[error("{0}")]
     CsrfFailed(String),
-    /// Too many attempts; `retry_after` seconds until the next is let through.
+    /// The tenant's policy refuses it; the text names the deciding rule.
+    #[error("{0}")]
+    PolicyDenied(String),
+    /// Too many attempts or requests (a rate limit): 429 with `Retry-After`, `retry_after`
+    /// seconds (at least 1) until the next is let through.
     #[error("{detail}")]
     RateLimited { detail: String, retry_after: u64 },
+    /// A quota of the tenant (agents, messages stored, recipients, open streams).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -95,7 +102,9 @@ impl ApiError {
             Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", "Missing or invalid credentials"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             CsrfFailed(_) => (StatusCode::FORBIDDEN, "csrf_failed", "The CSRF token is missing or wrong"),
-            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many attempts"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
+            PolicyDenied(_) => (StatusCode::FORBIDDEN, "policy_denied", "The tenant's policy does not allow this"),
+            QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded", "A quota of the tenant is reached"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             StoreUnavailable(_) => {

@@ -156,9 +156,11 @@ impl Hub {
         let poke = domain::poke::Poke::default();
         let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms));
         let send_audit = Arc::new(domain::audit::SendAudit::new(store.clone()));
+        let access = Arc::new(domain::access::Access::new(store.clone(), metrics.clone()));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
             store.clone(),
             routing.clone(),
+            access.clone(),
             metrics.clone(),
             poke.clone(),
             config.max_message_bytes,
@@ -179,6 +181,7 @@ impl Hub {
             tokens: Arc::new(api::auth::TokenCache::default()),
             presence: presence.clone(),
             acceptor,
+            access: access.clone(),
             agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
             users: Arc::new(domain::people::users::Users::new(store.clone())),
             sessions: Arc::new(domain::people::sessions::Sessions::new(store.clone())),
@@ -202,6 +205,7 @@ impl Hub {
             )),
             tokio::spawn(domain::tasks::presence_flusher(presence.clone(), store.clone(), shutdown_rx.clone())),
             tokio::spawn(domain::push::dispatcher(pusher, shutdown_rx.clone())),
+            tokio::spawn(domain::access::refresher(access, shutdown_rx.clone())),
         ];
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(

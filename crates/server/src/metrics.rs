@@ -31,6 +31,13 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Which limit refused a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// `send_rate`, `api_rate`, `agents`, `messages_stored`, `recipients`, `streams`.
+    pub kind: &'static str,
+}
+
 /// The node's metrics, registered once.
 pub struct Metrics {
     pub registry: Registry,
@@ -50,6 +57,10 @@ pub struct Metrics {
     pub connections_closed: Family<ReasonLabels, Counter>,
     /// Failed `accept` calls (e.g. out of file descriptors).
     pub accept_errors: Counter,
+    /// Requests refused by a rate limit or a quota, by kind.
+    pub limit_refusals: Family<KindLabels, Counter>,
+    /// Sends and subscriptions refused by a tenant's policy.
+    pub policy_denials: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,8 +113,22 @@ impl Metrics {
         );
         let accept_errors = Counter::default();
         registry.register("http_accept_errors", "Failed accepts (e.g. out of file descriptors)", accept_errors.clone());
+        let limit_refusals = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "limit_refusals",
+            "Requests refused by a limit (send_rate, api_rate, agents, messages_stored, recipients, streams)",
+            limit_refusals.clone(),
+        );
+        let policy_denials = Counter::default();
+        registry.register(
+            "policy_denials",
+            "Sends and subscriptions refused by a tenant's policy",
+            policy_denials.clone(),
+        );
         Metrics {
             registry,
+            limit_refusals,
+            policy_denials,
             accepted,
             deliveries,
             delivery_latency,
@@ -125,6 +150,16 @@ impl Metrics {
     /// Counts a connection the node closed early.
     pub fn connection_closed(&self, reason: &'static str) {
         self.connections_closed.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Counts a request refused by a limit.
+    pub fn limit_refusal(&self, kind: &'static str) {
+        self.limit_refusals.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts a request refused by a policy.
+    pub fn policy_denial(&self) {
+        self.policy_denials.inc();
     }
 
     /// Counts a push health event.

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use switchboard_core::principal::Principal;
 use switchboard_core::time::Millis;
 
+pub mod access;
 pub mod audit;
 mod error;
 pub mod health;
@@ -32,6 +33,7 @@ pub use records::{
 };
 pub use wake::{WakeKey, Wakeups};
 
+use access::AccessStore;
 use audit::AuditStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
@@ -220,6 +222,7 @@ pub trait Store:
     + PushStore
     + AuditStore
     + UserStore
+    + AccessStore
     + Send
     + Sync
     + 'static
@@ -274,6 +277,7 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 
 /// The store's traits, to bring every area's methods into scope on a concrete backend.
 pub mod prelude {
+    pub use crate::access::AccessStore;
     pub use crate::audit::AuditStore;
     pub use crate::push::PushStore;
     pub use crate::users::UserStore;

@@ -68,6 +68,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<AgentRegistered>), ApiError> {
     auth.require_admin()?;
     let req: RegisterAgent = parse_json(body, CARD_LIMIT).await?;
+    state.access.register_agent(&auth.0).await?;
     let r = state.agents.register(&auth.0, req).await?;
     let agent = view(r.record, state.config.heartbeat_window_ms, None);
     Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key: r.api_key, webhook_secret: r.webhook_secret })))
@@ -143,6 +144,7 @@ pub async fn update(
     require_self_or_admin(&auth, &id)?;
     let req: UpdateAgent = parse_json(body, CARD_LIMIT).await?;
     let updated = state.agents.update(&auth.0, &id, req).await?;
+    state.access.forget_agent(auth.0.tenant.as_str(), &id);
     Ok(Json(view_one(&state, updated).await?))
 }
 
@@ -154,6 +156,7 @@ pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     auth.require_admin()?;
     state.agents.remove(&auth.0, &id).await?;
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
+    state.access.forget_agent(auth.0.tenant.as_str(), &id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -176,6 +176,7 @@ impl FromRequestParts<AppState> for Auth {
             }));
         }
         let principal = token.principal;
+        state.access.api_request(&principal).await?;
         // Presence, and the key's last use, are marked by `note_presence` once the request
         // has succeeded.
         if let Some(caller) = parts.extensions.get::<crate::api::Caller>() {

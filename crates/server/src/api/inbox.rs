@@ -53,6 +53,7 @@ pub async fn fetch(State(state): State<AppState>, auth: Auth, Q(q): Q<InboxQuery
         return Err(ApiError::InvalidQuery("`visibility_ms` must be between 100 and 43200000".into()));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let _slot = state.access.open_stream(&auth.0).await?;
     let mut consumer = state.deliveries.consumer(auth.0, state.shutdown.clone())?;
     let messages = match consumer.next(limit, lease_ms, tokio::time::sleep_until(deadline)).await? {
         Next::Leased(batch) => batch.into_iter().map(inbox_view).collect::<Result<_, _>>()?,

@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::openapi::{Conflict, MessagePath, NotFound, Unprocessable, Wait};
+use super::openapi::{Conflict, Forbidden, MessagePath, NotFound, Unprocessable, Wait};
 use super::{Q, read_json};
 use crate::api::auth::Auth;
 use crate::domain::delivery::message_view;
@@ -114,7 +114,8 @@ async fn wait_delivered(state: &AppState, tenant: &str, id: &str, wait_ms: u64) 
 /// Sends a message. 202 means it is committed to disk and will be delivered.
 #[utoipa::path(post, path = "/v1/messages", operation_id = "sendMessage", request_body = SendMessage, params(SendQuery),
     responses((status = 202, description = "Committed to disk; it will be delivered", body = MessageAccepted),
-              (status = 409, response = Conflict), (status = 422, response = Unprocessable)))]
+              (status = 403, response = Forbidden), (status = 409, response = Conflict),
+              (status = 422, response = Unprocessable)))]
 pub async fn send(
     State(state): State<AppState>,
     auth: Auth,

@@ -24,9 +24,11 @@ pub mod audit;
 pub mod auth;
 pub mod deliveries;
 pub mod inbox;
+pub mod limits;
 pub mod messages;
 pub mod openapi;
 pub mod ops;
+pub mod policies;
 pub mod sessions;
 pub mod state;
 pub mod stream;
@@ -58,6 +60,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(topics::router(), "topics"))
         .merge(openapi::tagged(inbox::router(), "inbox"))
         .merge(openapi::tagged(stream::router(), "stream"))
+        .merge(openapi::tagged(policies::router(), "policies"))
+        .merge(openapi::tagged(limits::router(), "limits"))
 }
 
 /// The OpenAPI document served at `/openapi.json`.

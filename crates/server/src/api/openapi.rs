@@ -32,7 +32,9 @@ pub struct BadRequest(pub Problem);
 pub struct Unauthenticated(pub Problem);
 
 /// `403 forbidden`: the token is valid but may not do this (an agent key on an admin call, an
-/// agent acting for another agent, the admin token on an agent's inbox).
+/// agent acting for another agent, the admin token on an agent's inbox); `policy_denied`: the
+/// tenant's policy refuses it (the detail names the rule); `quota_exceeded`: a quota of the
+/// tenant is reached (agents, messages stored, recipients per message, open streams).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Forbidden(pub Problem);
@@ -67,19 +69,20 @@ pub struct Unprocessable(pub Problem);
 #[response(content_type = "application/problem+json")]
 pub struct UpgradeRequired(pub Problem);
 
+/// `429 rate_limited`: the caller is over one of the tenant's rate limits (API requests or
+/// sends), or too many sign-ins failed; retry after `Retry-After` seconds.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Whole seconds to wait before retrying, at least 1"))
+)]
+pub struct TooManyRequests(pub Problem);
+
 /// `503 store_unavailable`: the store cannot be reached or written; nothing was saved, and
 /// retrying later is safe.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct StoreUnavailable(pub Problem);
-
-/// 429 `rate_limited`, with `Retry-After` in seconds.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))
-)]
-pub struct TooManyRequests(pub Problem);
 
 /// The frame of the OpenAPI 3.1 document: info, shared components, security. The paths come
 /// from each resource module's router (`api::routes`), and [`finish`] adds the extractors'
@@ -157,7 +160,7 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Adds the error answers that extractors give, to every operation using that extractor:
-/// the bearer token (`401`, and `503` because an uncached token is looked up in the store),
+/// the bearer token (`401`, `429` from the tenant's API rate limit, and `503` because an uncached token is looked up in the store),
 /// the query string (`400`), the JSON body (`400`, `413`, `422`). An operation's own entry
 /// for a status wins.
 struct ExtractorErrors;
@@ -179,6 +182,7 @@ fn add_extractor_errors(op: &mut Operation) {
     };
     if !public {
         add("401", Unauthenticated::response());
+        add("429", TooManyRequests::response());
         add("503", StoreUnavailable::response());
     }
     if query || body {

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::api::auth::TokenCache;
 use crate::cfg::Config;
 use crate::domain::accept::Acceptor;
+use crate::domain::access::Access;
 use crate::domain::agents::Agents;
 use crate::domain::audit::SendAudit;
 use crate::domain::delivery::Deliveries;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Validates, routes and commits sends (and holds the router and its cache).
     pub acceptor: Arc<Acceptor>,
+    /// The tenants' policies and limits, and the checks against them.
+    pub access: Arc<Access>,
     /// Changes to the agent registry.
     pub agents: Arc<Agents>,
     /// Changes to users and personal access tokens.

@@ -48,12 +48,14 @@ pub async fn websocket(
 ) -> Result<Response, ApiError> {
     let agent = auth.require_inbox()?.to_string();
     let ws = ws.map_err(not_a_websocket)?;
+    let slot = state.access.open_stream(&auth.0).await?;
     let consumer = state.deliveries.consumer(auth.0.clone(), state.shutdown.clone())?;
     // tungstenite's default buffers are 128 KiB each way per connection; idle consumers then
     // cost ~134 KiB apiece (measured: 1.36 GiB for 10,000). Frames here are small and the
     // buffers grow on demand, so start small.
     let ws = ws.read_buffer_size(4 * 1024).write_buffer_size(4 * 1024);
     Ok(ws.on_upgrade(move |socket| async move {
+        let _slot = slot;
         if let Err(e) = run_socket(state, auth.0, consumer, socket).await {
             tracing::debug!(agent = %agent, error = %e, "stream closed");
         }
@@ -237,10 +239,12 @@ async fn handle_frame(
               (status = 403, response = Forbidden)))]
 pub async fn events(State(state): State<AppState>, auth: Auth) -> Result<Response, ApiError> {
     let agent = auth.require_inbox()?.to_string();
+    let slot = state.access.open_stream(&auth.0).await?;
     let mut consumer = state.deliveries.consumer(auth.0, state.shutdown.clone())?;
     let lease_ms = state.config.visibility_timeout_ms;
     let (out, mut out_rx) = mpsc::channel::<InboxMessage>(64);
     tokio::spawn(async move {
+        let _slot = slot;
         loop {
             let batch = match consumer.next(64, lease_ms, out.closed()).await {
                 Ok(Next::Leased(batch)) => batch,

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::address::check_name;
-use switchboard_core::api::{FieldError, Subscribed, SubscriberList, Subscription, Topic, TopicList};
+use switchboard_core::api::{FieldError, Problem, Subscribed, SubscriberList, Subscription, Topic, TopicList};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::rfc3339;
 use switchboard_store::SubscriptionRecord;
@@ -55,7 +55,9 @@ fn view(s: SubscriptionRecord) -> Subscription {
     params(SubscriptionPath),
     responses((status = 201, description = "Subscribed", body = Subscribed),
               (status = 200, description = "Already subscribed: the existing subscription", body = Subscribed),
-              (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+              (status = 400, response = BadRequest),
+              (status = 403, description = "Not this agent's, or the tenant's policy denies it (`policy_denied`)",
+               body = Problem, content_type = "application/problem+json"),
               (status = 404, response = NotFound)))]
 pub async fn subscribe(
     State(state): State<AppState>,
@@ -64,6 +66,7 @@ pub async fn subscribe(
 ) -> Result<(StatusCode, Json<Subscribed>), ApiError> {
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
+    state.access.authorize_subscribe(&auth.0.tenant, &agent_id, &topic).await?;
     let Some((record, created)) = topics::subscribe(state.store.as_ref(), &auth.0, &topic, &agent_id).await? else {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not registered in this tenant; list agents with `switchboard agent list`"

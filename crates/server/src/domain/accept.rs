@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use switchboard_core::api::{Part, SendMessage};
+use switchboard_core::policy::Action;
 use switchboard_core::time::now_ms;
 use switchboard_core::{Address, Principal, Recipient, TenantId, validate};
 use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
 
+use super::access::Access;
 use super::audit::SendAudit;
 use super::poke::Poke;
 use super::routing::{Routed, Routing};
@@ -26,6 +28,7 @@ pub const HUB_SENDER: &str = "switchboard";
 pub struct Acceptor {
     store: Arc<dyn Store>,
     routing: Arc<Routing>,
+    access: Arc<Access>,
     metrics: Arc<Metrics>,
     poke: Poke,
     max_message_bytes: usize,
@@ -36,12 +39,13 @@ impl Acceptor {
     pub fn new(
         store: Arc<dyn Store>,
         routing: Arc<Routing>,
+        access: Arc<Access>,
         metrics: Arc<Metrics>,
         poke: Poke,
         max_message_bytes: usize,
         audit: Arc<SendAudit>,
     ) -> Acceptor {
-        Acceptor { store, routing, metrics, poke, max_message_bytes, audit }
+        Acceptor { store, routing, access, metrics, poke, max_message_bytes, audit }
     }
 
     /// The router (for callers that change what it caches).
@@ -50,15 +54,20 @@ impl Acceptor {
     }
 
     /// Validates and routes one message sent by `by`; nothing is written. Applies the
-    /// string rule (`validate::send_message` walks every string).
+    /// string rule (`validate::send_message` walks every string), the sender's send rate,
+    /// the tenant's policy (on the address as the sender wrote it) and its quotas.
     pub async fn prepare(&self, by: &Principal, m: SendMessage) -> Result<NewMessage, ApiError> {
         if !by.may_send() {
             return Err(ApiError::Forbidden(
                 "your role `viewer` only reads; sending needs the role member, admin or owner".into(),
             ));
         }
+        let access = self.access.tenant(&by.tenant).await?;
+        self.access.send(&access, by)?;
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
+        self.access.authorize(&access, by, Action::Send, &to).await?;
         let routed = self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?;
+        self.access.store_message(&access, by, routed.len())?;
         // Only a keyed send can be repeated, so only it pays for hashing the request.
         let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
         build(&by.tenant, by.sender(), &to, routed, m, hash)
@@ -94,6 +103,7 @@ impl Acceptor {
         }
         let accepted = outcomes.iter().filter(|o| matches!(o, AcceptOutcome::Accepted { .. })).count();
         self.metrics.accepted.inc_by(accepted as u64);
+        self.access.accepted(by.tenant.as_str(), accepted as u64);
         Ok(outcomes)
     }
 

@@ -15,6 +15,8 @@
 //! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
 //! - [`people`]: users, their sessions and personal access tokens.
+//! - [`access`]: the tenants' policies and limits, kept in memory, and the checks of
+//!   sends, subscriptions, streams and requests; [`limits`]: the buckets and counters.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
@@ -23,9 +25,11 @@
 //! record of a change can later be written in the same transaction.
 
 pub mod accept;
+pub mod access;
 pub mod agents;
 pub mod audit;
 pub mod delivery;
+pub mod limits;
 pub mod people;
 pub mod poke;
 pub mod presence;

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("schema_v6.sql")),
     (7, include_str!("schema_v7.sql")),
     (8, include_str!("schema_v8.sql")),
+    (9, include_str!("schema_v9.sql")),
 ];
 
 /// Brings the schema up to date. An advisory lock serialises nodes that start together;

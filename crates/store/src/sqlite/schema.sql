@@ -181,4 +181,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at  INTEGER NOT NULL           -- absolute end
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(tenant_id, user_id);
+-- Access control: one row per tenant that set a policy or limits (JSON text each; NULL:
+-- none), with a version every change bumps (nodes poll it to refresh their in-memory copy).
+CREATE TABLE IF NOT EXISTS tenant_access (
+    tenant_id TEXT PRIMARY KEY,
+    policy    TEXT,
+    limits    TEXT,
+    version   INTEGER NOT NULL
+);
 PRAGMA user_version = 6;
