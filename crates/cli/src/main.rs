@@ -15,7 +15,7 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, send, serve, tail, tenant, token,
+    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, policy, send, serve, tail, tenant, token,
     topic, user,
 };
 
@@ -70,6 +70,13 @@ enum Command {
     /// Create, list and revoke your personal access tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// Show, set or check the tenant's policy: who may send to which address and subscribe
+    /// to which topic (admin token).
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
+    /// Show or set the tenant's rate limits and quotas (admin token).
+    #[command(subcommand)]
+    Limits(policy::LimitsCmd),
 }
 
 #[tokio::main]
@@ -118,6 +125,8 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Whoami(args) => login::whoami(args).await,
         Command::User(cmd) => user::run(cmd).await,
         Command::Token(cmd) => token::run(cmd).await,
+        Command::Policy(cmd) => policy::run(cmd).await,
+        Command::Limits(cmd) => policy::run_limits(cmd).await,
     }
 }
 

@@ -38,7 +38,9 @@ async fn no_policy_allows_everything_and_a_set_one_denies_what_no_rule_allows() 
 
     admin.put_policy(&rules(json!([]))).await.expect("an empty policy");
     assert_eq!(admin.policy().await.unwrap().rules, Some(vec![]));
+    let before = hub.snapshot().await;
     let p = refused(&ac, &addr(&b.agent.id)).await;
+    assert_unchanged(&before, &hub.snapshot().await, "a send the policy refused");
     assert_eq!((p.status, p.code.as_str()), (403, "policy_denied"), "{p:?}");
     assert!(p.detail.contains("no rule allows it") && p.detail.contains(&a.agent.id), "{}", p.detail);
     // The admin token is never denied.

@@ -184,6 +184,14 @@ async fn seed_a(hub: &TestHub) -> TenantA {
         })
         .await
         .expect("A's push settings");
+    // A policy and limits naming A's agent: B must see neither.
+    let policy = json!({ "rules": [
+        { "id": "a-puller", "from": agent_addr(&puller.agent.id), "to": "*", "effect": "allow" },
+        { "from": "*", "to": "*", "effect": "allow" },
+    ]});
+    admin.put_policy(&serde_json::from_value(policy).unwrap()).await.expect("A's policy");
+    let limits = switchboard_core::limits::TenantLimits { max_streams: Some(1000), ..Default::default() };
+    admin.put_limits(&limits).await.expect("A's limits");
     let keys = admin.list_agent_keys(&puller.agent.id).await.expect("A's puller's keys");
     let email = "a-person-secret@example.com".to_owned();
     let password = "a-password-secret-123";
@@ -298,6 +306,14 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         // Neither an admin token nor an agent key is a person with tokens of its own.
         "createToken" => (p(json!({ "name": "by-b" })), None, Forbidden, Forbidden),
         "listTokens" | "revokeToken" => (None, None, Forbidden, Forbidden),
+        // B's own policy and limits (none), never A's; an agent may not see or set them.
+        "getPolicy" | "getLimits" => (None, None, Clean, Forbidden),
+        "putPolicy" => (p(json!({ "rules": null })), None, Clean, Forbidden),
+        "putLimits" => (p(json!({})), None, Clean, Forbidden),
+        // Asked about A's agents, B's (empty) policy answers; nothing of A's policy shows.
+        "checkPolicy" => {
+            (p(json!({ "from": agent_addr(&a.puller), "to": agent_addr(&a.pusher) })), None, Clean, Forbidden)
+        }
         _ => return None,
     })
 }
@@ -464,7 +480,7 @@ async fn no_operation_reaches_another_tenants_data() {
         }
     }
     assert!(failures.is_empty(), "answers to tenant B that reach tenant A:\n  {}", failures.join("\n  "));
-    assert!(called >= 64, "only {called} calls (32 operations × 2 callers): the document lost operations?");
+    assert!(called >= 74, "only {called} calls (37 operations × 2 callers): the document lost operations?");
     public.sort();
     assert_eq!(
         public,
