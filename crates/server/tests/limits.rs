@@ -148,17 +148,29 @@ async fn quotas_refuse_agents_recipients_and_stored_messages() {
 async fn open_streams_per_principal_are_limited() {
     let hub = TestHub::start().await;
     let (a, ac) = hub.agent("a", &[]).await;
+    let (_, other) = hub.agent("other", &[]).await;
     hub.admin().put_limits(&TenantLimits { max_streams: Some(1), ..Default::default() }).await.unwrap();
-    let ws = ac.stream().await.expect("the first stream");
-    match ac.events().await {
-        Err(e) => assert_eq!(code(e), (403, "quota_exceeded".into())),
+    let sse = ac.events().await.expect("the first stream");
+    match ac.stream().await {
+        Err(e) => assert_eq!(code(e), (403, "quota_exceeded".into()), "an open SSE stream holds the slot"),
         Ok(_) => panic!("a second stream must be refused"),
     }
     let got = raw(&hub, "GET", "/v1/inbox?wait_ms=0", Some(&a.api_key), None).await;
     assert_problem(got, 403, "quota_exceeded");
     assert_eq!(refusals(&hub, "streams").await, 2);
+    let _their_own = other.stream().await.expect("another agent's streams count apart");
+    drop(sse);
+    let ws = eventually(10, "the closed stream's slot to be free", || {
+        let ac = ac.clone();
+        async move { ac.stream().await.ok() }
+    })
+    .await;
+    match ac.events().await {
+        Err(e) => assert_eq!(code(e), (403, "quota_exceeded".into()), "an open WebSocket holds the slot"),
+        Ok(_) => panic!("a second stream must be refused"),
+    }
     ws.close().await.expect("close the WebSocket");
-    eventually(10, "the closed stream's slot to be free", || {
+    eventually(10, "the WebSocket's slot to be free", || {
         let ac = ac.clone();
         async move { ac.events().await.ok().map(|_| ()) }
     })
