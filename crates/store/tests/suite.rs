@@ -17,6 +17,10 @@ use switchboard_store::{
     StoreError, TenantRecord,
 };
 
+#[path = "suite/access.rs"]
+mod access;
+use access::*;
+
 #[path = "suite/audit.rs"]
 mod audit;
 use audit::*;
@@ -880,6 +884,8 @@ backends!(
     emails_are_unique_per_tenant,
     a_token_carries_its_users_current_role,
     sessions_end_idle_absolute_or_with_their_user,
+    policy_and_limits_are_versioned_and_audited,
+    quota_counts_are_per_tenant,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).
