@@ -135,11 +135,13 @@ pub struct Policy {
     needs_traits: bool,
 }
 
-/// The principal asking, with what of it rules may select: for agents, the names and tags of
-/// the capabilities it offers (read only when [`Policy::needs_traits`]).
+/// The principal asking, with what of it rules may select: a person's role (`None` when not
+/// known), and for agents the names and tags of the capabilities it offers (read only when
+/// [`Policy::needs_traits`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
     pub principal: &'a Principal,
+    pub role: Option<Role>,
     pub capabilities: &'a [String],
     pub tags: &'a [String],
 }
@@ -313,7 +315,7 @@ fn selects(s: &Selector, who: &Subject<'_>) -> bool {
         Selector::Any => true,
         Selector::Agent(id) => matches!(kind, PrincipalKind::Agent(a) if a == id),
         Selector::User(id) => matches!(kind, PrincipalKind::User { id: u, .. } if u == id),
-        Selector::Role(role) => who.principal.role() == Some(*role),
+        Selector::Role(role) => who.role == Some(*role),
         Selector::Tag(t) => who.principal.agent().is_some() && who.tags.iter().any(|x| x == t),
         Selector::Capability(c) => who.principal.agent().is_some() && who.capabilities.iter().any(|x| x == c),
     }
@@ -351,7 +353,11 @@ mod tests {
     }
 
     fn send(p: &Policy, who: &Principal, to: &str) -> Verdict {
-        p.decide(&Subject { principal: who, capabilities: &[], tags: &[] }, Action::Send, &to.parse().unwrap())
+        p.decide(
+            &Subject { principal: who, role: who.role(), capabilities: &[], tags: &[] },
+            Action::Send,
+            &to.parse().unwrap(),
+        )
     }
 
     #[test]
@@ -402,14 +408,20 @@ mod tests {
         assert_eq!(send(&p, &user("ann", Role::Viewer), "agent:x").rule, Some(0));
         assert_eq!(send(&p, &user("ann", Role::Member), "agent:x").rule, Some(1));
         let a = agent("a");
-        let tagged = Subject { principal: &a, capabilities: &["translate".into()], tags: &["billing".into()] };
+        let tagged =
+            Subject { principal: &a, role: None, capabilities: &["translate".into()], tags: &["billing".into()] };
         let pay: Address = "capability:pay?all".parse().unwrap();
         assert_eq!(p.decide(&tagged, Action::Send, &pay).rule, Some(2));
         assert_eq!(p.decide(&tagged, Action::Send, &"agent:x".parse().unwrap()).rule, Some(3));
         assert_eq!(send(&p, &a, "capability:pay").rule, None, "untagged");
+        // A person whose role is not known is passed over by `role:` rules.
+        let viewer = user("ann", Role::Viewer);
+        let unknown = Subject { principal: &viewer, role: None, capabilities: &[], tags: &[] };
+        assert_eq!(p.decide(&unknown, Action::Send, &"agent:x".parse().unwrap()).rule, Some(1));
         // A person never has an agent's tags.
         let u = user("bo", Role::Member);
-        let as_user = Subject { principal: &u, capabilities: &["translate".into()], tags: &["billing".into()] };
+        let as_user =
+            Subject { principal: &u, role: u.role(), capabilities: &["translate".into()], tags: &["billing".into()] };
         assert_eq!(p.decide(&as_user, Action::Send, &pay).rule, None);
     }
 
@@ -419,7 +431,7 @@ mod tests {
         sub.actions = Some(vec![Action::Subscribe]);
         let p = Policy::compile(vec![sub, rule(None, "*", "*", Effect::Allow)]).unwrap();
         let a = agent("a");
-        let who = Subject { principal: &a, capabilities: &[], tags: &[] };
+        let who = Subject { principal: &a, role: None, capabilities: &[], tags: &[] };
         let t: Address = "topic:orders.eu".parse().unwrap();
         assert_eq!(p.decide(&who, Action::Subscribe, &t), Verdict { allowed: false, rule: Some(0) });
         assert_eq!(p.decide(&who, Action::Send, &t), Verdict { allowed: true, rule: Some(1) });

@@ -10,13 +10,14 @@
 //! and must always be able to undo a mistake. Agents and people are held to both.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use switchboard_core::api::FieldError;
 use switchboard_core::audit::{AuditAction, NewAuditEvent};
 use switchboard_core::limits::TenantLimits;
 use switchboard_core::policy::{Action, Policy, PolicyDecision, PolicyRules, Subject, Verdict};
+use switchboard_core::principal::Role;
 use switchboard_core::time::now_ms;
 use switchboard_core::{Address, AgentId, Principal, PrincipalKind, TenantId};
 use switchboard_store::Store;
@@ -51,7 +52,7 @@ struct Traits {
     tags: Vec<String>,
 }
 
-type TraitCache = Mutex<HashMap<(String, String), (Arc<Traits>, Instant)>>;
+type TraitCache = RwLock<HashMap<(String, String), (Arc<Traits>, Instant)>>;
 
 /// The node's access control: the tenants' policies and limits, and the limiter.
 pub struct Access {
@@ -77,7 +78,7 @@ impl Access {
             store,
             metrics,
             tenants: RwLock::new(HashMap::new()),
-            traits: Arc::new(Mutex::new(HashMap::new())),
+            traits: Arc::new(RwLock::new(HashMap::new())),
             limiter: Limiter::default(),
         }
     }
@@ -140,23 +141,23 @@ impl Access {
     /// The capabilities and tags of agent `id`, from memory when recent enough.
     async fn traits(&self, tenant: &str, id: &AgentId) -> Result<Arc<Traits>, ApiError> {
         let key = (tenant.to_owned(), id.to_string());
-        let cached = self.traits.lock().expect("traits cache poisoned").get(&key).cloned();
+        let cached = self.traits.read().expect("traits cache poisoned").get(&key).cloned();
         match cached {
             Some((t, at)) if at.elapsed() < TRAITS_TTL => Ok(t),
             Some((t, _)) => {
                 // Stale: decide with it, and read the new ones for the next send.
-                self.traits.lock().expect("traits cache poisoned").insert(key.clone(), (t.clone(), Instant::now()));
+                self.traits.write().expect("traits cache poisoned").insert(key.clone(), (t.clone(), Instant::now()));
                 let (store, cache) = (self.store.clone(), self.traits.clone());
                 tokio::spawn(async move {
                     if let Ok(fresh) = read_traits(store.as_ref(), &key.0, &key.1).await {
-                        cache.lock().expect("traits cache poisoned").insert(key, (Arc::new(fresh), Instant::now()));
+                        cache.write().expect("traits cache poisoned").insert(key, (Arc::new(fresh), Instant::now()));
                     }
                 });
                 Ok(t)
             }
             None => {
                 let t = Arc::new(read_traits(self.store.as_ref(), tenant, id.as_str()).await?);
-                self.traits.lock().expect("traits cache poisoned").insert(key, (t.clone(), Instant::now()));
+                self.traits.write().expect("traits cache poisoned").insert(key, (t.clone(), Instant::now()));
                 Ok(t)
             }
         }
@@ -164,15 +165,22 @@ impl Access {
 
     /// Forgets what is cached of an agent (it was updated or deleted on this node).
     pub fn forget_agent(&self, tenant: &str, id: &str) {
-        self.traits.lock().expect("traits cache poisoned").remove(&(tenant.to_owned(), id.to_owned()));
+        self.traits.write().expect("traits cache poisoned").remove(&(tenant.to_owned(), id.to_owned()));
     }
 
-    async fn verdict(&self, p: &Policy, by: &Principal, action: Action, to: &Address) -> Result<Verdict, ApiError> {
+    async fn verdict(
+        &self,
+        p: &Policy,
+        by: &Principal,
+        role: Option<Role>,
+        action: Action,
+        to: &Address,
+    ) -> Result<Verdict, ApiError> {
         let traits = match by.agent() {
             Some(id) if p.needs_traits() => self.traits(by.tenant.as_str(), id).await?,
             _ => Arc::new(Traits::default()),
         };
-        let who = Subject { principal: by, capabilities: &traits.capabilities, tags: &traits.tags };
+        let who = Subject { principal: by, role, capabilities: &traits.capabilities, tags: &traits.tags };
         Ok(p.decide(&who, action, to))
     }
 
@@ -185,7 +193,7 @@ impl Access {
         to: &Address,
     ) -> Result<(), ApiError> {
         let Some(p) = t.policy.as_ref().filter(|_| governed(by)) else { return Ok(()) };
-        let v = self.verdict(p, by, action, to).await?;
+        let v = self.verdict(p, by, by.role(), action, to).await?;
         if v.allowed {
             return Ok(());
         }
@@ -228,11 +236,9 @@ impl Access {
             "admin" => PrincipalKind::Admin,
             _ => match from.parse::<switchboard_core::Recipient>() {
                 Ok(switchboard_core::Recipient::Agent(id)) => PrincipalKind::Agent(id),
-                Ok(switchboard_core::Recipient::User(id)) => {
-                    // People's roles are theirs to read once users are stored; until then a
-                    // `role:` rule is not matched here.
-                    PrincipalKind::User { id, role: switchboard_core::principal::Role::Member }
-                }
+                // The person's role is not known here (people's rows are read where they
+                // authenticate): `role:` rules are passed over, the others decide.
+                Ok(switchboard_core::Recipient::User(id)) => PrincipalKind::User { id, role: Role::Viewer },
                 Err(e) => return Err(bad("from", format!("{e}; or `admin`"))),
             },
         };
@@ -243,7 +249,7 @@ impl Access {
         match t.policy.as_ref().filter(|_| governed(&by)) {
             None => Ok(PolicyDecision { allowed: true, rule: None }),
             Some(p) => {
-                let v = self.verdict(p, &by, action, to).await?;
+                let v = self.verdict(p, &by, None, action, to).await?;
                 Ok(PolicyDecision { allowed: v.allowed, rule: p.deciding(v) })
             }
         }

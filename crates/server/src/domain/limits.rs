@@ -9,7 +9,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use switchboard_core::limits::Rate;
@@ -48,8 +49,9 @@ pub struct Limiter {
     buckets: Sharded<Bucket>,
     streams: Arc<Sharded<u64>>,
     /// Tenant → messages stored, for tenants with `max_messages_stored`: counted from the
-    /// store (at first use and on each refresh) plus what this node accepted since.
-    stored: Mutex<HashMap<String, u64>>,
+    /// store (at first use and on each refresh) plus what this node accepted since. Sends
+    /// only read the map (a shared lock) and add to an atomic.
+    stored: RwLock<HashMap<String, Arc<AtomicU64>>>,
 }
 
 /// A refusal by a rate limit: how long until one more is allowed.
@@ -65,7 +67,7 @@ impl RetryAfter {
 
 impl Default for Limiter {
     fn default() -> Self {
-        Limiter { buckets: Sharded::new(), streams: Arc::new(Sharded::new()), stored: Mutex::new(HashMap::new()) }
+        Limiter { buckets: Sharded::new(), streams: Arc::new(Sharded::new()), stored: RwLock::new(HashMap::new()) }
     }
 }
 
@@ -108,29 +110,33 @@ impl Limiter {
 
     /// The tenant's stored-message count, if it is kept.
     pub fn stored(&self, tenant: &str) -> Option<u64> {
-        self.stored.lock().expect("stored counts poisoned").get(tenant).copied()
+        self.stored.read().expect("stored counts poisoned").get(tenant).map(|n| n.load(Ordering::Relaxed))
     }
 
     /// Sets the tenant's stored-message count (read from the store).
     pub fn set_stored(&self, tenant: &str, n: u64) {
-        self.stored.lock().expect("stored counts poisoned").insert(tenant.to_owned(), n);
+        if let Some(c) = self.stored.read().expect("stored counts poisoned").get(tenant) {
+            c.store(n, Ordering::Relaxed);
+            return;
+        }
+        self.stored.write().expect("stored counts poisoned").insert(tenant.to_owned(), Arc::new(AtomicU64::new(n)));
     }
 
     /// Adds messages this node accepted to the tenant's count, if it is kept.
     pub fn add_stored(&self, tenant: &str, n: u64) {
-        if let Some(c) = self.stored.lock().expect("stored counts poisoned").get_mut(tenant) {
-            *c += n;
+        if let Some(c) = self.stored.read().expect("stored counts poisoned").get(tenant) {
+            c.fetch_add(n, Ordering::Relaxed);
         }
     }
 
     /// The tenants whose stored-message count is kept.
     pub fn stored_tenants(&self) -> Vec<String> {
-        self.stored.lock().expect("stored counts poisoned").keys().cloned().collect()
+        self.stored.read().expect("stored counts poisoned").keys().cloned().collect()
     }
 
     /// Stops keeping a tenant's stored-message count (its quota was lifted).
     pub fn forget_stored(&self, tenant: &str) {
-        self.stored.lock().expect("stored counts poisoned").remove(tenant);
+        self.stored.write().expect("stored counts poisoned").remove(tenant);
     }
 
     /// Drops buckets idle for a long time (they would be full again) and closed streams'
