@@ -40,8 +40,6 @@ pub enum AuditAction {
     PushSettingsUpdate,
     /// A tenant's policy replaced (`PUT /v1/policies`).
     PolicySet,
-    /// A tenant's limits replaced (`PUT /v1/limits`).
-    LimitsSet,
     TenantCreate,
     UserCreate,
     UserUpdate,
@@ -55,11 +53,13 @@ pub enum AuditAction {
     DeliveryAck,
     /// Auditing of sends and acks turned on or off.
     AuditSettingsUpdate,
+    /// A tenant's limits replaced (`PUT /v1/limits`).
+    LimitsSet,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 22] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -73,7 +73,6 @@ impl AuditAction {
         AuditAction::WebhookSecretRotate,
         AuditAction::PushSettingsUpdate,
         AuditAction::PolicySet,
-        AuditAction::LimitsSet,
         AuditAction::TenantCreate,
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
@@ -83,6 +82,7 @@ impl AuditAction {
         AuditAction::MessageSend,
         AuditAction::DeliveryAck,
         AuditAction::AuditSettingsUpdate,
+        AuditAction::LimitsSet,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
