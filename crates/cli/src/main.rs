@@ -15,8 +15,8 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, policy, send, serve, tail, tenant, token,
-    topic, user,
+    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, policy, send, serve, tail, tenant,
+    token, topic, user,
 };
 
 #[derive(Parser)]

@@ -9,7 +9,11 @@ use common::{ADMIN, TestHub, assert_problem, assert_unchanged, eventually, raw};
 use serde_json::{Value, json};
 use switchboard_client::{AuditQuery, Client, ClientError};
 use switchboard_core::api::{BatchItem, SendMessage};
+use switchboard_core::people::{CreateToken, CreateUser, Login};
 use switchboard_core::policy::{Action, PolicyCheck, PolicyRules};
+use switchboard_core::principal::Role;
+
+const PASSWORD: &str = "correct horse battery";
 
 fn rules(v: Value) -> PolicyRules {
     serde_json::from_value(json!({ "rules": v })).expect("a policy")
@@ -136,6 +140,50 @@ async fn capability_and_tag_selectors_pick_agents_by_what_they_offer() {
         .unwrap();
     translator.send(&SendMessage::text(addr(&t.agent.id), "hi")).await.expect("an agent offering translate");
     assert_eq!(refused(&other, &addr(&t.agent.id)).await.code, "policy_denied");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn people_are_held_to_rules_on_their_id_and_their_role() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let (b, _) = hub.agent("b", &[]).await;
+    let (c, _) = hub.agent("c", &[]).await;
+    let mut people = Vec::new();
+    for email in ["ann@example.com", "bo@example.com"] {
+        let req =
+            CreateUser { email: email.into(), name: email.into(), role: Role::Member, password: Some(PASSWORD.into()) };
+        let id = admin.create_user(&req).await.expect("create a user").user.id;
+        let session = hub
+            .anonymous()
+            .login(&Login { email: email.into(), password: PASSWORD.into(), tenant: None })
+            .await
+            .unwrap();
+        let pat = hub
+            .anonymous()
+            .create_token_in_session(&session, &CreateToken { name: "t".into(), expires_in_days: None })
+            .await
+            .unwrap();
+        people.push((id, admin.with_token(pat.token)));
+    }
+    let (ann, ann_c) = &people[0];
+    let (_, bo_c) = &people[1];
+    admin
+        .put_policy(&rules(json!([
+            { "id": "members-not-b", "from": "role:member", "to": addr(&b.agent.id), "effect": "deny" },
+            { "id": "ann", "from": format!("user:{ann}"), "to": "*", "effect": "allow" },
+        ])))
+        .await
+        .unwrap();
+    let p = refused(ann_c, &addr(&b.agent.id)).await;
+    assert!(p.code == "policy_denied" && p.detail.contains("members-not-b"), "{p:?}");
+    ann_c.send(&SendMessage::text(addr(&c.agent.id), "hi")).await.expect("ann's own rule");
+    let p = refused(bo_c, &addr(&c.agent.id)).await;
+    assert!(p.code == "policy_denied" && p.detail.contains("no rule allows it"), "{p:?}");
+    // `:check` reads the person's role as authentication does.
+    let q = PolicyCheck { from: format!("user:{ann}"), to: addr(&b.agent.id), action: None };
+    let d = admin.check_policy(&q).await.unwrap();
+    assert_eq!((d.allowed, d.rule.map(|r| r.index)), (false, Some(0)), "the role rule decides for ann");
     hub.stop().await;
 }
 

@@ -270,7 +270,9 @@ async fn from_session(parts: &Parts, state: &AppState, cookie: &str) -> Result<A
     })?;
     check_same_site(&parts.headers)?;
     check_csrf(&parts.method, &parts.headers, &session.csrf_token)?;
-    Ok(Auth(crate::domain::people::sessions::principal_of(&session)))
+    let principal = crate::domain::people::sessions::principal_of(&session);
+    state.access.api_request(&principal).await?;
+    Ok(Auth(principal))
 }
 
 #[cfg(test)]

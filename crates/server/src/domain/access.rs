@@ -232,13 +232,16 @@ impl Access {
     ) -> Result<PolicyDecision, ApiError> {
         let t = self.tenant(tenant).await?;
         let bad = |path: &str, message: String| ApiError::fields(vec![FieldError { path: path.into(), message }]);
-        let kind = match from {
-            "admin" => PrincipalKind::Admin,
+        // A person's role is read from its row, as when it authenticates; for a person who
+        // is not (or no longer) a user of the tenant, `role:` rules are passed over.
+        let (kind, role) = match from {
+            "admin" => (PrincipalKind::Admin, None),
             _ => match from.parse::<switchboard_core::Recipient>() {
-                Ok(switchboard_core::Recipient::Agent(id)) => PrincipalKind::Agent(id),
-                // The person's role is not known here (people's rows are read where they
-                // authenticate): `role:` rules are passed over, the others decide.
-                Ok(switchboard_core::Recipient::User(id)) => PrincipalKind::User { id, role: Role::Viewer },
+                Ok(switchboard_core::Recipient::Agent(id)) => (PrincipalKind::Agent(id), None),
+                Ok(switchboard_core::Recipient::User(id)) => {
+                    let role = self.store.get_user(tenant.as_str(), id.as_str()).await?.map(|u| u.role);
+                    (PrincipalKind::User { id, role: role.unwrap_or(Role::Viewer) }, role)
+                }
                 Err(e) => return Err(bad("from", format!("{e}; or `admin`"))),
             },
         };
@@ -249,7 +252,7 @@ impl Access {
         match t.policy.as_ref().filter(|_| governed(&by)) {
             None => Ok(PolicyDecision { allowed: true, rule: None }),
             Some(p) => {
-                let v = self.verdict(p, &by, None, action, to).await?;
+                let v = self.verdict(p, &by, role, action, to).await?;
                 Ok(PolicyDecision { allowed: v.allowed, rule: p.deciding(v) })
             }
         }
