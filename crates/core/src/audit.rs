@@ -55,11 +55,18 @@ pub enum AuditAction {
     AuditSettingsUpdate,
     /// A tenant's limits replaced (`PUT /v1/limits`).
     LimitsSet,
+    /// An OAuth2 access token issued to an agent (its `jti`, never the token). Always
+    /// recorded: who obtained credentials is security relevant whatever the tenant chose.
+    OAuthTokenIssue,
+    /// The hub's token signing key rotated (by the operator).
+    OAuthKeyRotate,
+    /// The tenant's external identity providers replaced.
+    IdentityProvidersUpdate,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 26] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -83,6 +90,9 @@ impl AuditAction {
         AuditAction::DeliveryAck,
         AuditAction::AuditSettingsUpdate,
         AuditAction::LimitsSet,
+        AuditAction::OAuthTokenIssue,
+        AuditAction::OAuthKeyRotate,
+        AuditAction::IdentityProvidersUpdate,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -111,6 +121,9 @@ impl AuditAction {
             AuditAction::MessageSend => "message.send",
             AuditAction::DeliveryAck => "delivery.ack",
             AuditAction::AuditSettingsUpdate => "audit_settings.update",
+            AuditAction::OAuthTokenIssue => "oauth.token_issued",
+            AuditAction::OAuthKeyRotate => "oauth.key_rotated",
+            AuditAction::IdentityProvidersUpdate => "identity_providers.update",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod ids;
 pub mod limits;
+pub mod oauth;
 pub mod people;
 pub mod policy;
 pub mod principal;

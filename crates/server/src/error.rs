@@ -157,6 +157,10 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::EmailTaken { email }) => ApiError::Conflict(format!(
                 "a user with the email `{email}` already exists in this tenant; list users with `switchboard user list`"
             )),
+            StoreError::Conflict(Conflict::IssuerTaken { issuer, audience }) => ApiError::Conflict(format!(
+                "another tenant trusts the issuer `{issuer}` with the audience `{audience}`, and a token's issuer and \
+                 audience must pick one tenant; ask the identity provider for an audience of your own"
+            )),
             StoreError::Conflict(Conflict::Unique { constraint }) => ApiError::Conflict(format!(
                 "this would duplicate a record already stored (unique rule `{constraint}`); nothing was saved"
             )),

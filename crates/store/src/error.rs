@@ -38,6 +38,9 @@ pub enum Conflict {
     /// Another user in the tenant has this email.
     #[error("the email `{email}` is taken")]
     EmailTaken { email: String },
+    /// Another tenant trusts this identity provider (issuer and audience) already.
+    #[error("the issuer `{issuer}` with audience `{audience}` is configured by another tenant")]
+    IssuerTaken { issuer: String, audience: String },
     /// A unique rule of the database that no caller is expected to meet (a colliding
     /// generated id), named by its constraint.
     #[error("unique rule `{constraint}`")]

@@ -16,6 +16,7 @@ pub mod access;
 pub mod audit;
 mod error;
 pub mod health;
+pub mod oauth;
 pub mod postgres;
 pub mod push;
 mod records;
@@ -35,6 +36,7 @@ pub use wake::{WakeKey, Wakeups};
 
 use access::AccessStore;
 use audit::AuditStore;
+use oauth::OAuthStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
 use users::UserStore;
@@ -223,6 +225,7 @@ pub trait Store:
     + AuditStore
     + UserStore
     + AccessStore
+    + OAuthStore
     + Send
     + Sync
     + 'static
@@ -279,6 +282,7 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 pub mod prelude {
     pub use crate::access::AccessStore;
     pub use crate::audit::AuditStore;
+    pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;
     pub use crate::users::UserStore;
     pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TenantStore, TopicStore};

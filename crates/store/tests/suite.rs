@@ -32,6 +32,9 @@ use keys::*;
 #[path = "suite/users.rs"]
 mod users;
 use users::*;
+#[path = "suite/oauth.rs"]
+mod oauth;
+use oauth::*;
 
 const T: &str = "t1";
 
@@ -886,6 +889,9 @@ backends!(
     sessions_end_idle_absolute_or_with_their_user,
     policy_and_limits_are_versioned_and_audited,
     quota_counts_are_per_tenant,
+    the_first_signing_key_stored_is_everyones,
+    a_rotated_key_stays_published_until_its_tokens_expire,
+    identity_providers_are_per_tenant_and_pairs_unique,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

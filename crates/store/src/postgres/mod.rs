@@ -57,6 +57,7 @@ mod error;
 mod listener;
 mod messages;
 mod migrations;
+mod oauth;
 mod push;
 mod rows;
 mod tenants;

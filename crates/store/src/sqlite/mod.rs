@@ -31,6 +31,7 @@ mod agents;
 mod audit;
 mod deliveries;
 mod messages;
+mod oauth;
 mod push;
 mod rows;
 mod tenants;

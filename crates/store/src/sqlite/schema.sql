@@ -189,4 +189,28 @@ CREATE TABLE IF NOT EXISTS tenant_access (
     limits    TEXT,
     version   INTEGER NOT NULL
 );
+-- OAuth2 (the hub as an authorization server; tables only, so no version of their own).
+-- The hub's token signing keys: one current key (retired_at NULL, enforced by the partial
+-- unique index), and retired ones published until their tokens have expired.
+CREATE TABLE IF NOT EXISTS oauth_keys (
+    kid             TEXT PRIMARY KEY,
+    pkcs8           BLOB NOT NULL,
+    public_key      BLOB NOT NULL,
+    created_at      INTEGER NOT NULL,
+    retired_at      INTEGER,
+    published_until INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS oauth_keys_current ON oauth_keys ((retired_at IS NULL)) WHERE retired_at IS NULL;
+-- The external identity providers each tenant trusts; (issuer, audience) picks one tenant.
+CREATE TABLE IF NOT EXISTS identity_providers (
+    tenant_id   TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    issuer      TEXT NOT NULL,
+    audience    TEXT NOT NULL,
+    jwks_url    TEXT NOT NULL,
+    user_claim  TEXT,
+    agent_claim TEXT,
+    PRIMARY KEY (tenant_id, position)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS identity_providers_pair ON identity_providers (issuer, audience);
 PRAGMA user_version = 6;
