@@ -55,6 +55,14 @@ pub struct Settings {
     pub tls_cert: Option<PathBuf>,
     /// The private key of `tls_cert` (PEM, unencrypted).
     pub tls_key: Option<PathBuf>,
+    /// The hub's public base URL (e.g. `https://hub.example.com`): the `iss` of its OAuth2
+    /// tokens and the base of its metadata URLs.
+    pub public_url: Option<String>,
+    /// Lifetime of OAuth2 access tokens issued by `POST /oauth/token`, seconds.
+    pub oauth_token_ttl_secs: Option<u64>,
+    /// An external issuer's key set is fetched again for an unknown `kid` at most this
+    /// often, milliseconds.
+    pub jwks_refresh_min_ms: Option<u64>,
 }
 
 impl Settings {
@@ -84,6 +92,9 @@ impl Settings {
             idle_timeout_ms: self.idle_timeout_ms.or(lower.idle_timeout_ms),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
+            public_url: self.public_url.or(lower.public_url),
+            oauth_token_ttl_secs: self.oauth_token_ttl_secs.or(lower.oauth_token_ttl_secs),
+            jwks_refresh_min_ms: self.jwks_refresh_min_ms.or(lower.jwks_refresh_min_ms),
         }
     }
 
@@ -138,6 +149,16 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The private key of `tls_cert` (PEM).
     pub tls_key: Option<PathBuf>,
+    /// The hub's public base URL, without a trailing `/`: its OAuth2 issuer. `None`: the
+    /// node's own `http(s)://<listen address>`, which suits one node reached directly;
+    /// behind a proxy, or with several nodes (which must share one issuer), set it.
+    pub public_url: Option<String>,
+    /// Lifetime of the OAuth2 access tokens the hub issues, seconds (default 900).
+    pub oauth_token_ttl_secs: u64,
+    /// Least time between two fetches of an external issuer's key set caused by an unknown
+    /// `kid`, milliseconds (default 10000): a stream of tokens with made-up key ids costs
+    /// the issuer one request per this interval, not one per token.
+    pub jwks_refresh_min_ms: u64,
 }
 
 impl Default for Config {
@@ -169,6 +190,9 @@ impl Default for Config {
             idle_timeout_ms: 75_000,
             tls_cert: None,
             tls_key: None,
+            public_url: None,
+            oauth_token_ttl_secs: 900,
+            jwks_refresh_min_ms: 10_000,
         }
     }
 }
@@ -202,6 +226,9 @@ impl Config {
             idle_timeout_ms: s.idle_timeout_ms.unwrap_or(d.idle_timeout_ms),
             tls_cert: s.tls_cert.filter(|p| !p.as_os_str().is_empty()),
             tls_key: s.tls_key.filter(|p| !p.as_os_str().is_empty()),
+            public_url: s.public_url.filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_owned()),
+            oauth_token_ttl_secs: s.oauth_token_ttl_secs.unwrap_or(d.oauth_token_ttl_secs),
+            jwks_refresh_min_ms: s.jwks_refresh_min_ms.unwrap_or(d.jwks_refresh_min_ms),
         };
         c.validate()?;
         Ok(c)
@@ -248,7 +275,16 @@ impl Config {
                 u.split('@').next_back().unwrap_or_default()
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 14] = [
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(ConfigError(format!(
+                "public_url: `{u}` is not an http(s) URL; use the base URL clients reach the hub at, e.g. https://hub.example.com"
+            )));
+        }
+        let ranges: [(&str, u64, u64, u64); 16] = [
+            ("oauth_token_ttl_secs", self.oauth_token_ttl_secs, 1, 24 * 3600),
+            ("jwks_refresh_min_ms", self.jwks_refresh_min_ms, 0, 3600 * 1000),
             ("push_timeout_ms", self.push_timeout_ms, 100, 300_000),
             ("push_concurrency_per_endpoint", self.push_concurrency_per_endpoint as u64, 1, 1000),
             ("push_concurrency", self.push_concurrency as u64, 1, 10_000),

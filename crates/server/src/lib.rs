@@ -174,6 +174,9 @@ impl Hub {
             poke.clone(),
         ));
         let presence = Arc::new(domain::presence::Presence::default());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let issuer = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
+        let oauth = Arc::new(domain::oauth::OAuth::open(store.clone(), issuer, &config).await?);
         let state = api::AppState {
             store: store.clone(),
             config: config.clone(),
@@ -194,6 +197,7 @@ impl Hub {
             ),
             send_audit,
             pusher: pusher.clone(),
+            oauth,
             shutdown: shutdown_rx.clone(),
         };
         let tasks = vec![

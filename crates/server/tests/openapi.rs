@@ -38,6 +38,12 @@ impl Op<'_> {
         self.op.get("security").and_then(Value::as_array).is_some_and(|s| s.iter().all(|r| r == &serde_json::json!({})))
     }
 
+    /// The OAuth2 token endpoint: it reads a form and answers RFC 6749 errors
+    /// (`application/json` `OAuthError`), which OAuth2 clients expect, instead of problems.
+    fn is_oauth_form(&self) -> bool {
+        self.op["requestBody"]["content"].get("application/x-www-form-urlencoded").is_some()
+    }
+
     fn params_in(&self, place: &str) -> Vec<&Value> {
         self.params.iter().copied().filter(|p| p["in"] == place).collect()
     }
@@ -141,6 +147,9 @@ async fn authenticated_operations_declare_the_bearer_scheme_and_401() {
         // Signing in needs no token; signing out needs only the session's cookie.
         "POST /v1/auth/login",
         "POST /v1/auth/logout",
+        "GET /.well-known/jwks.json",
+        "GET /.well-known/oauth-authorization-server",
+        "POST /oauth/token",
     ]
     .map(String::from)
     .into();
@@ -157,13 +166,23 @@ async fn every_error_response_is_a_problem_document() {
     let doc = document(&hub).await;
     for op in operations(&doc) {
         let errors: Vec<u16> = op.statuses().into_iter().filter(|s| *s >= 400).collect();
-        // /health answers while the process runs, so it has no error to list.
-        assert!(!errors.is_empty() || op.path == "/health", "{} lists no error response", op.name());
+        // /health answers while the process runs, and the OAuth2 metadata is made from the
+        // configuration alone, so they have no error to list.
+        let errorless = ["/health", "/.well-known/oauth-authorization-server"].contains(&op.path);
+        assert!(!errors.is_empty() || errorless, "{} lists no error response", op.name());
         for status in errors {
             let res = resolve(&doc, &op.op["responses"][status.to_string()]);
             assert!(!res["description"].as_str().unwrap_or("").is_empty(), "{} {status}: no description", op.name());
+            if op.is_oauth_form() {
+                let schema = &res["content"]["application/json"]["schema"];
+                assert_eq!(schema["$ref"], "#/components/schemas/OAuthError", "{} {status}", op.name());
+                continue;
+            }
             let schema = &res["content"][PROBLEM_JSON]["schema"];
             assert_eq!(schema["$ref"], PROBLEM_SCHEMA, "{} {status}: not a {PROBLEM_JSON} Problem", op.name());
+        }
+        if op.is_oauth_form() {
+            continue;
         }
         // What every extractor can refuse: the query string, the JSON body.
         let statuses = op.statuses();
@@ -229,7 +248,8 @@ async fn probe(
     assert!(op.statuses().contains(&status), "{what} answered {status}, which the document does not list");
     if status >= 400 {
         let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-        assert_eq!(ct, PROBLEM_JSON, "{what} answered {status} as `{ct}`");
+        let want = if op.is_oauth_form() { "application/json" } else { PROBLEM_JSON };
+        assert_eq!(ct, want, "{what} answered {status} as `{ct}`");
     }
 }
 

@@ -314,6 +314,11 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "checkPolicy" => {
             (p(json!({ "from": agent_addr(&a.puller), "to": agent_addr(&a.pusher) })), None, Clean, Forbidden)
         }
+        // B's own identity providers (none); replacing them touches B's rows alone.
+        "getIdentityProviders" => (None, None, Clean, Forbidden),
+        "putIdentityProviders" => (p(json!({ "providers": [] })), None, Clean, Forbidden),
+        // The hub's signing key is the platform operator's: no tenant's admin rotates it.
+        "rotateOAuthKey" => (None, None, Forbidden, Forbidden),
         _ => return None,
     })
 }
@@ -482,12 +487,17 @@ async fn no_operation_reaches_another_tenants_data() {
     assert!(failures.is_empty(), "answers to tenant B that reach tenant A:\n  {}", failures.join("\n  "));
     assert!(called >= 98, "only {called} calls (49 operations × 2 callers): the document lost operations?");
     public.sort();
+    // The token endpoint authenticates its client by the form or HTTP Basic, not a bearer
+    // token; `oauth.rs` proves another tenant's key gets no token for A's agent.
     assert_eq!(
         public,
         [
+            "GET /.well-known/jwks.json",
+            "GET /.well-known/oauth-authorization-server",
             "GET /.well-known/switchboard-keys.json",
             "GET /health",
             "GET /ready",
+            "POST /oauth/token",
             "POST /v1/auth/login",
             "POST /v1/auth/logout"
         ]

@@ -73,6 +73,13 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM, unencrypted).
     #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// The hub's public base URL, the issuer of its OAuth2 tokens (default: the listen
+    /// address; set it behind a proxy and when several nodes share a database).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Lifetime of OAuth2 access tokens, seconds (default 900).
+    #[arg(long, env = "SWITCHBOARD_OAUTH_TOKEN_TTL_SECS")]
+    oauth_token_ttl_secs: Option<u64>,
     #[command(flatten)]
     pub(crate) logs: LogArgs,
 }
@@ -129,6 +136,8 @@ pub fn resolve_config(a: ServeArgs) -> Result<Config> {
         idle_timeout_ms: a.idle_timeout_ms,
         tls_cert: a.tls_cert,
         tls_key: a.tls_key,
+        public_url: a.public_url,
+        oauth_token_ttl_secs: a.oauth_token_ttl_secs,
         ..Settings::default()
     };
     let config = Config::resolve(flags, file)?;

@@ -150,6 +150,9 @@ impl FromRequestParts<AppState> for Auth {
             return from_session(parts, state, cookie).await;
         }
         let token = bearer(parts)?;
+        if crate::domain::oauth::looks_like_jwt(&token) {
+            return crate::api::oauth::authenticate(parts, state, &token).await;
+        }
         let hash = token_hash(&token);
         let token = match state.tokens.get(&hash) {
             Some(t) => t,

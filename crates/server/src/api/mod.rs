@@ -23,9 +23,11 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod deliveries;
+pub mod identity_providers;
 pub mod inbox;
 pub mod limits;
 pub mod messages;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod policies;
@@ -62,6 +64,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(stream::router(), "stream"))
         .merge(openapi::tagged(policies::router(), "policies"))
         .merge(openapi::tagged(limits::router(), "limits"))
+        .merge(openapi::tagged(oauth::router(), "oauth"))
+        .merge(openapi::tagged(identity_providers::router(), "identity-providers"))
 }
 
 /// The OpenAPI document served at `/openapi.json`.

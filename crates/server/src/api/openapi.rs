@@ -175,6 +175,11 @@ fn add_extractor_errors(op: &mut Operation) {
     // An operation with its own `security(())` is public; without one it inherits the
     // document's bearer requirement.
     let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+    // The OAuth2 token endpoint reads a form and answers every error as RFC 6749 has it,
+    // never as a problem: it lists its own.
+    if op.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/x-www-form-urlencoded")) {
+        return;
+    }
     let query = op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
     let body = op.request_body.is_some();
     let mut add = |status: &str, (name, _): (&str, RefOr<Response>)| {

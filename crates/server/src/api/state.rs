@@ -12,6 +12,7 @@ use crate::domain::access::Access;
 use crate::domain::agents::Agents;
 use crate::domain::audit::SendAudit;
 use crate::domain::delivery::Deliveries;
+use crate::domain::oauth::OAuth;
 use crate::domain::people::sessions::Sessions;
 use crate::domain::people::users::Users;
 use crate::domain::presence::Presence;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub pusher: Arc<Pusher>,
     /// Each tenant's switch for auditing sends and acks.
     pub send_audit: Arc<SendAudit>,
+    /// OAuth2: token issuance, signing keys, bearer JWTs, identity providers.
+    pub oauth: Arc<OAuth>,
     /// Changes to `true` when the node shuts down; streams close on it.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -30,6 +30,7 @@ pub mod agents;
 pub mod audit;
 pub mod delivery;
 pub mod limits;
+pub mod oauth;
 pub mod people;
 pub mod poke;
 pub mod presence;

@@ -92,19 +92,31 @@ pub async fn check_endpoint(url: &str, allow_private: bool) -> Result<(), String
 }
 
 pub(super) fn http_client(config: &crate::cfg::Config, allow_private: bool) -> reqwest::Client {
+    guarded_client(
+        Duration::from_millis(config.push_timeout_ms),
+        allow_private,
+        concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// An HTTP client that follows no redirect and whose resolver drops the addresses
+/// [`guard::check`] refuses (unless `allow_private`): for every request the hub makes to a
+/// URL someone gave it (webhooks, identity providers' key sets). Literal addresses are the
+/// caller's to check, with [`check_literal`].
+pub(crate) fn guarded_client(timeout: Duration, allow_private: bool, user_agent: &'static str) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_millis(config.push_timeout_ms))
-        .connect_timeout(Duration::from_millis(config.push_timeout_ms.min(10_000)))
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-        .user_agent(concat!("Switchboard-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
         .unwrap_or_default()
 }
 
 /// Refuses an endpoint that names an address [`guard::check`] refuses: the client connects
 /// to a literal address without asking the resolver, so the resolver cannot catch it.
-pub(super) fn check_literal(endpoint: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_literal(endpoint: &str) -> std::result::Result<(), String> {
     let url = reqwest::Url::parse(endpoint).map_err(|e| e.to_string())?;
     match guard::literal(&url).map(guard::check) {
         Some(Err(refused)) => Err(format!("{refused}; push may not reach it")),

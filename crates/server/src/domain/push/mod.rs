@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 mod attempt;
 mod circuit;
 mod dispatcher;
-mod endpoint;
+pub(crate) mod endpoint;
 mod events;
 mod guard;
 mod retry;
