@@ -15,8 +15,8 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, policy, send, serve, tail, tenant,
-    token, topic, user,
+    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, oauth, policy, send, serve, tail,
+    tenant, token, topic, user,
 };
 
 #[derive(Parser)]
@@ -77,6 +77,10 @@ enum Command {
     /// Show or set the tenant's rate limits and quotas (admin token).
     #[command(subcommand)]
     Limits(policy::LimitsCmd),
+    /// OAuth2: an agent's JWT access token, the signing key's rotation, the tenant's identity
+    /// providers.
+    #[command(subcommand, name = "oauth")]
+    OAuth(oauth::OAuthCmd),
 }
 
 #[tokio::main]
@@ -127,6 +131,7 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(cmd).await,
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Limits(cmd) => policy::run_limits(cmd).await,
+        Command::OAuth(cmd) => oauth::run(cmd).await,
     }
 }
 

@@ -772,3 +772,36 @@ fn audit_verify_needs_an_existing_store() {
     assert_eq!(err.status.code(), Some(2), "clap refuses a missing store flag");
     assert!(String::from_utf8_lossy(&err.stderr).contains("--data-dir"));
 }
+
+#[tokio::test]
+async fn oauth_commands_get_a_token_rotate_the_key_and_set_providers() {
+    let hub = Hub::start(Backend::Sqlite, "oauth commands", &[]).await;
+    let cli = &hub.cli;
+    let (id, key) = agent(&hub, "machine", &[]).await;
+
+    // token: the JWT alone on its line, which acts as the agent.
+    let jwt = cli.with_token(&key).run(&["oauth", "token", "--agent", &id]).ok().trim().to_owned();
+    assert_eq!(jwt.split('.').count(), 3, "{jwt}");
+    assert_eq!(hub.admin.with_token(&jwt).whoami().await.unwrap().agent_id.as_deref(), Some(id.as_str()));
+    let err = cli.with_token("sbk_wrong").run(&["oauth", "token", "--agent", &id]).fails();
+    assert!(err.contains("invalid_client"), "{err}");
+
+    // rotate-key: the new key, and the one retired with the time it leaves the key set.
+    let out = cli.run(&["oauth", "rotate-key"]).ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("signing key: sb-"), "{out}");
+    assert!(lines[1].starts_with("retired:     sb-") && lines[1].contains("(published until 20"), "{out}");
+    let r = cli.run(&["oauth", "rotate-key", "--json"]).json();
+    assert_eq!(r["retired_kid"].as_str(), lines[0].strip_prefix("signing key: "), "{r}");
+
+    // set-providers from a file, then providers as a table and as JSON.
+    let file = hub.dir().join("idp.json");
+    let list = json!({"providers": [{"issuer": "https://idp.example", "audience": "hub",
+        "jwks_url": "https://idp.example/jwks", "claims": {"agent": "agent_id"}}]});
+    std::fs::write(&file, list.to_string()).unwrap();
+    assert_eq!(cli.run(&["oauth", "set-providers", file.to_str().unwrap()]).ok(), "1 identity provider(s) set\n");
+    let t = cli.run(&["oauth", "providers"]).table();
+    assert_eq!(t.column("ISSUER"), ["https://idp.example"]);
+    assert_eq!(t.column("CLAIMS"), ["agent=agent_id"]);
+    assert_eq!(cli.run(&["oauth", "providers", "--json"]).json(), list);
+}

@@ -198,6 +198,15 @@ async fn no_token_or_secret_reaches_the_log_even_at_trace_level() {
         session.answer.csrf_token.clone(),
         pat,
     ]);
+    // An OAuth2 access token, issued and used, and a tampered one the hub refuses.
+    let jwt = as_reader.oauth_token(&reader.agent.id, &reader.api_key).await.unwrap().access_token;
+    Client::new(&url, Some(jwt.clone())).whoami().await.unwrap();
+    let mut tampered = jwt.clone().into_bytes();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert!(Client::new(&url, Some(tampered.clone())).whoami().await.is_err(), "a tampered JWT was accepted");
+    secrets.extend([jwt, tampered]);
     common::eventually(30, "the push to reach the receiver", || {
         let pushed = pushed.clone();
         async move { pushed.load(Ordering::SeqCst) > 0 }

@@ -442,6 +442,49 @@ impl Client {
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
+    /// `POST /oauth/token`: a JWT access token for agent `agent_id`, with one of its API keys
+    /// as the client secret (HTTP Basic). Refusals are RFC 6749 errors, returned as
+    /// [`ClientError::Protocol`] with their `error` and `error_description`.
+    pub async fn oauth_token(&self, agent_id: &str, key: &str) -> Result<switchboard_core::oauth::TokenResponse> {
+        let url = format!("{}/oauth/token", self.base);
+        let res = self
+            .http
+            .post(&url)
+            .basic_auth(agent_id, Some(key))
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = res.status();
+        let bytes = res.bytes().await.map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        if !status.is_success() {
+            let why = serde_json::from_slice::<switchboard_core::oauth::OAuthError>(&bytes)
+                .map(|e| format!("{}: {}", e.error, e.error_description))
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            return Err(ClientError::Protocol(format!("{status} from {url}: {why}")));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(format!("{url}: {e}")))
+    }
+
+    /// Rotates the hub's token signing key (platform operator only).
+    pub async fn rotate_oauth_key(&self) -> Result<switchboard_core::oauth::KeyRotated> {
+        self.call::<(), _>(Method::POST, "/v1/oauth/keys:rotate", None).await
+    }
+
+    /// The tenant's identity providers (admin).
+    pub async fn identity_providers(&self) -> Result<switchboard_core::oauth::IdentityProviders> {
+        self.call::<(), _>(Method::GET, "/v1/identity-providers", None).await
+    }
+
+    /// Replaces the tenant's identity providers (admin).
+    pub async fn put_identity_providers(
+        &self,
+        list: &switchboard_core::oauth::IdentityProviders,
+    ) -> Result<switchboard_core::oauth::IdentityProviders> {
+        self.call(Method::PUT, "/v1/identity-providers", Some(list)).await
+    }
+
     pub async fn topics(&self) -> Result<TopicList, ClientError> {
         self.call::<(), _>(Method::GET, "/v1/topics", None).await
     }

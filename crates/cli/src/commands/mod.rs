@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod login;
 pub mod message;
 pub mod migrate;
+pub mod oauth;
 pub mod policy;
 pub mod send;
 pub mod serve;
