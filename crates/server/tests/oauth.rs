@@ -589,3 +589,52 @@ async fn key_sets_on_private_addresses_need_the_node_to_allow_them() {
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 0, "the hub never reached the loopback address");
     hub.stop().await;
 }
+
+// ---- the keys live in the store ----
+
+/// The signing key is made once and kept: a restarted node verifies the tokens it issued
+/// before. On PostgreSQL, a second node on the same database (and the same `public_url`)
+/// verifies the first node's tokens, and signs with a key the first rotated once its cache
+/// of the keys is read again.
+#[tokio::test]
+async fn the_signing_keys_are_the_stores_and_every_node_uses_them() {
+    let public_url = format!("http://hub-{}.test", std::process::id());
+    let mut hub = TestHub::start_with(|c| c.public_url = Some(public_url.clone())).await;
+    let (a, _) = hub.agent("a", &[]).await;
+    let before = token_for(&hub, &a.agent.id, &a.api_key).await;
+    assert_eq!(claims_of(&before)["iss"], public_url.as_str(), "the configured public URL is the issuer");
+    let meta: Value = reqwest::get(format!("{}/.well-known/oauth-authorization-server", hub.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["token_endpoint"], format!("{public_url}/oauth/token"));
+
+    hub.restart().await;
+    assert_eq!(whoami(&hub, &before).await.0, 200, "a restart keeps the key");
+    let after = token_for(&hub, &a.agent.id, &a.api_key).await;
+    assert_eq!(header_of(&after)["kid"], header_of(&before)["kid"], "no new key at start");
+
+    if hub.database.is_some() {
+        let url = hub.config.database_url.clone();
+        let other = TestHub::start_with(|c| {
+            c.database_url = url;
+            c.public_url = Some(public_url.clone());
+        })
+        .await;
+        assert_eq!(whoami(&other, &before).await.0, 200, "another node verifies the first node's token");
+        let (status, _, rotated) = raw(&other, "POST", "/v1/oauth/keys:rotate", Some(ADMIN), None).await;
+        assert_eq!(status, 200, "{rotated}");
+        // The first node reads the keys again within its 5 s cache, then signs with the new one.
+        eventually(20, "the first node to sign with the key the second made", || async {
+            let t = token_for(&hub, &a.agent.id, &a.api_key).await;
+            (header_of(&t)["kid"] == rotated["kid"]).then_some(())
+        })
+        .await;
+        assert_eq!(whoami(&hub, &before).await.0, 200, "the retired key still verifies on both");
+        assert_eq!(whoami(&other, &before).await.0, 200);
+        other.stop().await;
+    }
+    hub.stop().await;
+}
