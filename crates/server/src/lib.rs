@@ -176,6 +176,13 @@ impl Hub {
         let presence = Arc::new(domain::presence::Presence::default());
         let scheme = if tls.is_some() { "https" } else { "http" };
         let issuer = config.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}"));
+        if config.public_url.is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(
+                %issuer,
+                "public_url is not set and the node listens on every address: its OAuth2 tokens name this as their \
+                 issuer; set public_url (SWITCHBOARD_PUBLIC_URL) to the URL clients reach the hub at"
+            );
+        }
         let oauth = Arc::new(domain::oauth::OAuth::open(store.clone(), issuer, &config).await?);
         let state = api::AppState {
             store: store.clone(),

@@ -148,27 +148,33 @@ async fn hub_key(hub: &TestHub) -> TestKey {
 struct Idp {
     jwks: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// While set, the key set answers 503.
+    down: Arc<std::sync::atomic::AtomicBool>,
     url: String,
 }
 
 async fn serve_jwks(keys: &[&TestKey]) -> Idp {
     let jwks = Arc::new(Mutex::new(json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })));
     let fetches = Arc::new(AtomicUsize::new(0));
-    let (j, f) = (jwks.clone(), fetches.clone());
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (j, f, d) = (jwks.clone(), fetches.clone(), down.clone());
     let app = axum::Router::new().route(
         "/jwks",
         axum::routing::get(move || {
-            let (j, f) = (j.clone(), f.clone());
+            let (j, f, d) = (j.clone(), f.clone(), d.clone());
             async move {
                 f.fetch_add(1, Ordering::SeqCst);
-                axum::Json(j.lock().unwrap().clone())
+                if d.load(Ordering::SeqCst) {
+                    return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                }
+                Ok(axum::Json(j.lock().unwrap().clone()))
             }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Idp { jwks, fetches, url }
+    Idp { jwks, fetches, down, url }
 }
 
 const IDP: &str = "https://idp.test";
@@ -530,6 +536,29 @@ async fn an_unknown_kid_fetches_the_key_set_again_at_most_once_per_interval() {
         refused(&hub, &sign(&junk, &as_a), "has no key").await;
     }
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 2, "within the interval, unknown kids fetch nothing");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_issuer_that_is_down_is_asked_once_per_interval_and_works_once_up() {
+    let hub = TestHub::start_with(|c| c.jwks_refresh_min_ms = 2000).await;
+    let (a, _) = hub.agent("a", &[]).await;
+    let key = ed_key("k1");
+    let idp = serve_jwks(&[&key]).await;
+    idp.down.store(true, Ordering::SeqCst);
+    let provider =
+        json!({ "issuer": IDP, "audience": AUDIENCE, "jwks_url": idp.url, "claims": { "agent": "agent_id" } });
+    assert_eq!(put_providers(&hub, ADMIN, json!({ "providers": [provider] })).await.0, 200);
+    let token = sign(&key, &idp_claims(json!({ "agent_id": a.agent.id })));
+    for _ in 0..5 {
+        refused(&hub, &token, "issuer unreachable").await;
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "a failing issuer is not asked once per token");
+
+    idp.down.store(false, Ordering::SeqCst);
+    eventually(20, "the issuer's keys once it is up", || async { (whoami(&hub, &token).await.0 == 200).then_some(()) })
+        .await;
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
     hub.stop().await;
 }
 

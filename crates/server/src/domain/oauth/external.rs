@@ -83,7 +83,10 @@ fn key_of(j: RawJwk) -> Option<IssuerKey> {
 
 struct Fetched {
     keys: Arc<Vec<IssuerKey>>,
+    /// The last fetch, whether it worked or not.
     at: Instant,
+    /// Why the first fetches failed, while no key set was ever read.
+    failed: Option<String>,
 }
 
 /// Key sets by URL, and the providers of each issuer.
@@ -121,9 +124,18 @@ impl KeySets {
         };
         // One fetch per URL at a time: concurrent requests wait for it and use its answer.
         let mut entry = slot.lock().await;
-        let stale = entry.as_ref().is_none_or(|f| f.at.elapsed() >= JWKS_MAX_AGE);
+        let stale = entry.as_ref().is_none_or(|f| {
+            let age = f.at.elapsed();
+            age >= JWKS_MAX_AGE || (f.failed.is_some() && age >= self.refresh_min)
+        });
         if stale {
-            self.fetch_into(url, &mut entry).await?;
+            self.fetch_into(url, &mut entry).await;
+        }
+        if let Some(e) = entry.as_ref().and_then(|f| f.failed.as_ref()) {
+            return Err(Refusal::IssuerUnreachable(format!(
+                "could not fetch the issuer's keys from {url}: {e}; retry later, or ask the tenant admin to check \
+                 `jwks_url`"
+            )));
         }
         let pick = |keys: &[IssuerKey]| -> Option<IssuerKey> {
             match kid {
@@ -141,7 +153,7 @@ impl KeySets {
         let found = match known {
             Some(k) => Some(k),
             None if !stale && entry.as_ref().is_some_and(|f| f.at.elapsed() >= self.refresh_min) => {
-                self.fetch_into(url, &mut entry).await?;
+                self.fetch_into(url, &mut entry).await;
                 entry.as_ref().and_then(|f| pick(&f.keys))
             }
             None => None,
@@ -165,27 +177,21 @@ impl KeySets {
         Ok(key)
     }
 
-    /// Fetches `url`'s key set into `entry`. A failure keeps what was there (an issuer that is
-    /// briefly down does not lock its users out) and counts as a fetch, so a failing issuer
-    /// is asked once per interval, not once per token.
-    async fn fetch_into(&self, url: &str, entry: &mut Option<Fetched>) -> Result<(), Refusal> {
-        match self.fetch(url).await {
-            Ok(keys) => {
-                *entry = Some(Fetched { keys: Arc::new(keys), at: Instant::now() });
-                Ok(())
+    /// Fetches `url`'s key set into `entry`. A failure keeps the keys read before (an issuer
+    /// that is briefly down does not lock its users out), or records why there are none; either
+    /// way it counts as a fetch, so a failing issuer is asked once per `jwks_refresh_min_ms`,
+    /// not once per token.
+    async fn fetch_into(&self, url: &str, entry: &mut Option<Fetched>) {
+        let now = Instant::now();
+        match (self.fetch(url).await, entry.as_mut()) {
+            (Ok(keys), _) => *entry = Some(Fetched { keys: Arc::new(keys), at: now, failed: None }),
+            (Err(e), Some(f)) if f.failed.is_none() => {
+                tracing::warn!(%url, error = %e, "could not fetch an identity provider's key set; keeping the last one");
+                f.at = now;
             }
-            Err(e) => {
+            (Err(e), _) => {
                 tracing::warn!(%url, error = %e, "could not fetch an identity provider's key set");
-                match entry {
-                    Some(f) => {
-                        f.at = Instant::now();
-                        Ok(())
-                    }
-                    None => Err(Refusal::IssuerUnreachable(format!(
-                        "could not fetch the issuer's keys from {url}: {e}; retry later, or ask the tenant admin to \
-                         check `jwks_url`"
-                    ))),
-                }
+                *entry = Some(Fetched { keys: Arc::new(Vec::new()), at: now, failed: Some(e) });
             }
         }
     }
