@@ -105,6 +105,19 @@ fn es_key(kid: &str) -> TestKey {
     TestKey { kid: kid.into(), alg: Algorithm::ES256, enc: EncodingKey::from_ec_der(doc.as_ref()), jwk, public }
 }
 
+/// A 2048-bit RSA key made for this test with `openssl genpkey` (PKCS #1 DER, base64): ring,
+/// which signs here, cannot generate RSA keys. It signs nothing outside these tests.
+const RSA_TEST_KEY_DER: &str = "MIIEogIBAAKCAQEA7KMfbUCxGtdd2Np0SNggSPWlk3dHjuSK8ScTQI60znYjiUb8JS5FENXnlrmdpKh8P/gdT4YykPh8otA1xflp/oxsOgXZ+9f4y4PAS6Aepg/RxaJP7rGppu/Iftm77sTr17iV8SfJ8uvek2Mg6hbBglApr15bH37VvRq4fSfzlntuKFUdLmvknIR3lAmTWIPgALzv3gaYrlc5O7ElLkj1VRBHgVKwdaB7s1u1vUf8ftLDmX8Du1sGJ5f7rT7b1D8Zb0c57eIrnHptCGRpPQmFKVIz/ml3DzpbfQtcL8jsNzHO8ZqIgLOZKqS6UHOOgLT5dLEburFi2h8H1WYPZfXkDwIDAQABAoIBAAQYNnz/d5ENVPRho013X+ejSIAqujRAxB60HGMrlPlVlfvUHJzQFiXaba1v/MhSmgPJWUh8+/cCNbXjgGqyjCD5cQ339/Ohow5ycytb0+vvriOLUXLB5DudPozjW5sgESykZwPLOnVXm3xVZMZoKmUE2hPMwCrlWPFyuup/fHmIFLSWA4tcwMzYKOmA+IslTfrjQqmshA5V8Vt58pAYdnsuW76VJwC8cHGxi+QHjGVBytsCVr4MuLTz9zPuEH9bGnZMG9mliwNnSv6munYxGS3tvfS0IfPW5yUp6iAC0ElqXWy8BAhCMS3wpNlpbqIWRZ0/YYC9hYu/W8rALp9BgJECgYEA/K/PhyHsWA3KKSCM5IUSp3rwK8qUv2V2dwPTMZKWlQbdj0GMLgO3GFfHHdPyuM6X4fo+a7KbjnRee8k3rfw8SgLt61vlBBekY60oWMzrQsQwzkE474UFQ4JAlO4o2JJwiAZoNYFzhWA1Tr1p1f1TH3HZR8T/b1es8ziU18p5vU0CgYEA771wVhOnsh9xN/O9PJICWXBMpEKWB5jLJ+/IuOdRLHakvXRl+3jPYuBSxLSiX/N2AJg10GJECZuYR3oXVih3yiP66QnF7CipP4yCssUZb1AnSv/90DzO1SSK03awtwjXNfcP1lJGhnEUCgm3/T/nkBLfVYM8C5qfVZqQy1/b6MsCgYBxx6CE0qufgqYTGssWYy1hKKRYs6GDBWbwdFJ2sfEILc06ImPCnH2ngm7waW2T9cLCSHIvAH+3B4M77gEaYMes8+C55+kZjKPDFkdipPMSX1Eyrn+6qoUSPuZhqVPPITF2rpvh6+ZemlGmoPe1GZqCQDt8a6IxOqNv6XxsJonmyQKBgA9zpknl+mkAnct9ajT9NCmPk2EC6aiTsIRicA1620CCZRvQ5MHQh41X5/3FprGIf5KKPO2xZ7E21hnFRLvI3++nYgSjHJ6cAEyYQdRD39/MyruKxFEnmi0irc/zVnB1oWlZAyxNIT6JC0GaXsFz3PjsPnjEfJpC3QIndC2ngAUBAoGAU5biQY5S3AzJyg1IDG9JbqOD82FhVJAaPIWjAOA23jWgTgMyqSAFRxIf1cz6lP7eo6pZR/hk1SF4kjVjn0VMF/q9tMM899kjI+kwVE9nveFAQGtDGj3AvgvVwvRo+gIAHSm4Ha3jWuGiqewHPvCGx7SvMfUwLr6RooB/25iWSnw=";
+/// Its public modulus, base64url (the exponent is 65537, `AQAB`).
+const RSA_TEST_KEY_N: &str = "7KMfbUCxGtdd2Np0SNggSPWlk3dHjuSK8ScTQI60znYjiUb8JS5FENXnlrmdpKh8P_gdT4YykPh8otA1xflp_oxsOgXZ-9f4y4PAS6Aepg_RxaJP7rGppu_Iftm77sTr17iV8SfJ8uvek2Mg6hbBglApr15bH37VvRq4fSfzlntuKFUdLmvknIR3lAmTWIPgALzv3gaYrlc5O7ElLkj1VRBHgVKwdaB7s1u1vUf8ftLDmX8Du1sGJ5f7rT7b1D8Zb0c57eIrnHptCGRpPQmFKVIz_ml3DzpbfQtcL8jsNzHO8ZqIgLOZKqS6UHOOgLT5dLEburFi2h8H1WYPZfXkDw";
+
+fn rs_key(kid: &str) -> TestKey {
+    let der = base64::engine::general_purpose::STANDARD.decode(RSA_TEST_KEY_DER).unwrap();
+    let jwk = json!({ "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": RSA_TEST_KEY_N, "e": "AQAB" });
+    let public = B64.decode(RSA_TEST_KEY_N).unwrap();
+    TestKey { kid: kid.into(), alg: Algorithm::RS256, enc: EncodingKey::from_rsa_der(&der), jwk, public }
+}
+
 fn sign(key: &TestKey, claims: &Value) -> String {
     let mut h = Header::new(key.alg);
     h.kid = Some(key.kid.clone());
@@ -458,15 +471,15 @@ async fn hub_tokens_forged_expired_or_misaddressed_are_refused() {
 async fn an_external_issuers_token_acts_as_the_agent_its_claim_names() {
     let hub = TestHub::start().await;
     let (a, _) = hub.agent("a", &[]).await;
-    let (ed, es) = (ed_key("idp-ed"), es_key("idp-es"));
-    let idp = serve_jwks(&[&ed, &es]).await;
+    let (ed, es, rs) = (ed_key("idp-ed"), es_key("idp-es"), rs_key("idp-rs"));
+    let idp = serve_jwks(&[&ed, &es, &rs]).await;
     let provider = json!({ "issuer": IDP, "audience": AUDIENCE, "jwks_url": idp.url,
                            "claims": { "agent": "agent_id", "user": "email" } });
     let (status, _, body) = put_providers(&hub, ADMIN, json!({ "providers": [provider] })).await;
     assert_eq!(status, 200, "{body}");
 
     let as_a = idp_claims(json!({ "agent_id": a.agent.id }));
-    for key in [&ed, &es] {
+    for key in [&ed, &es, &rs] {
         let (status, who) = whoami(&hub, &sign(key, &as_a)).await;
         assert_eq!((status, who["agent_id"].as_str()), (200, Some(a.agent.id.as_str())), "{:?}: {who}", key.alg);
     }
@@ -490,6 +503,7 @@ async fn an_external_issuers_token_acts_as_the_agent_its_claim_names() {
     refused(&hub, &unsigned(&ed.kid, &as_a), "unsupported alg").await;
     refused(&hub, &hs256_with(&ed.kid, &ed.public, &as_a), "unsupported alg").await;
     refused(&hub, &hs256_with(&es.kid, &es.public, &as_a), "unsupported alg").await;
+    refused(&hub, &hs256_with(&rs.kid, &rs.public, &as_a), "unsupported alg").await;
     // An EdDSA key cannot verify a token that says ES256.
     let mut mislabeled = es_key("x");
     mislabeled.kid = ed.kid.clone();
