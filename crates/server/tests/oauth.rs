@@ -457,9 +457,10 @@ async fn hub_tokens_forged_expired_or_misaddressed_are_refused() {
     unknown.kid = "sb-unknown".into();
     refused(&hub, &sign(&unknown, &claims), "does not publish").await;
 
-    // A token of a deleted agent (never used before, so not remembered) is refused.
+    // A token of a deleted agent is refused at once, also one this node has just verified.
     let (c, _) = hub.agent("c", &[]).await;
     let doomed = token_for(&hub, &c.agent.id, &c.api_key).await;
+    assert_eq!(whoami(&hub, &doomed).await.0, 200);
     hub.admin().delete_agent(&c.agent.id).await.unwrap();
     refused(&hub, &doomed, "no longer exists").await;
     hub.stop().await;

@@ -157,6 +157,7 @@ pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<St
     state.agents.remove(&auth.0, &id).await?;
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
     state.access.forget_agent(auth.0.tenant.as_str(), &id);
+    state.oauth.forget_agent(auth.0.tenant.as_str(), &id);
     Ok(StatusCode::NO_CONTENT)
 }
 

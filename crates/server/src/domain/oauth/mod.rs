@@ -260,6 +260,13 @@ impl OAuth {
         Ok(principal)
     }
 
+    /// Forgets the verified tokens of this agent (it was deleted): its next request with one
+    /// finds it gone. Other nodes forget within 10 seconds.
+    pub fn forget_agent(&self, tenant: &str, id: &str) {
+        let mut seen = self.verified.lock().expect("jwt cache poisoned");
+        seen.retain(|_, (p, _, _)| !(p.tenant == tenant && p.agent().is_some_and(|a| a == id)));
+    }
+
     fn remembered(&self, hash: &str, now: Millis) -> Option<Principal> {
         let seen = self.verified.lock().expect("jwt cache poisoned");
         let (p, exp, at) = seen.get(hash)?;
