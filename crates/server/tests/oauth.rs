@@ -433,6 +433,9 @@ async fn hub_tokens_forged_expired_or_misaddressed_are_refused() {
     refused(&hub, &sign(&key, &with(json!({ "exp": now() - 60, "iat": now() - 120, "nbf": now() - 120 }))), "expired")
         .await;
     refused(&hub, &sign(&key, &with(json!({ "nbf": now() + 600 }))), "not valid yet").await;
+    // A time of the wrong type is not a time left out (CVE-2026-25537 in jsonwebtoken 9).
+    refused(&hub, &sign(&key, &with(json!({ "nbf": (now() + 600).to_string() }))), "malformed").await;
+    refused(&hub, &sign(&key, &with(json!({ "exp": "never" }))), "malformed").await;
     refused(&hub, &sign(&key, &with(json!({ "aud": "https://elsewhere.example" }))), "wrong audience").await;
     refused(&hub, &sign(&key, &with(json!({ "iss": "https://elsewhere.example" }))), "wrong issuer").await;
 
@@ -498,6 +501,8 @@ async fn an_external_issuers_token_acts_as_the_agent_its_claim_names() {
     .await;
     let past = json!({ "agent_id": a.agent.id, "iat": now() - 600, "exp": now() - 60 });
     refused(&hub, &sign(&ed, &idp_claims(past)), "expired").await;
+    let later = json!({ "agent_id": a.agent.id, "nbf": (now() + 600).to_string() });
+    refused(&hub, &sign(&ed, &idp_claims(later)), "malformed").await;
     let mut forged = ed_key("idp-ed");
     forged.kid = ed.kid.clone();
     refused(&hub, &sign(&forged, &as_a), "bad signature").await;

@@ -240,6 +240,14 @@ impl OAuth {
                 .into());
             }
         };
+        // jsonwebtoken 9 skips the `nbf` check (and `exp`'s, were it not required) for a claim
+        // of the wrong JSON type, as if it were absent (CVE-2026-25537, fixed in 10.3): such a
+        // token is refused here, before the library sees it.
+        for c in ["exp", "nbf", "iat"] {
+            if claims.get(c).is_some_and(|v| !v.is_number()) {
+                return Err(Refusal::Malformed(format!("its `{c}` is not a NumericDate (a number of seconds)")).into());
+            }
+        }
         let kid = header.get("kid").and_then(Value::as_str);
         let iss =
             claims.get("iss").and_then(Value::as_str).ok_or_else(|| Refusal::Malformed("it has no `iss`".into()))?;
