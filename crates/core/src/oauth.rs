@@ -82,7 +82,7 @@ pub struct KeyRotated {
 #[serde(deny_unknown_fields)]
 pub struct ClaimMapping {
     /// `sub` or `email`: the claim that names a person of the tenant (their user id for
-    /// `sub`, their email for `email`).
+    /// `sub`, their email for `email`, unless the token says `email_verified: false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// A claim whose value is the id of one of the tenant's agents (e.g. `agent_id`). Checked

@@ -15,6 +15,8 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyP
 use serde_json::{Value, json};
 use switchboard_client::{AuditQuery, Client, InboxOptions};
 use switchboard_core::api::SendMessage;
+use switchboard_core::people::CreateUser;
+use switchboard_core::principal::Role;
 
 // ---- helpers ----
 
@@ -515,8 +517,6 @@ async fn an_external_issuers_token_acts_as_the_agent_its_claim_names() {
     mislabeled.kid = ed.kid.clone();
     refused(&hub, &sign(&mislabeled, &as_a), "unsupported alg").await;
     refused(&hub, &sign(&ed, &idp_claims(json!({ "agent_id": "no-such-agent" }))), "not registered").await;
-    // People cannot sign in this way yet: said so, not a silent pass.
-    refused(&hub, &sign(&ed, &idp_claims(json!({ "email": "ann@example.com" }))), "people cannot").await;
 
     // Another tenant's agent id in the claim does not reach across.
     let b = hub.admin().create_tenant("b").await.unwrap();
@@ -526,6 +526,37 @@ async fn an_external_issuers_token_acts_as_the_agent_its_claim_names() {
         .await
         .unwrap();
     refused(&hub, &sign(&ed, &idp_claims(json!({ "agent_id": b_agent.agent.id }))), "not registered").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn an_external_issuers_token_acts_as_the_person_its_email_or_sub_names() {
+    let hub = TestHub::start().await;
+    let key = ed_key("k1");
+    let idp = serve_jwks(&[&key]).await;
+    let by_email = json!({ "issuer": IDP, "audience": AUDIENCE, "jwks_url": idp.url, "claims": { "user": "email" } });
+    let by_sub = json!({ "issuer": IDP, "audience": "by-sub", "jwks_url": idp.url, "claims": { "user": "sub" } });
+    assert_eq!(put_providers(&hub, ADMIN, json!({ "providers": [by_email, by_sub] })).await.0, 200);
+    let ann = CreateUser { email: "ann@example.com".into(), name: "Ann".into(), role: Role::Viewer, password: None };
+    let ann = hub.admin().create_user(&ann).await.unwrap().user;
+
+    // By email (compared without case), with the role the person has.
+    let token = sign(&key, &idp_claims(json!({ "email": "Ann@Example.com", "email_verified": true })));
+    let (status, who) = whoami(&hub, &token).await;
+    assert_eq!((status, who["principal"].as_str()), (200, Some(format!("user:{}", ann.id).as_str())), "{who}");
+    assert_eq!(who["user"]["role"], "viewer");
+    // A viewer may not send, whoever vouches for them.
+    let (a, _) = hub.agent("a", &[]).await;
+    let send = Client::new(hub.url(), Some(token)).send(&SendMessage::text(agent_addr(&a.agent.id), "hi")).await;
+    assert_eq!(send.unwrap_err().code(), Some("forbidden"));
+    // By sub: the user id.
+    let token = sign(&key, &idp_claims(json!({ "aud": "by-sub", "sub": ann.id })));
+    assert_eq!(whoami(&hub, &token).await.1["user"]["id"], ann.id.as_str());
+
+    refused(&hub, &sign(&key, &idp_claims(json!({ "email": "bob@example.com" }))), "names no person").await;
+    let unverified = json!({ "email": "ann@example.com", "email_verified": false });
+    refused(&hub, &sign(&key, &idp_claims(unverified)), "email_verified").await;
+    refused(&hub, &sign(&key, &idp_claims(json!({ "aud": "by-sub", "sub": "no-such-user" }))), "names no person").await;
     hub.stop().await;
 }
 

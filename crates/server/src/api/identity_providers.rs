@@ -24,8 +24,9 @@ pub async fn get(State(state): State<AppState>, auth: Auth) -> Result<Json<Ident
 
 /// Replaces the tenant's identity providers (admin). A JWT whose `iss` is a provider's
 /// `issuer` and whose `aud` includes its `audience` is verified against the keys at its
-/// `jwks_url` and acts as the agent its `claims.agent` claim names (or, once people can, the
-/// person of `claims.user`). No two tenants may trust the same issuer and audience (409).
+/// `jwks_url` and acts as the agent its `claims.agent` claim names, or else the person its
+/// `claims.user` claim (`email` or `sub`) names. No two tenants may trust the same issuer and
+/// audience (409).
 #[utoipa::path(put, path = "/v1/identity-providers", operation_id = "putIdentityProviders",
     request_body = IdentityProviders,
     responses((status = 200, description = "The providers as stored", body = IdentityProviders),

@@ -215,13 +215,16 @@ pub async fn rotate(State(state): State<AppState>, auth: Auth) -> Result<Json<Ke
 }
 
 /// The `Auth` extractor's path for a bearer JWT: verified by [`crate::domain::oauth::OAuth`],
-/// and, for an agent, left for the presence layer like an API key (without a key to mark used).
+/// and left for the presence layer like an API key or a personal token (without a key to mark
+/// used).
 pub async fn authenticate(parts: &Parts, state: &AppState, token: &str) -> Result<Auth, ApiError> {
     let principal = state.oauth.authenticate(token).await?;
-    if let PrincipalKind::Agent(id) = &principal.kind
-        && let Some(caller) = parts.extensions.get::<crate::api::Caller>()
-    {
-        caller.set(principal.tenant.as_str(), Some(id.as_str()), None);
+    if let Some(caller) = parts.extensions.get::<crate::api::Caller>() {
+        match &principal.kind {
+            PrincipalKind::Agent(id) => caller.set(principal.tenant.as_str(), Some(id.as_str()), None),
+            PrincipalKind::User { .. } => caller.set(principal.tenant.as_str(), None, None),
+            PrincipalKind::Admin | PrincipalKind::Operator => {}
+        }
     }
     Ok(Auth(principal))
 }

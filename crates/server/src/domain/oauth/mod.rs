@@ -30,7 +30,7 @@ use switchboard_core::oauth::{
     validate_identity_providers,
 };
 use switchboard_core::time::{Millis, now_ms};
-use switchboard_core::{Principal, PrincipalKind, Recipient, TenantId};
+use switchboard_core::{Principal, PrincipalKind, Recipient, TenantId, UserId};
 use switchboard_store::Store;
 use switchboard_store::oauth::IdentityProviderRecord;
 
@@ -350,7 +350,9 @@ impl OAuth {
     }
 
     /// The principal an external token's claims name: the agent of the `agent` claim, if the
-    /// provider maps one and the token carries it; else the person of the `user` claim.
+    /// provider maps one and the token carries it; else the person of the `user` claim (`sub`:
+    /// their user id; `email`: their email, unless `email_verified` is false), with the role
+    /// they have now.
     async fn principal_of(&self, p: &IdentityProviderRecord, claims: &Value) -> Result<Principal, ApiError> {
         let tenant = TenantId::from(p.tenant.as_str());
         if let Some(name) = &p.agent_claim
@@ -368,22 +370,32 @@ impl OAuth {
             }
             return Ok(Principal { tenant, kind: PrincipalKind::Agent(id) });
         }
-        match &p.user_claim {
-            Some(claim) if claims.get(claim).is_some() => Err(Refusal::NoPrincipal(format!(
-                "it names a person (`{claim}`), and people cannot sign in with an identity provider's token on this \
-                 hub yet; use an agent claim"
-            ))
-            .into()),
-            _ => Err(Refusal::NoPrincipal(format!(
-                "it carries none of the claims its identity provider maps to a principal ({})",
-                [p.agent_claim.as_deref(), p.user_claim.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-            .into()),
+        if let Some(claim) = &p.user_claim
+            && let Some(v) = claims.get(claim)
+        {
+            let v = v.as_str().ok_or_else(|| Refusal::NoPrincipal(format!("its `{claim}` claim is not text")))?;
+            let user = if claim == "email" {
+                // An address the provider has not verified names nobody.
+                if claims.get("email_verified") == Some(&Value::Bool(false)) {
+                    return Err(Refusal::NoPrincipal("its `email_verified` is false".into()).into());
+                }
+                self.store.user_for_login(tenant.as_str(), &v.to_lowercase()).await?.map(|(u, _)| u)
+            } else {
+                self.store.get_user(tenant.as_str(), v).await?
+            };
+            let user = user.ok_or_else(|| {
+                Refusal::NoPrincipal(format!(
+                    "its `{claim}` claim names no person of the tenant that trusts this issuer; an owner or admin adds \
+                     them with `switchboard user add`"
+                ))
+            })?;
+            return Ok(Principal { tenant, kind: PrincipalKind::User { id: UserId::from(user.id), role: user.role } });
         }
+        Err(Refusal::NoPrincipal(format!(
+            "it carries none of the claims its identity provider maps to a principal ({})",
+            [p.agent_claim.as_deref(), p.user_claim.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ")
+        ))
+        .into())
     }
 
     /// The providers configured for `iss`, remembered for 10 seconds (also when there are
