@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod receiver;
 
 use std::future::Future;
