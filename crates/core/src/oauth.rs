@@ -56,6 +56,7 @@ pub struct AuthorizationServerMetadata {
     pub jwks_uri: String,
     pub grant_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Required by RFC 8414, and empty: the hub has no authorization endpoint.
     pub response_types_supported: Vec<String>,
     /// Not in RFC 8414 (which names the endpoint-auth signing algs); the algorithm of the
     /// access tokens, as OpenID Connect discovery spells it for ID tokens.

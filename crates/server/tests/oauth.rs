@@ -179,6 +179,7 @@ async fn the_published_key_verifies_the_token_and_the_metadata_names_the_endpoin
     assert_eq!(meta["jwks_uri"], format!("{}/.well-known/jwks.json", hub.url()));
     assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
     assert_eq!(meta["token_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
+    assert_eq!(meta["response_types_supported"], json!([]), "no authorization endpoint, so no response type");
     hub.stop().await;
 }
 

@@ -206,7 +206,8 @@ impl OAuth {
             jwks_uri: format!("{}/.well-known/jwks.json", self.issuer),
             grant_types_supported: s(&["client_credentials"]),
             token_endpoint_auth_methods_supported: s(&["client_secret_basic", "client_secret_post"]),
-            response_types_supported: s(&["token"]),
+            // No authorization endpoint: machines only, by client credentials.
+            response_types_supported: Vec::new(),
             access_token_signing_alg_values_supported: s(&["EdDSA"]),
             service_documentation: format!("{}/openapi.json", self.issuer),
         }
