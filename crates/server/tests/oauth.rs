@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use switchboard_client::{AuditQuery, Client, InboxOptions};
 use switchboard_core::api::SendMessage;
+use switchboard_core::limits::{Rate, TenantLimits};
 
 // ---- the client-credentials grant ----
 
@@ -54,6 +55,21 @@ async fn an_agent_gets_a_token_by_post_and_basic_and_acts_with_it() {
     assert_eq!(e.detail["jti"], claims_of(&by_post)["jti"]);
     let text = serde_json::to_string(&log.events).unwrap();
     assert!(!text.contains(&by_post) && !text.contains(&sender.api_key), "a secret in the audit log: {text}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_jwt_counts_against_its_agents_api_rate_as_its_key_does() {
+    let hub = TestHub::start().await;
+    let (a, by_key) = hub.agent("a", &[]).await;
+    let jwt = token_for(&hub, &a.agent.id, &a.api_key).await;
+    let limits = TenantLimits { api_rate: Some(Rate { per_second: 0.5, burst: 3 }), ..Default::default() };
+    hub.admin().put_limits(&limits).await.unwrap();
+    by_key.whoami().await.expect("within the burst");
+    assert_eq!(whoami(&hub, &jwt).await.0, 200, "within the burst");
+    by_key.whoami().await.expect("the burst's last");
+    let (status, body) = whoami(&hub, &jwt).await;
+    assert_eq!((status, body["code"].as_str()), (429, Some("rate_limited")), "one bucket for the agent: {body}");
     hub.stop().await;
 }
 

@@ -219,6 +219,8 @@ pub async fn rotate(State(state): State<AppState>, auth: Auth) -> Result<Json<Ke
 /// used).
 pub async fn authenticate(parts: &Parts, state: &AppState, token: &str) -> Result<Auth, ApiError> {
     let principal = state.oauth.authenticate(token).await?;
+    // The same rate as the principal's other credentials: one bucket per agent or person.
+    state.access.api_request(&principal).await?;
     if let Some(caller) = parts.extensions.get::<crate::api::Caller>() {
         match &principal.kind {
             PrincipalKind::Agent(id) => caller.set(principal.tenant.as_str(), Some(id.as_str()), None),
