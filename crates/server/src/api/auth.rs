@@ -151,7 +151,7 @@ impl FromRequestParts<AppState> for Auth {
         }
         let token = bearer(parts)?;
         if crate::domain::oauth::looks_like_jwt(&token) {
-            return crate::api::oauth::authenticate(parts, state, &token).await;
+            return from_jwt(parts, state, &token).await;
         }
         let hash = token_hash(&token);
         let token = match state.tokens.get(&hash) {
@@ -261,6 +261,23 @@ pub fn check_same_site(headers: &axum::http::HeaderMap) -> Result<(), ApiError> 
         }
     }
     Ok(())
+}
+
+/// The `Auth` extractor's path for a bearer JWT: verified by [`crate::domain::oauth::OAuth`],
+/// and left for the presence layer like an API key or a personal token (without a key to mark
+/// used).
+async fn from_jwt(parts: &Parts, state: &AppState, token: &str) -> Result<Auth, ApiError> {
+    let principal = state.oauth.authenticate(token).await?;
+    // The same rate as the principal's other credentials: one bucket per agent or person.
+    state.access.api_request(&principal).await?;
+    if let Some(caller) = parts.extensions.get::<crate::api::Caller>() {
+        match &principal.kind {
+            PrincipalKind::Agent(id) => caller.set(principal.tenant.as_str(), Some(id.as_str()), None),
+            PrincipalKind::User { .. } => caller.set(principal.tenant.as_str(), None, None),
+            PrincipalKind::Admin | PrincipalKind::Operator => {}
+        }
+    }
+    Ok(Auth(principal))
 }
 
 /// The caller of a request signed in by the session cookie.

@@ -6,13 +6,11 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use switchboard_core::PrincipalKind;
 use switchboard_core::oauth::{AuthorizationServerMetadata, KeyRotated, OAuthError, PublicJwks, TokenResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -212,23 +210,6 @@ pub async fn metadata(State(state): State<AppState>) -> Json<AuthorizationServer
               (status = 403, response = Forbidden)))]
 pub async fn rotate(State(state): State<AppState>, auth: Auth) -> Result<Json<KeyRotated>, ApiError> {
     Ok(Json(state.oauth.rotate(&auth.0).await?))
-}
-
-/// The `Auth` extractor's path for a bearer JWT: verified by [`crate::domain::oauth::OAuth`],
-/// and left for the presence layer like an API key or a personal token (without a key to mark
-/// used).
-pub async fn authenticate(parts: &Parts, state: &AppState, token: &str) -> Result<Auth, ApiError> {
-    let principal = state.oauth.authenticate(token).await?;
-    // The same rate as the principal's other credentials: one bucket per agent or person.
-    state.access.api_request(&principal).await?;
-    if let Some(caller) = parts.extensions.get::<crate::api::Caller>() {
-        match &principal.kind {
-            PrincipalKind::Agent(id) => caller.set(principal.tenant.as_str(), Some(id.as_str()), None),
-            PrincipalKind::User { .. } => caller.set(principal.tenant.as_str(), None, None),
-            PrincipalKind::Admin | PrincipalKind::Operator => {}
-        }
-    }
-    Ok(Auth(principal))
 }
 
 /// This resource's routes, each with its OpenAPI operation.
