@@ -63,7 +63,6 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>) -> Sessions {
-        password::warm_up();
         Sessions {
             store,
             per_account: Throttle::new(PER_ACCOUNT, WINDOW),
