@@ -23,6 +23,10 @@ pub enum ApiError {
     /// A plain HTTP request to a WebSocket endpoint.
     #[error("{0}")]
     UpgradeRequired(String),
+    /// A `data` part does not match the capability's `input_schema`; every failing location
+    /// is named.
+    #[error("{detail}")]
+    SchemaViolation { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     UnknownRecipient(String),
     #[error("{0}")]
@@ -94,6 +98,11 @@ impl ApiError {
             UpgradeRequired(_) => {
                 (StatusCode::UPGRADE_REQUIRED, "upgrade_required", "This endpoint speaks WebSocket only")
             }
+            SchemaViolation { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "schema_violation",
+                "A data part does not match the capability's input schema",
+            ),
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
             UnsupportedAddress(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
@@ -125,7 +134,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let (status, code, title) = self.parts();
         let errors = match self {
-            ApiError::InvalidBody { errors, .. } | ApiError::InvalidParams { errors, .. } => errors.clone(),
+            ApiError::InvalidBody { errors, .. }
+            | ApiError::InvalidParams { errors, .. }
+            | ApiError::SchemaViolation { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
         let detail = match self {

@@ -17,7 +17,8 @@ use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
 use super::access::Access;
 use super::audit::SendAudit;
 use super::poke::Poke;
-use super::routing::{Routed, Routing};
+use super::routing::{self, Routed, Routing};
+use super::schemas::{self, Schemas};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -33,6 +34,8 @@ pub struct Acceptor {
     poke: Poke,
     max_message_bytes: usize,
     audit: Arc<SendAudit>,
+    /// Compiled capability input schemas.
+    schemas: Schemas,
 }
 
 impl Acceptor {
@@ -45,7 +48,7 @@ impl Acceptor {
         max_message_bytes: usize,
         audit: Arc<SendAudit>,
     ) -> Acceptor {
-        Acceptor { store, routing, access, metrics, poke, max_message_bytes, audit }
+        Acceptor { store, routing, access, metrics, poke, max_message_bytes, audit, schemas: Schemas::default() }
     }
 
     /// The router (for callers that change what it caches).
@@ -66,11 +69,35 @@ impl Acceptor {
         self.access.send(&access, by)?;
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
         self.access.authorize(&access, by, Action::Send, &to).await?;
-        let routed = self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?;
+        let routed = if schemas::has_data(&m.parts) {
+            self.route_checked(by, &to, &m).await?
+        } else {
+            self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?
+        };
         self.access.store_message(&access, by, routed.len())?;
         // Only a keyed send can be repeated, so only it pays for hashing the request.
         let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
         build(&by.tenant, by.sender(), &to, routed, m, hash)
+    }
+
+    /// Routes a message that has `data` parts and checks them against the recipients'
+    /// capability `input_schema` (see `schemas`): a `capability:` address, or an `agent:`
+    /// address with `metadata.capability` naming one of the agent's capabilities.
+    async fn route_checked(&self, by: &Principal, to: &Address, m: &SendMessage) -> Result<Vec<Routed>, ApiError> {
+        let store = self.store.as_ref();
+        if let Address::Capability { name, all } = to {
+            let agents = self.routing.capable(store, by.tenant.as_str(), name, *all).await?;
+            self.schemas.check(&agents, name, &m.parts)?;
+            return Ok(agents.iter().map(routing::routed).collect());
+        }
+        let routed = self.routing.route(store, &by.tenant, by.agent(), to).await?;
+        let capability = m.metadata.as_ref().and_then(|md| md.get("capability")).and_then(|c| c.as_str());
+        if let (Address::Agent(id), Some(capability)) = (to, capability)
+            && let Some(agent) = store.get_agent(by.tenant.as_str(), id.as_str()).await?
+        {
+            self.schemas.check(std::slice::from_ref(&agent), capability, &m.parts)?;
+        }
+        Ok(routed)
     }
 
     /// [`prepare`](Self::prepare) with the size limit a batch applies to each of its

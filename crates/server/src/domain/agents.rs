@@ -51,7 +51,13 @@ impl Agents {
     /// Checks a card: its fields, its endpoint (SSRF guard, unless the node or the tenant
     /// allows private endpoints) and its retry schedule.
     async fn check_card(&self, tenant: &str, req: &RegisterAgent) -> Result<(), ApiError> {
-        validate::register_agent(req).map_err(ApiError::fields)?;
+        let mut errors = validate::register_agent(req).err().unwrap_or_default();
+        if errors.is_empty() {
+            errors = super::schemas::check_card(req);
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::fields(errors));
+        }
         if let Some(e) = &req.endpoint {
             let allow = self.config.allow_private_endpoints
                 || self.pusher.tenant_settings(tenant).await?.allow_private_endpoints;

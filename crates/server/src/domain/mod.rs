@@ -10,6 +10,7 @@
 //! - [`push`]: webhook delivery, one file per mechanism.
 //! - [`agents`]: the registry's changes (register, update, delete, heartbeat, webhook
 //!   secret rotation); [`presence`]: last-seen times and the agent status they give.
+//! - [`schemas`]: capability schemas, checked at registration and enforced on `data` parts.
 //! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
 //! - [`topics`]: topic subscriptions.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
@@ -36,6 +37,7 @@ pub mod poke;
 pub mod presence;
 pub mod push;
 pub mod routing;
+pub mod schemas;
 pub mod tasks;
 pub mod tenants;
 pub mod topics;

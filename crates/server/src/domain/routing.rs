@@ -12,13 +12,18 @@ use std::time::{Duration, Instant};
 use switchboard_core::api::AgentStatus;
 use switchboard_core::time::now_ms;
 use switchboard_core::{Address, AgentId, Recipient, TenantId};
-use switchboard_store::{AgentFilter, Store};
+use switchboard_store::{AgentFilter, AgentRecord, Store};
 
 use crate::error::ApiError;
 
 /// One recipient of a routed message: its text (`agent:<id>`) and whether it has a push
 /// endpoint.
 pub type Routed = (String, bool);
+
+/// An agent as a routed recipient.
+pub fn routed(a: &AgentRecord) -> Routed {
+    (Recipient::Agent(a.id.clone().into()).to_string(), a.endpoint.is_some())
+}
 
 /// Recently routed direct recipients: (tenant, agent id) → has a push endpoint. Saves a store
 /// read per send (measured: the read's thread hop was the largest single cost of a send on
@@ -83,30 +88,7 @@ impl Routing {
         match to {
             Address::Agent(id) => Ok(vec![(Recipient::agent_text(id), self.direct(store, tenant, id).await?)]),
             Address::Capability { name, all } => {
-                let filter = AgentFilter { capability: Some(name.clone()), after: None, limit: 10_000 };
-                let now = now_ms();
-                let active: Vec<Routed> = store
-                    .list_agents(tenant, filter)
-                    .await?
-                    .into_iter()
-                    .filter(|a| super::presence::status(a, self.heartbeat_window_ms, None, now) == AgentStatus::Active)
-                    .map(|a| (Recipient::Agent(a.id.into()).to_string(), a.endpoint.is_some()))
-                    .collect();
-                if active.is_empty() {
-                    return Err(ApiError::UnknownRecipient(format!(
-                        "no active agent offers capability `{name}`; see `switchboard agent list --capability {name}`"
-                    )));
-                }
-                if *all {
-                    return Ok(active);
-                }
-                // Anycast: least outstanding deliveries; ties rotate so equal agents share work.
-                let names: Vec<String> = active.iter().map(|(r, _)| r.clone()).collect();
-                let counts = store.outstanding(tenant, &names).await?;
-                let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
-                let tied: Vec<&String> = counts.iter().filter(|(_, n)| *n == least).map(|(r, _)| r).collect();
-                let pick = tied[self.rr.fetch_add(1, Ordering::Relaxed) % tied.len()];
-                Ok(active.into_iter().filter(|(r, _)| r == pick).collect())
+                Ok(self.capable(store, tenant, name, *all).await?.into_iter().map(|a| routed(&a)).collect())
             }
             Address::Topic(name) => {
                 // Every subscriber but the sender (publishers do not hear themselves, as with
@@ -133,6 +115,40 @@ impl Routing {
                 "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a person (`user:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
             ))),
         }
+    }
+
+    /// The agents a `capability:<name>` address reaches, as records (for their schemas): the
+    /// anycast pick, or with `all` every active one.
+    pub async fn capable(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        name: &str,
+        all: bool,
+    ) -> Result<Vec<AgentRecord>, ApiError> {
+        let filter = AgentFilter { capability: Some(name.to_owned()), after: None, limit: 10_000 };
+        let now = now_ms();
+        let active: Vec<AgentRecord> = store
+            .list_agents(tenant, filter)
+            .await?
+            .into_iter()
+            .filter(|a| super::presence::status(a, self.heartbeat_window_ms, None, now) == AgentStatus::Active)
+            .collect();
+        if active.is_empty() {
+            return Err(ApiError::UnknownRecipient(format!(
+                "no active agent offers capability `{name}`; see `switchboard agent list --capability {name}`"
+            )));
+        }
+        if all {
+            return Ok(active);
+        }
+        // Anycast: least outstanding deliveries; ties rotate so equal agents share work.
+        let names: Vec<String> = active.iter().map(|a| routed(a).0).collect();
+        let counts = store.outstanding(tenant, &names).await?;
+        let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
+        let tied: Vec<&String> = counts.iter().filter(|(_, n)| *n == least).map(|(r, _)| r).collect();
+        let pick = tied[self.rr.fetch_add(1, Ordering::Relaxed) % tied.len()];
+        Ok(active.into_iter().filter(|a| &routed(a).0 == pick).collect())
     }
 
     /// Whether a registered agent has a push endpoint, from the cache or the store.
