@@ -10,7 +10,8 @@
 //! checked (metadata is free-form).
 //!
 //! Validators are compiled once per capability version: cached by (tenant, agent, capability)
-//! with the agent's `updated_at`, so an update recompiles and the hot path does not. Entries
+//! with the schema they were compiled from, so an update (seen on the record read by routing,
+//! on every node) recompiles and the hot path only compares the schema. Entries
 //! of deleted agents stay until the cache is full (10,000 entries), then all are dropped.
 
 use std::collections::HashMap;
@@ -19,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use jsonschema::{Uri, Validator};
 use serde_json::Value;
 use switchboard_core::api::{FieldError, Part, RegisterAgent};
-use switchboard_core::time::Millis;
 use switchboard_store::AgentRecord;
 
 use crate::error::ApiError;
@@ -82,12 +82,14 @@ pub fn has_data(parts: &[Part]) -> bool {
 }
 
 type Key = (String, String, String);
+/// A compiled schema and the schema it was compiled from (`None`: it does not compile).
+type Compiled = (Value, Option<Arc<Validator>>);
 
 /// The compiled input schemas of this node, per capability version. A schema that does not
 /// compile (stored before schemas were checked) is cached as `None` and not enforced.
 #[derive(Default)]
 pub struct Schemas {
-    compiled: Mutex<HashMap<Key, (Millis, Option<Arc<Validator>>)>>,
+    compiled: Mutex<HashMap<Key, Compiled>>,
 }
 
 impl Schemas {
@@ -96,8 +98,8 @@ impl Schemas {
         let cap = agent.capabilities.iter().find(|c| c.name == capability)?;
         let schema = cap.input_schema.as_ref()?;
         let key = (agent.tenant.clone(), agent.id.clone(), capability.to_owned());
-        if let Some((at, v)) = self.compiled.lock().expect("schema cache poisoned").get(&key)
-            && *at == agent.updated_at
+        if let Some((compiled_from, v)) = self.compiled.lock().expect("schema cache poisoned").get(&key)
+            && compiled_from == schema
         {
             return v.clone();
         }
@@ -112,7 +114,7 @@ impl Schemas {
         if map.len() > 10_000 {
             map.clear();
         }
-        map.insert(key, (agent.updated_at, v.clone()));
+        map.insert(key, (schema.clone(), v.clone()));
         v
     }
 
