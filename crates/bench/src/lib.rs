@@ -80,6 +80,30 @@ pub struct BenchConfig {
     pub fail_ratio: f64,
     /// Messages per send request in closed loop (1: `POST /v1/messages`; more: `:batch`).
     pub batch: usize,
+    /// What the `http` workload sends.
+    pub payload: Payload,
+}
+
+/// What the `http` workload sends: a text part to an agent, or a `data` part to a
+/// capability whose agent has no `input_schema` (`data`) or a small one (`schema`), to
+/// measure what checking a schema costs a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    Text,
+    Data,
+    Schema,
+}
+
+impl std::str::FromStr for Payload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Payload::Text),
+            "data" => Ok(Payload::Data),
+            "schema" => Ok(Payload::Schema),
+            other => Err(format!("unknown payload `{other}`; use text, data or schema")),
+        }
+    }
 }
 
 impl BenchConfig {
@@ -96,6 +120,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
             Workload::Throughput => BenchConfig {
                 workload,
@@ -107,6 +132,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
             Workload::Latency => BenchConfig {
                 workload,
@@ -118,6 +144,7 @@ impl BenchConfig {
                 rate: 1000,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
             Workload::Push => BenchConfig {
                 workload,
@@ -129,6 +156,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
             Workload::Http => BenchConfig {
                 workload,
@@ -140,6 +168,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
             Workload::Connections => BenchConfig {
                 workload,
@@ -151,6 +180,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
             // 100,000 deliveries at 100 subscribers; one publisher with 16 sends in flight.
             Workload::Fanout => BenchConfig {
@@ -163,6 +193,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                payload: Payload::Text,
             },
         }
     }

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use switchboard_client::Client;
-use switchboard_core::api::{Part, RegisterAgent, SendMessage};
+use switchboard_core::api::{Capability, Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
-use super::{BenchConfig, BenchError, DEADLINE, Memory, Receipts, Report, new_hist, run_id};
+use super::{BenchConfig, BenchError, DEADLINE, Memory, Payload, Receipts, Report, new_hist, run_id};
 
 /// Closed loop of `POST /v1/messages`, one message each; latency is the request's (until the
 /// 202, i.e. committed). Messages pile up for one agent nobody reads during the run; after
@@ -21,14 +21,40 @@ pub(crate) async fn http(
     progress: impl Fn(usize, usize),
 ) -> Result<Report, BenchError> {
     let run = run_id();
-    let sink = admin.register_agent(&RegisterAgent { name: format!("bench-{run}-sink"), ..Default::default() }).await?;
+    // A data payload goes to a capability the sink offers (with a small input schema for
+    // `schema`); the sink says it is alive so that anycast can pick it.
+    let capability = (cfg.payload != Payload::Text).then(|| Capability {
+        name: format!("bench-{run}"),
+        description: None,
+        tags: vec![],
+        examples: vec![],
+        input_schema: (cfg.payload == Payload::Schema).then(|| {
+            serde_json::json!({"type": "object", "required": ["n", "body"], "additionalProperties": false,
+                "properties": {"n": {"type": "integer", "minimum": 0}, "body": {"type": "string", "maxLength": 1_000_000}}})
+        }),
+        output_schema: None,
+    });
+    let sink = admin
+        .register_agent(&RegisterAgent {
+            name: format!("bench-{run}-sink"),
+            capabilities: capability.iter().cloned().collect(),
+            ..Default::default()
+        })
+        .await?;
+    if capability.is_some() {
+        admin.with_token(sink.api_key.clone()).heartbeat(&sink.agent.id).await?;
+    }
     let mut producers = Vec::new();
     for i in 0..cfg.producers.max(1) {
         let r =
             admin.register_agent(&RegisterAgent { name: format!("bench-{run}-p{i}"), ..Default::default() }).await?;
         producers.push(admin.with_token(r.api_key));
     }
-    let to = switchboard_core::Recipient::agent_text(&sink.agent.id.as_str().into());
+    let to = match &capability {
+        Some(c) => format!("capability:{}", c.name),
+        None => switchboard_core::Recipient::agent_text(&sink.agent.id.as_str().into()),
+    };
+    let payload = cfg.payload;
     let body = "x".repeat(cfg.size);
     let total = cfg.messages;
     let (next, sent, errors) =
@@ -39,13 +65,29 @@ pub(crate) async fn http(
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..producers.len() * cfg.concurrency.max(1) {
         let producer = producers[w % producers.len()].clone();
-        let (to, body, next, sent, errors, latency, receipts) =
-            (to.clone(), body.clone(), next.clone(), sent.clone(), errors.clone(), latency.clone(), receipts.clone());
+        let (to, body, next, sent, errors, latency, receipts, payload) = (
+            to.clone(),
+            body.clone(),
+            next.clone(),
+            sent.clone(),
+            errors.clone(),
+            latency.clone(),
+            receipts.clone(),
+            payload,
+        );
         workers.spawn(async move {
             let mut local = new_hist();
             let mut accepted = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let m = SendMessage { to: to.clone(), parts: vec![Part::text(body.clone())], ..Default::default() };
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let part = match payload {
+                    Payload::Text => Part::text(body.clone()),
+                    _ => Part::Data { data: serde_json::json!({"n": n, "body": body}) },
+                };
+                let m = SendMessage { to: to.clone(), parts: vec![part], ..Default::default() };
                 let t0 = Instant::now();
                 match producer.send(&m).await {
                     Ok(a) => {

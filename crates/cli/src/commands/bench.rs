@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Messages per send request (closed loop), using POST /v1/messages:batch when > 1.
     #[arg(long)]
     batch: Option<usize>,
+    /// What the http workload sends: `text` (to an agent), `data` (a data part to a
+    /// capability without a schema) or `schema` (the same, checked against a small schema).
+    #[arg(long)]
+    payload: Option<switchboard_bench::Payload>,
     #[command(flatten)]
     conn: Conn,
 }
@@ -102,6 +106,7 @@ fn bench_config(a: &BenchArgs, workload: switchboard_bench::Workload) -> switchb
     cfg.rate = a.rate.unwrap_or(cfg.rate);
     cfg.batch = a.batch.unwrap_or(cfg.batch).clamp(1, 1000);
     cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
+    cfg.payload = a.payload.unwrap_or(cfg.payload);
     if workload == switchboard_bench::Workload::Fanout {
         cfg.consumers = a.subscribers.first().copied().unwrap_or(cfg.consumers).max(1);
     }
