@@ -11,7 +11,8 @@
 //! - [`agents`]: the registry's changes (register, update, delete, heartbeat, webhook
 //!   secret rotation); [`presence`]: last-seen times and the agent status they give.
 //! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
-//! - [`topics`]: topic subscriptions.
+//! - [`topics`]: topic subscriptions; [`wildcards`]: the index of pattern subscriptions
+//!   (`orders.*`, `orders.>`) that routing matches a publish against.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
 //! - [`people`]: users, their sessions and personal access tokens.
@@ -39,3 +40,4 @@ pub mod routing;
 pub mod tasks;
 pub mod tenants;
 pub mod topics;
+pub mod wildcards;
