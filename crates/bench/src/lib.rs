@@ -80,6 +80,9 @@ pub struct BenchConfig {
     pub fail_ratio: f64,
     /// Messages per send request in closed loop (1: `POST /v1/messages`; more: `:batch`).
     pub batch: usize,
+    /// `fanout` only: wildcard subscriptions to set up in the tenant first, none of which
+    /// match the published topic (what a publish costs when the tenant has many patterns).
+    pub wildcard_subscriptions: usize,
 }
 
 impl BenchConfig {
@@ -96,6 +99,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
             Workload::Throughput => BenchConfig {
                 workload,
@@ -107,6 +111,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
             Workload::Latency => BenchConfig {
                 workload,
@@ -118,6 +123,7 @@ impl BenchConfig {
                 rate: 1000,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
             Workload::Push => BenchConfig {
                 workload,
@@ -129,6 +135,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
             Workload::Http => BenchConfig {
                 workload,
@@ -140,6 +147,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
             Workload::Connections => BenchConfig {
                 workload,
@@ -151,6 +159,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
             // 100,000 deliveries at 100 subscribers; one publisher with 16 sends in flight.
             Workload::Fanout => BenchConfig {
@@ -163,6 +172,7 @@ impl BenchConfig {
                 rate: 0,
                 fail_ratio: 0.0,
                 batch: 1,
+                wildcard_subscriptions: 0,
             },
         }
     }

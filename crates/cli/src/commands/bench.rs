@@ -76,6 +76,10 @@ pub struct BenchArgs {
     /// Messages per send request (closed loop), using POST /v1/messages:batch when > 1.
     #[arg(long)]
     batch: Option<usize>,
+    /// Fanout: wildcard subscriptions (`<prefix>.w<i>.*` and the like, over 10 extra agents)
+    /// to set up in the tenant first, none matching the published topic, e.g. 10000.
+    #[arg(long, default_value_t = 0)]
+    wildcard_subscriptions: usize,
     #[command(flatten)]
     conn: Conn,
 }
@@ -102,6 +106,7 @@ fn bench_config(a: &BenchArgs, workload: switchboard_bench::Workload) -> switchb
     cfg.rate = a.rate.unwrap_or(cfg.rate);
     cfg.batch = a.batch.unwrap_or(cfg.batch).clamp(1, 1000);
     cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
+    cfg.wildcard_subscriptions = a.wildcard_subscriptions;
     if workload == switchboard_bench::Workload::Fanout {
         cfg.consumers = a.subscribers.first().copied().unwrap_or(cfg.consumers).max(1);
     }
