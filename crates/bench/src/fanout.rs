@@ -32,12 +32,16 @@ pub(crate) async fn run(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Report, BenchError> {
     let run = run_id();
-    let topic = format!("bench-{run}");
+    // Dotted, so that wildcard patterns share its first token and the index must look further.
+    let topic = format!("bench-{run}.orders.eu");
     let publisher =
         admin.register_agent(&RegisterAgent { name: format!("bench-{run}-pub"), ..Default::default() }).await?;
     let publisher = admin.with_token(publisher.api_key);
 
     let started = Instant::now();
+    if cfg.wildcard_subscriptions > 0 {
+        subscribe_patterns(admin, &run, cfg.wildcard_subscriptions).await?;
+    }
     let streams = subscribe_all(admin, &run, &topic, cfg.consumers.max(1)).await?;
     let setup_ms = started.elapsed().as_secs_f64() * 1000.0;
 
@@ -88,6 +92,41 @@ async fn subscribe_all(admin: &Client, run: &str, topic: &str, n: usize) -> Resu
         streams[i] = Some(stream);
     }
     Ok(streams.into_iter().flatten().collect())
+}
+
+/// Agents that hold the wildcard subscriptions of a `--wildcard-subscriptions` run.
+const PATTERN_AGENTS: usize = 10;
+
+/// Sets up `n` wildcard subscriptions in the tenant, spread over [`PATTERN_AGENTS`] agents
+/// of their own, none of which matches the published `bench-<run>.orders.eu`: patterns
+/// sharing its first token (`bench-<run>.w<i>.*`), starting with a wildcard (`*.w<i>.>`),
+/// and of other prefixes (`w<i>.>`).
+async fn subscribe_patterns(admin: &Client, run: &str, n: usize) -> Result<(), BenchError> {
+    let mut agents = Vec::new();
+    for a in 0..PATTERN_AGENTS {
+        let reg =
+            admin.register_agent(&RegisterAgent { name: format!("bench-{run}-w{a}"), ..Default::default() }).await?;
+        agents.push(reg.agent.id);
+    }
+    let room = Arc::new(Semaphore::new(SETUP_CONCURRENCY));
+    let mut setting_up = JoinSet::new();
+    for i in 0..n {
+        let pattern = match i % 3 {
+            0 => format!("bench-{run}.w{i}.*"),
+            1 => format!("*.w{i}.>"),
+            _ => format!("w{i}.>"),
+        };
+        let (admin, room, agent) = (admin.clone(), room.clone(), agents[i % PATTERN_AGENTS].clone());
+        setting_up.spawn(async move {
+            let _turn = room.acquire_owned().await.map_err(|_| BenchError::Incomplete("set-up cancelled".into()))?;
+            admin.subscribe(&pattern, &agent).await?;
+            Ok::<_, BenchError>(())
+        });
+    }
+    while let Some(done) = setting_up.join_next().await {
+        done.map_err(|e| BenchError::Incomplete(format!("a pattern subscription failed: {e}")))??;
+    }
+    Ok(())
 }
 
 /// One subscriber: records each delivery in `tally` as it arrives, acks it, and leaves when

@@ -82,6 +82,9 @@ pub struct BenchConfig {
     pub batch: usize,
     /// What the `http` workload sends.
     pub payload: Payload,
+    /// `fanout` only: wildcard subscriptions to set up in the tenant first, none of which
+    /// match the published topic (what a publish costs when the tenant has many patterns).
+    pub wildcard_subscriptions: usize,
 }
 
 /// What the `http` workload sends: a text part to an agent, or a `data` part to a
@@ -121,6 +124,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
             Workload::Throughput => BenchConfig {
                 workload,
@@ -133,6 +137,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
             Workload::Latency => BenchConfig {
                 workload,
@@ -145,6 +150,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
             Workload::Push => BenchConfig {
                 workload,
@@ -157,6 +163,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
             Workload::Http => BenchConfig {
                 workload,
@@ -169,6 +176,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
             Workload::Connections => BenchConfig {
                 workload,
@@ -181,6 +189,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
             // 100,000 deliveries at 100 subscribers; one publisher with 16 sends in flight.
             Workload::Fanout => BenchConfig {
@@ -194,6 +203,7 @@ impl BenchConfig {
                 fail_ratio: 0.0,
                 batch: 1,
                 payload: Payload::Text,
+                wildcard_subscriptions: 0,
             },
         }
     }

@@ -59,6 +59,20 @@ async fn fanout_delivers_every_message_to_every_subscriber_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_with_wildcard_subscriptions_sets_them_up_and_none_matches() {
+    let hub = start_hub().await;
+    let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    let mut cfg = BenchConfig::for_workload(Workload::Fanout);
+    (cfg.messages, cfg.consumers, cfg.wildcard_subscriptions) = (10, 2, 30);
+    let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
+    // Every (message, subscriber) pair once: the patterns add no delivery. (`messages` is the
+    // sent count when the last receipt came, which may not have counted the last send yet.)
+    assert_eq!((r.deliveries, r.lost, r.duplicates, r.send_errors), (Some(20), Some(0), 0, 0), "{r:?}");
+    let patterns = admin.topics().await.unwrap().topics.into_iter().filter(|t| t.name.contains(['*', '>'])).count();
+    assert_eq!(patterns, 30, "one per pattern, each with one subscriber");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_reports_the_hubs_memory() {
     let hub = start_hub().await;
     let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));

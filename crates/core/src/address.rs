@@ -99,7 +99,7 @@ impl AgentId {
 /// Why an address string could not be parsed; the text is shown to the user as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct AddressError(String);
+pub struct AddressError(pub(crate) String);
 
 const MAX_NAME: usize = 200;
 

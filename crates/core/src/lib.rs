@@ -14,6 +14,7 @@ pub mod people;
 pub mod policy;
 pub mod principal;
 pub mod schema;
+pub mod subject;
 pub mod time;
 pub mod validate;
 

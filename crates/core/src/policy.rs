@@ -213,7 +213,9 @@ fn parse_target(s: &str) -> Result<Target, String> {
     })
 }
 
-/// Whether topic `name` matches the pattern's tokens (NATS rules).
+/// Whether topic `name` matches the pattern's tokens (NATS rules). `name` may itself be a
+/// subscription pattern: then it is whether the rule's pattern covers every subject the
+/// subscription's does (a rule's `*` does not cover a subscription's `>`).
 fn topic_matches(pattern: &[String], name: &str) -> bool {
     let mut tokens = name.split('.');
     for (i, p) in pattern.iter().enumerate() {
@@ -221,11 +223,23 @@ fn topic_matches(pattern: &[String], name: &str) -> bool {
             return i + 1 == pattern.len() && tokens.next().is_some();
         }
         match tokens.next() {
-            Some(t) if p == "*" || p == t => {}
+            Some(t) if (p == "*" && t != ">") || p == t => {}
             _ => return false,
         }
     }
     tokens.next().is_none()
+}
+
+/// Whether a rule's pattern and a subscription's pattern match some subject in common.
+/// For a topic name this is [`topic_matches`].
+fn topic_overlaps(pattern: &[String], sub: &[&str]) -> bool {
+    match (pattern.split_first(), sub.split_first()) {
+        (None, None) => true,
+        (None, Some(_)) | (Some(_), None) => false,
+        (Some((p, _)), Some(_)) if p == ">" => true,
+        (Some(_), Some((s, _))) if *s == ">" => true,
+        (Some((p, prest)), Some((s, srest))) => (p == "*" || *s == "*" || p == s) && topic_overlaps(prest, srest),
+    }
 }
 
 impl Policy {
@@ -287,7 +301,7 @@ impl Policy {
                 Action::Send => r.send,
                 Action::Subscribe => r.subscribe,
             };
-            if covers && selects(&r.from, who) && reaches(&r.to, to) {
+            if covers && selects(&r.from, who) && applies(r, action, to) {
                 return Verdict { allowed: r.allow, rule: Some(i) };
             }
         }
@@ -318,6 +332,19 @@ fn selects(s: &Selector, who: &Subject<'_>) -> bool {
         Selector::Role(role) => who.role == Some(*role),
         Selector::Tag(t) => who.principal.agent().is_some() && who.tags.iter().any(|x| x == t),
         Selector::Capability(c) => who.principal.agent().is_some() && who.capabilities.iter().any(|x| x == c),
+    }
+}
+
+/// Whether rule `r` decides `action` on `to`. A subscription to a wildcard pattern is
+/// decided by the first rule that either denies some subject the pattern matches, or allows
+/// every one of them; an allow covering only part of it is passed over. So a pattern is
+/// allowed only when each subject it matches would be allowed to a subscription by name.
+fn applies(r: &Rule, action: Action, to: &Address) -> bool {
+    match (&r.to, to) {
+        (Target::Topic(p), Address::Topic(name)) if action == Action::Subscribe && !r.allow => {
+            topic_overlaps(p, &name.split('.').collect::<Vec<_>>())
+        }
+        _ => reaches(&r.to, to),
     }
 }
 
@@ -435,6 +462,32 @@ mod tests {
         let t: Address = "topic:orders.eu".parse().unwrap();
         assert_eq!(p.decide(&who, Action::Subscribe, &t), Verdict { allowed: false, rule: Some(0) });
         assert_eq!(p.decide(&who, Action::Send, &t), Verdict { allowed: true, rule: Some(1) });
+    }
+
+    #[test]
+    fn a_pattern_subscription_needs_an_allow_covering_it_and_no_deny_touching_it() {
+        let p = Policy::compile(vec![
+            rule(None, "*", "topic:orders.secret", Effect::Deny),
+            rule(None, "*", "topic:orders.*", Effect::Allow),
+            rule(None, "agent:root", "topic:orders.>", Effect::Allow),
+        ])
+        .unwrap();
+        let decide = |who: &Principal, topic: &str| {
+            let s = Subject { principal: who, role: None, capabilities: &[], tags: &[] };
+            p.decide(&s, Action::Subscribe, &Address::Topic(topic.into()))
+        };
+        let (a, root) = (agent("a"), agent("root"));
+        assert_eq!(decide(&a, "orders.eu"), Verdict { allowed: true, rule: Some(1) });
+        // `orders.*` matches `orders.secret`, which the first rule denies.
+        assert_eq!(decide(&a, "orders.*"), Verdict { allowed: false, rule: Some(0) });
+        // `*.eu` matches `billing.eu` too, which no rule allows.
+        assert_eq!(decide(&a, "*.eu"), Verdict { allowed: false, rule: None });
+        // `orders.*` does not cover `orders.>` (which matches `orders.eu.west`).
+        assert_eq!(decide(&a, "orders.eu.>"), Verdict { allowed: false, rule: None });
+        assert_eq!(decide(&root, "orders.eu.>"), Verdict { allowed: true, rule: Some(2) });
+        assert!(!decide(&root, "orders.>").allowed, "overlaps the deny");
+        assert_eq!(decide(&root, ">").rule, Some(0));
+        assert_eq!(decide(&root, "billing.>").rule, None);
     }
 
     #[test]

@@ -154,7 +154,8 @@ impl Hub {
         let config = Arc::new(config);
         let metrics = Arc::new(metrics::Metrics::new());
         let poke = domain::poke::Poke::default();
-        let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms));
+        let patterns = Arc::new(domain::wildcards::Patterns::new(store.clone()));
+        let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms, patterns.clone()));
         let send_audit = Arc::new(domain::audit::SendAudit::new(store.clone()));
         let access = Arc::new(domain::access::Access::new(store.clone(), metrics.clone()));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
@@ -193,6 +194,7 @@ impl Hub {
             acceptor,
             access: access.clone(),
             agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
+            patterns: patterns.clone(),
             users: Arc::new(domain::people::users::Users::new(store.clone())),
             sessions: Arc::new(domain::people::sessions::Sessions::new(store.clone())),
             deliveries: domain::delivery::Deliveries::new(
@@ -217,6 +219,7 @@ impl Hub {
             tokio::spawn(domain::tasks::presence_flusher(presence.clone(), store.clone(), shutdown_rx.clone())),
             tokio::spawn(domain::push::dispatcher(pusher, shutdown_rx.clone())),
             tokio::spawn(domain::access::refresher(access, shutdown_rx.clone())),
+            tokio::spawn(domain::wildcards::refresher(patterns, shutdown_rx.clone())),
         ];
         let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(

@@ -189,6 +189,9 @@ pub trait TopicStore: Send + Sync {
     async fn topic_recipients(&self, tenant: &str, topic: &str) -> Result<Vec<TopicRecipient>>;
     /// The tenant's topics that have subscribers, by name.
     async fn topics(&self, tenant: &str) -> Result<Vec<TopicSummary>>;
+    /// Every subscription of the tenant to a wildcard pattern (a topic with a `*` or `>`),
+    /// as (pattern, agent id): what the router's pattern index is built from.
+    async fn pattern_subscriptions(&self, tenant: &str) -> Result<Vec<(String, String)>>;
 }
 
 /// Tenants, the platform operator's area. The only calls besides the token look-up that are

@@ -17,6 +17,11 @@ pub(crate) const KEY_COLS: &str = "key_id, created_at, expires_at, last_used_at"
 /// The columns of `topic_subscriptions` a `SubscriptionRecord` is read from.
 pub(crate) const SUBSCRIPTION_COLS: &str = "tenant_id, topic, agent_id, created_at";
 
+/// Every subscription of tenant `?1` to a wildcard pattern, as (pattern, agent id). Topic
+/// names never hold `*` or `>`, so those characters mark a pattern.
+pub(crate) const PATTERN_SUBSCRIPTIONS: &str = "SELECT topic, agent_id FROM topic_subscriptions \
+     WHERE tenant_id = ?1 AND (topic LIKE '%*%' OR topic LIKE '%>%') ORDER BY topic, agent_id";
+
 /// The columns of `deliveries` a `DeliveryRecord` is read from.
 pub(crate) const DELIVERY_COLS: &str =
     "recipient, state, attempts, updated_at, delivered_at, acked_at, lease_expires_at, last_error";

@@ -389,6 +389,21 @@ async fn topic_recipients_say_who_is_pushed(s: &dyn Store) {
     assert_eq!(got, [("hook".to_owned(), true), ("pull".to_owned(), false)]);
 }
 
+async fn pattern_subscriptions_are_listed_apart_from_names(s: &dyn Store) {
+    s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
+    s.create_agent(agent(T, "a2", "bo"), "h2".into(), None).await.unwrap();
+    s.create_agent(agent("t2", "a1", "ann"), "h3".into(), None).await.unwrap();
+    s.subscribe(T, "orders.eu", "a1", 10).await.unwrap().unwrap();
+    s.subscribe(T, "orders.>", "a1", 10).await.unwrap().unwrap();
+    s.subscribe(T, "*.eu", "a2", 10).await.unwrap().unwrap();
+    s.subscribe("t2", "orders.*", "a1", 10).await.unwrap().unwrap();
+    let pairs = |v: &[(&str, &str)]| v.iter().map(|(p, a)| (p.to_string(), a.to_string())).collect::<Vec<_>>();
+    assert_eq!(s.pattern_subscriptions(T).await.unwrap(), pairs(&[("*.eu", "a2"), ("orders.>", "a1")]));
+    assert!(s.unsubscribe(T, "orders.>", "a1").await.unwrap());
+    assert_eq!(s.pattern_subscriptions(T).await.unwrap(), pairs(&[("*.eu", "a2")]));
+    assert_eq!(s.pattern_subscriptions("t2").await.unwrap(), pairs(&[("orders.*", "a1")]));
+}
+
 async fn topics_do_not_cross_tenants(s: &dyn Store) {
     s.create_agent(agent(T, "a1", "ann"), "h1".into(), None).await.unwrap();
     s.create_agent(agent("t2", "a1", "ann"), "h2".into(), None).await.unwrap();
@@ -876,6 +891,7 @@ backends!(
     subscribers_page_in_agent_order_and_topics_count_them,
     topic_recipients_say_who_is_pushed,
     topics_do_not_cross_tenants,
+    pattern_subscriptions_are_listed_apart_from_names,
     deleting_an_agent_removes_its_subscriptions,
     publishing_to_a_thousand_subscribers_is_one_message,
     concurrent_accepts_lease_in_commit_order,

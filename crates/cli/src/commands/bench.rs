@@ -80,6 +80,10 @@ pub struct BenchArgs {
     /// capability without a schema) or `schema` (the same, checked against a small schema).
     #[arg(long)]
     payload: Option<switchboard_bench::Payload>,
+    /// Fanout: wildcard subscriptions (`<prefix>.w<i>.*` and the like, over 10 extra agents)
+    /// to set up in the tenant first, none matching the published topic, e.g. 10000.
+    #[arg(long, default_value_t = 0)]
+    wildcard_subscriptions: usize,
     #[command(flatten)]
     conn: Conn,
 }
@@ -107,6 +111,7 @@ fn bench_config(a: &BenchArgs, workload: switchboard_bench::Workload) -> switchb
     cfg.batch = a.batch.unwrap_or(cfg.batch).clamp(1, 1000);
     cfg.fail_ratio = a.fail_ratio.unwrap_or(cfg.fail_ratio).clamp(0.0, 0.95);
     cfg.payload = a.payload.unwrap_or(cfg.payload);
+    cfg.wildcard_subscriptions = a.wildcard_subscriptions;
     if workload == switchboard_bench::Workload::Fanout {
         cfg.consumers = a.subscribers.first().copied().unwrap_or(cfg.consumers).max(1);
     }

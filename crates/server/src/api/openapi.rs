@@ -230,8 +230,13 @@ pub struct MessagePath {
 #[into_params(parameter_in = Path)]
 pub struct TopicPath {
     /// Topic name: 1 to 200 letters, digits or `-_/@`, in tokens separated by single dots
-    /// (`orders.eu`), percent-encoded in the path.
-    #[param(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_/@-]+(\\.[A-Za-z0-9_/@-]+)*$")]
+    /// (`orders.eu`), percent-encoded in the path; or a wildcard pattern, whose tokens may be
+    /// `*` (one token) and, last, `>` (one or more): `orders.*`, `orders.>`.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^(([A-Za-z0-9_/@-]+|\\*)(\\.([A-Za-z0-9_/@-]+|\\*))*(\\.>)?|>)$"
+    )]
     pub topic: String,
 }
 
@@ -240,8 +245,13 @@ pub struct TopicPath {
 #[into_params(parameter_in = Path)]
 pub struct SubscriptionPath {
     /// Topic name: 1 to 200 letters, digits or `-_/@`, in tokens separated by single dots
-    /// (`orders.eu`), percent-encoded in the path.
-    #[param(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_/@-]+(\\.[A-Za-z0-9_/@-]+)*$")]
+    /// (`orders.eu`), percent-encoded in the path; or a wildcard pattern (`orders.*` one
+    /// token, `orders.>` one or more): a publish to a matching name reaches the agent.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^(([A-Za-z0-9_/@-]+|\\*)(\\.([A-Za-z0-9_/@-]+|\\*))*(\\.>)?|>)$"
+    )]
     pub topic: String,
     /// The subscribing agent's id.
     pub agent_id: String,

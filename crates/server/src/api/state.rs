@@ -33,6 +33,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// Changes to the agent registry.
     pub agents: Arc<Agents>,
+    /// The wildcard subscriptions (pattern tries) routing matches publishes against.
+    pub patterns: Arc<crate::domain::wildcards::Patterns>,
     /// Changes to users and personal access tokens.
     pub users: Arc<Users>,
     /// Sign-in, sessions and sign-out.

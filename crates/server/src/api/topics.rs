@@ -4,15 +4,17 @@
 //!
 //! A topic exists while it has subscribers: there is nothing to create or delete, as in NATS.
 //! Topic names follow the address rule (`core::address::check_name`) and may contain `/`, so
-//! clients percent-encode them in the path (`alerts%2Feu`); axum decodes the segment.
+//! clients percent-encode them in the path (`alerts%2Feu`); axum decodes the segment. A
+//! subscription may be to a wildcard pattern instead (`orders.*`, `orders.>`;
+//! `core::subject::check_pattern`), which is listed and removed by the same path.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use switchboard_core::address::check_name;
 use switchboard_core::api::{FieldError, Problem, Subscribed, SubscriberList, Subscription, Topic, TopicList};
 use switchboard_core::principal::PrincipalKind;
+use switchboard_core::subject::check_pattern;
 use switchboard_core::time::rfc3339;
 use switchboard_store::SubscriptionRecord;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,9 +27,10 @@ use crate::api::auth::Auth;
 use crate::domain::topics;
 use crate::error::ApiError;
 
-/// The topic name from the path, checked with the same rule as `topic:<name>` addresses.
+/// The topic from the path: a name, checked with the same rule as `topic:<name>` addresses,
+/// or a wildcard pattern.
 fn topic_name(topic: &str) -> Result<(), ApiError> {
-    check_name("topic", topic)
+    check_pattern(topic)
         .map_err(|e| ApiError::params(vec![FieldError { path: "topic".into(), message: e.to_string() }]))
 }
 
@@ -67,7 +70,9 @@ pub async fn subscribe(
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
     state.access.authorize_subscribe(&auth.0.tenant, &agent_id, &topic).await?;
-    let Some((record, created)) = topics::subscribe(state.store.as_ref(), &auth.0, &topic, &agent_id).await? else {
+    let Some((record, created)) =
+        topics::subscribe(state.store.as_ref(), &state.patterns, &auth.0, &topic, &agent_id).await?
+    else {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not registered in this tenant; list agents with `switchboard agent list`"
         )));
@@ -89,7 +94,7 @@ pub async fn unsubscribe(
 ) -> Result<StatusCode, ApiError> {
     topic_name(&topic)?;
     require_self_or_admin(&auth, &agent_id)?;
-    if !topics::unsubscribe(state.store.as_ref(), &auth.0, &topic, &agent_id).await? {
+    if !topics::unsubscribe(state.store.as_ref(), &state.patterns, &auth.0, &topic, &agent_id).await? {
         return Err(ApiError::NotFound(format!(
             "agent {agent_id} is not subscribed to topic `{topic}`; see `switchboard topic subscribers {topic}`"
         )));

@@ -12,7 +12,8 @@
 //!   secret rotation); [`presence`]: last-seen times and the agent status they give.
 //! - [`schemas`]: capability schemas, checked at registration and enforced on `data` parts.
 //! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
-//! - [`topics`]: topic subscriptions.
+//! - [`topics`]: topic subscriptions; [`wildcards`]: the index of pattern subscriptions
+//!   (`orders.*`, `orders.>`) that routing matches a publish against.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
 //! - [`people`]: users, their sessions and personal access tokens.
@@ -41,3 +42,4 @@ pub mod schemas;
 pub mod tasks;
 pub mod tenants;
 pub mod topics;
+pub mod wildcards;

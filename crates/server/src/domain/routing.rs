@@ -1,12 +1,13 @@
 //! Routing: which recipients an address reaches, and whether each has a push endpoint.
 //!
 //! Direct (`agent:<id>`), capability anycast (the active agent with the fewest outstanding
-//! deliveries, ties taken in turn) and broadcast (`?all`), and topics (every subscriber but
-//! the sender). Recently routed direct recipients are cached to save a store read per send.
+//! deliveries, ties taken in turn) and broadcast (`?all`), and topics (every subscriber, by
+//! name or by a matching wildcard pattern, once, but the sender). Recently routed direct
+//! recipients are cached to save a store read per send.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_core::api::AgentStatus;
@@ -14,6 +15,7 @@ use switchboard_core::time::now_ms;
 use switchboard_core::{Address, AgentId, Recipient, TenantId};
 use switchboard_store::{AgentFilter, AgentRecord, Store};
 
+use super::wildcards::Patterns;
 use crate::error::ApiError;
 
 /// One recipient of a routed message: its text (`agent:<id>`) and whether it has a push
@@ -63,11 +65,13 @@ pub struct Routing {
     rr: AtomicUsize,
     /// How recently an agent must have been seen to be `active` (anycast picks only those).
     heartbeat_window_ms: u64,
+    /// The tenants' wildcard subscriptions.
+    patterns: Arc<Patterns>,
 }
 
 impl Routing {
-    pub fn new(heartbeat_window_ms: u64) -> Routing {
-        Routing { recipients: RecipientCache::default(), rr: AtomicUsize::new(0), heartbeat_window_ms }
+    pub fn new(heartbeat_window_ms: u64, patterns: Arc<Patterns>) -> Routing {
+        Routing { recipients: RecipientCache::default(), rr: AtomicUsize::new(0), heartbeat_window_ms, patterns }
     }
 
     /// Forgets what is cached of an agent (it was just updated or deleted on this node).
@@ -96,13 +100,26 @@ impl Routing {
                 // an absent subscriber finds the message in its inbox. No subscribers is not an
                 // error: the message is stored and auditable, like a NATS publish nobody hears.
                 let sender = sender.map(|id| id.as_str());
-                Ok(store
-                    .topic_recipients(tenant, name)
-                    .await?
-                    .into_iter()
-                    .filter(|r| Some(r.agent_id.as_str()) != sender)
-                    .map(|r| (Recipient::Agent(r.agent_id.into()).to_string(), r.push))
-                    .collect())
+                let mut routed: Vec<Routed> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for r in store.topic_recipients(tenant, name).await? {
+                    if Some(r.agent_id.as_str()) != sender {
+                        seen.insert(r.agent_id.clone());
+                        routed.push((Recipient::agent_text(&AgentId::from(r.agent_id)), r.push));
+                    }
+                }
+                // Subscribers by pattern, once each: an agent subscribed by name too already
+                // has its delivery; one deleted since the index last heard is passed over.
+                for id in self.patterns.matching(tenant, name).await? {
+                    if Some(id.as_str()) == sender || seen.contains(&id) {
+                        continue;
+                    }
+                    let id = AgentId::from(id);
+                    if let Some(push) = self.push_of(store, tenant, &id).await? {
+                        routed.push((Recipient::agent_text(&id), push));
+                    }
+                }
+                Ok(routed)
             }
             // A person reads its inbox by pulling; it has no push endpoint.
             Address::User(id) => match store.get_user(tenant, id.as_str()).await? {
@@ -153,15 +170,21 @@ impl Routing {
 
     /// Whether a registered agent has a push endpoint, from the cache or the store.
     async fn direct(&self, store: &dyn Store, tenant: &str, id: &AgentId) -> Result<bool, ApiError> {
-        if let Some(push) = self.recipients.get(tenant, id.as_str()) {
-            return Ok(push);
-        }
-        let Some(a) = store.get_agent(tenant, id.as_str()).await? else {
-            return Err(ApiError::UnknownRecipient(format!(
+        self.push_of(store, tenant, id).await?.ok_or_else(|| {
+            ApiError::UnknownRecipient(format!(
                 "agent {id} is not registered in this tenant; list agents with `switchboard agent list`"
-            )));
-        };
+            ))
+        })
+    }
+
+    /// Whether agent `id` has a push endpoint, from the cache or the store; `None` when it is
+    /// not registered.
+    async fn push_of(&self, store: &dyn Store, tenant: &str, id: &AgentId) -> Result<Option<bool>, ApiError> {
+        if let Some(push) = self.recipients.get(tenant, id.as_str()) {
+            return Ok(Some(push));
+        }
+        let Some(a) = store.get_agent(tenant, id.as_str()).await? else { return Ok(None) };
         self.recipients.put(tenant, id.as_str(), a.endpoint.is_some());
-        Ok(a.endpoint.is_some())
+        Ok(Some(a.endpoint.is_some()))
     }
 }

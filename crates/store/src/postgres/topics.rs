@@ -7,7 +7,7 @@ use switchboard_core::time::Millis;
 use super::PostgresStore;
 use super::error::{Fail, retrying};
 use super::rows::subscription_from_row;
-use crate::sql::SUBSCRIPTION_COLS;
+use crate::sql::{PATTERN_SUBSCRIPTIONS, SUBSCRIPTION_COLS};
 use crate::{Result, SubscriptionRecord, TopicRecipient, TopicStore, TopicSummary};
 
 #[async_trait]
@@ -115,6 +115,16 @@ impl TopicStore for PostgresStore {
                     Ok(TopicSummary { name: r.try_get(0)?, subscribers: u64::try_from(n).unwrap_or(0) })
                 })
                 .collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn pattern_subscriptions(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c.prepare_cached(&PATTERN_SUBSCRIPTIONS.replace("?1", "$1")).await?;
+            let rows = c.query(&st, &[&tenant]).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, Fail>>()
         };
         run.await.map_err(Fail::into_store)
     }

@@ -7,7 +7,7 @@ use switchboard_core::time::Millis;
 
 use super::rows::subscription_from_row;
 use super::{SqliteStore, internal};
-use crate::sql::SUBSCRIPTION_COLS;
+use crate::sql::{PATTERN_SUBSCRIPTIONS as PATTERNS, SUBSCRIPTION_COLS};
 use crate::{Result, SubscriptionRecord, TopicRecipient, TopicStore, TopicSummary};
 
 #[async_trait]
@@ -116,6 +116,16 @@ impl TopicStore for SqliteStore {
             let rows = st
                 .query_map(params![tenant], |r| Ok(TopicSummary { name: r.get(0)?, subscribers: r.get(1)? }))
                 .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn pattern_subscriptions(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        let tenant = tenant.to_owned();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(PATTERNS).map_err(internal)?;
+            let rows = st.query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?))).map_err(internal)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
         })
         .await
