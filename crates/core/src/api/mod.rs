@@ -1,0 +1,21 @@
+//! Wire types of the `/v1` HTTP API, shared by the server (which parses them and generates the
+//! OpenAPI document from them) and the client (which sends them).
+//!
+//! Requests deny unknown fields: a misspelt optional field (`ttl_secs`) would otherwise be
+//! silently ignored, which is the kind of mistake a user wants to hear about.
+
+mod agents;
+mod audit;
+mod common;
+mod deliveries;
+mod messages;
+mod tenants;
+mod topics;
+
+pub use agents::*;
+pub use audit::*;
+pub use common::*;
+pub use deliveries::*;
+pub use messages::*;
+pub use tenants::*;
+pub use topics::*;
