@@ -44,6 +44,9 @@ pub struct TenantLimits {
     pub max_streams: Option<u64>,
 }
 
+/// The largest quota: an int64, as the OpenAPI document declares it.
+pub const QUOTA_MAX: u64 = i64::MAX as u64;
+
 impl TenantLimits {
     /// Checks the bounds, naming every bad field.
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
@@ -73,6 +76,13 @@ impl TenantLimits {
                     message: "must be at least 1; leave it out to turn the quota off".into(),
                 });
             }
+            // The document declares these int64, and the stores keep them as such.
+            if v.is_some_and(|v| v > QUOTA_MAX) {
+                errors.push(FieldError {
+                    path: name.into(),
+                    message: format!("must be at most {QUOTA_MAX}; leave it out to turn the quota off"),
+                });
+            }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
@@ -92,6 +102,10 @@ mod tests {
         };
         let paths: Vec<String> = bad.validate().unwrap_err().into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["send_rate.per_second", "send_rate.burst", "max_streams"]);
+        let huge = TenantLimits { max_recipients: Some(QUOTA_MAX + 1), ..Default::default() };
+        let paths: Vec<String> = huge.validate().unwrap_err().into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["max_recipients"], "schemathesis sent 2^63 and got 200");
+        assert!(TenantLimits { max_recipients: Some(QUOTA_MAX), ..Default::default() }.validate().is_ok());
         let nan = TenantLimits { api_rate: Some(Rate { per_second: f64::NAN, burst: 1 }), ..Default::default() };
         assert!(nan.validate().is_err());
     }
