@@ -266,12 +266,9 @@ async fn setting_a_policy_is_audited_as_policy_set() {
 #[tokio::test]
 async fn another_node_enforces_a_change_within_the_refresh_bound() {
     let hub = TestHub::start().await;
-    let Some(db) = hub.database.as_ref() else {
-        eprintln!("two nodes need a shared PostgreSQL database (set {}); skipped", common::HUB_DATABASE_VAR);
+    let Some(other) = hub.second_node().await else {
         return;
     };
-    let url = db.url.clone();
-    let other = TestHub::start_with(|c| c.database_url = Some(url)).await;
     let (a, _) = hub.agent("a", &[]).await;
     let (b, _) = hub.agent("b", &[]).await;
     let on_other = other.admin().with_token(a.api_key.clone());

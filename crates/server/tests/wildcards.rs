@@ -125,12 +125,9 @@ async fn a_pattern_needs_a_policy_rule_covering_all_it_matches() {
 #[tokio::test]
 async fn another_node_hears_a_new_pattern_within_the_refresh_bound() {
     let hub = TestHub::start().await;
-    let Some(db) = hub.database.as_ref() else {
-        eprintln!("two nodes need a shared PostgreSQL database (set {}); skipped", common::HUB_DATABASE_VAR);
+    let Some(other) = hub.second_node().await else {
         return;
     };
-    let url = db.url.clone();
-    let other = TestHub::start_with(|c| c.database_url = Some(url)).await;
     let (a, c) = hub.agent("a", &[]).await;
     // The other node loads the tenant's (empty) patterns on this publish.
     assert_eq!(publish(&other.admin(), "orders.eu.created").await, Vec::<String>::new());

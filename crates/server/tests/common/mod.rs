@@ -98,6 +98,18 @@ impl TestHub {
         TestHub::start_with(|_| {}).await
     }
 
+    /// A second node on this hub's PostgreSQL database, or `None` (said on stderr) when the hub
+    /// runs on SQLite: a test of two nodes runs in CI's PostgreSQL pass.
+    #[allow(dead_code)]
+    pub async fn second_node(&self) -> Option<TestHub> {
+        let Some(db) = self.database.as_ref() else {
+            eprintln!("two nodes need a shared PostgreSQL database (set {HUB_DATABASE_VAR}); skipped");
+            return None;
+        };
+        let url = db.url.clone();
+        Some(TestHub::start_with(|c| c.database_url = Some(url)).await)
+    }
+
     /// Starts with the test defaults changed by `tweak` (e.g. a short visibility timeout).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestHub {
         let dir = tempfile::tempdir().expect("temp dir");
