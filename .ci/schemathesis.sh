@@ -26,8 +26,9 @@ VENV=$TARGET/schemathesis-$ST_VERSION
 if [ ! -x "$VENV/bin/st" ]; then
   echo "== installing schemathesis $ST_VERSION into $VENV"
   # The newest Python 3 at hand (see WORKERS below for why 3.12 or later is better).
+  # pyenv keeps versions that are not the global one out of PATH: look there too.
   PY=python3
-  for candidate in python3.13 python3.12; do
+  for candidate in python3.13 python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
     if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then PY=$candidate; break; fi
   done
   "$PY" -m venv "$VENV" || { echo "$PY -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
