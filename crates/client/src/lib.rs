@@ -16,6 +16,7 @@
 mod access;
 mod people;
 mod queries;
+mod routing;
 mod streams;
 pub mod webhook;
 

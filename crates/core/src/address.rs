@@ -18,6 +18,8 @@ pub enum Address {
     Capability { name: String, all: bool },
     /// `topic:<name>`: every subscriber of a topic.
     Topic(String),
+    /// `group:<name>`: every member of a group of people (one delivery per member).
+    Group(String),
     /// `conversation:<id>`: every participant except the sender.
     Conversation(ConversationId),
     /// `auto`: the hub picks the capability from the text.
@@ -117,6 +119,17 @@ fn valid_topic(s: &str) -> bool {
     s.split('.').all(|token| !token.is_empty()) && s.split('/').all(|seg| seg != "." && seg != "..")
 }
 
+/// Most characters of a group name.
+pub const MAX_GROUP_NAME: usize = 64;
+
+/// A group name is short and safe in a URL path and a CLI argument: letters, digits, `-_.`,
+/// starting with a letter or digit.
+fn valid_group(s: &str) -> bool {
+    s.len() <= MAX_GROUP_NAME
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Checks the name of an address of this `kind` (e.g. a topic name taken from a URL), so
 /// that everything named in an address follows one rule and is refused with one message.
 pub fn check_name(kind: &str, name: &str) -> Result<(), AddressError> {
@@ -132,6 +145,12 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), AddressError> {
              (`orders.eu`), with no empty token and no `.` or `..` between slashes"
         )));
     }
+    if kind == "group" && !valid_group(name) {
+        return Err(AddressError(format!(
+            "`{shown}` is not a valid group name: use 1 to {MAX_GROUP_NAME} letters, digits or `-_.`, \
+             starting with a letter or digit"
+        )));
+    }
     Ok(())
 }
 
@@ -145,7 +164,7 @@ impl FromStr for Address {
         let Some((kind, rest)) = s.split_once(':') else {
             return Err(AddressError(format!(
                 "`{s}` is not an address; use `agent:<id>`, `user:<id>`, `capability:<name>`, \
-                 `topic:<name>`, `conversation:<id>` or `auto`"
+                 `topic:<name>`, `group:<name>`, `conversation:<id>` or `auto`"
             )));
         };
         let (name, query) = match rest.split_once('?') {
@@ -160,15 +179,16 @@ impl FromStr for Address {
             ("capability", None) => Address::Capability { name, all: false },
             ("capability", Some("all")) => Address::Capability { name, all: true },
             ("topic", None) => Address::Topic(name),
+            ("group", None) => Address::Group(name),
             ("conversation", None) => Address::Conversation(ConversationId::from(name)),
-            (_, Some(q)) if matches!(kind, "agent" | "user" | "capability" | "topic" | "conversation") => {
+            (_, Some(q)) if matches!(kind, "agent" | "user" | "capability" | "topic" | "group" | "conversation") => {
                 return Err(AddressError(format!(
                     "`?{q}` is not understood on a {kind} address; only `capability:<name>?all` takes a suffix"
                 )));
             }
             _ => {
                 return Err(AddressError(format!(
-                    "unknown address kind `{kind}`; use agent, user, capability, topic, conversation or auto"
+                    "unknown address kind `{kind}`; use agent, user, capability, topic, group, conversation or auto"
                 )));
             }
         };
@@ -184,6 +204,7 @@ impl fmt::Display for Address {
             Address::Capability { name, all: false } => write!(f, "capability:{name}"),
             Address::Capability { name, all: true } => write!(f, "capability:{name}?all"),
             Address::Topic(t) => write!(f, "topic:{t}"),
+            Address::Group(g) => write!(f, "group:{g}"),
             Address::Conversation(c) => write!(f, "conversation:{c}"),
             Address::Auto => f.write_str("auto"),
         }
@@ -202,6 +223,7 @@ mod tests {
             "capability:translate",
             "capability:translate?all",
             "topic:alerts.eu",
+            "group:triage",
             "conversation:c-1",
             "auto",
         ] {
@@ -231,6 +253,16 @@ mod tests {
         }
         // The token rule is the topics': other names keep the plain rule.
         assert!(check_name("agent", "..").is_ok());
+    }
+
+    #[test]
+    fn group_names_are_short_and_path_safe() {
+        for ok in ["triage", "ops-eu", "a", "team_1.b"] {
+            assert!(format!("group:{ok}").parse::<Address>().is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", ".x", "a/b", "a@b", &"g".repeat(MAX_GROUP_NAME + 1)] {
+            assert!(format!("group:{bad}").parse::<Address>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -62,11 +62,23 @@ pub enum AuditAction {
     OAuthKeyRotate,
     /// The tenant's external identity providers replaced.
     IdentityProvidersUpdate,
+    /// A group of people created or replaced (`PUT /v1/groups/{name}`).
+    GroupSet,
+    /// A group removed.
+    GroupDelete,
+    /// A user added to a group.
+    GroupMemberAdd,
+    /// A user taken out of a group.
+    GroupMemberRemove,
+    /// The tenant's auto-routing settings replaced (never the model's key).
+    RoutingSettingsUpdate,
+    /// A person routed a message waiting in triage to a capability.
+    MessageRoute,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -93,6 +105,12 @@ impl AuditAction {
         AuditAction::OAuthTokenIssue,
         AuditAction::OAuthKeyRotate,
         AuditAction::IdentityProvidersUpdate,
+        AuditAction::GroupSet,
+        AuditAction::GroupDelete,
+        AuditAction::GroupMemberAdd,
+        AuditAction::GroupMemberRemove,
+        AuditAction::RoutingSettingsUpdate,
+        AuditAction::MessageRoute,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -124,6 +142,12 @@ impl AuditAction {
             AuditAction::OAuthTokenIssue => "oauth.token_issued",
             AuditAction::OAuthKeyRotate => "oauth.key_rotated",
             AuditAction::IdentityProvidersUpdate => "identity_providers.update",
+            AuditAction::GroupSet => "group.set",
+            AuditAction::GroupDelete => "group.delete",
+            AuditAction::GroupMemberAdd => "group.member_add",
+            AuditAction::GroupMemberRemove => "group.member_remove",
+            AuditAction::RoutingSettingsUpdate => "routing_settings.update",
+            AuditAction::MessageRoute => "message.route",
         }
     }
 

@@ -356,8 +356,7 @@ fn reaches(t: &Target, to: &Address) -> bool {
         (Target::Topic(p), Address::Topic(name)) => topic_matches(p, name),
         (Target::User(a), Address::User(b)) => a == b,
         (Target::Conversation(a), Address::Conversation(b)) => a == b,
-        // No address names a group yet: a `group:` rule is kept, and matches once one does.
-        (Target::Group(_), _) => false,
+        (Target::Group(a), Address::Group(b)) => a == b,
         _ => false,
     }
 }
@@ -517,6 +516,8 @@ mod tests {
         let one: PolicyRules =
             serde_json::from_str(r#"{"rules": [{"from": "*", "to": "group:ops", "effect": "allow"}]}"#).unwrap();
         let p = Policy::compile(one.rules.unwrap()).unwrap();
-        assert!(!send(&p, &agent("a"), "agent:b").allowed, "a group rule matches no address yet");
+        assert!(!send(&p, &agent("a"), "agent:b").allowed, "a group rule matches only its group");
+        assert!(send(&p, &agent("a"), "group:ops").allowed);
+        assert!(!send(&p, &agent("a"), "group:dev").allowed);
     }
 }

@@ -31,6 +31,10 @@ pub enum ApiError {
     UnknownRecipient(String),
     #[error("{0}")]
     UnsupportedAddress(String),
+    /// An `auto` message the hub cannot route and no person can take: the tenant's triage
+    /// group does not exist or has no members.
+    #[error("{0}")]
+    NoTriage(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -104,6 +108,7 @@ impl ApiError {
                 "A data part does not match the capability's input schema",
             ),
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
+            NoTriage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_triage", "No one can triage this message"),
             UnsupportedAddress(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
             }

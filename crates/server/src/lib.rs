@@ -158,6 +158,7 @@ impl Hub {
         let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms, patterns.clone()));
         let send_audit = Arc::new(domain::audit::SendAudit::new(store.clone()));
         let access = Arc::new(domain::access::Access::new(store.clone(), metrics.clone()));
+        let auto = Arc::new(domain::autoroute::AutoRouter::new(store.clone(), routing.clone(), poke.clone()));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
             store.clone(),
             routing.clone(),
@@ -166,6 +167,7 @@ impl Hub {
             poke.clone(),
             config.max_message_bytes,
             send_audit.clone(),
+            auto.clone(),
         ));
         let pusher = Arc::new(domain::push::Pusher::new(
             store.clone(),
@@ -196,6 +198,8 @@ impl Hub {
             agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
             patterns: patterns.clone(),
             users: Arc::new(domain::people::users::Users::new(store.clone())),
+            groups: Arc::new(domain::groups::Groups::new(store.clone())),
+            auto,
             sessions: Arc::new(domain::people::sessions::Sessions::new(store.clone())),
             deliveries: domain::delivery::Deliveries::new(
                 store.clone(),

@@ -14,7 +14,9 @@ use switchboard_core::time::Millis;
 
 pub mod access;
 pub mod audit;
+pub mod autoroute;
 mod error;
+pub mod groups;
 pub mod health;
 pub mod oauth;
 pub mod postgres;
@@ -36,6 +38,8 @@ pub use wake::{WakeKey, Wakeups};
 
 use access::AccessStore;
 use audit::AuditStore;
+use autoroute::AutoRouteStore;
+use groups::GroupStore;
 use oauth::OAuthStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
@@ -229,6 +233,8 @@ pub trait Store:
     + UserStore
     + AccessStore
     + OAuthStore
+    + GroupStore
+    + AutoRouteStore
     + Send
     + Sync
     + 'static
@@ -285,6 +291,8 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 pub mod prelude {
     pub use crate::access::AccessStore;
     pub use crate::audit::AuditStore;
+    pub use crate::autoroute::AutoRouteStore;
+    pub use crate::groups::GroupStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;
     pub use crate::users::UserStore;

@@ -63,6 +63,8 @@ pub struct NewMessage {
     /// The `message.send` audit entry, where the tenant audits sends: written in the same
     /// transaction, only if the message is accepted (not for a duplicate or a reused key).
     pub audit: Option<NewAuditEvent>,
+    /// How an `auto` message was routed (JSON text), stored with it.
+    pub routing: Option<String>,
 }
 
 /// What happened to a message offered for acceptance.

@@ -25,6 +25,10 @@ use access::*;
 mod audit;
 use audit::*;
 
+#[path = "suite/groups.rs"]
+mod groups;
+use groups::*;
+
 #[path = "suite/keys.rs"]
 mod keys;
 use keys::*;
@@ -77,6 +81,7 @@ fn message(tenant: &str, id: &str, to: &str, key: Option<&str>) -> NewMessage {
         created_at: 1000,
         expires_at: None,
         audit: None,
+        routing: None,
     }
 }
 
@@ -908,6 +913,9 @@ backends!(
     the_first_signing_key_stored_is_everyones,
     a_rotated_key_stays_published_until_its_tokens_expire,
     identity_providers_are_per_tenant_and_pairs_unique,
+    groups_hold_users_of_their_tenant,
+    routing_settings_keep_their_key_per_tenant,
+    a_message_leaves_triage_once,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

@@ -48,11 +48,12 @@ impl Part {
 #[serde(deny_unknown_fields)]
 pub struct SendMessage {
     /// Recipient address, e.g. `agent:<id>` or `capability:translate`: a kind, `:`, and a name
-    /// of 1 to 200 letters, digits or `-_./@` (`capability:<name>?all` for every agent with it).
-    /// `agent:`, `capability:` and `topic:` are served; `user:`, `conversation:` and `auto` are
-    /// refused as `unsupported_address`.
+    /// of 1 to 200 letters, digits or `-_./@` (`capability:<name>?all` for every agent with it;
+    /// `group:<name>` 1 to 64 letters, digits or `-_.`), or `auto` (the hub picks the
+    /// capability from the text, or sends it to the triage group). `conversation:` is refused
+    /// as `unsupported_address`.
     #[schema(
-        pattern = "^(auto|(agent|user|conversation):[A-Za-z0-9._/@-]{1,200}|topic:[A-Za-z0-9_/@-]+(\\.[A-Za-z0-9_/@-]+)*|capability:[A-Za-z0-9._/@-]{1,200}(\\?all)?)$"
+        pattern = "^(auto|(agent|user|conversation):[A-Za-z0-9._/@-]{1,200}|group:[A-Za-z0-9][A-Za-z0-9._-]{0,63}|topic:[A-Za-z0-9_/@-]+(\\.[A-Za-z0-9_/@-]+)*|capability:[A-Za-z0-9._/@-]{1,200}(\\?all)?)$"
     )]
     pub to: String,
     /// At least one part.
@@ -229,6 +230,9 @@ pub struct MessageStatus {
     pub deliveries: Vec<Delivery>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub push_attempts: Vec<PushAttempt>,
+    /// How an `auto` message was routed (absent for other addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<super::RoutingDecision>,
 }
 
 /// A message handed to its recipient under a lease.

@@ -8,7 +8,9 @@ mod agents;
 mod audit;
 mod common;
 mod deliveries;
+mod groups;
 mod messages;
+mod routing;
 mod tenants;
 mod topics;
 
@@ -16,6 +18,8 @@ pub use agents::*;
 pub use audit::*;
 pub use common::*;
 pub use deliveries::*;
+pub use groups::*;
 pub use messages::*;
+pub use routing::*;
 pub use tenants::*;
 pub use topics::*;

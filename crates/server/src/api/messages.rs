@@ -220,10 +220,15 @@ pub async fn show(
     }
     let push_attempts =
         state.store.attempts(auth.0.tenant.as_str(), &id).await?.into_iter().map(attempt_view).collect();
+    let routing = match m.to.as_str() {
+        "auto" => crate::domain::autoroute::stored_decision(state.store.as_ref(), auth.0.tenant.as_str(), &id).await?,
+        _ => None,
+    };
     Ok(Json(MessageStatus {
         message: message_view(m)?,
         deliveries: deliveries.into_iter().map(delivery_view).collect(),
         push_attempts,
+        routing,
     }))
 }
 

@@ -23,6 +23,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod deliveries;
+pub mod groups;
 pub mod identity_providers;
 pub mod inbox;
 pub mod limits;
@@ -31,6 +32,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod policies;
+pub mod routing;
 pub mod sessions;
 pub mod state;
 pub mod stream;
@@ -57,6 +59,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(messages::router(), "messages"))
         .merge(openapi::tagged(whoami::router(), "whoami"))
         .merge(openapi::tagged(users::router(), "users"))
+        .merge(openapi::tagged(groups::router(), "groups"))
+        .merge(openapi::tagged(routing::router(), "routing"))
         .merge(openapi::tagged(tokens::router(), "tokens"))
         .merge(openapi::tagged(sessions::router(), "auth"))
         .merge(openapi::tagged(topics::router(), "topics"))

@@ -37,6 +37,10 @@ pub struct AppState {
     pub patterns: Arc<crate::domain::wildcards::Patterns>,
     /// Changes to users and personal access tokens.
     pub users: Arc<Users>,
+    /// Changes to groups of people.
+    pub groups: Arc<crate::domain::groups::Groups>,
+    /// Auto-routing: settings, and re-routing out of triage.
+    pub auto: Arc<crate::domain::autoroute::AutoRouter>,
     /// Sign-in, sessions and sign-out.
     pub sessions: Arc<Sessions>,
     /// Leases, acks and nacks; consumers' wait loop.

@@ -16,6 +16,7 @@ use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
 
 use super::access::Access;
 use super::audit::SendAudit;
+use super::autoroute::AutoRouter;
 use super::poke::Poke;
 use super::routing::{self, Routed, Routing};
 use super::schemas::{self, Schemas};
@@ -36,6 +37,8 @@ pub struct Acceptor {
     audit: Arc<SendAudit>,
     /// Compiled capability input schemas.
     schemas: Schemas,
+    /// Routes `auto` messages by their text.
+    auto: Arc<AutoRouter>,
 }
 
 impl Acceptor {
@@ -47,8 +50,9 @@ impl Acceptor {
         poke: Poke,
         max_message_bytes: usize,
         audit: Arc<SendAudit>,
+        auto: Arc<AutoRouter>,
     ) -> Acceptor {
-        Acceptor { store, routing, access, metrics, poke, max_message_bytes, audit, schemas: Schemas::default() }
+        Acceptor { store, routing, access, metrics, poke, max_message_bytes, audit, schemas: Schemas::default(), auto }
     }
 
     /// The router (for callers that change what it caches).
@@ -69,7 +73,17 @@ impl Acceptor {
         self.access.send(&access, by)?;
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
         self.access.authorize(&access, by, Action::Send, &to).await?;
-        let routed = if schemas::has_data(&m.parts) {
+        let mut decision = None;
+        let routed = if to == Address::Auto {
+            let auto = self.auto.route(&by.tenant, &m.parts).await?;
+            if let Some(capability) = &auto.decision.chosen
+                && schemas::has_data(&m.parts)
+            {
+                self.schemas.check(&auto.agents, capability, &m.parts)?;
+            }
+            decision = Some(serde_json::to_string(&auto.decision).map_err(|e| ApiError::Internal(e.to_string()))?);
+            auto.routed
+        } else if schemas::has_data(&m.parts) {
             self.route_checked(by, &to, &m).await?
         } else {
             self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?
@@ -77,7 +91,9 @@ impl Acceptor {
         self.access.store_message(&access, by, routed.len())?;
         // Only a keyed send can be repeated, so only it pays for hashing the request.
         let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
-        build(&by.tenant, by.sender(), &to, routed, m, hash)
+        let mut built = build(&by.tenant, by.sender(), &to, routed, m, hash)?;
+        built.routing = decision;
+        Ok(built)
     }
 
     /// Routes a message that has `data` parts and checks them against the recipients'
@@ -249,5 +265,6 @@ fn build(
         created_at: now,
         expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
         audit: None,
+        routing: None,
     })
 }

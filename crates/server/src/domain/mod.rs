@@ -3,6 +3,8 @@
 //!
 //! - [`routing`]: an address to its recipients (direct, capability anycast or broadcast,
 //!   topic), the anycast choice and the recipient cache.
+//! - [`autoroute`]: `to: "auto"`: BM25 over the capabilities (or the tenant's model), the
+//!   triage group below the confidence rule, and a person's re-routing.
 //! - [`accept`]: the one builder of `NewMessage`, for sends, webhook replies and push events,
 //!   and the commit that follows.
 //! - [`delivery`]: lease, ack and nack, and the one wait loop that long-poll, WebSocket and
@@ -16,7 +18,8 @@
 //!   (`orders.*`, `orders.>`) that routing matches a publish against.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
-//! - [`people`]: users, their sessions and personal access tokens.
+//! - [`people`]: users, their sessions and personal access tokens; [`groups`]: groups of
+//!   them, what `group:<name>` reaches.
 //! - [`access`]: the tenants' policies and limits, kept in memory, and the checks of
 //!   sends, subscriptions, streams and requests; [`limits`]: the buckets and counters.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
@@ -30,7 +33,9 @@ pub mod accept;
 pub mod access;
 pub mod agents;
 pub mod audit;
+pub mod autoroute;
 pub mod delivery;
+pub mod groups;
 pub mod limits;
 pub mod oauth;
 pub mod people;

@@ -2,8 +2,8 @@
 //!
 //! Direct (`agent:<id>`), capability anycast (the active agent with the fewest outstanding
 //! deliveries, ties taken in turn) and broadcast (`?all`), and topics (every subscriber, by
-//! name or by a matching wildcard pattern, once, but the sender). Recently routed direct
-//! recipients are cached to save a store read per send.
+//! name or by a matching wildcard pattern, once, but the sender), and groups of people (each
+//! member). Recently routed direct recipients are cached to save a store read per send.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +25,22 @@ pub type Routed = (String, bool);
 /// An agent as a routed recipient.
 pub fn routed(a: &AgentRecord) -> Routed {
     (Recipient::Agent(a.id.clone().into()).to_string(), a.endpoint.is_some())
+}
+
+/// The members of group `name`, one delivery each (people pull; no push endpoint). An
+/// unknown group, or one without members, is refused: a send nobody can read is a mistake.
+pub async fn group_members(store: &dyn Store, tenant: &str, name: &str) -> Result<Vec<Routed>, ApiError> {
+    let Some(group) = store.get_group(tenant, name).await? else {
+        return Err(ApiError::UnknownRecipient(format!(
+            "there is no group `{name}` in this tenant; create it with `switchboard group set {name} --member <user id>`"
+        )));
+    };
+    if group.members.is_empty() {
+        return Err(ApiError::UnknownRecipient(format!(
+            "group `{name}` has no members, so nobody would read this; add one with `switchboard group add {name} <user id>`"
+        )));
+    }
+    Ok(group.members.iter().map(|m| (Recipient::user_text(&m.as_str().into()), false)).collect())
 }
 
 /// Recently routed direct recipients: (tenant, agent id) → has a push endpoint. Saves a store
@@ -128,7 +144,10 @@ impl Routing {
                     "user {id} is not in this tenant; list users with `switchboard user list`"
                 ))),
             },
-            Address::Conversation(_) | Address::Auto => Err(ApiError::UnsupportedAddress(format!(
+            Address::Group(name) => group_members(store, tenant, name).await,
+            // `auto` needs the message's text: `Acceptor::prepare` routes it (domain::autoroute).
+            Address::Auto => Err(ApiError::Internal("an `auto` address reached the router without its message".into())),
+            Address::Conversation(_) => Err(ApiError::UnsupportedAddress(format!(
                 "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a person (`user:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
             ))),
         }

@@ -54,6 +54,7 @@ mod agents;
 mod audit;
 mod deliveries;
 mod error;
+mod groups;
 mod listener;
 mod messages;
 mod migrations;

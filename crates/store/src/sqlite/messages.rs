@@ -27,8 +27,8 @@ fn accept_one(conn: &Connection, m: &NewMessage, keys: &mut Vec<WakeKey>) -> rus
     }
     let mut st = conn.prepare_cached(
         "INSERT INTO messages (tenant_id, id, sender, recipient, parts, metadata, conversation_id, correlation_id, \
-         in_reply_to, idempotency_key, request_hash, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     st.execute(params![
         m.tenant,
@@ -43,7 +43,8 @@ fn accept_one(conn: &Connection, m: &NewMessage, keys: &mut Vec<WakeKey>) -> rus
         m.idempotency_key,
         m.request_hash,
         m.created_at,
-        m.expires_at
+        m.expires_at,
+        m.routing
     ])?;
     let mut st = conn.prepare_cached(
         "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, created_at, updated_at, expires_at, push) \

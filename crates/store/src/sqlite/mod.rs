@@ -30,6 +30,7 @@ mod access;
 mod agents;
 mod audit;
 mod deliveries;
+mod groups;
 mod messages;
 mod oauth;
 mod push;
@@ -152,9 +153,15 @@ impl SqliteStore {
 /// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
 /// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
 /// Version 6 adds `users` and `sessions` (`schema.sql`) and the personal tokens' `name` to
-/// `tokens`. Idempotent, so a crash before the version is set only runs it again.
+/// `tokens`. Version 9 adds `messages.routing` (an `auto` message's decision) beside the
+/// groups and routing settings tables (`schema.sql`). Idempotent, so a crash before the
+/// version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..9).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 9: messages keep their routing decision");
+        add_column(conn, "messages", "routing", "TEXT")?;
+    }
     if (1..6).contains(&version) {
         tracing::info!("migrating the SQLite store to version 6: users, sessions and personal access tokens");
         add_column(conn, "tokens", "name", "TEXT")?;
@@ -310,7 +317,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 9);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -339,7 +346,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 9);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -395,6 +402,6 @@ mod tests {
         assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 9);
     }
 }

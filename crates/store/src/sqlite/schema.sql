@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS messages (
     idempotency_key TEXT,
     request_hash    TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
-    expires_at      INTEGER
+    expires_at      INTEGER,
+    routing         TEXT                   -- an `auto` message's routing decision (JSON)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
 CREATE UNIQUE INDEX IF NOT EXISTS messages_idempotency
@@ -213,4 +214,27 @@ CREATE TABLE IF NOT EXISTS identity_providers (
     PRIMARY KEY (tenant_id, position)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS identity_providers_pair ON identity_providers (issuer, audience);
-PRAGMA user_version = 6;
+-- Groups of people (`group:<name>`), and each tenant's auto-routing settings (the model's
+-- key beside them, never shown by the API).
+CREATE TABLE IF NOT EXISTS groups (
+    tenant_id   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    description TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    tenant_id  TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, group_name, user_id)
+);
+CREATE INDEX IF NOT EXISTS group_members_user ON group_members(tenant_id, user_id);
+CREATE TABLE IF NOT EXISTS routing_settings (
+    tenant_id  TEXT PRIMARY KEY,
+    settings   TEXT NOT NULL,
+    api_key    TEXT,
+    updated_at INTEGER NOT NULL
+);
+PRAGMA user_version = 9;

@@ -143,6 +143,8 @@ impl UserStore for SqliteStore {
             }
             c.execute("DELETE FROM sessions WHERE tenant_id = ?1 AND user_id = ?2", params![tenant, id])
                 .map_err(internal)?;
+            c.execute("DELETE FROM group_members WHERE tenant_id = ?1 AND user_id = ?2", params![tenant, id])
+                .map_err(internal)?;
             c.execute(
                 "DELETE FROM tokens WHERE tenant_id = ?1 AND principal = ?2",
                 params![tenant, user_principal(&id)],
