@@ -89,8 +89,10 @@ async fn unknown_and_unsupported_recipients_and_bad_queries_change_nothing() {
         ("unknown_recipient", text_to("capability:translate", "x").to_string()),
         ("unknown_recipient", text_to("capability:translate?all", "x").to_string()),
         ("unknown_recipient", text_to("user:ann", "x").to_string()),
+        ("unknown_recipient", text_to("group:nobody", "x").to_string()),
         ("unsupported_address", text_to("conversation:c1", "x").to_string()),
-        ("unsupported_address", text_to("auto", "x").to_string()),
+        // No triage group to hand an undecided `auto` message to.
+        ("no_triage", text_to("auto", "x").to_string()),
     ];
     refuse_each(&hub, "POST", "/v1/messages", &bob.api_key, &cases, 422).await;
     // A good body with a bad query is refused whole.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use common::{ADMIN, Snapshot, TestHub, agent_addr, assert_problem, assert_unchanged, eventually, raw};
 use serde_json::{Value, json};
 use switchboard_client::{Client, InboxOptions};
-use switchboard_core::api::{DeliveryState, RegisterAgent, SendMessage, TenantPushSettings};
+use switchboard_core::api::{DeliveryState, PutGroup, RegisterAgent, SendMessage, TenantPushSettings};
 use switchboard_core::people::{CreateToken, CreateUser, Login};
 use switchboard_core::principal::Role;
 
@@ -121,6 +121,8 @@ struct TenantA {
     user: String,
     email: String,
     token_id: String,
+    /// A group of that person.
+    group: String,
 }
 
 impl TenantA {
@@ -202,7 +204,14 @@ async fn seed_a(hub: &TestHub) -> TenantA {
         admin.login(&Login { email: email.clone(), password: password.into(), tenant: None }).await.expect("sign in");
     let pat = CreateToken { name: "a-token".into(), expires_in_days: None };
     let token_id = admin.create_token_in_session(&session, &pat).await.expect("A's user's token").id;
+    let group = "a-group".to_owned();
+    let put = PutGroup { description: Some("a-secret-payload".into()), members: vec![user.clone()] };
+    admin.put_group(&group, &put).await.expect("A's group");
+    let model = json!({ "triage_group": group, "model": {
+        "kind": "chat", "base_url": "http://127.0.0.1:9/v1", "model": "a-model", "api_key": "a-secret-payload-key" } });
+    admin.put_routing_settings(&serde_json::from_value(model).unwrap()).await.expect("A's routing settings");
     TenantA {
+        group,
         user,
         email,
         token_id,
@@ -317,6 +326,15 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         // B's own identity providers (none); replacing them touches B's rows alone.
         "getIdentityProviders" => (None, None, Clean, Forbidden),
         "putIdentityProviders" => (p(json!({ "providers": [] })), None, Clean, Forbidden),
+        // Groups: B's own (none of A's); A's group's name is a 404 for B, and B may use it.
+        "listGroups" => (None, None, Clean, Forbidden),
+        "getGroup" | "deleteGroup" | "addGroupMember" | "removeGroupMember" => (None, None, NotFound, Forbidden),
+        "putGroup" => (p(json!({ "members": [] })), None, Clean, Forbidden),
+        // B's own routing settings; A's model and key never show.
+        "getRoutingSettings" => (None, None, Clean, Forbidden),
+        "putRoutingSettings" => (p(json!({})), None, Clean, Forbidden),
+        // A's message is not there for B.
+        "routeMessage" => (p(json!({ "capability": "a-capability" })), None, NotFound, NotFound),
         // The hub's signing key is the platform operator's: no tenant's admin rotates it.
         "rotateOAuthKey" => (None, None, Forbidden, Forbidden),
         _ => return None,
@@ -338,6 +356,8 @@ fn fill_path(path: &str, a: &TenantA) -> String {
         .replace("{agent_id}", &a.puller)
         .replace("{topic}", &a.topic)
         .replace("{key_id}", &a.puller_key)
+        .replace("{name}", &a.group)
+        .replace("{user}", &a.user)
 }
 
 /// Rows of every table that B's tenant id does not appear in: A's, and the node's.
@@ -485,7 +505,7 @@ async fn no_operation_reaches_another_tenants_data() {
         }
     }
     assert!(failures.is_empty(), "answers to tenant B that reach tenant A:\n  {}", failures.join("\n  "));
-    assert!(called >= 98, "only {called} calls (49 operations × 2 callers): the document lost operations?");
+    assert!(called >= 112, "only {called} calls (56 operations × 2 callers): the document lost operations?");
     public.sort();
     // The token endpoint authenticates its client by the form or HTTP Basic, not a bearer
     // token; `oauth.rs` proves another tenant's key gets no token for A's agent.

@@ -104,7 +104,6 @@ pub async fn put(
     body: Body,
 ) -> Result<(StatusCode, Json<Group>), ApiError> {
     require_admin(&auth.0)?;
-    group_name(&name)?;
     let req: PutGroup = parse_json(body, BODY_LIMIT).await?;
     let (g, created) = state.groups.put(&auth.0, &name, req).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view(g))))

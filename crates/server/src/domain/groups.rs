@@ -31,9 +31,15 @@ pub fn require_admin(by: &Principal) -> Result<(), ApiError> {
     }))
 }
 
-/// A group name from a path, or 400 naming it.
+/// A group name from a path that must name an existing group: one that breaks the name
+/// rule names none (404).
 pub fn group_name(name: &str) -> Result<(), ApiError> {
-    check_group_name(name).map_err(|e| ApiError::params(vec![e]))
+    check_group_name(name).map_err(|_| no_such_group(name))
+}
+
+/// The name of a group to create: 422 naming `name` if it breaks the rule.
+fn new_group_name(name: &str) -> Result<(), ApiError> {
+    check_group_name(name).map_err(|e| ApiError::fields(vec![e]))
 }
 
 fn target(name: &str) -> String {
@@ -53,7 +59,7 @@ impl Groups {
     /// Creates or replaces a group; answers it and whether it is new.
     pub async fn put(&self, by: &Principal, name: &str, req: PutGroup) -> Result<(GroupRecord, bool), ApiError> {
         require_admin(by)?;
-        group_name(name)?;
+        new_group_name(name)?;
         let members = check_put_group(&req).map_err(ApiError::fields)?;
         let tenant = by.tenant.as_str();
         let now = now_ms();
