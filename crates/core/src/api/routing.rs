@@ -10,9 +10,9 @@ use crate::address::check_name;
 
 /// Default lowest BM25 score that routes without a person (tuned on the labelled set in
 /// `crates/server/tests/data/autoroute.json`).
-pub const DEFAULT_THRESHOLD: f64 = 2.0;
+pub const DEFAULT_THRESHOLD: f64 = 4.0;
 /// Default lowest lead of the best capability over the runner-up, as a share of the best.
-pub const DEFAULT_MARGIN: f64 = 0.2;
+pub const DEFAULT_MARGIN: f64 = 0.3;
 /// Default group of people that decides what the hub could not.
 pub const DEFAULT_TRIAGE_GROUP: &str = "triage";
 /// Default time a model has to answer before BM25 decides.
@@ -58,11 +58,11 @@ pub struct ModelSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRoutingSettings {
-    /// Lowest BM25 score of the best capability that routes (0 to 1000, default 2).
+    /// Lowest BM25 score of the best capability that routes (0 to 1000, default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 1000)]
     pub threshold: Option<f64>,
-    /// Lowest (best − runner-up) / best that routes (0 to 1, default 0.2).
+    /// Lowest (best − runner-up) / best that routes (0 to 1, default 0.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0, maximum = 1)]
     pub margin: Option<f64>,

@@ -191,7 +191,7 @@ impl Index {
                         let f = *d.terms.get(t)?;
                         Some(self.idf.get(t).copied().unwrap_or(0.0) * f * (K1 + 1.0) / (f + norm))
                     })
-                    .sum::<f64>();
+                    .fold(0.0, |a, b| a + b);
                 (d.name.clone(), score)
             })
             .collect();
