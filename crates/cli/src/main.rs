@@ -15,8 +15,8 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, dead_letters, deliveries, inbox, login, message, migrate, oauth, policy, send, serve, tail,
-    tenant, token, topic, user,
+    agent, audit, bench, dead_letters, deliveries, group, inbox, login, message, migrate, oauth, policy, send, serve,
+    tail, tenant, token, topic, user,
 };
 
 #[derive(Parser)]
@@ -67,6 +67,9 @@ enum Command {
     /// Add, list and remove the tenant's people (owners and admins).
     #[command(subcommand)]
     User(user::UserCmd),
+    /// Groups of people, what `group:<name>` reaches; `triage` gets what `auto` cannot route.
+    #[command(subcommand)]
+    Group(group::GroupCmd),
     /// Create, list and revoke your personal access tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
@@ -128,6 +131,7 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Login(args) => login::login(args).await,
         Command::Whoami(args) => login::whoami(args).await,
         Command::User(cmd) => user::run(cmd).await,
+        Command::Group(cmd) => group::run(cmd).await,
         Command::Token(cmd) => token::run(cmd).await,
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Limits(cmd) => policy::run_limits(cmd).await,

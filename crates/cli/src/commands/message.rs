@@ -22,6 +22,16 @@ pub async fn run(MessageArgs { id, conn }: MessageArgs) -> Result<()> {
     }
     println!("{}  from {} to {}  at {}", s.message.id, s.message.from, s.message.to, s.message.created_at);
     println!("  {}", output::text_of(&s.message.parts));
+    if let Some(r) = &s.routing {
+        let method =
+            serde_json::to_value(r.method).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let chosen = r.chosen.as_deref().unwrap_or("(triage)");
+        println!("  routed by {method} to {chosen}: {}", r.reason);
+        let scores: Vec<String> = r.scores.iter().map(|s| format!("{} {:.2}", s.capability, s.score)).collect();
+        if !scores.is_empty() {
+            println!("  candidates: {}", scores.join(", "));
+        }
+    }
     let rows = s
         .deliveries
         .iter()

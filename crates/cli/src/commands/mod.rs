@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod dead_letters;
 pub mod deliveries;
+pub mod group;
 pub mod inbox;
 pub mod login;
 pub mod message;
