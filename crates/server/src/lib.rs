@@ -158,7 +158,6 @@ impl Hub {
         let routing = Arc::new(domain::routing::Routing::new(config.heartbeat_window_ms, patterns.clone()));
         let send_audit = Arc::new(domain::audit::SendAudit::new(store.clone()));
         let access = Arc::new(domain::access::Access::new(store.clone(), metrics.clone()));
-        let auto = Arc::new(domain::autoroute::AutoRouter::new(store.clone(), routing.clone(), poke.clone()));
         let acceptor = Arc::new(domain::accept::Acceptor::new(
             store.clone(),
             routing.clone(),
@@ -167,8 +166,8 @@ impl Hub {
             poke.clone(),
             config.max_message_bytes,
             send_audit.clone(),
-            auto.clone(),
         ));
+        let auto = acceptor.auto().clone();
         let pusher = Arc::new(domain::push::Pusher::new(
             store.clone(),
             config.clone(),

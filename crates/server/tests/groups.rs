@@ -65,7 +65,7 @@ async fn a_group_send_reaches_each_member_once_in_their_inbox() {
     assert_eq!(g.members.len(), 3);
     admin.remove_group_member("ops", &ann).await.unwrap();
     admin.delete_user(&bea).await.unwrap();
-    assert_eq!(admin.get_group("ops").await.unwrap().members, [cid.clone()]);
+    assert_eq!(admin.get_group("ops").await.unwrap().members, std::slice::from_ref(&cid));
     let listed = admin.list_groups(None, None).await.unwrap();
     assert_eq!(listed.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["ops"]);
     // The audit log has each change.

@@ -50,9 +50,14 @@ impl Acceptor {
         poke: Poke,
         max_message_bytes: usize,
         audit: Arc<SendAudit>,
-        auto: Arc<AutoRouter>,
     ) -> Acceptor {
+        let auto = Arc::new(AutoRouter::new(store.clone(), routing.clone(), poke.clone()));
         Acceptor { store, routing, access, metrics, poke, max_message_bytes, audit, schemas: Schemas::default(), auto }
+    }
+
+    /// The auto-router (for its settings and for re-routing out of triage).
+    pub fn auto(&self) -> &Arc<AutoRouter> {
+        &self.auto
     }
 
     /// The router (for callers that change what it caches).
