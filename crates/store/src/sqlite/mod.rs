@@ -404,4 +404,31 @@ mod tests {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
         assert_eq!(version, 9);
     }
+
+    /// A version-6 database (messages without `routing`, no groups) gets both at open, and
+    /// its messages read as before.
+    #[tokio::test]
+    async fn version_6_gets_message_routing_and_groups() {
+        use crate::autoroute::AutoRouteStore;
+        use crate::groups::GroupStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "ALTER TABLE messages DROP COLUMN routing; DROP TABLE groups; DROP TABLE group_members; \
+             DROP TABLE routing_settings; \
+             INSERT INTO messages (tenant_id, id, sender, recipient, parts, request_hash, created_at) \
+             VALUES ('t', 'm1', 'admin', 'agent:a', '[]', '', 1); \
+             PRAGMA user_version = 6;",
+        )
+        .expect("make a version-6 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.message_routing("t", "m1").await.expect("read"), None);
+        assert!(store.list_groups("t", None, 10).await.expect("groups").is_empty());
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 9);
+    }
 }
