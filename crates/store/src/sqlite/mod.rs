@@ -57,6 +57,8 @@ pub struct SqliteStore {
     wake: Arc<Wakeups>,
     /// How the writer's commits went, for `/ready`.
     health: Arc<WriteHealth>,
+    /// The writer's queue order keys (used only on the writer thread).
+    order: Arc<crate::sql::OrderBase>,
 }
 
 pub(super) fn internal(e: rusqlite::Error) -> StoreError {
@@ -122,6 +124,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             wake,
             health,
+            order: Arc::default(),
         })
     }
 
@@ -152,9 +155,22 @@ impl SqliteStore {
 /// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
 /// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
 /// Version 6 adds `users` and `sessions` (`schema.sql`) and the personal tokens' `name` to
-/// `tokens`. Idempotent, so a crash before the version is set only runs it again.
+/// `tokens`. Version 8 adds priorities: `messages.priority` and `deliveries.order_key`
+/// (existing deliveries keep accept order: their key is their accept time), and the
+/// open-delivery index is rebuilt on (recipient, order_key, seq) by `schema.sql`.
+/// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..8).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 8: message priorities");
+        add_column(conn, "messages", "priority", "TEXT")?;
+        add_column(conn, "deliveries", "order_key", "INTEGER")?;
+        conn.execute_batch(
+            "UPDATE deliveries SET order_key = created_at WHERE order_key IS NULL; \
+             DROP INDEX IF EXISTS deliveries_open;",
+        )
+        .map_err(internal)?;
+    }
     if (1..6).contains(&version) {
         tracing::info!("migrating the SQLite store to version 6: users, sessions and personal access tokens");
         add_column(conn, "tokens", "name", "TEXT")?;
