@@ -403,6 +403,8 @@ mod tests {
                 examples: vec!["e\0".into()],
                 input_schema: Some(json!({"title": "\0"})),
                 output_schema: None,
+                output_schema_mode: None,
+                reassign_on_timeout: None,
             }],
             metadata: Some(json!({"owner": "\0"})),
             ..Default::default()
