@@ -326,7 +326,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 8);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 8);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -411,6 +411,46 @@ mod tests {
         assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 8);
+    }
+
+    /// A version-6 database (before priorities) gets `messages.priority` and
+    /// `deliveries.order_key` at open; its open deliveries keep accept order (key = accept
+    /// time), and the open-delivery index is rebuilt over the key.
+    #[tokio::test]
+    async fn version_6_gets_priorities_and_keeps_accept_order() {
+        use crate::{DeliveryStore, LeaseRequest};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "DROP INDEX deliveries_open; ALTER TABLE deliveries DROP COLUMN order_key; \
+             ALTER TABLE messages DROP COLUMN priority; \
+             CREATE INDEX deliveries_open ON deliveries(tenant_id, recipient, seq) \
+                 WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered'); \
+             INSERT INTO messages (tenant_id, id, sender, recipient, parts, request_hash, created_at) \
+                 VALUES ('t', 'm1', 'admin', 'agent:b', '[]', '', 2000), ('t', 'm2', 'admin', 'agent:b', '[]', '', 1000); \
+             INSERT INTO deliveries (tenant_id, message_id, recipient, state, due_at, created_at, updated_at) \
+                 VALUES ('t', 'm1', 'agent:b', 'pending', 0, 2000, 2000), ('t', 'm2', 'agent:b', 'pending', 0, 1000, 1000); \
+             PRAGMA user_version = 6;",
+        )
+        .expect("make a version-6 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let req = LeaseRequest {
+            tenant: "t".into(),
+            recipient: "agent:b".into(),
+            limit: 10,
+            now: 5000,
+            lease_ms: 100,
+            max_attempts: 5,
+        };
+        let ids: Vec<String> = store.lease(req).await.expect("lease").into_iter().map(|l| l.message.id).collect();
+        assert_eq!(ids, ["m2", "m1"], "by accept time");
+        store.close().await;
+        assert!(index_sql(&conn, "deliveries_open").contains("order_key"), "{}", index_sql(&conn, "deliveries_open"));
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 8);
     }
 }
