@@ -373,6 +373,9 @@ mod tests {
             idempotency_key: Some("k\0".into()),
             ttl_seconds: None,
             metadata: Some(json!({"k": "x\0y"})),
+            // Not strings: the enum and the flag cannot carry a NUL.
+            priority: None,
+            require_active: None,
         };
         assert_eq!(
             paths(&m),

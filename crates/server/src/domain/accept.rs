@@ -128,11 +128,10 @@ impl Acceptor {
                 tracing::warn!(agent = %agent_id, capability, failures = failures.len(),
                     "a reply does not match the capability's output schema; accepted (output_schema_mode warn)");
                 let warnings = serde_json::to_value(&failures).map_err(|e| ApiError::Internal(e.to_string()))?;
-                match m.metadata.get_or_insert_with(|| serde_json::json!({})) {
-                    serde_json::Value::Object(md) => {
-                        md.insert("schema_warnings".into(), warnings);
-                    }
-                    _ => {}
+                // Metadata is an object (`validate::send_message`); the warnings sit beside the
+                // sender's own keys.
+                if let serde_json::Value::Object(md) = m.metadata.get_or_insert_with(|| serde_json::json!({})) {
+                    md.insert("schema_warnings".into(), warnings);
                 }
                 Ok(())
             }
