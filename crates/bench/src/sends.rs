@@ -33,6 +33,8 @@ pub(crate) async fn http(
                 "properties": {"n": {"type": "integer", "minimum": 0}, "body": {"type": "string", "maxLength": 1_000_000}}})
         }),
         output_schema: None,
+        output_schema_mode: None,
+        reassign_on_timeout: None,
     });
     let sink = admin
         .register_agent(&RegisterAgent {

@@ -440,6 +440,14 @@ impl Client {
         self.call(Method::POST, &format!("/v1/messages?wait=delivered&wait_ms={wait_ms}"), Some(m)).await
     }
 
+    /// Request/reply: sends `m` and waits up to `timeout_ms` (at most 300000) for the first
+    /// reply to it, which the answer hands over (it is acknowledged in this caller's inbox).
+    /// No reply in time is the problem `reply_timeout` (504); the message stays delivered,
+    /// and a later reply arrives in the inbox like any message.
+    pub async fn request(&self, m: &SendMessage, timeout_ms: u64) -> Result<MessageReply> {
+        self.call(Method::POST, &format!("/v1/messages?wait=reply&timeout_ms={timeout_ms}"), Some(m)).await
+    }
+
     /// Sends many messages in one request and one commit.
     pub async fn send_batch(&self, messages: Vec<SendMessage>) -> Result<BatchAccepted> {
         self.call(Method::POST, "/v1/messages:batch", Some(&SendBatch { messages })).await

@@ -29,6 +29,13 @@ pub enum ApiError {
     SchemaViolation { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     UnknownRecipient(String),
+    /// `capability:<name>` where no agent of the tenant has the capability at all (active or
+    /// not): distinct from `unknown_recipient` so that auto-routing can send it to triage.
+    #[error("{0}")]
+    NoCapableAgent(String),
+    /// `?wait=reply` ran out of time; the request is stored and stays delivered.
+    #[error("{0}")]
+    ReplyTimeout(String),
     #[error("{0}")]
     UnsupportedAddress(String),
     /// An `auto` message the hub cannot route and no person can take: the tenant's triage
@@ -105,10 +112,12 @@ impl ApiError {
             SchemaViolation { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "schema_violation",
-                "A data part does not match the capability's input schema",
+                "A data part does not match the capability's schema",
             ),
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
             NoTriage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_triage", "No one can triage this message"),
+            NoCapableAgent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_capable_agent", "No agent has the capability"),
+            ReplyTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "reply_timeout", "No reply arrived in time"),
             UnsupportedAddress(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_address", "This kind of address is not available yet")
             }

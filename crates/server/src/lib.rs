@@ -194,7 +194,12 @@ impl Hub {
             presence: presence.clone(),
             acceptor,
             access: access.clone(),
-            agents: Arc::new(domain::agents::Agents::new(store.clone(), routing, pusher.clone(), config.clone())),
+            agents: Arc::new(domain::agents::Agents::new(
+                store.clone(),
+                routing.clone(),
+                pusher.clone(),
+                config.clone(),
+            )),
             patterns: patterns.clone(),
             users: Arc::new(domain::people::users::Users::new(store.clone())),
             groups: Arc::new(domain::groups::Groups::new(store.clone())),
@@ -216,6 +221,7 @@ impl Hub {
             tokio::spawn(domain::tasks::reaper(
                 store.clone(),
                 metrics.clone(),
+                domain::tasks::Reassigning { routing, poke: poke.clone() },
                 config.reaper_interval_ms,
                 shutdown_rx.clone(),
             )),

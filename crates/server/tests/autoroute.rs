@@ -149,7 +149,7 @@ async fn a_person_in_triage_routes_the_message_and_the_agent_gets_it_once() {
     let before = hub.snapshot().await;
     let body = Some(json!({ "capability": "facilities" }).to_string());
     let got = raw(&hub, "POST", &format!("/v1/messages/{}/route", sent.id), Some(ADMIN), body).await;
-    assert_problem(got, 422, "unknown_recipient");
+    assert_problem(got, 422, "no_capable_agent");
     common::assert_unchanged(&before, &hub.snapshot().await, "a route to an unknown capability");
 
     // Bea routes it to security-triage: its agent gets it, both triage deliveries close.

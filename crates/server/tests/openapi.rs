@@ -219,6 +219,27 @@ async fn the_constraints_the_server_enforces_are_in_the_schema() {
     hub.stop().await;
 }
 
+#[tokio::test]
+async fn send_documents_the_reply_wait_answers() {
+    let hub = TestHub::start().await;
+    let doc = document(&hub).await;
+    let op = operations(&doc).into_iter().find(|o| o.path == "/v1/messages" && o.method == "post").unwrap();
+    assert!(op.statuses().is_superset(&BTreeSet::from([200, 202, 504])), "{:?}", op.statuses());
+    let ok = resolve(&doc, &op.op["responses"]["200"]);
+    let schema = resolve(&doc, &ok["content"]["application/json"]["schema"]);
+    assert!(schema["required"].as_array().unwrap().iter().any(|r| r == "reply"), "{schema}");
+    let timeout = resolve(&doc, &op.op["responses"]["504"]);
+    assert!(timeout["content"][PROBLEM_JSON].is_object(), "{timeout}");
+    let timeout_ms = op.params_in("query").into_iter().find(|p| p["name"] == "timeout_ms").unwrap();
+    assert_eq!(timeout_ms["schema"]["maximum"], 300_000);
+    let wait = op.params_in("query").into_iter().find(|p| p["name"] == "wait").unwrap();
+    let wait = resolve(&doc, &wait["schema"]);
+    assert!(wait.to_string().contains("reply"), "{wait}");
+    let props = &doc["components"]["schemas"]["SendMessage"]["properties"];
+    assert!(props["priority"].is_object() && props["require_active"].is_object(), "{props}");
+    hub.stop().await;
+}
+
 /// Fills a path template with ids that name nothing.
 fn concrete(path: &str) -> String {
     path.replace("{id}", "no-such-id").replace("{agent_id}", "no-such-agent").replace("{topic}", "no-such-topic")

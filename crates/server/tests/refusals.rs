@@ -81,13 +81,18 @@ async fn bad_message_bodies_are_400_or_422_and_change_nothing() {
 async fn unknown_and_unsupported_recipients_and_bad_queries_change_nothing() {
     let hub = TestHub::start().await;
     let (bob, _) = hub.agent("bob", &[]).await;
-    // Offers the capability but was never seen: not active, so not a recipient.
+    // Offers the capability but was never seen: not active, so not a recipient of `?all` or
+    // of a send that requires an active agent.
     let (carol, _) = hub.agent("carol", &["translate"]).await;
     let before = hub.snapshot().await;
+    let mut require_active = text_to("capability:translate", "x");
+    require_active["require_active"] = json!(true);
     let cases = [
         ("unknown_recipient", text_to("agent:0000-nobody", "x").to_string()),
-        ("unknown_recipient", text_to("capability:translate", "x").to_string()),
+        ("unknown_recipient", require_active.to_string()),
         ("unknown_recipient", text_to("capability:translate?all", "x").to_string()),
+        ("no_capable_agent", text_to("capability:summarize", "x").to_string()),
+        ("no_capable_agent", text_to("capability:summarize?all", "x").to_string()),
         ("unknown_recipient", text_to("user:ann", "x").to_string()),
         ("unknown_recipient", text_to("group:nobody", "x").to_string()),
         ("unsupported_address", text_to("conversation:c1", "x").to_string()),
@@ -397,8 +402,10 @@ async fn an_agent_whose_only_requests_were_refused_stays_inactive() {
     let bob_now = admin.get_agent(&bob.agent.id).await.unwrap();
     assert_eq!((bob_now.status, bob_now.last_seen_at.as_deref()), (AgentStatus::Inactive, None), "{bob_now:?}");
     assert_eq!(admin.get_agent(&carol.agent.id).await.unwrap().status, AgentStatus::Active);
-    // So anycast does not pick bob, who has shown no sign of working.
-    let err = admin.send(&SendMessage::text("capability:translate", "hola")).await.unwrap_err();
+    // So anycast that requires an active agent does not pick bob, who has shown no sign of
+    // working.
+    let m = SendMessage { require_active: Some(true), ..SendMessage::text("capability:translate", "hola") };
+    let err = admin.send(&m).await.unwrap_err();
     assert_eq!(err.code(), Some("unknown_recipient"));
     hub.stop().await;
 }

@@ -33,6 +33,8 @@ fn card(name: &str, caps: Vec<(&str, Option<Value>)>) -> RegisterAgent {
                 examples: vec![],
                 input_schema: s,
                 output_schema: None,
+                output_schema_mode: None,
+                reassign_on_timeout: None,
             })
             .collect(),
         ..Default::default()

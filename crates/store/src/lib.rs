@@ -31,8 +31,8 @@ pub use error::{Conflict, Result, StoreError};
 pub use health::{WriteFailure, WriteStatus};
 pub use records::{
     AcceptOutcome, Acked, AgentFilter, AgentKeyRecord, AgentRecord, DeliveryCounts, DeliveryFilter, DeliveryRecord,
-    DeliveryRow, LeaseRequest, Leased, MessageRecord, NewMessage, SubscriptionRecord, TenantRecord, TokenRecord,
-    TopicRecipient, TopicSummary,
+    DeliveryRow, Lapsed, LeaseRequest, Leased, MessageRecord, NewMessage, Reassign, SubscriptionRecord, TenantRecord,
+    TokenRecord, TopicRecipient, TopicSummary,
 };
 pub use wake::{WakeKey, Wakeups};
 
@@ -99,6 +99,9 @@ pub trait MessageStore: Send + Sync {
     /// whole call is one transaction, so `Ok` means every accepted message is on disk.
     async fn accept(&self, messages: Vec<NewMessage>) -> Result<Vec<AcceptOutcome>>;
     async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>>;
+    /// The first message accepted `in_reply_to` message `id` from a sender other than
+    /// `not_from` (the requester's own follow-ups do not answer it), if any.
+    async fn first_reply(&self, tenant: &str, id: &str, not_from: &str) -> Result<Option<MessageRecord>>;
 }
 
 /// Deliveries: handing messages to their recipients under a lease, and what becomes of them.
@@ -149,6 +152,17 @@ pub trait DeliveryStore: Send + Sync {
     async fn delivery_counts(&self) -> Result<DeliveryCounts>;
     /// Open (not final) deliveries per recipient, for least-outstanding anycast.
     async fn outstanding(&self, tenant: &str, recipients: &[String]) -> Result<Vec<(String, i64)>>;
+    /// Open deliveries of `capability:<name>` anycast messages (not `?all`) that time made due
+    /// in `(after, upto]`: attempted at least once, and due later than they were last changed
+    /// (a lease that ran out, a push retry or a nack delay), not made due by a commit. The
+    /// reaper offers them to another capable agent.
+    async fn lapsed_anycast(&self, after: Millis, upto: Millis) -> Result<Vec<Lapsed>>;
+    /// Moves an open anycast delivery to another recipient, due at once (`pending`, attempts
+    /// kept, so `max_attempts` still ends a message nobody acknowledges), and wakes the new
+    /// recipient. Only if it is still the lapsed one: `from` holds it, it is due, and nothing
+    /// changed it since it lapsed (no new lease, no other node's reassignment); else `false`
+    /// and nothing is written.
+    async fn reassign(&self, r: Reassign) -> Result<bool>;
     /// Deliveries matching the filter, in sequence order, with their sequence (the cursor).
     async fn list_deliveries(&self, tenant: &str, filter: DeliveryFilter) -> Result<Vec<(i64, DeliveryRow)>>;
     /// Dead deliveries matching the filter become pending again (attempts start over). The

@@ -1,7 +1,7 @@
 //! The records the store takes and gives: plain data, validated by the server before it
 //! reaches the store.
 
-use switchboard_core::api::{Capability, DeliveryState};
+use switchboard_core::api::{Capability, DeliveryState, Priority};
 use switchboard_core::audit::NewAuditEvent;
 use switchboard_core::time::Millis;
 
@@ -60,6 +60,8 @@ pub struct NewMessage {
     pub request_hash: String,
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
+    /// Orders each delivery in its recipient's queue (`created_at` + the priority's offset).
+    pub priority: Priority,
     /// The `message.send` audit entry, where the tenant audits sends: written in the same
     /// transaction, only if the message is accepted (not for a duplicate or a reused key).
     pub audit: Option<NewAuditEvent>,
@@ -93,6 +95,7 @@ pub struct MessageRecord {
     pub idempotency_key: Option<String>,
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
+    pub priority: Priority,
 }
 
 /// One recipient's delivery of a message.
@@ -134,6 +137,31 @@ pub struct LeaseRequest {
 pub struct Acked {
     pub id: String,
     pub created_at: Millis,
+}
+
+/// A delivery of an anycast (`capability:<name>`) message that time made due again: its
+/// lease ran out unacknowledged, or a push retry or nack delay came due. A candidate to move
+/// to another agent with the capability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lapsed {
+    pub tenant: String,
+    pub message_id: String,
+    /// The agent that had it (`agent:<id>`).
+    pub recipient: String,
+    /// The message's address as sent (`capability:<name>`).
+    pub to: String,
+}
+
+/// Moves an anycast delivery from one recipient to another (see [`Lapsed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassign {
+    pub tenant: String,
+    pub message_id: String,
+    pub from: String,
+    pub to: String,
+    /// The new recipient has a push endpoint.
+    pub push: bool,
+    pub now: Millis,
 }
 
 /// Counts of deliveries by state, for metrics.

@@ -3,9 +3,37 @@
 //! differ stays with each backend: parameter syntax, and the open-delivery condition (`OR`
 //! on SQLite, whose planner needs it to match its partial indexes; `IN` on PostgreSQL).
 
+use switchboard_core::api::Priority;
+
 /// The columns of `messages` a `MessageRecord` is read from.
 pub(crate) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
-     correlation_id, in_reply_to, idempotency_key, created_at, expires_at";
+     correlation_id, in_reply_to, idempotency_key, created_at, expires_at, priority";
+
+/// Appended to a condition on messages `m`: the message was sent to one agent of a capability
+/// (`capability:<name>`, not the `?all` broadcast). `?` and `%` cannot occur in a capability
+/// name, so the patterns are exact.
+pub(crate) const ANYCAST_CONDITION: &str = "AND m.recipient LIKE 'capability:%' AND m.recipient NOT LIKE '%?all'";
+
+/// How a priority is stored in `messages.priority`: NULL for `normal`, the common case.
+pub(crate) fn priority_text(p: Priority) -> Option<&'static str> {
+    (p != Priority::Normal).then(|| p.as_str())
+}
+
+/// The queue order keys of one writer (`deliveries.order_key`): the accept time moved by the
+/// priority's offset, with the accept times kept non-decreasing in insert order. Messages are
+/// built (and timed) before they reach the writer, so two sends racing could reach it in the
+/// other order; without the clamp a `normal` message could then be handed out before one
+/// committed earlier, and (order_key, seq) would not be accept order for equal priorities.
+#[derive(Debug, Default)]
+pub(crate) struct OrderBase(std::sync::atomic::AtomicI64);
+
+impl OrderBase {
+    /// The order key of a message accepted now, built at `created_at` with priority `p`.
+    pub(crate) fn key(&self, created_at: i64, p: Priority) -> i64 {
+        let before = self.0.fetch_max(created_at, std::sync::atomic::Ordering::Relaxed);
+        before.max(created_at) + p.offset_ms()
+    }
+}
 
 /// The columns of `agents` an `AgentRecord` is read from (and written to).
 pub(crate) const AGENT_COLS: &str = "tenant_id, id, name, description, version, endpoint, capabilities, metadata, \

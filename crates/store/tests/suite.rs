@@ -7,7 +7,7 @@
 //! with the variable set runs them (`.ci/run` does).
 
 use switchboard_core::PrincipalKind;
-use switchboard_core::api::{Capability, DeliveryState};
+use switchboard_core::api::{Capability, DeliveryState, Priority};
 use switchboard_store::postgres::PostgresStore;
 use switchboard_store::prelude::*;
 use switchboard_store::push::{AttemptRecord, PushClaim, PushOutcome, PushSettings};
@@ -39,6 +39,9 @@ use users::*;
 #[path = "suite/oauth.rs"]
 mod oauth;
 use oauth::*;
+#[path = "suite/flow.rs"]
+mod flow;
+use flow::*;
 
 const T: &str = "t1";
 
@@ -80,6 +83,7 @@ fn message(tenant: &str, id: &str, to: &str, key: Option<&str>) -> NewMessage {
         request_hash: "h".into(),
         created_at: 1000,
         expires_at: None,
+        priority: Priority::Normal,
         audit: None,
         routing: None,
     }
@@ -244,6 +248,8 @@ async fn update_agent_replaces_card_and_capabilities(s: &dyn Store) {
         examples: vec![],
         input_schema: None,
         output_schema: None,
+        output_schema_mode: None,
+        reassign_on_timeout: None,
     };
     let mut a = agent(T, "a1", "ann");
     a.capabilities = vec![cap("old")];
@@ -860,6 +866,10 @@ macro_rules! backends {
 }
 
 backends!(
+    priorities_order_a_recipients_queue,
+    a_lapsed_anycast_delivery_moves_once,
+    a_lease_taken_again_is_not_moved,
+    first_reply_is_found_by_in_reply_to,
     audit_appends_form_a_chain_from_genesis,
     audit_listing_filters_and_pages,
     audit_chains_are_per_tenant,

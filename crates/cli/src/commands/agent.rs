@@ -163,6 +163,8 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
                             examples: vec![],
                             input_schema: None,
                             output_schema: None,
+                            output_schema_mode: None,
+                            reassign_on_timeout: None,
                         })
                         .collect(),
                     metadata: None,

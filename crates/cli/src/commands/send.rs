@@ -1,9 +1,9 @@
 //! `switchboard send`: send one message (text and/or a JSON data part), optionally waiting
-//! until it is delivered.
+//! until it is delivered, or for its reply (request/reply).
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use switchboard_core::api::{Part, SendMessage};
+use switchboard_core::api::{Message, Part, Priority, SendMessage};
 
 use crate::conn::{Conn, client};
 use crate::output;
@@ -31,8 +31,20 @@ pub struct SendArgs {
     #[arg(long)]
     ttl: Option<u64>,
     /// Wait until the message is delivered (ms).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait_reply")]
     wait_ms: Option<u64>,
+    /// Wait for the first reply and print it (request/reply; agents and people only).
+    #[arg(long)]
+    wait_reply: bool,
+    /// How long --wait-reply waits, milliseconds (at most 300000).
+    #[arg(long, default_value_t = 30_000, requires = "wait_reply")]
+    timeout_ms: u64,
+    /// Delivery order in the recipient's queue.
+    #[arg(long, value_parser = ["high", "normal", "low"])]
+    priority: Option<String>,
+    /// Anycast: refuse instead of queueing when no agent with the capability is active.
+    #[arg(long)]
+    require_active: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -59,8 +71,20 @@ pub async fn run(a: SendArgs) -> Result<()> {
         idempotency_key: a.idempotency_key,
         ttl_seconds: a.ttl,
         metadata: None,
+        priority: a.priority.as_deref().map(|p| Priority::parse(Some(p))),
+        require_active: a.require_active.then_some(true),
     };
     let c = client(&a.conn)?;
+    if a.wait_reply {
+        let r = c.request(&m, a.timeout_ms).await?;
+        if a.conn.json {
+            return output::json(&r);
+        }
+        println!("sent {} → {}", r.message.id, r.message.to);
+        println!("reply {} from {}:", r.reply.id, r.reply.from);
+        print_parts(&r.reply);
+        return Ok(());
+    }
     let r = match a.wait_ms {
         Some(ms) => c.send_and_wait(&m, ms).await?,
         None => c.send(&m).await?,
@@ -76,4 +100,14 @@ pub async fn run(a: SendArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The parts of a message, one per line: text as it is, data and files as JSON.
+fn print_parts(m: &Message) {
+    for p in &m.parts {
+        match p {
+            Part::Text { text } => println!("  {text}"),
+            other => println!("  {}", serde_json::to_string(other).unwrap_or_default()),
+        }
+    }
 }

@@ -21,9 +21,47 @@ pub struct Capability {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::json_schema)]
     pub input_schema: Option<Value>,
+    /// JSON Schema of the `data` parts of replies to this capability (see
+    /// `output_schema_mode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::schema::json_schema)]
     pub output_schema: Option<Value>,
+    /// Whether replies are checked against `output_schema`: `enforce` refuses a reply that
+    /// does not match (422 `schema_violation`), `warn` accepts it and records the failures in
+    /// its `metadata.schema_warnings`. Absent: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema_mode: Option<OutputSchemaMode>,
+    /// Anycast: when this agent's lease on a message runs out unacknowledged (or its push
+    /// attempts keep failing), the next attempt may go to another agent with the capability.
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassign_on_timeout: Option<bool>,
+}
+
+impl Capability {
+    /// A capability with only a name.
+    pub fn named(name: impl Into<String>) -> Capability {
+        Capability {
+            name: name.into(),
+            description: None,
+            tags: vec![],
+            examples: vec![],
+            input_schema: None,
+            output_schema: None,
+            output_schema_mode: None,
+            reassign_on_timeout: None,
+        }
+    }
+}
+
+/// How replies are held to a capability's `output_schema`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputSchemaMode {
+    /// Accept, and list the failing locations in the reply's `metadata.schema_warnings`.
+    Warn,
+    /// Refuse with 422 `schema_violation`.
+    Enforce,
 }
 
 /// `POST /v1/agents`.

@@ -79,6 +79,56 @@ pub struct SendMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// Delivery order within each recipient's queue (default `normal`); see [`Priority`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    /// Anycast (`capability:<name>`): refuse (422 `unknown_recipient`) when no agent with the
+    /// capability is active, instead of queueing the message for an inactive one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_active: Option<bool>,
+}
+
+/// Where a message goes in its recipients' queues. Each delivery is ordered by
+/// `created_at + offset` (high −30 s, normal 0, low +30 s), then accept order: a `high`
+/// message overtakes `normal` ones sent up to 30 s before it and `low` ones up to 60 s
+/// before it, and nothing waits behind messages sent more than 60 s after it, so `low` is
+/// never starved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    /// How far the priority moves a delivery in its recipient's queue, milliseconds.
+    pub const fn offset_ms(self) -> i64 {
+        match self {
+            Priority::High => -30_000,
+            Priority::Normal => 0,
+            Priority::Low => 30_000,
+        }
+    }
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+
+    /// Parses a stored name; anything else (and no name) is `normal`.
+    pub fn parse(s: Option<&str>) -> Priority {
+        match s {
+            Some("high") => Priority::High,
+            Some("low") => Priority::Low,
+            _ => Priority::Normal,
+        }
+    }
 }
 
 impl SendMessage {
@@ -221,6 +271,17 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// Delivery order in the recipients' queues.
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// Answer to `POST /v1/messages?wait=reply`: the request as stored and the first reply to it
+/// (a message with `in_reply_to` = its id).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageReply {
+    pub message: Message,
+    pub reply: Message,
 }
 
 /// `GET /v1/messages/{id}`: the message, its deliveries and its push attempts.

@@ -373,6 +373,9 @@ mod tests {
             idempotency_key: Some("k\0".into()),
             ttl_seconds: None,
             metadata: Some(json!({"k": "x\0y"})),
+            // Not strings: the enum and the flag cannot carry a NUL.
+            priority: None,
+            require_active: None,
         };
         assert_eq!(
             paths(&m),
@@ -403,6 +406,8 @@ mod tests {
                 examples: vec!["e\0".into()],
                 input_schema: Some(json!({"title": "\0"})),
                 output_schema: None,
+                output_schema_mode: None,
+                reassign_on_timeout: None,
             }],
             metadata: Some(json!({"owner": "\0"})),
             ..Default::default()

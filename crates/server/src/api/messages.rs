@@ -6,10 +6,11 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_core::api::{
-    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageStatus, Problem, PushAttempt, SendBatch,
-    SendMessage,
+    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageReply, MessageStatus, Problem,
+    PushAttempt, SendBatch, SendMessage,
 };
 use switchboard_core::time::rfc3339;
 use switchboard_store::{AcceptOutcome, DeliveryRecord};
@@ -17,10 +18,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::openapi::{Conflict, Forbidden, MessagePath, NotFound, Unprocessable, Wait};
+use super::openapi::{Conflict, Forbidden, MessagePath, NotFound, ReplyTimeout, Unprocessable, Wait};
 use super::{Q, read_json};
 use crate::api::auth::Auth;
 use crate::domain::delivery::message_view;
+use crate::domain::reply::{self, DEFAULT_REPLY_WAIT_MS, MAX_REPLY_WAIT_MS};
 use crate::error::ApiError;
 
 /// Most messages in one batch.
@@ -80,12 +82,57 @@ pub fn delivery_view(d: DeliveryRecord) -> Delivery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SendQuery {
-    /// `delivered`: answer once every recipient has been handed the message (or `wait_ms` passes).
+    /// `delivered`: answer once every recipient has been handed the message (or `wait_ms`
+    /// passes). `reply`: answer 200 with the first reply to the message (a message with
+    /// `in_reply_to` = its id), or 504 `reply_timeout` after `timeout_ms`; agents and people
+    /// only.
     #[param(value_type = Option<Wait>, inline)]
     wait: Option<String>,
     /// How long `wait=delivered` may take, milliseconds (default 30000, at most 120000).
     #[param(minimum = 0, maximum = 120000)]
     wait_ms: Option<u64>,
+    /// How long `wait=reply` may take, milliseconds (default 30000, at most 300000).
+    #[param(minimum = 0, maximum = 300000)]
+    timeout_ms: Option<u64>,
+}
+
+/// What a send waits for before answering.
+enum Waiting {
+    Delivered(u64),
+    Reply(u64),
+}
+
+impl SendQuery {
+    fn waiting(&self, by: &switchboard_core::Principal) -> Result<Option<Waiting>, ApiError> {
+        match self.wait.as_deref() {
+            None => Ok(None),
+            Some("delivered") => {
+                Ok(Some(Waiting::Delivered(super::wait_ms(self.wait_ms, DELIVERED_WAIT_MS.0, DELIVERED_WAIT_MS.1)?)))
+            }
+            Some("reply") => {
+                if by.recipient().is_none() {
+                    return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
+                        path: "wait".into(),
+                        message: "only an agent or a person can wait for a reply (the reply is delivered to the \
+                                  sender's inbox, and the admin has none); send without `wait=reply`"
+                            .into(),
+                    }]));
+                }
+                match self.timeout_ms.unwrap_or(DEFAULT_REPLY_WAIT_MS) {
+                    ms if ms > MAX_REPLY_WAIT_MS => Err(ApiError::params(vec![switchboard_core::api::FieldError {
+                        path: "timeout_ms".into(),
+                        message: format!(
+                            "must be at most {MAX_REPLY_WAIT_MS} (milliseconds); wait less, then read a late reply from your inbox"
+                        ),
+                    }])),
+                    ms => Ok(Some(Waiting::Reply(ms))),
+                }
+            }
+            Some(other) => Err(ApiError::InvalidQuery(format!(
+                "`wait={other}` is not understood; use `wait=delivered` or `wait=reply`"
+            ))),
+        }
+    }
 }
 
 /// Default and most of `wait_ms` with `?wait=delivered`.
@@ -111,24 +158,20 @@ async fn wait_delivered(state: &AppState, tenant: &str, id: &str, wait_ms: u64) 
     }
 }
 
-/// Sends a message. 202 means it is committed to disk and will be delivered.
+/// Sends a message. 202 means it is committed to disk and will be delivered. With
+/// `?wait=reply`, 200 with the message and its first reply, or 504 `reply_timeout`.
 #[utoipa::path(post, path = "/v1/messages", operation_id = "sendMessage", request_body = SendMessage, params(SendQuery),
-    responses((status = 202, description = "Committed to disk; it will be delivered", body = MessageAccepted),
+    responses((status = 200, description = "With `wait=reply`: the message and the first reply to it", body = MessageReply),
+              (status = 202, description = "Committed to disk; it will be delivered", body = MessageAccepted),
               (status = 403, response = Forbidden), (status = 409, response = Conflict),
-              (status = 422, response = Unprocessable)))]
+              (status = 422, response = Unprocessable), (status = 504, response = ReplyTimeout)))]
 pub async fn send(
     State(state): State<AppState>,
     auth: Auth,
     Q(q): Q<SendQuery>,
     body: Body,
-) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
-    let wait_ms = match q.wait.as_deref() {
-        None => None,
-        Some("delivered") => Some(super::wait_ms(q.wait_ms, DELIVERED_WAIT_MS.0, DELIVERED_WAIT_MS.1)?),
-        Some(other) => {
-            return Err(ApiError::InvalidQuery(format!("`wait={other}` is not understood; use `wait=delivered`")));
-        }
-    };
+) -> Result<Response, ApiError> {
+    let waiting = q.waiting(&auth.0)?;
     // `prepare` applies the string rule (`validate::send_message`).
     let req: SendMessage = read_json(body, state.config.max_message_bytes).await?;
     let m = state.acceptor.prepare(&auth.0, req).await?;
@@ -139,10 +182,38 @@ pub async fn send(
         .pop()
         .ok_or_else(|| ApiError::Internal("the store answered no outcome".into()))?;
     let mut accepted = answer(outcome)?;
-    if let Some(ms) = wait_ms {
-        accepted.deliveries = Some(wait_delivered(&state, auth.0.tenant.as_str(), &accepted.id, ms).await?);
+    match waiting {
+        None => {}
+        Some(Waiting::Delivered(ms)) => {
+            accepted.deliveries = Some(wait_delivered(&state, auth.0.tenant.as_str(), &accepted.id, ms).await?);
+        }
+        Some(Waiting::Reply(ms)) => return wait_reply(&state, &auth.0, &accepted.id, ms).await,
     }
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// The answer of `?wait=reply`: 200 with the message and its first reply, or 504.
+async fn wait_reply(
+    state: &AppState,
+    by: &switchboard_core::Principal,
+    id: &str,
+    ms: u64,
+) -> Result<Response, ApiError> {
+    let store = state.store.as_ref();
+    let timeout = Duration::from_millis(ms);
+    let reply = reply::await_reply(store, &state.deliveries, by, id, timeout, state.shutdown.clone()).await?;
+    let Some(reply) = reply else {
+        return Err(ApiError::ReplyTimeout(format!(
+            "no reply to message {id} within {ms} ms; the message is stored and stays delivered, and a later reply \
+             reaches your inbox like any message"
+        )));
+    };
+    let (message, _) = store
+        .get_message(by.tenant.as_str(), id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("message {id} vanished after it was accepted")))?;
+    let answer = MessageReply { message: message_view(message)?, reply: message_view(reply)? };
+    Ok((StatusCode::OK, Json(answer)).into_response())
 }
 
 /// Sends many messages in one request and one commit. Each is accepted or refused alone;

@@ -93,7 +93,7 @@ pub struct StoreUnavailable(pub Problem);
     components(
         schemas(wire::StreamFrame),
         responses(BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, UpgradeRequired,
-                  StoreUnavailable, TooManyRequests),
+                  StoreUnavailable, TooManyRequests, ReplyTimeout),
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -264,4 +264,13 @@ pub struct SubscriptionPath {
 pub enum Wait {
     /// Every recipient has been handed the message, or `wait_ms` has passed.
     Delivered,
+    /// The first reply (a message `in_reply_to` this one) arrived: 200 with both, or 504
+    /// `reply_timeout` after `timeout_ms`. Agents and people only.
+    Reply,
 }
+
+/// `504 reply_timeout`: no reply arrived within `timeout_ms`. The message is stored and stays
+/// delivered; a later reply reaches the sender's inbox like any message.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct ReplyTimeout(pub Problem);

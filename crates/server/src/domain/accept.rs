@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use switchboard_core::api::{Part, SendMessage};
+use switchboard_core::api::{OutputSchemaMode, Part, SendMessage};
 use switchboard_core::policy::Action;
 use switchboard_core::time::now_ms;
 use switchboard_core::{Address, Principal, Recipient, TenantId, validate};
@@ -19,7 +19,7 @@ use super::audit::SendAudit;
 use super::autoroute::AutoRouter;
 use super::poke::Poke;
 use super::routing::{self, Routed, Routing};
-use super::schemas::{self, Schemas};
+use super::schemas::{self, Direction, Schemas};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
@@ -78,17 +78,26 @@ impl Acceptor {
         self.access.send(&access, by)?;
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
         self.access.authorize(&access, by, Action::Send, &to).await?;
+        let data = schemas::has_data(&m.parts);
         let mut decision = None;
         let routed = if to == Address::Auto {
             let auto = self.auto.route(&by.tenant, &m.parts).await?;
             if let Some(capability) = &auto.decision.chosen
-                && schemas::has_data(&m.parts)
+                && data
             {
                 self.schemas.check(&auto.agents, capability, &m.parts)?;
             }
             decision = Some(serde_json::to_string(&auto.decision).map_err(|e| ApiError::Internal(e.to_string()))?);
             auto.routed
-        } else if schemas::has_data(&m.parts) {
+        } else if let Address::Capability { name, all } = &to {
+            let require_active = m.require_active.unwrap_or(false);
+            let agents =
+                self.routing.capable(self.store.as_ref(), by.tenant.as_str(), name, *all, require_active).await?;
+            if data {
+                self.schemas.check(&agents, name, &m.parts)?;
+            }
+            agents.iter().map(routing::routed).collect()
+        } else if data {
             self.route_checked(by, &to, &m).await?
         } else {
             self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?
@@ -96,21 +105,65 @@ impl Acceptor {
         self.access.store_message(&access, by, routed.len())?;
         // Only a keyed send can be repeated, so only it pays for hashing the request.
         let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
+        let mut m = m;
+        if data && m.in_reply_to.is_some() {
+            self.check_output(by, &mut m).await?;
+        }
         let mut built = build(&by.tenant, by.sender(), &to, routed, m, hash)?;
         built.routing = decision;
         Ok(built)
     }
 
-    /// Routes a message that has `data` parts and checks them against the recipients'
-    /// capability `input_schema` (see `schemas`): a `capability:` address, or an `agent:`
-    /// address with `metadata.capability` naming one of the agent's capabilities.
+    /// Holds a reply with `data` parts to the `output_schema` of the capability it answers
+    /// for, when that capability's `output_schema_mode` asks: the original message went to
+    /// `capability:<name>` (or named it in `metadata.capability`) and the replying agent has
+    /// that capability. `enforce`: 422 `schema_violation` naming every failing location.
+    /// `warn`: accepted, with the failures in `metadata.schema_warnings` (`[{path, message}]`)
+    /// and a warning in the log. A reply to an unknown message is not checked.
+    async fn check_output(&self, by: &Principal, m: &mut SendMessage) -> Result<(), ApiError> {
+        let (Some(agent_id), Some(original)) = (by.agent(), m.in_reply_to.as_deref()) else { return Ok(()) };
+        let tenant = by.tenant.as_str();
+        let Some((original, _)) = self.store.get_message(tenant, original).await? else { return Ok(()) };
+        let capability = match original.to.parse::<Address>() {
+            Ok(Address::Capability { name, .. }) => Some(name),
+            _ => original
+                .metadata
+                .as_deref()
+                .and_then(|md| serde_json::from_str::<serde_json::Value>(md).ok())
+                .and_then(|md| md.get("capability").and_then(|c| c.as_str()).map(str::to_owned)),
+        };
+        let Some(capability) = capability else { return Ok(()) };
+        let Some(agent) = self.store.get_agent(tenant, agent_id.as_str()).await? else { return Ok(()) };
+        let Some(mode) = agent.capabilities.iter().find(|c| c.name == capability).and_then(|c| c.output_schema_mode)
+        else {
+            return Ok(());
+        };
+        let agents = std::slice::from_ref(&agent);
+        match mode {
+            OutputSchemaMode::Enforce => self.schemas.check_as(agents, &capability, &m.parts, Direction::Output),
+            OutputSchemaMode::Warn => {
+                let failures = self.schemas.failures(agents, &capability, &m.parts, Direction::Output);
+                if failures.is_empty() {
+                    return Ok(());
+                }
+                tracing::warn!(agent = %agent_id, capability, failures = failures.len(),
+                    "a reply does not match the capability's output schema; accepted (output_schema_mode warn)");
+                let warnings = serde_json::to_value(&failures).map_err(|e| ApiError::Internal(e.to_string()))?;
+                // Metadata is an object (`validate::send_message`); the warnings sit beside the
+                // sender's own keys.
+                if let serde_json::Value::Object(md) = m.metadata.get_or_insert_with(|| serde_json::json!({})) {
+                    md.insert("schema_warnings".into(), warnings);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Routes a message that has `data` parts to an `agent:` address, and checks them against
+    /// the agent's capability `input_schema` (see `schemas`) when `metadata.capability` names
+    /// one of the agent's capabilities.
     async fn route_checked(&self, by: &Principal, to: &Address, m: &SendMessage) -> Result<Vec<Routed>, ApiError> {
         let store = self.store.as_ref();
-        if let Address::Capability { name, all } = to {
-            let agents = self.routing.capable(store, by.tenant.as_str(), name, *all).await?;
-            self.schemas.check(&agents, name, &m.parts)?;
-            return Ok(agents.iter().map(routing::routed).collect());
-        }
         let routed = self.routing.route(store, &by.tenant, by.agent(), to).await?;
         let capability = m.metadata.as_ref().and_then(|md| md.get("capability")).and_then(|c| c.as_str());
         if let (Address::Agent(id), Some(capability)) = (to, capability)
@@ -183,6 +236,7 @@ impl Acceptor {
             idempotency_key: Some(format!("reply:{}", original.id)),
             ttl_seconds: None,
             metadata,
+            ..Default::default()
         };
         let prepared = self.prepare_sized(by, m, 0).await?;
         let mut outcomes = self.commit(by, vec![prepared]).await?;
@@ -269,6 +323,7 @@ fn build(
         idempotency_key: m.idempotency_key,
         created_at: now,
         expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
+        priority: m.priority.unwrap_or_default(),
         audit: None,
         routing: None,
     })

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-use switchboard_core::api::{InboxMessage, Message, Part};
+use switchboard_core::api::{InboxMessage, Message, Part, Priority};
 use switchboard_core::audit::{AuditAction, NewAuditEvent};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{Millis, now_ms, rfc3339};
@@ -45,6 +45,7 @@ pub fn message_view(m: MessageRecord) -> Result<Message, ApiError> {
         metadata,
         created_at: rfc3339(m.created_at),
         expires_at: m.expires_at.map(rfc3339),
+        priority: m.priority,
     })
 }
 
@@ -286,6 +287,7 @@ pub struct StoredJson<'a> {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    priority: Priority,
     attempt: u32,
     /// Set in a stream frame; a push has no lease the receiver can see.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -311,6 +313,7 @@ impl<'a> StoredJson<'a> {
             metadata: m.metadata.as_deref().map(serde_json::from_str).transpose().map_err(|e| stored("metadata", e))?,
             created_at: rfc3339(m.created_at),
             expires_at: m.expires_at.map(rfc3339),
+            priority: m.priority,
             attempt,
             lease_expires_at: None,
         })
@@ -370,6 +373,7 @@ mod tests {
             idempotency_key: Some("k".into()),
             created_at: 1_700_000_000_123,
             expires_at: Some(1_700_000_060_000),
+            priority: Priority::High,
         };
         let bare = MessageRecord {
             metadata: None,
@@ -378,6 +382,7 @@ mod tests {
             in_reply_to: None,
             idempotency_key: None,
             expires_at: None,
+            priority: Priority::Normal,
             ..full.clone()
         };
         for m in [full, bare] {

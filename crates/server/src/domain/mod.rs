@@ -10,6 +10,7 @@
 //! - [`delivery`]: lease, ack and nack, and the one wait loop that long-poll, WebSocket and
 //!   SSE consumers share; dead-letter replay and purge; the stored-message views.
 //! - [`push`]: webhook delivery, one file per mechanism.
+//! - [`reply`]: request/reply, the wait of `?wait=reply` for the first reply to a message.
 //! - [`agents`]: the registry's changes (register, update, delete, heartbeat, webhook
 //!   secret rotation); [`presence`]: last-seen times and the agent status they give.
 //! - [`schemas`]: capability schemas, checked at registration and enforced on `data` parts.
@@ -42,6 +43,7 @@ pub mod people;
 pub mod poke;
 pub mod presence;
 pub mod push;
+pub mod reply;
 pub mod routing;
 pub mod schemas;
 pub mod tasks;

@@ -1,9 +1,10 @@
 //! Routing: which recipients an address reaches, and whether each has a push endpoint.
 //!
 //! Direct (`agent:<id>`), capability anycast (the active agent with the fewest outstanding
-//! deliveries, ties taken in turn) and broadcast (`?all`), and topics (every subscriber, by
-//! name or by a matching wildcard pattern, once, but the sender), and groups of people (each
-//! member). Recently routed direct recipients are cached to save a store read per send.
+//! deliveries, ties taken in turn; an inactive one when none is active; moved to another when
+//! its lease runs out) and broadcast (`?all`), topics (every subscriber, by name or by a
+//! matching wildcard pattern, once, but the sender), and groups of people (each member).
+//! Recently routed direct recipients are cached to save a store read per send.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchboard_core::api::AgentStatus;
-use switchboard_core::time::now_ms;
+use switchboard_core::time::{Millis, now_ms};
 use switchboard_core::{Address, AgentId, Recipient, TenantId};
-use switchboard_store::{AgentFilter, AgentRecord, Store};
+use switchboard_store::push::PushSettings;
+use switchboard_store::{AgentFilter, AgentRecord, Reassign, Store};
 
 use super::wildcards::Patterns;
 use crate::error::ApiError;
@@ -108,7 +110,7 @@ impl Routing {
         match to {
             Address::Agent(id) => Ok(vec![(Recipient::agent_text(id), self.direct(store, tenant, id).await?)]),
             Address::Capability { name, all } => {
-                Ok(self.capable(store, tenant, name, *all).await?.into_iter().map(|a| routed(&a)).collect())
+                Ok(self.capable(store, tenant, name, *all, false).await?.into_iter().map(|a| routed(&a)).collect())
             }
             Address::Topic(name) => {
                 // Every subscriber but the sender (publishers do not hear themselves, as with
@@ -155,36 +157,132 @@ impl Routing {
 
     /// The agents a `capability:<name>` address reaches, as records (for their schemas): the
     /// anycast pick, or with `all` every active one.
+    ///
+    /// Anycast never strands work: it picks among the active agents (`error` ones, whose push
+    /// circuit is open or endpoint disabled, are not active); when none is, among the inactive
+    /// ones (the message waits in that agent's queue), and only when every capable agent is in
+    /// `error`, among those. Within the chosen group: fewest open deliveries, ties in turn.
+    /// `require_active` refuses instead (`unknown_recipient`) when no agent is active, as
+    /// `?all` does. No agent with the capability at all is `no_capable_agent`.
     pub async fn capable(
         &self,
         store: &dyn Store,
         tenant: &str,
         name: &str,
         all: bool,
+        require_active: bool,
     ) -> Result<Vec<AgentRecord>, ApiError> {
-        let filter = AgentFilter { capability: Some(name.to_owned()), after: None, limit: 10_000 };
-        let now = now_ms();
-        let active: Vec<AgentRecord> = store
-            .list_agents(tenant, filter)
-            .await?
-            .into_iter()
-            .filter(|a| super::presence::status(a, self.heartbeat_window_ms, None, now) == AgentStatus::Active)
-            .collect();
-        if active.is_empty() {
+        let candidates = self.candidates(store, tenant, name).await?;
+        if candidates.is_empty() {
+            return Err(ApiError::NoCapableAgent(format!(
+                "no agent in this tenant offers capability `{name}`; register one with it, or see `switchboard agent list`"
+            )));
+        }
+        let active = candidates.iter().any(|(_, s)| *s == AgentStatus::Active);
+        if !active && (all || require_active) {
             return Err(ApiError::UnknownRecipient(format!(
                 "no active agent offers capability `{name}`; see `switchboard agent list --capability {name}`"
             )));
         }
         if all {
-            return Ok(active);
+            return Ok(candidates.into_iter().filter(|(_, s)| *s == AgentStatus::Active).map(|(a, _)| a).collect());
         }
-        // Anycast: least outstanding deliveries; ties rotate so equal agents share work.
-        let names: Vec<String> = active.iter().map(|a| routed(a).0).collect();
+        Ok(self.pick(store, tenant, candidates, None).await?.into_iter().collect())
+    }
+
+    /// Every agent of the tenant with capability `name`, with its status now.
+    async fn candidates(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Vec<(AgentRecord, AgentStatus)>, ApiError> {
+        let filter = AgentFilter { capability: Some(name.to_owned()), after: None, limit: 10_000 };
+        let agents = store.list_agents(tenant, filter).await?;
+        // Push health only matters for agents with an endpoint; most sends read none.
+        let pushed: Vec<String> = agents.iter().filter(|a| a.endpoint.is_some()).map(|a| a.id.clone()).collect();
+        let health: HashMap<String, PushSettings> = if pushed.is_empty() {
+            HashMap::new()
+        } else {
+            store.push_settings(tenant, &pushed).await?.into_iter().collect()
+        };
+        let now = now_ms();
+        Ok(agents
+            .into_iter()
+            .map(|a| {
+                let s = super::presence::status(&a, self.heartbeat_window_ms, health.get(&a.id), now);
+                (a, s)
+            })
+            .collect())
+    }
+
+    /// The anycast pick among `candidates` but `except`: the best status group (active, then
+    /// inactive, then error), and in it the fewest open deliveries, ties taken in turn.
+    async fn pick(
+        &self,
+        store: &dyn Store,
+        tenant: &str,
+        candidates: Vec<(AgentRecord, AgentStatus)>,
+        except: Option<&str>,
+    ) -> Result<Option<AgentRecord>, ApiError> {
+        let candidates: Vec<_> = candidates.into_iter().filter(|(a, _)| Some(a.id.as_str()) != except).collect();
+        let Some(best) = [AgentStatus::Active, AgentStatus::Inactive, AgentStatus::Error]
+            .into_iter()
+            .find(|s| candidates.iter().any(|(_, c)| c == s))
+        else {
+            return Ok(None);
+        };
+        let group: Vec<AgentRecord> = candidates.into_iter().filter(|(_, s)| *s == best).map(|(a, _)| a).collect();
+        if group.len() == 1 {
+            return Ok(group.into_iter().next());
+        }
+        // Least outstanding deliveries; ties rotate so equal agents share work.
+        let names: Vec<String> = group.iter().map(|a| routed(a).0).collect();
         let counts = store.outstanding(tenant, &names).await?;
         let least = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
         let tied: Vec<&String> = counts.iter().filter(|(_, n)| *n == least).map(|(r, _)| r).collect();
+        if tied.is_empty() {
+            return Ok(group.into_iter().next());
+        }
         let pick = tied[self.rr.fetch_add(1, Ordering::Relaxed) % tied.len()];
-        Ok(active.into_iter().filter(|a| &routed(a).0 == pick).collect())
+        Ok(group.into_iter().find(|a| &routed(a).0 == pick))
+    }
+
+    /// Moves the anycast deliveries whose lease ran out in `(after, upto]` (see
+    /// `DeliveryStore::lapsed_anycast`) to another agent with the capability, unless the agent
+    /// holding it turned `reassign_on_timeout` off for that capability or no other agent has
+    /// it. Returns those moved. Every node's reaper runs this; the store moves each at most
+    /// once (`DeliveryStore::reassign` re-checks the delivery in its transaction).
+    pub async fn reassign_lapsed(
+        &self,
+        store: &dyn Store,
+        after: Millis,
+        upto: Millis,
+    ) -> Result<Vec<Reassign>, ApiError> {
+        let lapsed = store.lapsed_anycast(after, upto).await?;
+        let mut moved = Vec::new();
+        for l in lapsed {
+            let Ok(Address::Capability { name, all: false }) = l.to.parse::<Address>() else { continue };
+            let Ok(Recipient::Agent(holder)) = l.recipient.parse::<Recipient>() else { continue };
+            let candidates = self.candidates(store, &l.tenant, &name).await?;
+            let allowed = candidates
+                .iter()
+                .find(|(a, _)| a.id == holder.as_str())
+                .and_then(|(a, _)| a.capabilities.iter().find(|c| c.name == name))
+                .is_none_or(|c| c.reassign_on_timeout.unwrap_or(true));
+            if !allowed {
+                continue;
+            }
+            let Some(next) = self.pick(store, &l.tenant, candidates, Some(holder.as_str())).await? else { continue };
+            let (to, push) = routed(&next);
+            let r = Reassign { tenant: l.tenant, message_id: l.message_id, from: l.recipient, to, push, now: now_ms() };
+            if store.reassign(r.clone()).await? {
+                tracing::info!(tenant = %r.tenant, message = %r.message_id, from = %r.from, to = %r.to,
+                    "anycast delivery moved to another agent after its lease ran out");
+                moved.push(r);
+            }
+        }
+        Ok(moved)
     }
 
     /// Whether a registered agent has a push endpoint, from the cache or the store.

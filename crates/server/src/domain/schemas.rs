@@ -1,7 +1,9 @@
-//! Capability schemas: a capability's `input_schema` is checked when the card is registered
-//! or updated (a valid JSON Schema, 2020-12 unless its `$schema` says otherwise, with no
-//! reference the hub would have to fetch), and every `data` part sent to the capability is
-//! validated against it, every failing location named.
+//! Capability schemas: a capability's `input_schema` and `output_schema` are checked when
+//! the card is registered or updated (a valid JSON Schema, 2020-12 unless its `$schema` says
+//! otherwise, with no reference the hub would have to fetch), and every `data` part sent to
+//! the capability is validated against the input schema, every failing location named.
+//! Replies are validated against the output schema when the capability's
+//! `output_schema_mode` asks (see `Acceptor::check_output`).
 //!
 //! Which schema: the one of each agent that receives the message. For anycast that is the
 //! agent anycast picked; for `?all`, every recipient's (a message one of them would refuse is
@@ -81,7 +83,25 @@ pub fn has_data(parts: &[Part]) -> bool {
     parts.iter().any(|p| matches!(p, Part::Data { .. }))
 }
 
-type Key = (String, String, String);
+/// Which of a capability's schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// `input_schema`: what is sent to the capability.
+    Input,
+    /// `output_schema`: the replies of an agent with it.
+    Output,
+}
+
+impl Direction {
+    fn word(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        }
+    }
+}
+
+type Key = (String, String, String, Direction);
 /// A compiled schema and the schema it was compiled from (`None`: it does not compile).
 type Compiled = (Value, Option<Arc<Validator>>);
 
@@ -93,11 +113,15 @@ pub struct Schemas {
 }
 
 impl Schemas {
-    /// The compiled `input_schema` of `capability` on `agent`, if it has one.
-    fn validator(&self, agent: &AgentRecord, capability: &str) -> Option<Arc<Validator>> {
+    /// The compiled `input_schema` (or `output_schema`) of `capability` on `agent`, if it
+    /// has one.
+    fn validator(&self, agent: &AgentRecord, capability: &str, dir: Direction) -> Option<Arc<Validator>> {
         let cap = agent.capabilities.iter().find(|c| c.name == capability)?;
-        let schema = cap.input_schema.as_ref()?;
-        let key = (agent.tenant.clone(), agent.id.clone(), capability.to_owned());
+        let schema = match dir {
+            Direction::Input => cap.input_schema.as_ref()?,
+            Direction::Output => cap.output_schema.as_ref()?,
+        };
+        let key = (agent.tenant.clone(), agent.id.clone(), capability.to_owned(), dir);
         if let Some((compiled_from, v)) = self.compiled.lock().expect("schema cache poisoned").get(&key)
             && compiled_from == schema
         {
@@ -106,7 +130,8 @@ impl Schemas {
         let v = match compile(schema) {
             Ok(v) => Some(Arc::new(v)),
             Err(why) => {
-                tracing::warn!(agent = %agent.id, capability, %why, "stored input_schema does not compile; not enforced");
+                tracing::warn!(agent = %agent.id, capability, direction = dir.word(), %why,
+                    "stored capability schema does not compile; not enforced");
                 None
             }
         };
@@ -121,10 +146,22 @@ impl Schemas {
     /// Checks every `data` part against the `input_schema` of `capability` on each agent:
     /// 422 `schema_violation` naming every failing location (`parts[0].data.amount`).
     pub fn check(&self, agents: &[AgentRecord], capability: &str, parts: &[Part]) -> Result<(), ApiError> {
+        self.check_as(agents, capability, parts, Direction::Input)
+    }
+
+    /// Every location of a `data` part that fails the schema `dir` of `capability` on any
+    /// of `agents` (empty: it conforms, or there is no schema), at most 100.
+    pub fn failures(
+        &self,
+        agents: &[AgentRecord],
+        capability: &str,
+        parts: &[Part],
+        dir: Direction,
+    ) -> Vec<FieldError> {
         let mut errors: Vec<FieldError> = Vec::new();
         let mut seen_schemas: Vec<Arc<Validator>> = Vec::new();
         for agent in agents {
-            let Some(v) = self.validator(agent, capability) else { continue };
+            let Some(v) = self.validator(agent, capability, dir) else { continue };
             // Agents that share one compiled validator need one pass.
             if seen_schemas.iter().any(|s| Arc::ptr_eq(s, &v)) {
                 continue;
@@ -141,15 +178,28 @@ impl Schemas {
                 }
             }
         }
+        errors
+    }
+
+    /// [`Schemas::failures`] as 422 `schema_violation` naming every failing location.
+    pub fn check_as(
+        &self,
+        agents: &[AgentRecord],
+        capability: &str,
+        parts: &[Part],
+        dir: Direction,
+    ) -> Result<(), ApiError> {
+        let errors = self.failures(agents, capability, parts, dir);
         if errors.is_empty() {
             return Ok(());
         }
+        let word = dir.word();
         let detail = match errors.as_slice() {
             [one] => {
-                format!("`{}` does not match the input schema of capability `{capability}`: {}", one.path, one.message)
+                format!("`{}` does not match the {word} schema of capability `{capability}`: {}", one.path, one.message)
             }
             many => format!(
-                "{} locations do not match the input schema of capability `{capability}`; see `errors`",
+                "{} locations do not match the {word} schema of capability `{capability}`; see `errors`",
                 many.len()
             ),
         };
@@ -187,14 +237,7 @@ mod tests {
             description: None,
             version: None,
             endpoint: None,
-            capabilities: vec![Capability {
-                name: "pay".into(),
-                description: None,
-                tags: vec![],
-                examples: vec![],
-                input_schema: Some(schema),
-                output_schema: None,
-            }],
+            capabilities: vec![Capability { input_schema: Some(schema), ..Capability::named("pay") }],
             metadata: None,
             created_at: 1,
             updated_at: 1,

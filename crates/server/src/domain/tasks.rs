@@ -8,14 +8,26 @@ use switchboard_core::time::now_ms;
 use switchboard_store::Store;
 use tokio::sync::watch;
 
+use super::poke::Poke;
 use super::presence::Presence;
+use super::routing::Routing;
 use crate::metrics::Metrics;
 
-/// Wakes consumers whose leases ran out or whose retries came due, and expires messages whose
-/// TTL passed. Runs until shutdown.
+/// What the reaper needs to move lapsed anycast deliveries to another capable agent.
+pub struct Reassigning {
+    pub routing: Arc<Routing>,
+    /// Rung when a delivery moved to an agent with a push endpoint.
+    pub poke: Poke,
+}
+
+/// Wakes consumers whose leases ran out or whose retries came due, moves lapsed anycast
+/// deliveries to another capable agent (before the wake-ups, so the agent that let the
+/// lease lapse does not take it back first), and expires messages whose TTL passed. Runs
+/// until shutdown.
 pub async fn reaper(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
+    reassigning: Reassigning,
     reaper_interval_ms: u64,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -35,6 +47,11 @@ pub async fn reaper(
                 Err(e) => tracing::warn!(error = %e, "could not expire messages"),
             }
             last_expire = now;
+        }
+        match reassigning.routing.reassign_lapsed(store.as_ref(), last, now).await {
+            Ok(moved) if moved.iter().any(|r| r.push) => reassigning.poke.poke(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not move lapsed anycast deliveries"),
         }
         match store.due_recipients(last, now).await {
             Ok(keys) => {

@@ -170,6 +170,8 @@ impl TestHub {
                     examples: vec![],
                     input_schema: None,
                     output_schema: None,
+                    output_schema_mode: None,
+                    reassign_on_timeout: None,
                 })
                 .collect(),
             ..Default::default()

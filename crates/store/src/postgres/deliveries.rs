@@ -16,7 +16,10 @@ use super::rows::{attempts_of, message_from_row};
 use super::{OPEN, PostgresStore};
 use crate::audit::{with_count, with_ids};
 use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
-use crate::{Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, Result, WakeKey};
+use crate::{
+    Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, Lapsed, LeaseRequest, Leased, Reassign, Result,
+    WakeKey,
+};
 
 impl PostgresStore {
     /// Acks; `synchronous: false` commits without waiting for the WAL flush (see
@@ -159,7 +162,7 @@ impl DeliveryStore for PostgresStore {
             let tx = c.transaction().await?;
             tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
             // One statement in that short transaction. `due` takes the rows under lock in
-            // seq order, skipping rows another node is leasing right now; a row that node
+            // queue order (order key, then seq), skipping rows another node is leasing right now; a row that node
             // has just committed is re-checked against `due_at <= now` and dropped. The
             // CTE is MATERIALIZED so the locking select runs exactly once. Like SQLite:
             // past-TTL rows expire, rows out of attempts die, the rest are delivered.
@@ -168,7 +171,7 @@ impl DeliveryStore for PostgresStore {
                     "WITH due AS MATERIALIZED ( \
                          SELECT seq FROM deliveries \
                          WHERE tenant_id = $1 AND recipient = $2 AND state IN {OPEN} AND due_at <= $3 \
-                         ORDER BY seq LIMIT $4 \
+                         ORDER BY order_key, seq LIMIT $4 \
                          FOR UPDATE SKIP LOCKED \
                      ), taken AS ( \
                          UPDATE deliveries d SET \
@@ -184,11 +187,11 @@ impl DeliveryStore for PostgresStore {
                                  ELSE '{OUT_OF_ATTEMPTS}' END, \
                              updated_at = $3 \
                          FROM due WHERE d.tenant_id = $1 AND d.seq = due.seq \
-                         RETURNING d.seq, d.message_id, d.state, d.attempts \
+                         RETURNING d.seq, d.order_key, d.message_id, d.state, d.attempts \
                      ) \
                      SELECT t.attempts, {m_cols} FROM taken t \
                      JOIN messages m ON m.tenant_id = $1 AND m.id = t.message_id \
-                     WHERE t.state = 'delivered' ORDER BY t.seq",
+                     WHERE t.state = 'delivered' ORDER BY t.order_key, t.seq",
                     ok = "(coalesce(d.expires_at > $3, true) AND d.attempts < $5)",
                     m_cols = qualified(MESSAGE_COLS, "m"),
                 ))
@@ -314,6 +317,66 @@ impl DeliveryStore for PostgresStore {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         run.await.map_err(Fail::into_store)
+    }
+
+    async fn lapsed_anycast(&self, after: Millis, upto: Millis) -> Result<Vec<Lapsed>> {
+        let run = async {
+            let c = self.conn().await?;
+            // Node-wide maintenance, like `due_recipients`, over the same index on `due_at`.
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT d.tenant_id, d.message_id, d.recipient, m.recipient FROM deliveries d \
+                     JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
+                     WHERE d.state IN {OPEN} AND d.due_at > $1 AND d.due_at <= $2 AND d.attempts > 0 \
+                     AND d.due_at > d.updated_at {anycast}",
+                    anycast = crate::sql::ANYCAST_CONDITION,
+                ))
+                .await?;
+            c.query(&st, &[&after, &upto])
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Lapsed {
+                        tenant: r.try_get(0)?,
+                        message_id: r.try_get(1)?,
+                        recipient: r.try_get(2)?,
+                        to: r.try_get(3)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
+    async fn reassign(&self, r: Reassign) -> Result<bool> {
+        let r = &r;
+        let moved = retrying(move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await?;
+            // The row lock and READ COMMITTED's re-check of the WHERE clause make this safe
+            // beside a lease of the old recipient or another node's reassignment: whichever
+            // commits first changes `due_at`/`updated_at` or `recipient`, and the other
+            // matches nothing.
+            let st = tx
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET recipient = $4, push = $5, state = 'pending', due_at = $6, \
+                     lease_expires_at = NULL, leased_by = NULL, updated_at = $6 \
+                     WHERE tenant_id = $1 AND message_id = $2 AND recipient = $3 AND state IN {OPEN} \
+                     AND due_at <= $6 AND due_at > updated_at"
+                ))
+                .await?;
+            let n = tx.execute(&st, &[&r.tenant, &r.message_id, &r.from, &r.to, &r.push, &r.now]).await?;
+            if n > 0 {
+                notify(&tx, &[(r.tenant.clone(), r.to.clone())]).await?;
+            }
+            tx.commit().await?;
+            Ok(n > 0)
+        })
+        .await?;
+        if moved {
+            self.wake.wake([&(r.tenant.clone(), r.to.clone())]);
+        }
+        Ok(moved)
     }
 
     async fn delivery_counts(&self) -> Result<DeliveryCounts> {

@@ -27,6 +27,23 @@ impl MessageStore for PostgresStore {
         answer.await.map_err(|_| StoreError::unavailable("the write could not be committed"))?
     }
 
+    async fn first_reply(&self, tenant: &str, id: &str, not_from: &str) -> Result<Option<MessageRecord>> {
+        let run = async {
+            let c = self.conn().await?;
+            let st = c
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = $1 AND in_reply_to = $2 AND sender <> $3 \
+                     ORDER BY created_at, id LIMIT 1"
+                ))
+                .await?;
+            match c.query_opt(&st, &[&tenant, &id, &not_from]).await? {
+                Some(r) => Ok::<_, Fail>(Some(message_from_row(&r, 0)?)),
+                None => Ok(None),
+            }
+        };
+        run.await.map_err(Fail::into_store)
+    }
+
     async fn get_message(&self, tenant: &str, id: &str) -> Result<Option<(MessageRecord, Vec<DeliveryRecord>)>> {
         let run = async {
             let c = self.conn().await?;

@@ -1,5 +1,6 @@
 //! Column lists and the readers that turn PostgreSQL rows into records.
 
+use switchboard_core::api::Priority;
 use tokio_postgres::Row;
 
 use super::error::Fail;
@@ -39,6 +40,7 @@ pub(super) fn message_from_row(r: &Row, at: usize) -> Result<MessageRecord, Fail
         idempotency_key: r.try_get(at + 9)?,
         created_at: r.try_get(at + 10)?,
         expires_at: r.try_get(at + 11)?,
+        priority: Priority::parse(r.try_get::<_, Option<&str>>(at + 12)?),
     })
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::error::{ATTEMPTS, Fail};
 use super::listener::{dedup, notify};
 use crate::health::WriteHealth;
+use crate::sql::OrderBase;
 use crate::{AcceptOutcome, NewMessage, Result, StoreError, WakeKey, Wakeups};
 
 /// Most messages committed in one group transaction; bounds the latency a commit adds to the
@@ -46,6 +47,7 @@ pub(super) async fn writer_loop(
     health: Arc<WriteHealth>,
 ) {
     let mut batch: Vec<AcceptJob> = Vec::new();
+    let order = OrderBase::default();
     while let Some(first) = rx.recv().await {
         let mut count = first.messages.len();
         batch.push(first);
@@ -58,15 +60,15 @@ pub(super) async fn writer_loop(
                 Err(_) => break,
             }
         }
-        commit_group(&pool, std::mem::take(&mut batch), &wake, &health).await;
+        commit_group(&pool, std::mem::take(&mut batch), &order, &wake, &health).await;
     }
     // Every sender is gone (the store closed): every queued job has been committed.
 }
 
-async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups, health: &WriteHealth) {
+async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, order: &OrderBase, wake: &Wakeups, health: &WriteHealth) {
     let mut attempt = 1;
     let failure = loop {
-        match run_group(pool, &jobs).await {
+        match run_group(pool, &jobs, order).await {
             Ok((outcomes, keys)) => {
                 health.committed();
                 // Wake before answering, so a caller that hears `Ok` can rely on the wake-up
@@ -90,7 +92,7 @@ async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups, health:
     }
     // Some job was refused by the database: find which, committing the others.
     tracing::debug!(error = %failure, "group commit failed; retrying job by job");
-    let (results, keys) = match run_jobs_alone(pool, &jobs).await {
+    let (results, keys) = match run_jobs_alone(pool, &jobs, order).await {
         Ok(r) => r,
         Err(e) => {
             let e = e.into_store();
@@ -111,11 +113,11 @@ async fn commit_group(pool: &Pool, jobs: Vec<AcceptJob>, wake: &Wakeups, health:
 type GroupResult = (Vec<Vec<AcceptOutcome>>, Vec<WakeKey>);
 
 /// The fast path: the whole group in one transaction of multi-row statements.
-async fn run_group(pool: &Pool, jobs: &[AcceptJob]) -> Result<GroupResult, Fail> {
+async fn run_group(pool: &Pool, jobs: &[AcceptJob], order: &OrderBase) -> Result<GroupResult, Fail> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let all: Vec<&NewMessage> = jobs.iter().flat_map(|j| &j.messages).collect();
-    let (mut outcomes, mut keys) = accept_batch(&tx, &all).await?;
+    let (mut outcomes, mut keys) = accept_batch(&tx, &all, order).await?;
     dedup(&mut keys);
     notify(&tx, &keys).await?;
     tx.commit().await?;
@@ -132,6 +134,7 @@ async fn run_group(pool: &Pool, jobs: &[AcceptJob]) -> Result<GroupResult, Fail>
 async fn run_jobs_alone(
     pool: &Pool,
     jobs: &[AcceptJob],
+    order: &OrderBase,
 ) -> Result<(Vec<Result<Vec<AcceptOutcome>>>, Vec<WakeKey>), Fail> {
     let mut client = pool.get().await?;
     let mut tx = client.transaction().await?;
@@ -140,7 +143,7 @@ async fn run_jobs_alone(
     for job in jobs {
         let sp = tx.savepoint("job").await?;
         let msgs: Vec<&NewMessage> = job.messages.iter().collect();
-        match accept_batch(&sp, &msgs).await {
+        match accept_batch(&sp, &msgs, order).await {
             Ok((out, k)) => {
                 sp.commit().await?;
                 keys.extend(k);
@@ -172,6 +175,7 @@ async fn run_jobs_alone(
 async fn accept_batch(
     c: &deadpool_postgres::Transaction<'_>,
     msgs: &[&NewMessage],
+    order: &OrderBase,
 ) -> Result<(Vec<AcceptOutcome>, Vec<WakeKey>), Fail> {
     let col = |f: fn(&NewMessage) -> &str| msgs.iter().map(|m| f(m)).collect::<Vec<&str>>();
     let opt = |f: fn(&NewMessage) -> Option<&str>| msgs.iter().map(|m| f(m)).collect::<Vec<Option<&str>>>();
@@ -189,17 +193,19 @@ async fn accept_batch(
     let created: Vec<i64> = msgs.iter().map(|m| m.created_at).collect();
     let expires: Vec<Option<i64>> = msgs.iter().map(|m| m.expires_at).collect();
     let routing = opt(|m| m.routing.as_deref());
+    let priorities: Vec<Option<&str>> = msgs.iter().map(|m| crate::sql::priority_text(m.priority)).collect();
 
     // `ORDER BY n` inserts in accept order, so of two messages in one group with the same
     // key, the first wins (as it would one by one).
     let st = c
         .prepare_cached(
             "INSERT INTO messages (tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
-             correlation_id, in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing) \
-             SELECT t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt \
+             correlation_id, in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing, priority) \
+             SELECT t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, pr \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                         $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::int8[], $14::text[]) \
-                  WITH ORDINALITY AS u(t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, n) \
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::int8[], $14::text[], \
+                         $15::text[]) \
+                  WITH ORDINALITY AS u(t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, pr, n) \
              ORDER BY n \
              ON CONFLICT (tenant_id, sender, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING tenant_id, id",
@@ -223,6 +229,7 @@ async fn accept_batch(
                 &created,
                 &expires,
                 &routing,
+                &priorities,
             ],
         )
         .await?;
@@ -233,10 +240,11 @@ async fn accept_batch(
     let new: Vec<bool> = msgs.iter().map(|m| inserted.contains(&(m.tenant.as_str(), m.id.as_str()))).collect();
 
     // One pending delivery per recipient of each new message, in accept order (`seq`).
-    let (mut d_tenant, mut d_msg, mut d_rcpt, mut d_created, mut d_expires, mut d_push) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut d_tenant, mut d_msg, mut d_rcpt, mut d_created, mut d_expires, mut d_push, mut d_order) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut wake = Vec::new();
     for (m, _) in msgs.iter().zip(&new).filter(|(_, new)| **new) {
+        let order_key = order.key(m.created_at, m.priority);
         for r in &m.recipients {
             d_tenant.push(m.tenant.as_str());
             d_msg.push(m.id.as_str());
@@ -244,6 +252,7 @@ async fn accept_batch(
             d_created.push(m.created_at);
             d_expires.push(m.expires_at);
             d_push.push(m.push_recipients.contains(r));
+            d_order.push(order_key);
             wake.push((m.tenant.clone(), r.clone()));
         }
     }
@@ -251,14 +260,14 @@ async fn accept_batch(
         let st = c
             .prepare_cached(
                 "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, \
-                 created_at, updated_at, expires_at, push) \
-                 SELECT t, m, r, 'pending', 0, c, c, c, e, p \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[]) \
-                      WITH ORDINALITY AS u(t, m, r, c, e, p, n) \
+                 created_at, updated_at, expires_at, push, order_key) \
+                 SELECT t, m, r, 'pending', 0, c, c, c, e, p, o \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::bool[], $7::int8[]) \
+                      WITH ORDINALITY AS u(t, m, r, c, e, p, o, n) \
                  ORDER BY n",
             )
             .await?;
-        c.execute(&st, &[&d_tenant, &d_msg, &d_rcpt, &d_created, &d_expires, &d_push]).await?;
+        c.execute(&st, &[&d_tenant, &d_msg, &d_rcpt, &d_created, &d_expires, &d_push, &d_order]).await?;
     }
 
     // The skipped ones: whoever holds their key, with its recipients, is the answer.

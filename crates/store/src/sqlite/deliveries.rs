@@ -15,11 +15,12 @@ use super::{OPEN, SqliteStore, internal};
 use crate::audit::{with_count, with_ids};
 use crate::sql::{DELIVERY_LISTING, MESSAGE_COLS, OUT_OF_ATTEMPTS, qualified};
 use crate::{
-    Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, LeaseRequest, Leased, MessageRecord, Result,
-    StoreError, WakeKey,
+    Acked, DeliveryCounts, DeliveryFilter, DeliveryRow, DeliveryStore, Lapsed, LeaseRequest, Leased, MessageRecord,
+    Reassign, Result, StoreError, WakeKey,
 };
 
-/// The due deliveries of one recipient with their messages, in accept order.
+/// The due deliveries of one recipient with their messages, in queue order: by order key
+/// (accept time moved by the priority), then accept order.
 ///
 /// `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite plans with a bound LIMIT's value, so a new value
 /// (a stream's room changes from lease to lease) re-prepares the statement on every run,
@@ -29,7 +30,7 @@ fn lease_due_sql() -> String {
         "SELECT d.seq, d.attempts, d.expires_at, {m_cols} FROM deliveries d \
          JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
          WHERE d.tenant_id = ?1 AND d.recipient = ?2 AND {OPEN} AND d.due_at <= ?3 \
-         ORDER BY d.seq LIMIT ?4 + 0",
+         ORDER BY d.order_key, d.seq LIMIT ?4 + 0",
         m_cols = qualified(MESSAGE_COLS, "m"),
     )
 }
@@ -240,6 +241,47 @@ impl DeliveryStore for SqliteStore {
                 .map_err(internal)?;
             let rows = st.query_map(params![after, upto], |r| Ok((r.get(0)?, r.get(1)?))).map_err(internal)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn lapsed_anycast(&self, after: Millis, upto: Millis) -> Result<Vec<Lapsed>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT d.tenant_id, d.message_id, d.recipient, m.recipient FROM deliveries d \
+                     JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
+                     WHERE {open} AND d.due_at > ?1 AND d.due_at <= ?2 AND d.attempts > 0 \
+                     AND d.due_at > d.updated_at {anycast}",
+                    open = OPEN.replace("state", "d.state"),
+                    anycast = crate::sql::ANYCAST_CONDITION,
+                ))
+                .map_err(internal)?;
+            let rows = st
+                .query_map(params![after, upto], |r| {
+                    Ok(Lapsed { tenant: r.get(0)?, message_id: r.get(1)?, recipient: r.get(2)?, to: r.get(3)? })
+                })
+                .map_err(internal)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn reassign(&self, r: Reassign) -> Result<bool> {
+        self.write(move |c, keys| {
+            let n = c
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET recipient = ?4, push = ?5, state = 'pending', due_at = ?6, \
+                     lease_expires_at = NULL, updated_at = ?6 \
+                     WHERE tenant_id = ?1 AND message_id = ?2 AND recipient = ?3 AND {OPEN} \
+                     AND due_at <= ?6 AND due_at > updated_at"
+                ))
+                .and_then(|mut st| st.execute(params![r.tenant, r.message_id, r.from, r.to, r.push, r.now]))
+                .map_err(internal)?;
+            if n > 0 {
+                keys.push((r.tenant, r.to));
+            }
+            Ok(n > 0)
         })
         .await
     }

@@ -58,6 +58,8 @@ pub struct SqliteStore {
     wake: Arc<Wakeups>,
     /// How the writer's commits went, for `/ready`.
     health: Arc<WriteHealth>,
+    /// The writer's queue order keys (used only on the writer thread).
+    order: Arc<crate::sql::OrderBase>,
 }
 
 pub(super) fn internal(e: rusqlite::Error) -> StoreError {
@@ -123,6 +125,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             wake,
             health,
+            order: Arc::default(),
         })
     }
 
@@ -153,14 +156,27 @@ impl SqliteStore {
 /// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
 /// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
 /// Version 6 adds `users` and `sessions` (`schema.sql`) and the personal tokens' `name` to
-/// `tokens`. Version 9 adds `messages.routing` (an `auto` message's decision) beside the
-/// groups and routing settings tables (`schema.sql`). Idempotent, so a crash before the
-/// version is set only runs it again.
+/// `tokens`. Version 8 adds priorities: `messages.priority` and `deliveries.order_key`
+/// (existing deliveries keep accept order: their key is their accept time), and the
+/// open-delivery index is rebuilt on (recipient, order_key, seq) by `schema.sql`. Version 9
+/// adds `messages.routing` (an `auto` message's decision) beside the groups and routing
+/// settings tables (`schema.sql`). Idempotent, so a crash before the version is set only runs
+/// it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
     if (1..9).contains(&version) {
         tracing::info!("migrating the SQLite store to version 9: messages keep their routing decision");
         add_column(conn, "messages", "routing", "TEXT")?;
+    }
+    if (1..8).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 8: message priorities");
+        add_column(conn, "messages", "priority", "TEXT")?;
+        add_column(conn, "deliveries", "order_key", "INTEGER")?;
+        conn.execute_batch(
+            "UPDATE deliveries SET order_key = created_at WHERE order_key IS NULL; \
+             DROP INDEX IF EXISTS deliveries_open;",
+        )
+        .map_err(internal)?;
     }
     if (1..6).contains(&version) {
         tracing::info!("migrating the SQLite store to version 6: users, sessions and personal access tokens");
@@ -428,6 +444,46 @@ mod tests {
         assert_eq!(store.message_routing("t", "m1").await.expect("read"), None);
         assert!(store.list_groups("t", None, 10).await.expect("groups").is_empty());
         store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 9);
+    }
+
+    /// A version-6 database (before priorities) gets `messages.priority` and
+    /// `deliveries.order_key` at open; its open deliveries keep accept order (key = accept
+    /// time), and the open-delivery index is rebuilt over the key.
+    #[tokio::test]
+    async fn version_6_gets_priorities_and_keeps_accept_order() {
+        use crate::{DeliveryStore, LeaseRequest};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "DROP INDEX deliveries_open; ALTER TABLE deliveries DROP COLUMN order_key; \
+             ALTER TABLE messages DROP COLUMN priority; \
+             CREATE INDEX deliveries_open ON deliveries(tenant_id, recipient, seq) \
+                 WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered'); \
+             INSERT INTO messages (tenant_id, id, sender, recipient, parts, request_hash, created_at) \
+                 VALUES ('t', 'm1', 'admin', 'agent:b', '[]', '', 2000), ('t', 'm2', 'admin', 'agent:b', '[]', '', 1000); \
+             INSERT INTO deliveries (tenant_id, message_id, recipient, state, due_at, created_at, updated_at) \
+                 VALUES ('t', 'm1', 'agent:b', 'pending', 0, 2000, 2000), ('t', 'm2', 'agent:b', 'pending', 0, 1000, 1000); \
+             PRAGMA user_version = 6;",
+        )
+        .expect("make a version-6 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let req = LeaseRequest {
+            tenant: "t".into(),
+            recipient: "agent:b".into(),
+            limit: 10,
+            now: 5000,
+            lease_ms: 100,
+            max_attempts: 5,
+        };
+        let ids: Vec<String> = store.lease(req).await.expect("lease").into_iter().map(|l| l.message.id).collect();
+        assert_eq!(ids, ["m2", "m1"], "by accept time");
+        store.close().await;
+        assert!(index_sql(&conn, "deliveries_open").contains("order_key"), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
         assert_eq!(version, 9);
     }

@@ -1,7 +1,7 @@
 //! Column lists and the readers that turn SQLite rows into records.
 
 use rusqlite::{Connection, params};
-use switchboard_core::api::DeliveryState;
+use switchboard_core::api::{DeliveryState, Priority};
 
 use crate::{AgentRecord, MessageRecord, SubscriptionRecord};
 
@@ -42,6 +42,7 @@ pub(super) fn message_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         idempotency_key: r.get(at + 9)?,
         created_at: r.get(at + 10)?,
         expires_at: r.get(at + 11)?,
+        priority: Priority::parse(r.get::<_, Option<String>>(at + 12)?.as_deref()),
     })
 }
 

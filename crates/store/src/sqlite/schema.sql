@@ -53,9 +53,12 @@ CREATE TABLE IF NOT EXISTS messages (
     request_hash    TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
     expires_at      INTEGER,
-    routing         TEXT                   -- an `auto` message's routing decision (JSON)
+    routing         TEXT,                  -- an `auto` message's routing decision (JSON) (version 9)
+    priority        TEXT                   -- 'high' or 'low'; NULL: normal (version 8)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
+-- Request/reply: the replies to a message (version 8).
+CREATE INDEX IF NOT EXISTS messages_in_reply_to ON messages(tenant_id, in_reply_to) WHERE in_reply_to IS NOT NULL;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_idempotency
     ON messages(tenant_id, sender, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -73,10 +76,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     expires_at       INTEGER,
-    push             INTEGER NOT NULL DEFAULT 0  -- 1: the recipient had a push endpoint at accept
+    push             INTEGER NOT NULL DEFAULT 0, -- 1: the recipient had a push endpoint at accept
+    order_key        INTEGER               -- queue order: created_at + the priority's offset (version 8)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_message ON deliveries(tenant_id, message_id, recipient);
-CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(tenant_id, recipient, seq)
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(tenant_id, recipient, order_key, seq)
     WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered');
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(due_at)
     WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered');

@@ -214,12 +214,10 @@ mod tests {
 
     fn cap(name: &str, description: &str, tags: &[&str], examples: &[&str]) -> Capability {
         Capability {
-            name: name.into(),
             description: Some(description.into()),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             examples: examples.iter().map(|t| t.to_string()).collect(),
-            input_schema: None,
-            output_schema: None,
+            ..Capability::named(name)
         }
     }
 

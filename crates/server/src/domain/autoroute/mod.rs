@@ -253,7 +253,7 @@ impl AutoRouter {
             }
         };
         let Some(chosen) = chosen else { return self.triage(tenant, &settings, method, ranked_scores, reason).await };
-        match self.routing.capable(self.store.as_ref(), tenant, &chosen, false).await {
+        match self.routing.capable(self.store.as_ref(), tenant, &chosen, false, false).await {
             Ok(agents) => {
                 let decision = RoutingDecision {
                     method,
@@ -265,7 +265,7 @@ impl AutoRouter {
                 };
                 Ok(AutoRouted { routed: agents.iter().map(routing::routed).collect(), agents, decision })
             }
-            Err(ApiError::UnknownRecipient(why)) => {
+            Err(ApiError::UnknownRecipient(why) | ApiError::NoCapableAgent(why)) => {
                 let reason = format!("{reason}, but {why}");
                 self.triage(tenant, &settings, method, ranked_scores, reason).await
             }
@@ -335,7 +335,7 @@ impl AutoRouter {
                 old.decided_by.as_deref().unwrap_or("by the hub")
             )));
         }
-        let agents = self.routing.capable(self.store.as_ref(), tenant, capability, false).await?;
+        let agents = self.routing.capable(self.store.as_ref(), tenant, capability, false, false).await?;
         let routed: Vec<Routed> = agents.iter().map(routing::routed).collect();
         let decision = RoutingDecision {
             method: RouteMethod::Triage,
