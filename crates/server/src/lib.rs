@@ -22,6 +22,7 @@ pub mod listener;
 pub mod metrics;
 pub mod shutdown;
 pub mod token;
+pub mod web;
 
 pub use cfg::{Config, ConfigError, Settings};
 pub use shutdown::stopped;
@@ -230,7 +231,8 @@ impl Hub {
             tokio::spawn(domain::access::refresher(access, shutdown_rx.clone())),
             tokio::spawn(domain::wildcards::refresher(patterns, shutdown_rx.clone())),
         ];
-        let app = api::router(state).layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
+        let app = api::router(state, web::router())
+            .layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(
             %addr,
             tls = tls.is_some(),

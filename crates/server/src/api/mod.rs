@@ -77,9 +77,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::finish(routes().split_for_parts().1)
 }
 
-/// Builds the node's router.
-pub fn router(state: AppState) -> Router {
+/// Builds the node's router: the API, and `pages` (the web app's routes) beside it.
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let (router, doc) = routes().split_for_parts();
+    let router = router.merge(pages);
     let doc = axum::body::Bytes::from(serde_json::to_vec(&openapi::finish(doc)).unwrap_or_default());
     router
         .route("/openapi.json", get(move || ops::openapi(doc.clone())))

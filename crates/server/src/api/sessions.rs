@@ -22,7 +22,7 @@ use crate::listener::ClientAddr;
 /// The `Set-Cookie` value for `value` living `max_age` seconds: `HttpOnly` (scripts cannot
 /// read it), `SameSite=Lax` (not sent with other sites' POSTs), and `Secure` when this node
 /// serves TLS itself. Behind a proxy that ends TLS the node cannot tell, and leaves it out.
-fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
+pub(crate) fn cookie(value: &str, max_age: i64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = format!("{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("sb_session=; Max-Age=0"))

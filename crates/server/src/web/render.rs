@@ -1,0 +1,48 @@
+//! Templates: compiled into the binary, loaded once, auto-escaped (every `.html` template
+//! escapes what it prints unless a value is marked safe, which none is).
+
+use std::sync::OnceLock;
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("home.html", include_str!("templates/home.html")),
+    ("agents.html", include_str!("templates/agents.html")),
+    ("agent.html", include_str!("templates/agent.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            // The templates are part of the binary; one that does not parse is a build bug,
+            // which the web tests catch (every page is rendered there).
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "a web template does not parse");
+            }
+        }
+        env
+    })
+}
+
+/// Renders `name` with `ctx` as an HTML page with `status`.
+pub fn page(status: StatusCode, name: &str, ctx: impl Serialize) -> Response {
+    match env().get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "could not render a web page");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><title>Error</title><p>This page could not be shown.</p>"),
+            )
+                .into_response()
+        }
+    }
+}
