@@ -246,3 +246,34 @@ async fn only_participants_read_or_send_and_a_removed_one_stops_receiving() {
     }
     hub.stop().await;
 }
+
+/// A webhook agent's reply to a message of its conversation goes to the whole conversation
+/// (all but itself), in the conversation's order.
+#[tokio::test]
+async fn a_webhook_reply_goes_to_the_whole_conversation() {
+    let hub = TestHub::start().await;
+    let rx = common::receiver::Receiver::start(|_| common::receiver::Plan::StatusWith {
+        status: 200,
+        headers: vec![],
+        body: r#"{"parts":[{"kind":"text","text":"on it"}]}"#.into(),
+    })
+    .await;
+    let (hook, _) = hub.agent_at("hook", &[], Some(&rx.url)).await;
+    let (_, a_client) = hub.agent("ann", &[]).await;
+    let (u, u_client) = person(&hub, "una@example.com").await;
+    let with = vec![agent_addr(&hook.agent.id), format!("user:{u}")];
+    let id = a_client.create_conversation(&CreateConversation { title: None, participants: with }).await.unwrap();
+    let id = id.conversation.id;
+    let asked = a_client.send(&to(&id, "can someone?")).await.unwrap().id;
+    // The person receives the question, then the agent's reply to it.
+    let got = drain(&u_client, 2).await;
+    assert_eq!(got[0], asked);
+    let seen = history(&u_client, &id).await;
+    assert_eq!(seen.len(), 2);
+    let reply = &seen[1].message;
+    assert_eq!((reply.id.as_str(), reply.from.as_str()), (got[1].as_str(), agent_addr(&hook.agent.id).as_str()));
+    assert_eq!(reply.to, format!("conversation:{id}"));
+    assert_eq!(reply.in_reply_to.as_deref(), Some(asked.as_str()));
+    assert_eq!(drain(&a_client, 1).await, std::slice::from_ref(&got[1]), "the asker hears it too");
+    hub.stop().await;
+}
