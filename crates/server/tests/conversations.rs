@@ -15,8 +15,12 @@ const PASSWORD: &str = "correct horse battery";
 
 /// A person of the tenant and a client acting as it by a personal access token.
 async fn person(hub: &TestHub, email: &str) -> (String, Client) {
-    let req =
-        CreateUser { email: email.into(), name: email.into(), role: Role::Member, password: Some(PASSWORD.into()) };
+    person_as(hub, email, Role::Member).await
+}
+
+/// [`person`] with `role`.
+async fn person_as(hub: &TestHub, email: &str, role: Role) -> (String, Client) {
+    let req = CreateUser { email: email.into(), name: email.into(), role, password: Some(PASSWORD.into()) };
     let id = hub.admin().create_user(&req).await.expect("create user").user.id;
     let login = Login { email: email.into(), password: PASSWORD.into(), tenant: None };
     let session = hub.anonymous().login(&login).await.expect("sign in");
@@ -275,5 +279,31 @@ async fn a_webhook_reply_goes_to_the_whole_conversation() {
     assert_eq!(reply.to, format!("conversation:{id}"));
     assert_eq!(reply.in_reply_to.as_deref(), Some(asked.as_str()));
     assert_eq!(drain(&a_client, 1).await, std::slice::from_ref(&got[1]), "the asker hears it too");
+    hub.stop().await;
+}
+
+/// A viewer taking part reads the history and marks it read, but neither sends to it nor
+/// starts or changes conversations.
+#[tokio::test]
+async fn a_viewer_reads_a_conversation_but_changes_nothing() {
+    let hub = TestHub::start().await;
+    let (a, a_client) = hub.agent("ann", &[]).await;
+    let (v, v_client) = person_as(&hub, "vic@example.com", Role::Viewer).await;
+    let with = vec![format!("user:{v}")];
+    let id = a_client.create_conversation(&CreateConversation { title: None, participants: with }).await.unwrap();
+    let id = id.conversation.id;
+    a_client.send(&to(&id, "fyi")).await.unwrap();
+    assert_eq!(history(&v_client, &id).await.len(), 1);
+    assert_eq!(v_client.mark_read(&id, 1).await.expect("a viewer marks read").unread, 0);
+    let before = hub.snapshot().await;
+    let refused = [
+        v_client.send(&to(&id, "me too")).await.unwrap_err().to_string(),
+        v_client.create_conversation(&CreateConversation::default()).await.unwrap_err().to_string(),
+        v_client.remove_participant(&id, &agent_addr(&a.agent.id)).await.unwrap_err().to_string(),
+    ];
+    for e in refused {
+        assert!(e.contains("(forbidden)") && e.contains("viewer"), "{e}");
+    }
+    assert_unchanged(&before, &hub.snapshot().await, "a viewer's changes");
     hub.stop().await;
 }

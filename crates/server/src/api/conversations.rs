@@ -16,7 +16,7 @@ use switchboard_store::conversations::{ConversationRecord, HistoryQuery};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::{BadRequest, Forbidden, NotFound, Unprocessable};
+use super::openapi::{BadRequest, Conflict, Forbidden, NotFound, Unprocessable};
 use super::{AppState, Q, parse_json};
 use crate::api::auth::Auth;
 use crate::error::ApiError;
@@ -65,7 +65,7 @@ fn view(c: ConversationRecord, unread: Option<i64>) -> Conversation {
 #[utoipa::path(post, path = "/v1/conversations", operation_id = "createConversation",
     request_body = CreateConversation,
     responses((status = 201, description = "Created", body = ConversationCreated),
-              (status = 422, response = Unprocessable)))]
+              (status = 403, response = Forbidden), (status = 422, response = Unprocessable)))]
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -130,7 +130,8 @@ pub async fn show(
     params(ParticipantPath),
     responses((status = 201, description = "Added: the conversation as it is now", body = Conversation),
               (status = 200, description = "It already took part: the conversation", body = Conversation),
-              (status = 400, response = BadRequest), (status = 404, response = NotFound),
+              (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+              (status = 404, response = NotFound), (status = 409, response = Conflict),
               (status = 422, response = Unprocessable)))]
 pub async fn add(
     State(state): State<AppState>,
@@ -148,7 +149,8 @@ pub async fn add(
 /// and no longer reads its history.
 #[utoipa::path(delete, path = "/v1/conversations/{id}/participants/{address}", operation_id = "removeParticipant",
     params(ParticipantPath),
-    responses((status = 204, description = "Removed"), (status = 404, response = NotFound)))]
+    responses((status = 204, description = "Removed"), (status = 403, response = Forbidden),
+              (status = 404, response = NotFound)))]
 pub async fn remove(
     State(state): State<AppState>,
     auth: Auth,

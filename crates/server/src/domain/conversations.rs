@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use switchboard_core::api::{ConversationMessage, CreateConversation, FieldError, check_create};
+use switchboard_core::api::{ConversationMessage, CreateConversation, FieldError, MAX_PARTICIPANTS, check_create};
 use switchboard_core::audit::{AuditAction, NewAuditEvent};
 use switchboard_core::time::now_ms;
 use switchboard_core::{Address, Principal, Recipient};
@@ -107,6 +107,18 @@ async fn existing(store: &dyn Store, tenant: &str, address: &str) -> Result<Reci
     }
 }
 
+/// A `viewer` only reads: it neither starts conversations nor changes who is in them.
+fn may_change(by: &Principal) -> Result<(), ApiError> {
+    if by.may_send() {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "your role `viewer` only reads; starting conversations and changing who takes part needs the role member, \
+         admin or owner"
+            .into(),
+    ))
+}
+
 fn target(id: &str) -> String {
     Address::Conversation(id.into()).to_string()
 }
@@ -124,6 +136,7 @@ impl Conversations {
     /// Creates a conversation: its creator (an agent or a person) takes part with the
     /// participants listed, each of which must exist in the tenant.
     pub async fn create(&self, by: &Principal, req: CreateConversation) -> Result<ConversationRecord, ApiError> {
+        may_change(by)?;
         let checked = check_create(&req);
         let tenant = by.tenant.as_str();
         // Every bad field at once: the malformed ones, then those naming no one.
@@ -197,7 +210,13 @@ impl Conversations {
 
     /// Adds `address` (an agent or a person of the tenant); whether it was added now.
     pub async fn add(&self, by: &Principal, id: &str, address: &str) -> Result<bool, ApiError> {
-        self.get(by, id).await?;
+        let c = self.get(by, id).await?;
+        may_change(by)?;
+        if c.participants.len() >= MAX_PARTICIPANTS && !c.participants.iter().any(|p| p.address == address) {
+            return Err(ApiError::Conflict(format!(
+                "conversation {id} has {MAX_PARTICIPANTS} participants, the most one may hold; remove one first"
+            )));
+        }
         let tenant = by.tenant.as_str();
         let r = match existing(self.store.as_ref(), tenant, address).await {
             Ok(r) => r,
@@ -220,6 +239,7 @@ impl Conversations {
     /// Removes `address`; `not_found` if it takes no part.
     pub async fn remove(&self, by: &Principal, id: &str, address: &str) -> Result<(), ApiError> {
         self.get(by, id).await?;
+        may_change(by)?;
         let now = now_ms();
         let audit = NewAuditEvent::by(by, AuditAction::ConversationLeave, target(id), now)
             .with_detail(serde_json::json!({ "participant": address }));
