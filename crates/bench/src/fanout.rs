@@ -131,7 +131,7 @@ async fn subscribe_patterns(admin: &Client, run: &str, n: usize) -> Result<(), B
 
 /// One subscriber: records each delivery in `tally` as it arrives, acks it, and leaves when
 /// the run is over.
-async fn consume(mut stream: Stream, subscriber: usize, tally: Arc<Tally>) {
+pub(crate) async fn consume(mut stream: Stream, subscriber: usize, tally: Arc<Tally>) {
     while !tally.done() {
         let m = match tokio::time::timeout(Duration::from_millis(200), stream.next_message()).await {
             Err(_) => continue,

@@ -15,6 +15,7 @@ use switchboard_client::{Client, ClientError};
 use switchboard_core::api::{Part, RegisterAgent, SendMessage};
 use tokio::sync::Mutex;
 
+mod conversation;
 mod fanout;
 pub mod peers;
 mod push;
@@ -40,6 +41,9 @@ pub enum Workload {
     /// One topic, `consumers` subscribers (each its own agent and WebSocket), one publisher:
     /// every message is delivered to every subscriber and each delivery is acked.
     Fanout,
+    /// A conversation of three agents: one sender, two receivers (each its own WebSocket,
+    /// acking); every message reaches both and takes the conversation's next `seq`.
+    Conversation,
 }
 
 impl std::str::FromStr for Workload {
@@ -53,8 +57,9 @@ impl std::str::FromStr for Workload {
             "http" => Ok(Workload::Http),
             "connections" => Ok(Workload::Connections),
             "fanout" => Ok(Workload::Fanout),
+            "conversation" => Ok(Workload::Conversation),
             other => Err(format!(
-                "unknown workload `{other}`; use burst, throughput, latency, push, http, connections or fanout"
+                "unknown workload `{other}`; use burst, throughput, latency, push, http, connections, fanout or conversation"
             )),
         }
     }
@@ -191,6 +196,20 @@ impl BenchConfig {
                 payload: Payload::Text,
                 wildcard_subscriptions: 0,
             },
+            // One sender with 16 sends in flight, as the fanout's publisher.
+            Workload::Conversation => BenchConfig {
+                workload,
+                messages: 5000,
+                size: 1024,
+                producers: 1,
+                consumers: 2,
+                concurrency: 16,
+                rate: 0,
+                fail_ratio: 0.0,
+                batch: 1,
+                payload: Payload::Text,
+                wildcard_subscriptions: 0,
+            },
             // 100,000 deliveries at 100 subscribers; one publisher with 16 sends in flight.
             Workload::Fanout => BenchConfig {
                 workload,
@@ -208,10 +227,14 @@ impl BenchConfig {
         }
     }
 
-    /// How many receipts each message should make: every subscriber's for `fanout`, one
-    /// consumer's otherwise.
+    /// How many receipts each message should make: every subscriber's for `fanout`, both
+    /// receivers' for `conversation`, one consumer's otherwise.
     pub fn receipts_per_message(&self) -> usize {
-        if self.workload == Workload::Fanout { self.consumers.max(1) } else { 1 }
+        match self.workload {
+            Workload::Fanout => self.consumers.max(1),
+            Workload::Conversation => conversation::RECEIVERS,
+            _ => 1,
+        }
     }
 }
 
@@ -348,6 +371,7 @@ pub async fn run(
         Workload::Http => return sends::http(admin, cfg, progress).await,
         Workload::Connections => return sends::connections(admin, cfg, progress).await,
         Workload::Fanout => return fanout::run(admin, cfg, &progress).await,
+        Workload::Conversation => return conversation::run(admin, cfg, &progress).await,
         _ => {}
     }
     let run_id = run_id();

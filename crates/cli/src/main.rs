@@ -15,8 +15,8 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, dead_letters, deliveries, group, inbox, login, message, migrate, oauth, policy, send, serve,
-    tail, tenant, token, topic, user,
+    agent, audit, bench, conversation, dead_letters, deliveries, group, inbox, login, message, migrate, oauth, policy,
+    send, serve, tail, tenant, token, topic, user,
 };
 
 #[derive(Parser)]
@@ -41,6 +41,10 @@ enum Command {
     Topic(topic::TopicCmd),
     /// Send a message.
     Send(send::SendArgs),
+    /// Conversations of agents and people: create, list, show, history, participants, read
+    /// markers. Messages to conversation:<id> reach every participant but the sender.
+    #[command(subcommand)]
+    Conversation(conversation::ConversationCmd),
     /// List deliveries by state and recipient.
     Deliveries(deliveries::DeliveriesArgs),
     /// Inspect, replay or purge dead letters.
@@ -120,6 +124,7 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Agent(cmd) => agent::run(cmd).await,
         Command::Topic(cmd) => topic::run(cmd).await,
         Command::Send(args) => send::run(args).await,
+        Command::Conversation(cmd) => conversation::run(cmd).await,
         Command::Deliveries(args) => deliveries::run(args).await,
         Command::DeadLetters(cmd) => dead_letters::run(cmd).await,
         Command::Message(args) => message::run(args).await,

@@ -73,6 +73,19 @@ async fn fanout_with_wildcard_subscriptions_sets_them_up_and_none_matches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_delivers_every_message_to_both_receivers_once() {
+    let hub = start_hub().await;
+    let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    let mut cfg = BenchConfig::for_workload(Workload::Conversation);
+    cfg.messages = 30;
+    let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
+    assert_eq!((r.deliveries, r.lost, r.duplicates, r.send_errors), (Some(60), Some(0), 0, 0), "{r:?}");
+    let conversations = admin.list_conversations(None, None).await.unwrap().conversations;
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    assert_eq!((conversations[0].participants.len(), conversations[0].last_seq), (3, 30), "every send took a seq");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_reports_the_hubs_memory() {
     let hub = start_hub().await;
     let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));

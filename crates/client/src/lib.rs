@@ -14,12 +14,14 @@
 //! ```
 
 mod access;
+mod conversations;
 mod people;
 mod queries;
 mod routing;
 mod streams;
 pub mod webhook;
 
+pub use conversations::HistoryOptions;
 pub use people::Session;
 pub use queries::{AuditQuery, DeliveryQuery};
 pub use streams::{AuditExport, EventStream, Stream};

@@ -74,11 +74,17 @@ pub enum AuditAction {
     RoutingSettingsUpdate,
     /// A person routed a message waiting in triage to a capability.
     MessageRoute,
+    /// A conversation created (its participants in the detail).
+    ConversationCreate,
+    /// A participant added to a conversation.
+    ConversationJoin,
+    /// A participant removed from a conversation.
+    ConversationLeave,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 32] = [
+    pub const ALL: [AuditAction; 35] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -111,6 +117,9 @@ impl AuditAction {
         AuditAction::GroupMemberRemove,
         AuditAction::RoutingSettingsUpdate,
         AuditAction::MessageRoute,
+        AuditAction::ConversationCreate,
+        AuditAction::ConversationJoin,
+        AuditAction::ConversationLeave,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -148,6 +157,9 @@ impl AuditAction {
             AuditAction::GroupMemberRemove => "group.member_remove",
             AuditAction::RoutingSettingsUpdate => "routing_settings.update",
             AuditAction::MessageRoute => "message.route",
+            AuditAction::ConversationCreate => "conversation.create",
+            AuditAction::ConversationJoin => "conversation.participant_add",
+            AuditAction::ConversationLeave => "conversation.participant_remove",
         }
     }
 

@@ -205,6 +205,7 @@ impl Hub {
             users: Arc::new(domain::people::users::Users::new(store.clone())),
             groups: Arc::new(domain::groups::Groups::new(store.clone())),
             auto,
+            conversations: Arc::new(domain::conversations::Conversations::new(store.clone())),
             sessions: Arc::new(domain::people::sessions::Sessions::new(store.clone())),
             deliveries: domain::delivery::Deliveries::new(
                 store.clone(),

@@ -95,7 +95,7 @@ async fn unknown_and_unsupported_recipients_and_bad_queries_change_nothing() {
         ("no_capable_agent", text_to("capability:summarize?all", "x").to_string()),
         ("unknown_recipient", text_to("user:ann", "x").to_string()),
         ("unknown_recipient", text_to("group:nobody", "x").to_string()),
-        ("unsupported_address", text_to("conversation:c1", "x").to_string()),
+        ("unknown_recipient", text_to("conversation:c1", "x").to_string()),
         // No triage group to hand an undecided `auto` message to.
         ("no_triage", text_to("auto", "x").to_string()),
     ];
@@ -247,7 +247,7 @@ async fn a_batch_stores_exactly_its_accepted_items() {
         text_to("agent:0000-nobody", "refused: unknown recipient"),
         text_to(&to, &format!("refused: too large {}", "x".repeat(5000))),
         text_to(&to, "refused: NUL \u{0}"),
-        text_to("conversation:c1", "refused: unsupported"),
+        text_to("auto", "refused: no triage group"),
         reused,
         text_to(&to, "accepted two"),
     ]});
@@ -261,7 +261,7 @@ async fn a_batch_stores_exactly_its_accepted_items() {
             json!("unknown_recipient"),
             json!("payload_too_large"),
             json!("invalid_body"),
-            json!("unsupported_address"),
+            json!("no_triage"),
             json!("conflict"),
             Value::Null
         ]

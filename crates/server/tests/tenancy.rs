@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use common::{ADMIN, Snapshot, TestHub, agent_addr, assert_problem, assert_unchanged, eventually, raw};
 use serde_json::{Value, json};
 use switchboard_client::{Client, InboxOptions};
-use switchboard_core::api::{DeliveryState, PutGroup, RegisterAgent, SendMessage, TenantPushSettings};
+use switchboard_core::api::{
+    CreateConversation, DeliveryState, PutGroup, RegisterAgent, SendMessage, TenantPushSettings,
+};
 use switchboard_core::people::{CreateToken, CreateUser, Login};
 use switchboard_core::principal::Role;
 
@@ -123,6 +125,8 @@ struct TenantA {
     token_id: String,
     /// A group of that person.
     group: String,
+    /// A conversation of the puller and the person, with one message.
+    conversation: String,
 }
 
 impl TenantA {
@@ -132,7 +136,7 @@ impl TenantA {
         m.extend(self.names.iter().map(String::as_str));
         m.extend([self.dead.as_str(), self.pending.as_str(), "a-secret-payload"]);
         m.extend(self.acked.iter().map(String::as_str));
-        m.extend([self.user.as_str(), self.email.as_str(), self.token_id.as_str()]);
+        m.extend([self.user.as_str(), self.email.as_str(), self.token_id.as_str(), self.conversation.as_str()]);
         m
     }
 }
@@ -210,8 +214,20 @@ async fn seed_a(hub: &TestHub) -> TenantA {
     let model = json!({ "triage_group": group, "model": {
         "kind": "chat", "base_url": "http://127.0.0.1:9/v1", "model": "a-model", "api_key": "a-secret-payload-key" } });
     admin.put_routing_settings(&serde_json::from_value(model).unwrap()).await.expect("A's routing settings");
+    let with = vec![agent_addr(&puller.agent.id), format!("user:{user}")];
+    let conversation = admin
+        .create_conversation(&CreateConversation { title: Some("a-title-secret".into()), participants: with })
+        .await
+        .expect("A's conversation")
+        .conversation
+        .id;
+    puller_client
+        .send(&SendMessage::text(format!("conversation:{conversation}"), "a-secret-payload"))
+        .await
+        .expect("a message in A's conversation");
     TenantA {
         group,
+        conversation,
         user,
         email,
         token_id,
@@ -248,6 +264,9 @@ enum Want {
     BatchRefused,
     /// The stream (WebSocket or SSE): refused for the admin; B's messages for its agent.
     Stream,
+    /// 422 `invalid_body`: a body naming A's agent, refused as one naming an id that never
+    /// existed.
+    Invalid,
 }
 
 /// How to call one operation as B: path parameters and body from A's ids, and what B's
@@ -337,6 +356,13 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "routeMessage" => (p(json!({ "capability": "a-capability" })), None, NotFound, NotFound),
         // The hub's signing key is the platform operator's: no tenant's admin rotates it.
         "rotateOAuthKey" => (None, None, Forbidden, Forbidden),
+        // A's agent is no one B can talk with; A's conversation is not there for B.
+        "createConversation" => (p(json!({ "participants": [agent_addr(&a.puller)] })), None, Invalid, Invalid),
+        "listConversations" => (None, None, Clean, Clean),
+        "getConversation" | "conversationHistory" | "addParticipant" | "removeParticipant" => {
+            (None, None, NotFound, NotFound)
+        }
+        "markConversationRead" => (p(json!({ "up_to": 1 })), None, NotFound, NotFound),
         _ => return None,
     })
 }
@@ -349,6 +375,8 @@ fn fill_path(path: &str, a: &TenantA) -> String {
         &a.token_id
     } else if path.starts_with("/v1/users/") {
         &a.user
+    } else if path.starts_with("/v1/conversations/") {
+        &a.conversation
     } else {
         &a.puller
     };
@@ -358,6 +386,7 @@ fn fill_path(path: &str, a: &TenantA) -> String {
         .replace("{key_id}", &a.puller_key)
         .replace("{name}", &a.group)
         .replace("{user}", &a.user)
+        .replace("{address}", &agent_addr(&a.puller))
 }
 
 /// Rows of every table that B's tenant id does not appear in: A's, and the node's.
@@ -383,6 +412,7 @@ fn judge(want: Want, status: u16, text: &str, sent: &str, markers: &[&str]) -> R
         Want::CountZero if status == 200 && json["count"] == 0 && leaked.is_empty() => Ok(()),
         Want::AllIgnored if status == 200 && json["ids"].as_array().is_some_and(Vec::is_empty) => Ok(()),
         Want::UnknownRecipient if status == 422 && json["code"] == "unknown_recipient" => Ok(()),
+        Want::Invalid if status == 422 && json["code"] == "invalid_body" && leaked.is_empty() => Ok(()),
         Want::BatchRefused
             if ok_status
                 && json["results"]

@@ -15,6 +15,7 @@ use switchboard_core::time::Millis;
 pub mod access;
 pub mod audit;
 pub mod autoroute;
+pub mod conversations;
 mod error;
 pub mod groups;
 pub mod health;
@@ -39,6 +40,7 @@ pub use wake::{WakeKey, Wakeups};
 use access::AccessStore;
 use audit::AuditStore;
 use autoroute::AutoRouteStore;
+use conversations::ConversationStore;
 use groups::GroupStore;
 use oauth::OAuthStore;
 use push::PushStore;
@@ -57,8 +59,8 @@ pub trait AgentStore: Send + Sync {
     async fn list_agents(&self, tenant: &str, filter: AgentFilter) -> Result<Vec<AgentRecord>>;
     /// Replaces the card fields of an agent (not id, created_at, last_seen_at).
     async fn update_agent(&self, agent: AgentRecord, audit: Option<NewAuditEvent>) -> Result<Option<AgentRecord>>;
-    /// Removes the agent, its keys, its topic subscriptions and its push settings (webhook
-    /// secrets); its open deliveries become `dead`.
+    /// Removes the agent, its keys, its topic subscriptions, its push settings (webhook
+    /// secrets) and its places in conversations; its open deliveries become `dead`.
     async fn delete_agent(&self, tenant: &str, id: &str, now: Millis, audit: Option<NewAuditEvent>) -> Result<bool>;
     /// Records that agents were seen (heartbeat or authenticated request).
     async fn touch_agents(&self, seen: Vec<(String, String, Millis)>) -> Result<()>;
@@ -249,6 +251,7 @@ pub trait Store:
     + OAuthStore
     + GroupStore
     + AutoRouteStore
+    + ConversationStore
     + Send
     + Sync
     + 'static
@@ -306,6 +309,7 @@ pub mod prelude {
     pub use crate::access::AccessStore;
     pub use crate::audit::AuditStore;
     pub use crate::autoroute::AutoRouteStore;
+    pub use crate::conversations::ConversationStore;
     pub use crate::groups::GroupStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;

@@ -62,6 +62,9 @@ pub struct NewMessage {
     pub expires_at: Option<Millis>,
     /// Orders each delivery in its recipient's queue (`created_at` + the priority's offset).
     pub priority: Priority,
+    /// `conversation_id` names a stored conversation of the tenant: the accept gives the
+    /// message that conversation's next `seq`, in its transaction (see `conversations`).
+    pub in_history: bool,
     /// The `message.send` audit entry, where the tenant audits sends: written in the same
     /// transaction, only if the message is accepted (not for a duplicate or a reused key).
     pub audit: Option<NewAuditEvent>,

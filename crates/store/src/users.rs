@@ -97,7 +97,8 @@ pub trait UserStore: Send + Sync {
         password_hash: Option<String>,
         audit: Option<NewAuditEvent>,
     ) -> Result<Option<UserRecord>>;
-    /// Removes a user with its sessions and personal access tokens; `false` if none.
+    /// Removes a user with its sessions, personal access tokens and places in conversations;
+    /// `false` if none.
     async fn delete_user(&self, tenant: &str, id: &str, audit: Option<NewAuditEvent>) -> Result<bool>;
     /// The user signing in with `email` in the tenant named (by id or name) `tenant`, and its
     /// password hash. One of the two calls not scoped by a tenant id: this is how the tenant

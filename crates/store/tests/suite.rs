@@ -28,6 +28,9 @@ use audit::*;
 #[path = "suite/groups.rs"]
 mod groups;
 use groups::*;
+#[path = "suite/conversations.rs"]
+mod conversations;
+use conversations::*;
 
 #[path = "suite/keys.rs"]
 mod keys;
@@ -84,6 +87,7 @@ fn message(tenant: &str, id: &str, to: &str, key: Option<&str>) -> NewMessage {
         created_at: 1000,
         expires_at: None,
         priority: Priority::Normal,
+        in_history: false,
         audit: None,
         routing: None,
     }
@@ -926,6 +930,13 @@ backends!(
     groups_hold_users_of_their_tenant,
     routing_settings_keep_their_key_per_tenant,
     a_message_leaves_triage_once,
+    conversations_are_listed_per_participant_and_tenant,
+    participants_join_once_and_leave_with_an_entry_each,
+    history_numbers_messages_without_gaps_in_accept_order,
+    concurrent_senders_share_one_gapless_order,
+    threads_follow_replies_through_replies,
+    read_markers_only_move_forward,
+    deleting_an_agent_or_user_ends_its_places,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

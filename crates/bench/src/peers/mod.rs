@@ -405,14 +405,15 @@ where
         lost: Some(tally.lost()),
         ..Report::measured(workload_name(cfg), cfg, if fan == 1 { r } else { s }, elapsed, &lat, &sl)
     };
-    if cfg.workload == Workload::Fanout { report.with_deliveries(r) } else { report }
+    if matches!(cfg.workload, Workload::Fanout | Workload::Conversation) { report.with_deliveries(r) } else { report }
 }
 
 /// The workload a peer run reports: the peers run throughput (closed loop), latency (open
-/// loop) and fanout (either).
+/// loop) and fanout (either); the hub's conversation workload is driven alike.
 fn workload_name(cfg: &BenchConfig) -> &'static str {
     match cfg.workload {
         Workload::Fanout => "fanout",
+        Workload::Conversation => "conversation",
         _ if cfg.rate > 0 => "latency",
         _ => "throughput",
     }

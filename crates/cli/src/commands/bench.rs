@@ -14,7 +14,7 @@ use crate::output;
 /// The workload, its sizes, and where the hub and the peers are.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// burst, throughput, latency, push, http, connections, fanout, or `report` (throughput,
+    /// burst, throughput, latency, push, http, connections, fanout, conversation, or `report` (throughput,
     /// latency and fanout against the hub and every reachable peer, written to
     /// docs/bench/RESULTS.md and results.svg).
     workload: BenchRun,

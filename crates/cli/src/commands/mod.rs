@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod audit;
 pub mod bench;
+pub mod conversation;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod group;

@@ -50,8 +50,8 @@ pub struct SendMessage {
     /// Recipient address, e.g. `agent:<id>` or `capability:translate`: a kind, `:`, and a name
     /// of 1 to 200 letters, digits or `-_./@` (`capability:<name>?all` for every agent with it;
     /// `group:<name>` 1 to 64 letters, digits or `-_.`), or `auto` (the hub picks the
-    /// capability from the text, or sends it to the triage group). `conversation:` is refused
-    /// as `unsupported_address`.
+    /// capability from the text, or sends it to the triage group), or `conversation:<id>`
+    /// (every participant but the sender).
     #[schema(
         pattern = "^(auto|(agent|user|conversation):[A-Za-z0-9._/@-]{1,200}|group:[A-Za-z0-9][A-Za-z0-9._-]{0,63}|topic:[A-Za-z0-9_/@-]+(\\.[A-Za-z0-9_/@-]+)*|capability:[A-Za-z0-9._/@-]{1,200}(\\?all)?)$"
     )]

@@ -7,6 +7,7 @@
 mod agents;
 mod audit;
 mod common;
+mod conversations;
 mod deliveries;
 mod groups;
 mod messages;
@@ -17,6 +18,7 @@ mod topics;
 pub use agents::*;
 pub use audit::*;
 pub use common::*;
+pub use conversations::*;
 pub use deliveries::*;
 pub use groups::*;
 pub use messages::*;

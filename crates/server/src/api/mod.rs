@@ -22,6 +22,7 @@ use switchboard_core::api as wire;
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod conversations;
 pub mod deliveries;
 pub mod groups;
 pub mod identity_providers;
@@ -64,6 +65,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(tokens::router(), "tokens"))
         .merge(openapi::tagged(sessions::router(), "auth"))
         .merge(openapi::tagged(topics::router(), "topics"))
+        .merge(openapi::tagged(conversations::router(), "conversations"))
         .merge(openapi::tagged(inbox::router(), "inbox"))
         .merge(openapi::tagged(stream::router(), "stream"))
         .merge(openapi::tagged(policies::router(), "policies"))

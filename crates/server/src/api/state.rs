@@ -11,6 +11,7 @@ use crate::domain::accept::Acceptor;
 use crate::domain::access::Access;
 use crate::domain::agents::Agents;
 use crate::domain::audit::SendAudit;
+use crate::domain::conversations::Conversations;
 use crate::domain::delivery::Deliveries;
 use crate::domain::oauth::OAuth;
 use crate::domain::people::sessions::Sessions;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub groups: Arc<crate::domain::groups::Groups>,
     /// Auto-routing: settings, and re-routing out of triage.
     pub auto: Arc<crate::domain::autoroute::AutoRouter>,
+    /// Conversations: participants, histories, read markers.
+    pub conversations: Arc<Conversations>,
     /// Sign-in, sessions and sign-out.
     pub sessions: Arc<Sessions>,
     /// Leases, acks and nacks; consumers' wait loop.

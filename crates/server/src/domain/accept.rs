@@ -17,6 +17,7 @@ use switchboard_store::{AcceptOutcome, MessageRecord, NewMessage, Store};
 use super::access::Access;
 use super::audit::SendAudit;
 use super::autoroute::AutoRouter;
+use super::conversations;
 use super::poke::Poke;
 use super::routing::{self, Routed, Routing};
 use super::schemas::{self, Direction, Schemas};
@@ -79,8 +80,15 @@ impl Acceptor {
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
         self.access.authorize(&access, by, Action::Send, &to).await?;
         let data = schemas::has_data(&m.parts);
+        // Only a keyed send can be repeated, so only it pays for hashing the request (as
+        // sent: a send to `conversation:<id>` gets its `conversation_id` filled in below).
+        let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
+        let mut m = m;
+        let conversation = conversations::joins(self.store.as_ref(), by, &to, &mut m.conversation_id).await?;
         let mut decision = None;
-        let routed = if to == Address::Auto {
+        let routed = if let (Address::Conversation(_), Some(c)) = (&to, &conversation) {
+            self.routing.conversation(self.store.as_ref(), c, &by.sender()).await?
+        } else if to == Address::Auto {
             let auto = self.auto.route(&by.tenant, &m.parts).await?;
             if let Some(capability) = &auto.decision.chosen
                 && data
@@ -103,14 +111,12 @@ impl Acceptor {
             self.routing.route(self.store.as_ref(), &by.tenant, by.agent(), &to).await?
         };
         self.access.store_message(&access, by, routed.len())?;
-        // Only a keyed send can be repeated, so only it pays for hashing the request.
-        let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
-        let mut m = m;
         if data && m.in_reply_to.is_some() {
             self.check_output(by, &mut m).await?;
         }
         let mut built = build(&by.tenant, by.sender(), &to, routed, m, hash)?;
         built.routing = decision;
+        built.in_history = conversation.is_some();
         Ok(built)
     }
 
@@ -209,7 +215,8 @@ impl Acceptor {
     }
 
     /// Stores a reply found in a webhook's 2xx answer as a message from the agent `by` to
-    /// the original message's sender, in its conversation, `in_reply_to` it. The reply passes
+    /// the original message's sender (or to its conversation, when the agent takes part in
+    /// a stored one), in its conversation, `in_reply_to` it. The reply passes
     /// the checks of a send (`validate::send_message`, the size limit, routing): one that
     /// fails them is not stored, and the error says why. The idempotency key `reply:<id>`
     /// makes a repeated push (at-least-once) store its reply once.
@@ -220,15 +227,25 @@ impl Acceptor {
         parts: Vec<Part>,
         metadata: Option<serde_json::Value>,
     ) -> Result<AcceptOutcome, ApiError> {
-        // Only agents and people have an inbox; a message from the admin cannot be answered.
-        if original.sender.parse::<Recipient>().is_err() {
-            return Err(ApiError::UnknownRecipient(format!(
-                "the message was sent by `{}`, which has no inbox to reply to",
-                original.sender
-            )));
-        }
+        // A reply to a message of a conversation the replier takes part in goes to the
+        // whole conversation, in its order; otherwise to the original's sender.
+        let conversation = match &original.conversation_id {
+            Some(id) => self.store.get_conversation(by.tenant.as_str(), id).await?,
+            None => None,
+        };
+        let to = match conversation {
+            Some(c) if conversations::may_enter(by, &c) => Address::Conversation(c.id.into()).to_string(),
+            // Only agents and people have an inbox; a message from the admin cannot be answered.
+            _ if original.sender.parse::<Recipient>().is_err() => {
+                return Err(ApiError::UnknownRecipient(format!(
+                    "the message was sent by `{}`, which has no inbox to reply to",
+                    original.sender
+                )));
+            }
+            _ => original.sender.clone(),
+        };
         let m = SendMessage {
-            to: original.sender.clone(),
+            to,
             parts,
             conversation_id: original.conversation_id.clone(),
             correlation_id: original.correlation_id.clone(),
@@ -324,6 +341,7 @@ fn build(
         created_at: now,
         expires_at: m.ttl_seconds.map(|t| now + (t as i64) * 1000),
         priority: m.priority.unwrap_or_default(),
+        in_history: false,
         audit: None,
         routing: None,
     })

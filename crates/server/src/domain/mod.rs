@@ -17,6 +17,8 @@
 //! - [`poke`]: the push dispatcher's doorbell, so that accept need not know the pusher.
 //! - [`topics`]: topic subscriptions; [`wildcards`]: the index of pattern subscriptions
 //!   (`orders.*`, `orders.>`) that routing matches a publish against.
+//! - [`conversations`]: conversations, their participants, histories and read markers, and
+//!   which messages join a history.
 //! - [`tenants`]: tenants, created and listed by the platform operator.
 //! - [`audit`]: the per-tenant switch that audits sends and acks, and their entries.
 //! - [`people`]: users, their sessions and personal access tokens; [`groups`]: groups of
@@ -35,6 +37,7 @@ pub mod access;
 pub mod agents;
 pub mod audit;
 pub mod autoroute;
+pub mod conversations;
 pub mod delivery;
 pub mod groups;
 pub mod limits;

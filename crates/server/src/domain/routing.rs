@@ -3,8 +3,9 @@
 //! Direct (`agent:<id>`), capability anycast (the active agent with the fewest outstanding
 //! deliveries, ties taken in turn; an inactive one when none is active; moved to another when
 //! its lease runs out) and broadcast (`?all`), topics (every subscriber, by name or by a
-//! matching wildcard pattern, once, but the sender), and groups of people (each member).
-//! Recently routed direct recipients are cached to save a store read per send.
+//! matching wildcard pattern, once, but the sender), groups of people (each member), and
+//! conversations (every participant but the sender). Recently routed direct recipients are
+//! cached to save a store read per send.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use switchboard_core::api::AgentStatus;
 use switchboard_core::time::{Millis, now_ms};
 use switchboard_core::{Address, AgentId, Recipient, TenantId};
+use switchboard_store::conversations::ConversationRecord;
 use switchboard_store::push::PushSettings;
 use switchboard_store::{AgentFilter, AgentRecord, Reassign, Store};
 
@@ -149,9 +151,14 @@ impl Routing {
             Address::Group(name) => group_members(store, tenant, name).await,
             // `auto` needs the message's text: `Acceptor::prepare` routes it (domain::autoroute).
             Address::Auto => Err(ApiError::Internal("an `auto` address reached the router without its message".into())),
-            Address::Conversation(_) => Err(ApiError::UnsupportedAddress(format!(
-                "`{to}` addresses are not served by this version yet; address an agent (`agent:<id>`), a person (`user:<id>`), a capability (`capability:<name>`) or a topic (`topic:<name>`)"
-            ))),
+            // Sends go through `accept`, which checks that the sender may send to it first;
+            // this is the route as such (for a sender that is an agent, or none).
+            Address::Conversation(id) => match store.get_conversation(tenant, id.as_str()).await? {
+                Some(c) => self.conversation(store, &c, &sender.map(Recipient::agent_text).unwrap_or_default()).await,
+                None => Err(ApiError::UnknownRecipient(format!(
+                    "conversation {id} is not in this tenant; list yours with `switchboard conversation list`"
+                ))),
+            },
         }
     }
 
@@ -283,6 +290,33 @@ impl Routing {
             }
         }
         Ok(moved)
+    }
+
+    /// Every participant of a conversation but `sender` (the text of its `from`), whether or
+    /// not it is active, like a topic's subscribers: a participant that is away finds the
+    /// message in its inbox. People are never pushed to.
+    pub async fn conversation(
+        &self,
+        store: &dyn Store,
+        c: &ConversationRecord,
+        sender: &str,
+    ) -> Result<Vec<Routed>, ApiError> {
+        let mut routed = Vec::with_capacity(c.participants.len());
+        for p in c.participants.iter().filter(|p| p.address != sender) {
+            match p.address.parse::<Recipient>() {
+                Ok(Recipient::Agent(id)) => {
+                    // An agent deleted since it was listed has left (its delete removed it).
+                    if let Some(push) = self.push_of(store, &c.tenant, &id).await? {
+                        routed.push((p.address.clone(), push));
+                    }
+                }
+                Ok(Recipient::User(_)) => routed.push((p.address.clone(), false)),
+                Err(_) => {
+                    tracing::warn!(conversation = %c.id, participant = %p.address, "unreadable participant skipped")
+                }
+            }
+        }
+        Ok(routed)
     }
 
     /// Whether a registered agent has a push endpoint, from the cache or the store.

@@ -198,6 +198,11 @@ impl AgentStore for PostgresStore {
                 .await?;
             tx.execute("DELETE FROM agent_push WHERE tenant_id = $1 AND agent_id = $2", &[&tenant, &id]).await?;
             tx.execute(
+                "DELETE FROM conversation_participants WHERE tenant_id = $1 AND address = $2",
+                &[&tenant, &principal],
+            )
+            .await?;
+            tx.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = $3, \
                      last_error = '{RECIPIENT_DELETED}' \

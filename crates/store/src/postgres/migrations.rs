@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("schema_v8.sql")),
     (9, include_str!("schema_v9.sql")),
     (10, include_str!("schema_v10.sql")),
+    (11, include_str!("schema_v11.sql")),
     (12, include_str!("schema_v12.sql")),
     (13, include_str!("schema_v13.sql")),
 ];

@@ -52,6 +52,7 @@ use writer::{AcceptJob, QUEUE, writer_loop};
 mod access;
 mod agents;
 mod audit;
+mod conversations;
 mod deliveries;
 mod error;
 mod groups;

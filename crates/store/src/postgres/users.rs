@@ -153,6 +153,11 @@ impl UserStore for PostgresStore {
             tx.execute("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2", &[&tenant, &id]).await?;
             tx.execute("DELETE FROM tokens WHERE tenant_id = $1 AND principal = $2", &[&tenant, principal]).await?;
             tx.execute("DELETE FROM group_members WHERE tenant_id = $1 AND user_id = $2", &[&tenant, &id]).await?;
+            tx.execute(
+                "DELETE FROM conversation_participants WHERE tenant_id = $1 AND address = $2",
+                &[&tenant, principal],
+            )
+            .await?;
             append_if(&tx, true, audit).await?;
             tx.commit().await?;
             Ok(true)

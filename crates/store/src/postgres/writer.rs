@@ -239,6 +239,14 @@ async fn accept_batch(
     }
     let new: Vec<bool> = msgs.iter().map(|m| inserted.contains(&(m.tenant.as_str(), m.id.as_str()))).collect();
 
+    // The new messages that join a conversation's history take its next numbers first, under
+    // its row lock, so that their deliveries' `seq` follow the conversation's order too.
+    let history: Vec<&NewMessage> =
+        msgs.iter().zip(&new).filter(|(m, new)| **new && m.in_history).map(|(m, _)| *m).collect();
+    if !history.is_empty() {
+        super::conversations::append_history(c, &history).await?;
+    }
+
     // One pending delivery per recipient of each new message, in accept order (`seq`).
     let (mut d_tenant, mut d_msg, mut d_rcpt, mut d_created, mut d_expires, mut d_push, mut d_order) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -172,6 +172,11 @@ impl AgentStore for SqliteStore {
             c.execute("DELETE FROM agent_push WHERE tenant_id = ?1 AND agent_id = ?2", params![tenant, id])
                 .map_err(internal)?;
             c.execute(
+                "DELETE FROM conversation_participants WHERE tenant_id = ?1 AND address = ?2",
+                params![tenant, principal],
+            )
+            .map_err(internal)?;
+            c.execute(
                 &format!(
                     "UPDATE deliveries SET state = 'dead', due_at = NULL, updated_at = ?3, \
                      last_error = '{RECIPIENT_DELETED}' \

@@ -52,6 +52,9 @@ fn accept_one(
         m.routing,
         priority_text(m.priority)
     ])?;
+    if m.in_history {
+        super::conversations::append_history(conn, m)?;
+    }
     let mut st = conn.prepare_cached(
         "INSERT INTO deliveries (tenant_id, message_id, recipient, state, attempts, due_at, created_at, updated_at, expires_at, push, order_key) \
          VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4, ?5, ?6, ?7)",

@@ -29,6 +29,7 @@ use writer::{QUEUE, Queued, writer_loop};
 mod access;
 mod agents;
 mod audit;
+mod conversations;
 mod deliveries;
 mod groups;
 mod messages;
@@ -156,12 +157,12 @@ impl SqliteStore {
 /// the bootstrap one, stored as `admin`. Version 5 adds the agent keys' columns to `tokens`
 /// (`key_id`, `expires_at`, `last_used_at`) and gives every existing agent key an id.
 /// Version 6 adds `users` and `sessions` (`schema.sql`) and the personal tokens' `name` to
-/// `tokens`. Version 8 adds priorities: `messages.priority` and `deliveries.order_key`
-/// (existing deliveries keep accept order: their key is their accept time), and the
-/// open-delivery index is rebuilt on (recipient, order_key, seq) by `schema.sql`. Version 9
-/// adds `messages.routing` (an `auto` message's decision) beside the groups and routing
-/// settings tables (`schema.sql`). Idempotent, so a crash before the version is set only runs
-/// it again.
+/// `tokens`. Version 7 adds the conversation tables (`schema.sql`). Version 8 adds
+/// priorities: `messages.priority` and `deliveries.order_key` (existing deliveries keep accept
+/// order: their key is their accept time), and the open-delivery index is rebuilt on
+/// (recipient, order_key, seq) by `schema.sql`. Version 9 adds `messages.routing` (an `auto`
+/// message's decision) beside the groups and routing settings tables (`schema.sql`).
+/// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
     if (1..9).contains(&version) {

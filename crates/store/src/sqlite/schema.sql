@@ -241,4 +241,37 @@ CREATE TABLE IF NOT EXISTS routing_settings (
     api_key    TEXT,
     updated_at INTEGER NOT NULL
 );
+-- Conversations (version 7): participants with their read markers, and the history: each
+-- message of a conversation with its place (`seq`, 1, 2, 3, … without gaps) in the
+-- conversation's one order, given by the accept that stores it (`last_seq` + 1).
+CREATE TABLE IF NOT EXISTS conversations (
+    tenant_id  TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    title      TEXT,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seq   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE IF NOT EXISTS conversation_participants (
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    address         TEXT NOT NULL,             -- agent:<id> or user:<id>
+    read_up_to      INTEGER NOT NULL DEFAULT 0,
+    joined_at       INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, conversation_id, address)
+);
+CREATE INDEX IF NOT EXISTS conversation_participants_address
+    ON conversation_participants(tenant_id, address, conversation_id);
+CREATE TABLE IF NOT EXISTS conversation_messages (
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    message_id      TEXT NOT NULL,
+    sender          TEXT NOT NULL,             -- for unread counts, which leave out one's own
+    in_reply_to     TEXT,                      -- for threads
+    PRIMARY KEY (tenant_id, conversation_id, seq)
+);
+CREATE INDEX IF NOT EXISTS conversation_messages_reply
+    ON conversation_messages(tenant_id, conversation_id, in_reply_to) WHERE in_reply_to IS NOT NULL;
 PRAGMA user_version = 9;

@@ -150,6 +150,11 @@ impl UserStore for SqliteStore {
                 params![tenant, user_principal(&id)],
             )
             .map_err(internal)?;
+            c.execute(
+                "DELETE FROM conversation_participants WHERE tenant_id = ?1 AND address = ?2",
+                params![tenant, user_principal(&id)],
+            )
+            .map_err(internal)?;
             append_if(c, true, audit.as_ref())?;
             Ok(true)
         })
