@@ -1082,6 +1082,34 @@ mod postgres_only {
         .await;
     }
 
+    /// A migration numbered below one already applied (11 merged after 12 and 13) still runs:
+    /// the migrator applies every version it has not recorded, not only those above the
+    /// highest.
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: set SWITCHBOARD_TEST_DATABASE_URL=postgres://… and run with --ignored (see README)"]
+    async fn a_migration_numbered_below_an_applied_one_still_runs() {
+        use switchboard_store::conversations::ConversationStore;
+        pg::with_database("a_migration_numbered_below_an_applied_one_still_runs", |_, url| async move {
+            let s = node(&url, "node-a").await;
+            s.close().await;
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            let conn = tokio::spawn(conn);
+            client
+                .batch_execute(
+                    "DROP TABLE conversations, conversation_participants, conversation_messages; \
+                     DELETE FROM schema_migrations WHERE version = 11;",
+                )
+                .await
+                .expect("make a database that has 12 and 13 but not 11");
+            drop(client);
+            let _ = conn.await;
+            let s = node(&url, "node-b").await;
+            assert!(s.get_conversation("t1", "c1").await.unwrap().is_none(), "the conversation tables are back");
+            s.close().await;
+        })
+        .await;
+    }
+
     /// Migration 6: a database whose bootstrap token was stored as `admin` (before the
     /// operator) gets it back as the operator's; another tenant's admin token stays `admin`.
     #[tokio::test]

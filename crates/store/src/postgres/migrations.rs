@@ -27,7 +27,9 @@ const MIGRATIONS: &[(i32, &str)] = &[
 ];
 
 /// Brings the schema up to date. An advisory lock serialises nodes that start together;
-/// `schema_migrations` records each applied version so a migration never runs twice.
+/// `schema_migrations` records each applied version so a migration never runs twice. Every
+/// version not recorded is applied, in order, not only those above the highest recorded: a
+/// migration numbered below one that is already applied (two branches merged) still runs.
 pub(super) async fn migrate(pool: &Pool) -> Result<(), Fail> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -39,10 +41,13 @@ pub(super) async fn migrate(pool: &Pool) -> Result<(), Fail> {
          )",
     )
     .await?;
-    let current: i32 =
-        tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await?.try_get(0)?;
+    let mut applied = std::collections::HashSet::new();
+    for row in tx.query("SELECT version FROM schema_migrations", &[]).await? {
+        applied.insert(row.try_get::<_, i32>(0)?);
+    }
+    let current = applied.iter().copied().max().unwrap_or(0);
     for (version, sql) in MIGRATIONS {
-        if *version <= current {
+        if applied.contains(version) {
             continue;
         }
         tx.batch_execute(sql).await?;
