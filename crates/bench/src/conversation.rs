@@ -6,20 +6,15 @@
 //! Sending and counting are the fanout's ([`peers::drive`], [`Tally`], its consumers), so
 //! the report reads the same: msg/s is messages sent and fully delivered per second.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use switchboard_client::Client;
-use switchboard_core::api::{CreateConversation, Part, RegisterAgent, SendMessage};
-use tokio::task::JoinSet;
+use switchboard_core::api::{CreateConversation, RegisterAgent};
 
-use crate::peers::{self, Tally};
 use crate::{BenchConfig, BenchError, Report, run_id};
 
 /// Receivers besides the sender: three participants in all.
 pub(crate) const RECEIVERS: usize = 2;
-
-/// How long the messages may take to reach both receivers before the rest count as lost.
-const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Registers three agents, has the sender start a conversation with the other two, opens the
 /// receivers' streams, then sends `cfg.messages` to the conversation.
@@ -51,27 +46,6 @@ pub(crate) async fn run(
     }
     let setup_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    let tally = Tally::new(cfg.messages, RECEIVERS);
-    let mut consumers = JoinSet::new();
-    for (receiver, stream) in streams.into_iter().enumerate() {
-        consumers.spawn(crate::fanout::consume(stream, receiver, tally.clone()));
-    }
     let to = format!("conversation:{conversation}");
-    let body = "x".repeat(cfg.size);
-    let publish = move |_producer: usize, _seq: usize, payload: Vec<u8>| {
-        let (sender, to, body) = (sender.clone(), to.clone(), body.clone());
-        async move {
-            let (seq, due_ns) = peers::header(&payload).ok_or("payload without a header")?;
-            let m = SendMessage {
-                to,
-                parts: vec![Part::text(body)],
-                metadata: Some(serde_json::json!({ "n": seq, "t": due_ns })),
-                ..Default::default()
-            };
-            sender.send(&m).await.map(|_| ()).map_err(|e| e.to_string())
-        }
-    };
-    let report = peers::drive(cfg, &tally, publish, DEADLINE, progress).await;
-    while consumers.join_next().await.is_some() {}
-    Ok(Report { setup_ms: Some(setup_ms), ..report })
+    crate::fanout::send_to_streams(cfg, sender, to, streams, RECEIVERS, setup_ms, progress).await
 }

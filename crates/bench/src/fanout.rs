@@ -45,15 +45,30 @@ pub(crate) async fn run(
     let streams = subscribe_all(admin, &run, &topic, cfg.consumers.max(1)).await?;
     let setup_ms = started.elapsed().as_secs_f64() * 1000.0;
 
-    let tally = Tally::new(cfg.messages, cfg.receipts_per_message());
-    let mut consumers = JoinSet::new();
-    for (subscriber, stream) in streams.into_iter().enumerate() {
-        consumers.spawn(consume(stream, subscriber, tally.clone()));
-    }
     let to = format!("topic:{topic}");
+    send_to_streams(cfg, publisher, to, streams, cfg.receipts_per_message(), setup_ms, progress).await
+}
+
+/// The measured part of a fan-out run (topic or conversation): `sender` sends `cfg.messages`
+/// to `to` through the peers' harness while a consumer per stream acks and tallies what
+/// arrives; each message should reach `receipts` streams.
+pub(crate) async fn send_to_streams(
+    cfg: &BenchConfig,
+    sender: Client,
+    to: String,
+    streams: Vec<Stream>,
+    receipts: usize,
+    setup_ms: f64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Report, BenchError> {
+    let tally = Tally::new(cfg.messages, receipts);
+    let mut consumers = JoinSet::new();
+    for (receiver, stream) in streams.into_iter().enumerate() {
+        consumers.spawn(consume(stream, receiver, tally.clone()));
+    }
     let body = "x".repeat(cfg.size);
     let publish = move |_producer: usize, _seq: usize, payload: Vec<u8>| {
-        let (publisher, to, body) = (publisher.clone(), to.clone(), body.clone());
+        let (sender, to, body) = (sender.clone(), to.clone(), body.clone());
         async move {
             let (seq, due_ns) = peers::header(&payload).ok_or("payload without a header")?;
             let m = SendMessage {
@@ -62,7 +77,7 @@ pub(crate) async fn run(
                 metadata: Some(serde_json::json!({ "n": seq, "t": due_ns })),
                 ..Default::default()
             };
-            publisher.send(&m).await.map(|_| ()).map_err(|e| e.to_string())
+            sender.send(&m).await.map(|_| ()).map_err(|e| e.to_string())
         }
     };
     let report = peers::drive(cfg, &tally, publish, DEADLINE, progress).await;
