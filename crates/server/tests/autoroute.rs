@@ -7,7 +7,6 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -215,13 +214,17 @@ async fn routing_settings_never_show_the_key_and_bad_ones_are_named() {
 #[derive(Clone, Default)]
 struct Stub {
     seen: Arc<Mutex<Vec<(String, Value)>>>,
-    delay_ms: u64,
+    /// Never answers chat requests: the hub's model timeout must fire, however fast or slow
+    /// the machine is.
+    hangs: bool,
 }
 
 async fn chat(State(s): State<Stub>, headers: HeaderMap, Json(body): Json<Value>) -> Json<Value> {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     s.seen.lock().unwrap().push((auth, body.clone()));
-    tokio::time::sleep(Duration::from_millis(s.delay_ms)).await;
+    if s.hangs {
+        std::future::pending::<()>().await;
+    }
     // Picks by a word of the request, as a model would by meaning.
     let asked = body["messages"][1]["content"].as_str().unwrap_or_default().to_lowercase();
     let pick = if asked.contains("printer") { "none" } else { "`travel-booking`" };
@@ -245,8 +248,8 @@ async fn embeddings(State(s): State<Stub>, Json(body): Json<Value>) -> Json<Valu
     Json(json!({ "data": data }))
 }
 
-async fn stub(delay_ms: u64) -> (String, Stub) {
-    let state = Stub { delay_ms, ..Default::default() };
+async fn stub(hangs: bool) -> (String, Stub) {
+    let state = Stub { hangs, ..Default::default() };
     let app = axum::Router::new()
         .route("/v1/chat/completions", axum::routing::post(chat))
         .route("/v1/embeddings", axum::routing::post(embeddings))
@@ -269,7 +272,7 @@ async fn a_chat_model_decides_when_it_answers_and_bm25_when_it_times_out() {
     let all = agents(&hub, &set.capabilities).await;
     let (ann, _) = person(&hub, "ann@example.com").await;
     triage_group(&hub, &[&ann]).await;
-    let (url, seen) = stub(0).await;
+    let (url, seen) = stub(false).await;
     with_model(&hub, "chat", &url, 5000).await;
 
     // Words BM25 cannot place (below its threshold), but the model can.
@@ -294,12 +297,12 @@ async fn a_chat_model_decides_when_it_answers_and_bm25_when_it_times_out() {
     );
 
     // A model slower than its timeout: BM25 decides, and the decision says why.
-    let (slow, _) = stub(3000).await;
+    let (slow, _) = stub(true).await;
     with_model(&hub, "chat", &slow, 200).await;
-    let started = std::time::Instant::now();
+    // The stub never answers: the send must come back on the model's timeout, not hang.
+    let refund = SendMessage::text("auto", "Please cancel this order and refund the customer");
     let sent =
-        hub.admin().send(&SendMessage::text("auto", "Please cancel this order and refund the customer")).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(2500), "the send waited {:?}", started.elapsed());
+        common::within(30, "the send despite a model that never answers", hub.admin().send(&refund)).await.unwrap();
     let d = hub.admin().get_message(&sent.id).await.unwrap().routing.unwrap();
     assert_eq!((d.method, d.chosen.as_deref()), (RouteMethod::Bm25, Some("customer-support-refund")), "{d:?}");
     assert!(d.reason.contains("did not answer within 200 ms"), "{}", d.reason);
@@ -313,7 +316,7 @@ async fn an_embeddings_model_routes_by_similarity_and_caches_capability_vectors(
     let all = agents(&hub, &set.capabilities).await;
     let (ann, _) = person(&hub, "ann@example.com").await;
     triage_group(&hub, &[&ann]).await;
-    let (url, seen) = stub(0).await;
+    let (url, seen) = stub(false).await;
     with_model(&hub, "embeddings", &url, 5000).await;
 
     let sent = hub.admin().send(&SendMessage::text("auto", "one flight, please")).await.unwrap();
