@@ -1,8 +1,10 @@
-//! Conversations: create, list, show, participants, history and read markers.
+//! Conversations: create, list, show, participants, history, read markers and the caller's
+//! working status.
 
 use reqwest::Method;
 use switchboard_core::api::{
-    Conversation, ConversationCreated, ConversationHistory, ConversationList, CreateConversation, MarkRead, ReadMarker,
+    Conversation, ConversationCreated, ConversationHistory, ConversationList, CreateConversation, MarkRead,
+    ParticipantStatus, PutStatus, ReadMarker,
 };
 
 use super::{Client, Result, path_segment, urlencode};
@@ -75,5 +77,19 @@ impl Client {
     pub async fn mark_read(&self, id: &str, up_to: i64) -> Result<ReadMarker> {
         let path = format!("/v1/conversations/{}/read", path_segment(id));
         self.call(Method::POST, &path, Some(&MarkRead { up_to })).await
+    }
+
+    /// Shows the people in conversation `id` what the caller is doing ("summarizing…") for
+    /// `expires_in_seconds` (default 60), until replaced or cleared.
+    pub async fn set_status(&self, id: &str, text: &str, expires_in_seconds: Option<u32>) -> Result<ParticipantStatus> {
+        let path = format!("/v1/conversations/{}/status", path_segment(id));
+        let body = PutStatus { text: text.to_owned(), expires_in_seconds };
+        self.call(Method::PUT, &path, Some(&body)).await
+    }
+
+    /// Clears the caller's status in conversation `id`.
+    pub async fn clear_status(&self, id: &str) -> Result<()> {
+        let path = format!("/v1/conversations/{}/status", path_segment(id));
+        self.call::<(), ()>(Method::DELETE, &path, None).await
     }
 }

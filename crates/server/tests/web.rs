@@ -10,40 +10,10 @@ mod common;
 
 use browser::Browser;
 use common::TestHub;
+use common::web::{PASSWORD, http, sign_in, user};
 use fantoccini::key::Key;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
 use switchboard_core::api::{Part, SendMessage};
-use switchboard_core::people::CreateUser;
-use switchboard_core::principal::Role;
-
-const PASSWORD: &str = "correct horse battery";
-
-/// Creates a user who can sign in with `PASSWORD`; returns its id.
-async fn user(hub: &TestHub, email: &str, name: &str) -> String {
-    let req =
-        CreateUser { email: email.into(), name: name.into(), role: Role::Member, password: Some(PASSWORD.into()) };
-    hub.admin().create_user(&req).await.expect("create user").user.id
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(Policy::none()).build().expect("client")
-}
-
-/// Signs in through the form; returns the `sb_session=…` cookie pair.
-async fn sign_in(hub: &TestHub, email: &str) -> String {
-    let res = http()
-        .post(format!("{}/sign-in", hub.url()))
-        .form(&[("email", email), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("sign in");
-    assert_eq!(res.status(), 303, "a good password is sent on to the inbox");
-    assert_eq!(res.headers()[LOCATION], "/");
-    let cookie = res.headers()[SET_COOKIE].to_str().expect("cookie").to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    cookie.split(';').next().expect("pair").to_owned()
-}
 
 #[tokio::test]
 async fn pages_need_a_session_and_the_sign_in_form_says_what_went_wrong() {
@@ -221,13 +191,13 @@ async fn in_a_browser_the_keyboard_alone_signs_in_and_reaches_every_link() {
     let body = b.client.find(fantoccini::Locator::Css("body")).await.expect("body");
     body.send_keys(&String::from(char::from(Key::Tab))).await.expect("tab");
     let mut seen = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..9 {
         let e = b.client.active_element().await.expect("focus");
         let label = e.text().await.expect("text");
         seen.push(label.trim().to_owned());
         e.send_keys(&String::from(char::from(Key::Tab))).await.expect("tab");
     }
-    for want in ["Skip to content", "Inbox", "Agents", "Sign out"] {
+    for want in ["Skip to content", "Inbox", "Conversations", "Triage", "Agents", "Sign out"] {
         assert!(seen.iter().any(|s| s == want), "Tab never reached {want:?}; it went {seen:?}");
     }
     // And Enter on the focused "Agents" link follows it.

@@ -19,6 +19,7 @@ pub mod conversations;
 mod error;
 pub mod groups;
 pub mod health;
+pub mod inbox;
 pub mod oauth;
 pub mod postgres;
 pub mod push;
@@ -42,6 +43,7 @@ use audit::AuditStore;
 use autoroute::AutoRouteStore;
 use conversations::ConversationStore;
 use groups::GroupStore;
+use inbox::InboxStore;
 use oauth::OAuthStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
@@ -252,6 +254,7 @@ pub trait Store:
     + GroupStore
     + AutoRouteStore
     + ConversationStore
+    + InboxStore
     + Send
     + Sync
     + 'static
@@ -311,6 +314,7 @@ pub mod prelude {
     pub use crate::autoroute::AutoRouteStore;
     pub use crate::conversations::ConversationStore;
     pub use crate::groups::GroupStore;
+    pub use crate::inbox::InboxStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;
     pub use crate::users::UserStore;

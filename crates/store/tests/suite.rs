@@ -45,6 +45,9 @@ use oauth::*;
 #[path = "suite/flow.rs"]
 mod flow;
 use flow::*;
+#[path = "suite/inbox.rs"]
+mod inbox;
+use inbox::*;
 
 const T: &str = "t1";
 
@@ -937,6 +940,8 @@ backends!(
     threads_follow_replies_through_replies,
     read_markers_only_move_forward,
     deleting_an_agent_or_user_ends_its_places,
+    a_persons_inbox_is_newest_first_filtered_and_searched,
+    working_statuses_expire,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

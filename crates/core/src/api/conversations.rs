@@ -105,6 +105,31 @@ pub struct ReadMarker {
     pub unread: i64,
 }
 
+/// `PUT /v1/conversations/{id}/status`: what the caller is doing in the conversation, shown
+/// to the people in it ("summarizing…") until it expires or is replaced or cleared.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutStatus {
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub text: String,
+    /// How long it holds unless replaced (1 to 3600 seconds; default 60), so that no
+    /// status outlives the work it describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3600)]
+    pub expires_in_seconds: Option<u32>,
+}
+
+/// A participant's status, as set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ParticipantStatus {
+    pub conversation_id: String,
+    pub participant: String,
+    pub text: String,
+    /// RFC 3339.
+    pub expires_at: String,
+}
+
 /// Checks a create request: the title, and each participant is an `agent:` or `user:`
 /// address, listed once. Returns the participants parsed, or every bad field.
 pub fn check_create(req: &CreateConversation) -> Result<Vec<Recipient>, Vec<FieldError>> {

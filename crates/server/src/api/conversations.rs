@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::api::{
     Conversation, ConversationCreated, ConversationHistory, ConversationList, CreateConversation, FieldError, MarkRead,
-    Participant, ReadMarker,
+    Participant, ParticipantStatus, PutStatus, ReadMarker,
 };
 use switchboard_core::time::rfc3339;
 use switchboard_store::conversations::{ConversationRecord, HistoryQuery};
@@ -222,6 +222,38 @@ pub async fn read(
     Ok(Json(ReadMarker { conversation_id: id, participant, read_up_to, unread }))
 }
 
+/// `PUT /v1/conversations/{id}/status`: what the caller is doing, shown to the people in the
+/// conversation until it expires.
+#[utoipa::path(put, path = "/v1/conversations/{id}/status", operation_id = "putConversationStatus",
+    params(ConversationPath), request_body = PutStatus,
+    responses((status = 200, description = "The status as set", body = ParticipantStatus),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound),
+              (status = 422, response = Unprocessable)))]
+pub async fn put_status(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<ParticipantStatus>, ApiError> {
+    let req: PutStatus = parse_json(body, 4096).await?;
+    let set = state.conversations.set_status(&auth.0, &id, Some(req)).await?;
+    set.map(Json).ok_or_else(|| ApiError::Internal("a status was set but none came back".into()))
+}
+
+/// `DELETE /v1/conversations/{id}/status`: clears the caller's status.
+#[utoipa::path(delete, path = "/v1/conversations/{id}/status", operation_id = "deleteConversationStatus",
+    params(ConversationPath),
+    responses((status = 204, description = "Cleared (or there was none)"),
+              (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
+pub async fn clear_status(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.conversations.set_status(&auth.0, &id, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// This resource's routes, each with its OpenAPI operation.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -230,4 +262,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add, remove))
         .routes(routes!(history))
         .routes(routes!(read))
+        .routes(routes!(put_status, clear_status))
 }

@@ -17,15 +17,23 @@
 
 use std::sync::Arc;
 
-use switchboard_core::api::{ConversationMessage, CreateConversation, FieldError, MAX_PARTICIPANTS, check_create};
+use switchboard_core::api::{
+    ConversationMessage, CreateConversation, FieldError, MAX_PARTICIPANTS, ParticipantStatus, PutStatus, check_create,
+};
 use switchboard_core::audit::{AuditAction, NewAuditEvent};
-use switchboard_core::time::now_ms;
+use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_core::{Address, Principal, Recipient};
 use switchboard_store::Store;
 use switchboard_store::conversations::{ConversationRecord, HistoryQuery, ParticipantRecord};
 
 use super::delivery::message_view;
 use crate::error::ApiError;
+
+/// The longest status text, in characters.
+const MAX_STATUS: usize = 200;
+/// How long a status holds unless given, and at most, in seconds.
+const DEFAULT_STATUS_SECONDS: u32 = 60;
+const MAX_STATUS_SECONDS: u32 = 3600;
 
 /// The answer for a conversation the caller cannot see (there is none, or it takes no part).
 pub fn no_such_conversation(id: &str) -> ApiError {
@@ -287,5 +295,51 @@ impl Conversations {
         let marker = self.store.mark_read(tenant, id, &me, up_to).await?.ok_or_else(|| no_such_conversation(id))?;
         let unread = self.store.unread(tenant, id, &me, marker).await?;
         Ok((me, marker, unread))
+    }
+
+    /// Sets (`Some`) or clears (`None`) the caller's working status in conversation `id`;
+    /// participants only. A status is not audited: it says what is happening, changes nothing,
+    /// and expires by itself.
+    pub async fn set_status(
+        &self,
+        by: &Principal,
+        id: &str,
+        status: Option<PutStatus>,
+    ) -> Result<Option<ParticipantStatus>, ApiError> {
+        let c = self.get(by, id).await?;
+        if !takes_part(by, &c) {
+            return Err(ApiError::Forbidden(format!(
+                "only participants show a status, and you take no part in conversation {id}"
+            )));
+        }
+        let me = by.sender();
+        let now = now_ms();
+        let Some(put) = status else {
+            self.store.set_status(by.tenant.as_str(), id, &me, None, now).await?;
+            return Ok(None);
+        };
+        let mut errors = Vec::new();
+        let chars = put.text.chars().count();
+        if chars == 0 || chars > MAX_STATUS {
+            errors.push(FieldError { path: "text".into(), message: format!("must be 1 to {MAX_STATUS} characters") });
+        }
+        let secs = put.expires_in_seconds.unwrap_or(DEFAULT_STATUS_SECONDS);
+        if !(1..=MAX_STATUS_SECONDS).contains(&secs) {
+            errors.push(FieldError {
+                path: "expires_in_seconds".into(),
+                message: format!("must be 1 to {MAX_STATUS_SECONDS}; set the status again to extend it"),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::fields(errors));
+        }
+        let expires_at = now + i64::from(secs) * 1000;
+        self.store.set_status(by.tenant.as_str(), id, &me, Some((put.text.clone(), expires_at)), now).await?;
+        Ok(Some(ParticipantStatus {
+            conversation_id: id.to_owned(),
+            participant: me,
+            text: put.text,
+            expires_at: rfc3339(expires_at),
+        }))
     }
 }

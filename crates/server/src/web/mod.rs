@@ -1,4 +1,5 @@
-//! The web app for people: server-rendered pages at `/` (sign-in, inbox, agent directory),
+//! The web app for people: server-rendered pages at `/` (sign-in, inbox, messages,
+//! conversations with live updates, triage, agent directory),
 //! their assets embedded in the binary, no build step.
 //!
 //! A door beside `api/`: it uses the API's [`AppState`] and its session cookie rules
@@ -12,8 +13,14 @@
 //! field; the sign-in form is refused when the browser says another site sent it.
 
 mod assets;
+mod common;
+mod conversations;
+mod inbox;
+mod live;
+mod messages;
 mod pages;
 mod render;
+mod triage;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -24,7 +31,17 @@ use crate::api::AppState;
 /// The web app's routes: pages, the sign-in and sign-out forms, and the embedded assets.
 pub fn router() -> Router<AppState> {
     let pages = Router::new()
-        .route("/", get(pages::home))
+        .route("/", get(inbox::home))
+        .route("/live", get(live::live))
+        .route("/messages/{id}", get(messages::show))
+        .route("/messages/{id}/reply", post(messages::reply))
+        .route("/messages/{id}/files/{index}", get(messages::file))
+        .route("/conversations", get(conversations::list))
+        .route("/conversations/{id}", get(conversations::show))
+        .route("/conversations/{id}/live", get(conversations::live))
+        .route("/conversations/{id}/send", post(conversations::send))
+        .route("/triage", get(triage::list))
+        .route("/triage/{id}/route", post(triage::route))
         .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/agents", get(pages::agents))

@@ -1,18 +1,17 @@
-//! The pages: each reads the session from the `sb_session` cookie (a page without one sends
+//! Sign-in, sign-out and the agent directory. Each page reads the session from the `sb_session` cookie (a page without one sends
 //! the browser to the sign-in form), asks the domain or the store, and renders a template.
 
 use axum::Form;
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::header::{LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use switchboard_core::api::{Agent, Part};
+use switchboard_core::api::Agent;
 use switchboard_core::people::Login;
-use switchboard_core::time::rfc3339;
-use switchboard_store::users::SessionRecord;
-use switchboard_store::{AgentFilter, DeliveryFilter};
+use switchboard_store::AgentFilter;
 
+use super::common::{PAGE, error_page, see_other, session, visitor};
 use super::render::page;
 use crate::api::AppState;
 use crate::api::auth::{check_same_site, session_cookie};
@@ -20,117 +19,6 @@ use crate::api::sessions::cookie;
 use crate::domain::people::sessions::{ABSOLUTE_MS, principal_of};
 use crate::error::ApiError;
 use crate::listener::ClientAddr;
-
-/// How many rows a page shows.
-const PAGE: usize = 50;
-
-/// The signed-in person, as the templates see them.
-#[derive(Serialize)]
-struct Me {
-    id: String,
-    name: String,
-    email: String,
-    role: String,
-    tenant: String,
-    csrf_token: String,
-}
-
-impl Me {
-    fn of(s: &SessionRecord) -> Me {
-        Me {
-            id: s.user.id.clone(),
-            name: s.user.name.clone(),
-            email: s.user.email.clone(),
-            role: s.user.role.as_str().to_owned(),
-            tenant: s.user.tenant.clone(),
-            csrf_token: s.csrf_token.clone(),
-        }
-    }
-}
-
-fn see_other(to: &str) -> Response {
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    res.headers_mut().insert(LOCATION, HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")));
-    res
-}
-
-/// An error as a page, in words for a person (the API's problem detail).
-fn error_page(e: ApiError) -> Response {
-    let problem = e.problem();
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    page(status, "error.html", minijinja::context! { title => problem.title, detail => problem.detail })
-}
-
-/// The session of the request's cookie, or where to send the browser instead.
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<SessionRecord, Response> {
-    let Some(token) = session_cookie(headers) else { return Err(see_other("/sign-in")) };
-    match state.sessions.session(token).await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(see_other("/sign-in")),
-        Err(e) => Err(error_page(e)),
-    }
-}
-
-#[derive(Serialize)]
-struct InboxRow {
-    id: String,
-    from: String,
-    preview: String,
-    state: &'static str,
-    at: String,
-}
-
-/// The first text of a message's parts (or what kinds of parts it has), for a one-line preview.
-fn preview(parts_json: &str) -> String {
-    let parts: Vec<Part> = serde_json::from_str(parts_json).unwrap_or_default();
-    let text = parts.iter().find_map(|p| match p {
-        Part::Text { text } => Some(text.clone()),
-        _ => None,
-    });
-    match text {
-        Some(t) if t.chars().count() > 160 => format!("{}…", t.chars().take(160).collect::<String>()),
-        Some(t) => t,
-        None if parts.is_empty() => "(no parts)".into(),
-        None => "(data or file parts)".into(),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct Paging {
-    after: Option<i64>,
-}
-
-/// `/`: the person's inbox, the messages addressed to them in the order they arrived, with
-/// their delivery state (the page only reads: it neither leases nor acknowledges).
-pub async fn home(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Paging>) -> Response {
-    let s = match session(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let recipient = format!("user:{}", s.user.id);
-    let filter = DeliveryFilter { recipient: Some(recipient), after: q.after, limit: PAGE, ..Default::default() };
-    let rows = match state.store.list_deliveries(&s.user.tenant, filter).await {
-        Ok(rows) => rows,
-        Err(e) => return error_page(e.into()),
-    };
-    let next = (rows.len() == PAGE).then(|| rows.last().map(|(seq, _)| *seq)).flatten();
-    let mut messages = Vec::with_capacity(rows.len());
-    for (_, d) in rows {
-        let text = match state.store.get_message(&s.user.tenant, &d.message_id).await {
-            Ok(Some((m, _))) => preview(&m.parts),
-            Ok(None) => "(expired)".into(),
-            Err(e) => return error_page(e.into()),
-        };
-        messages.push(InboxRow {
-            id: d.message_id,
-            from: d.sender,
-            preview: text,
-            state: d.state.as_str(),
-            at: rfc3339(d.created_at),
-        });
-    }
-    page(StatusCode::OK, "home.html", minijinja::context! { me => Me::of(&s), nav => "inbox", messages, next })
-}
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
@@ -236,10 +124,11 @@ pub struct AgentsQuery {
 
 /// `/agents`: the directory, by name of capability if one is asked for.
 pub async fn agents(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<AgentsQuery>) -> Response {
-    let s = match session(&state, &headers).await {
-        Ok(s) => s,
+    let v = match visitor(&state, &headers).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
+    let s = &v.session;
     let capability = q.capability.filter(|c| !c.trim().is_empty());
     let filter = AgentFilter { capability: capability.clone(), after: q.after, limit: PAGE };
     let page_rows = match state.store.list_agents(&s.user.tenant, filter).await {
@@ -251,7 +140,7 @@ pub async fn agents(State(state): State<AppState>, headers: HeaderMap, Query(q):
         Ok(a) => a,
         Err(e) => return error_page(e),
     };
-    let ctx = minijinja::context! { me => Me::of(&s), nav => "agents", agents, next, capability };
+    let ctx = minijinja::context! { me => v.me(&state).await, nav => "agents", agents, next, capability };
     page(StatusCode::OK, "agents.html", ctx)
 }
 
@@ -268,10 +157,11 @@ struct CapabilityView {
 
 /// `/agents/{id}`: one agent's card, status and capabilities with their schemas.
 pub async fn agent(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let s = match session(&state, &headers).await {
-        Ok(s) => s,
+    let v = match visitor(&state, &headers).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
+    let s = &v.session;
     let record = match state.store.get_agent(&s.user.tenant, &id).await {
         Ok(Some(a)) => a,
         Ok(None) => return error_page(crate::domain::agents::not_registered(&id)),
@@ -294,6 +184,6 @@ pub async fn agent(State(state): State<AppState>, headers: HeaderMap, Path(id): 
             output_schema: pretty(&c.output_schema),
         })
         .collect();
-    let ctx = minijinja::context! { me => Me::of(&s), nav => "agents", agent, capabilities };
+    let ctx = minijinja::context! { me => v.me(&state).await, nav => "agents", agent, capabilities };
     page(StatusCode::OK, "agent.html", ctx)
 }

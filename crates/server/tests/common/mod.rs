@@ -9,6 +9,7 @@
 
 pub mod jwt;
 pub mod receiver;
+pub mod web;
 
 use std::future::Future;
 use std::time::Duration;

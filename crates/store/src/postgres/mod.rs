@@ -56,6 +56,7 @@ mod conversations;
 mod deliveries;
 mod error;
 mod groups;
+mod inbox;
 mod listener;
 mod messages;
 mod migrations;

@@ -32,6 +32,7 @@ mod audit;
 mod conversations;
 mod deliveries;
 mod groups;
+mod inbox;
 mod messages;
 mod oauth;
 mod push;

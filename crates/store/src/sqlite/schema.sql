@@ -86,6 +86,10 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(due_at)
     WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered');
 CREATE INDEX IF NOT EXISTS deliveries_expiry ON deliveries(expires_at)
     WHERE (state = 'pending' OR state = 'leased' OR state = 'delivered') AND expires_at IS NOT NULL;
+-- A person's inbox, newest first (the web app): deliveries to people only, so agents' traffic
+-- maintains no extra index.
+CREATE INDEX IF NOT EXISTS deliveries_person ON deliveries(tenant_id, recipient, seq)
+    WHERE substr(recipient, 1, 5) = 'user:';
 -- Push delivery: per-agent webhook secret and endpoint health, and the attempt log.
 CREATE TABLE IF NOT EXISTS agent_push (
     tenant_id      TEXT NOT NULL,
@@ -275,3 +279,13 @@ CREATE TABLE IF NOT EXISTS conversation_messages (
 CREATE INDEX IF NOT EXISTS conversation_messages_reply
     ON conversation_messages(tenant_id, conversation_id, in_reply_to) WHERE in_reply_to IS NOT NULL;
 PRAGMA user_version = 9;
+-- What a participant is doing in a conversation ("summarizing…"), until it expires.
+CREATE TABLE IF NOT EXISTS conversation_status (
+    tenant_id       TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    participant     TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, conversation_id, participant)
+);
