@@ -13,7 +13,8 @@ use common::TestHub;
 use common::web::{PASSWORD, http, sign_in, user};
 use fantoccini::key::Key;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use switchboard_core::api::{Part, SendMessage};
+use switchboard_client::InboxOptions;
+use switchboard_core::api::{CreateConversation, Part, PutGroup, SendMessage};
 
 #[tokio::test]
 async fn pages_need_a_session_and_the_sign_in_form_says_what_went_wrong() {
@@ -205,5 +206,106 @@ async fn in_a_browser_the_keyboard_alone_signs_in_and_reaches_every_link() {
     let agents = b.client.find(fantoccini::Locator::Css("nav a[href='/agents']")).await.expect("link");
     agents.send_keys(&String::from(char::from(Key::Enter))).await.expect("enter");
     b.wait_for_text("No agents are registered yet").await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and ChromeDriver (Debian chromium, chromium-driver); CI runs it with --ignored"]
+async fn in_a_browser_messages_arrive_live_replies_reach_the_agent_and_triage_is_routed() {
+    let hub = TestHub::start().await;
+    let ann = user(&hub, "ann@example.com", "Ann Person").await;
+    let put = PutGroup { description: None, members: vec![ann.clone()] };
+    hub.admin().put_group("triage", &put).await.expect("triage group");
+    let (reg, agent) = hub.agent("analyst", &[]).await;
+    let (_, invoices) = hub.agent("invoices", &["refund-invoices"]).await;
+    let wait = InboxOptions { wait_ms: Some(5000), ..Default::default() };
+    let b = Browser::start().await;
+    b.goto(&format!("{}/sign-in", hub.url())).await;
+    b.fill("#email", "ann@example.com").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("form.stack button[type=submit]").await;
+    b.wait_for_text("Nothing here yet").await;
+
+    // A message arrives while the inbox is open: it appears, and the badge counts it, without
+    // a reload (the marker set on this page survives).
+    b.client.execute("window.sbMarker = 'still here'; return null;", vec![]).await.expect("mark the page");
+    let sent = agent
+        .send(&SendMessage {
+            to: format!("user:{ann}"),
+            parts: vec![Part::text("The numbers are in; shall I publish?")],
+            ..Default::default()
+        })
+        .await
+        .expect("send")
+        .id;
+    b.wait_for_text("The numbers are in; shall I publish?").await;
+    let marker = b.client.execute("return window.sbMarker || null;", vec![]).await.expect("read the marker");
+    assert_eq!(marker, serde_json::json!("still here"), "the message arrived live, not by reloading");
+    let badge = b.client.find(fantoccini::Locator::Css("#unread-count")).await.expect("badge");
+    assert_eq!(badge.text().await.expect("text"), "1");
+    b.assert_accessible("inbox with a message").await;
+    b.screenshots("inbox").await;
+
+    // Open it and reply: the agent receives the reply.
+    b.click(&format!("a[href='/messages/{sent}']")).await;
+    b.wait_for_text("Send reply").await;
+    b.assert_accessible("message").await;
+    b.screenshots("message").await;
+    b.fill("#text", "Yes, publish it").await;
+    b.click("form[action$='/reply'] button[type=submit]").await;
+    b.wait_for_text("Answered by").await;
+    let inbox = agent.inbox(&wait).await.expect("inbox");
+    assert_eq!(inbox.messages[0].message.in_reply_to.as_deref(), Some(sent.as_str()));
+    assert_eq!(inbox.messages[0].message.parts, vec![Part::text("Yes, publish it")]);
+
+    // A conversation: the agent's status and its next message appear while the page is open.
+    let req = CreateConversation {
+        title: Some("Launch plan".into()),
+        participants: vec![format!("agent:{}", reg.agent.id), format!("user:{ann}")],
+    };
+    let c = agent.create_conversation(&req).await.expect("conversation").conversation;
+    let to = format!("conversation:{}", c.id);
+    agent
+        .send(&SendMessage { to: to.clone(), parts: vec![Part::text("Draft one")], ..Default::default() })
+        .await
+        .expect("send");
+    b.click("nav a[href='/conversations']").await;
+    b.wait_for_text("Launch plan").await;
+    b.assert_accessible("conversations").await;
+    b.screenshots("conversations").await;
+    b.click(&format!("a[href='/conversations/{}']", c.id)).await;
+    b.wait_for_text("Draft one").await;
+    b.client.execute("window.sbMarker = 'conversation'; return null;", vec![]).await.expect("mark");
+    agent.set_status(&c.id, "summarizing the feedback…", Some(120)).await.expect("status");
+    b.wait_for_text("is summarizing the feedback…").await;
+    agent.send(&SendMessage { to, parts: vec![Part::text("Draft two")], ..Default::default() }).await.expect("send");
+    b.wait_for_text("Draft two").await;
+    let marker = b.client.execute("return window.sbMarker || null;", vec![]).await.expect("marker");
+    assert_eq!(marker, serde_json::json!("conversation"), "live, not reloaded");
+    b.assert_accessible("conversation").await;
+    b.screenshots("conversation").await;
+
+    // Triage: what the router could not place, routed by hand, reaches the chosen agent.
+    let item = agent
+        .send(&SendMessage {
+            to: "auto".into(),
+            parts: vec![Part::text("zebra crossing paint colour")],
+            ..Default::default()
+        })
+        .await
+        .expect("send")
+        .id;
+    b.click("nav a[href='/triage']").await;
+    b.wait_for_text("zebra crossing paint colour").await;
+    b.assert_accessible("triage").await;
+    b.screenshots("triage").await;
+    b.fill(&format!("#cap-{item}"), "refund-invoices").await;
+    b.click(&format!("form[action='/triage/{item}/route'] button[type=submit]")).await;
+    b.wait_for_text("Routed to refund-invoices").await;
+    let got = invoices.inbox(&wait).await.expect("inbox");
+    assert_eq!(got.messages[0].message.id, item);
+
+    b.click(".who button[type=submit]").await;
+    b.wait_for_text("You are signed out").await;
     hub.stop().await;
 }

@@ -110,11 +110,15 @@ impl Browser {
         e.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    /// Waits until the page's text contains `want`.
+    /// Waits until the page's text contains `want`. A page that is being replaced (after a
+    /// click that navigates) is read again.
     pub async fn wait_for_text(&self, want: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let text = self.text().await;
+            let text = match self.client.find(Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
             if text.contains(want) {
                 return;
             }
