@@ -17,8 +17,10 @@ use tokio::sync::Mutex;
 
 mod conversation;
 mod fanout;
+mod pages;
 pub mod peers;
 mod push;
+pub use pages::PageTiming;
 pub mod report;
 mod sends;
 
@@ -44,6 +46,9 @@ pub enum Workload {
     /// A conversation of three agents: one sender, two receivers (each its own WebSocket,
     /// acking); every message reaches both and takes the conversation's next `seq`.
     Conversation,
+    /// A person with `messages` in their inbox (default 10,000): each page of the web app
+    /// rendered in turn, its p50, p95 and max (see `pages.rs`).
+    Pages,
 }
 
 impl std::str::FromStr for Workload {
@@ -58,8 +63,9 @@ impl std::str::FromStr for Workload {
             "connections" => Ok(Workload::Connections),
             "fanout" => Ok(Workload::Fanout),
             "conversation" => Ok(Workload::Conversation),
+            "pages" => Ok(Workload::Pages),
             other => Err(format!(
-                "unknown workload `{other}`; use burst, throughput, latency, push, http, connections, fanout or conversation"
+                "unknown workload `{other}`; use burst, throughput, latency, push, http, connections, fanout, conversation or pages"
             )),
         }
     }
@@ -210,6 +216,20 @@ impl BenchConfig {
                 payload: Payload::Text,
                 wildcard_subscriptions: 0,
             },
+            // A person's inbox of 10,000 messages of 200 bytes, read one page at a time.
+            Workload::Pages => BenchConfig {
+                workload,
+                messages: 10_000,
+                size: 200,
+                producers: 1,
+                consumers: 1,
+                concurrency: 1,
+                rate: 0,
+                fail_ratio: 0.0,
+                batch: 1000,
+                payload: Payload::Text,
+                wildcard_subscriptions: 0,
+            },
             // 100,000 deliveries at 100 subscribers; one publisher with 16 sends in flight.
             Workload::Fanout => BenchConfig {
                 workload,
@@ -292,6 +312,10 @@ pub struct Report {
     /// consumers; queues and bindings) before the first message, not part of `elapsed_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup_ms: Option<f64>,
+    /// Pages only: each page's render times. `messages` is then the inbox's size and
+    /// `messages_per_s` pages rendered per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages: Option<Vec<PageTiming>>,
 }
 
 impl Report {
@@ -372,6 +396,7 @@ pub async fn run(
         Workload::Connections => return sends::connections(admin, cfg, progress).await,
         Workload::Fanout => return fanout::run(admin, cfg, &progress).await,
         Workload::Conversation => return conversation::run(admin, cfg, &progress).await,
+        Workload::Pages => return pages::run(admin, cfg, &progress).await,
         _ => {}
     }
     let run_id = run_id();

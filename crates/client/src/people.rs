@@ -101,6 +101,21 @@ impl Client {
         self.answer(&url, call).await
     }
 
+    /// GETs a page of the web app (`path`, e.g. `/` or `/conversations/<id>`) in the session;
+    /// returns its status and its length in bytes. For benchmarks and smoke checks: the body
+    /// is HTML for people, not an API.
+    pub async fn page(&self, s: &Session, path: &str) -> Result<(u16, usize)> {
+        let url = format!("{}{path}", self.base);
+        let res = self
+            .session_request(Method::GET, &url, s)
+            .send()
+            .await
+            .map_err(|source| ClientError::Transport { url: url.clone(), source })?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|source| ClientError::Transport { url, source })?;
+        Ok((status, body.len()))
+    }
+
     fn session_request(&self, method: Method, url: &str, s: &Session) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)

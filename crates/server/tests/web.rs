@@ -246,8 +246,13 @@ async fn in_a_browser_messages_arrive_live_replies_reach_the_agent_and_triage_is
     b.assert_accessible("inbox with a message").await;
     b.screenshots("inbox").await;
 
-    // Open it and reply: the agent receives the reply.
-    b.click(&format!("a[href='/messages/{sent}']")).await;
+    // Open it by keyboard (J moves to the first message, Enter opens it) and reply: the
+    // agent receives the reply.
+    let body = b.client.find(fantoccini::Locator::Css("body")).await.expect("body");
+    body.send_keys("j").await.expect("j");
+    let focused = b.client.active_element().await.expect("focus");
+    assert_eq!(focused.attr("href").await.expect("href"), Some(format!("/messages/{sent}")), "J focuses the message");
+    focused.send_keys(&String::from(char::from(Key::Enter))).await.expect("enter");
     b.wait_for_text("Send reply").await;
     b.assert_accessible("message").await;
     b.screenshots("message").await;

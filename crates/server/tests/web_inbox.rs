@@ -39,11 +39,11 @@ async fn the_inbox_is_newest_first_with_filters_search_and_opening_marks_read() 
     assert!(page.contains("3 unread"), "the heading counts the unread: {page}");
 
     let (_, found) = get(&hub, &cookie, "/?q=numbers").await;
-    assert_eq!(listed(&found), [first.clone()], "search is case-insensitive");
+    assert_eq!(listed(&found), [first.as_str()], "search is case-insensitive");
     let (_, found) = get(&hub, &cookie, "/?q=50%25").await;
-    assert_eq!(listed(&found), [second.clone()], "a % is looked for, not a wildcard");
+    assert_eq!(listed(&found), [second.as_str()], "a % is looked for, not a wildcard");
     let (_, from) = get(&hub, &cookie, &format!("/?from=agent:{}", reg_b.agent.id)).await;
-    assert_eq!(listed(&from), [second.clone()]);
+    assert_eq!(listed(&from), [second.as_str()]);
     let (_, none) = get(&hub, &cookie, "/?q=nothing-like-this").await;
     assert!(listed(&none).is_empty() && none.contains("No message matches"), "{none}");
 
@@ -242,5 +242,33 @@ async fn live_pushes_the_unread_count_when_a_message_lands() {
     })
     .await;
     assert_eq!(n, 1);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn the_agent_page_shows_delivery_health_and_messages_the_agent() {
+    let hub = TestHub::start().await;
+    user(&hub, "gus@example.com", "Gus").await;
+    let (reg, agent) = hub.agent("indexer", &["index"]).await;
+    let cookie = sign_in(&hub, "gus@example.com").await;
+    let path = format!("/agents/{}", reg.agent.id);
+    let (_, page) = get(&hub, &cookie, &path).await;
+    assert!(page.contains("0 deliveries not yet acknowledged") && page.contains("none"), "{page}");
+
+    let form = reqwest::multipart::Form::new().text("csrf_token", csrf_of(&page)).text("text", "Reindex the wiki");
+    let res = http()
+        .post(format!("{}{path}/message", hub.url()))
+        .header(COOKIE, &cookie)
+        .multipart(form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 303);
+    let sent = res.headers()[LOCATION].to_str().expect("location").trim_start_matches("/messages/").to_owned();
+    let (_, page) = get(&hub, &cookie, &path).await;
+    assert!(page.contains("1 delivery not yet acknowledged"), "the waiting message is counted: {page}");
+    let inbox = agent.inbox(&InboxOptions { wait_ms: Some(5000), ..Default::default() }).await.expect("inbox");
+    assert_eq!(inbox.messages[0].message.id, sent);
+    assert_eq!(inbox.messages[0].message.parts, vec![Part::text("Reindex the wiki")]);
     hub.stop().await;
 }

@@ -14,7 +14,8 @@ use crate::output;
 /// The workload, its sizes, and where the hub and the peers are.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// burst, throughput, latency, push, http, connections, fanout, conversation, or `report` (throughput,
+    /// burst, throughput, latency, push, http, connections, fanout, conversation, pages (the web
+    /// app for a person with 10,000 messages), or `report` (throughput,
     /// latency and fanout against the hub and every reachable peer, written to
     /// docs/bench/RESULTS.md and results.svg).
     workload: BenchRun,
@@ -168,6 +169,15 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         return Ok(());
     }
     let f = |v: f64| format!("{v:.2}");
+    if let Some(pages) = &r.pages {
+        println!("{} messages in the person's inbox; each page fetched in turn, request to last byte:", r.messages);
+        let rows = pages
+            .iter()
+            .map(|p| vec![p.page.clone(), p.path.clone(), p.bytes.to_string(), f(p.p50_ms), f(p.p95_ms), f(p.max_ms)])
+            .collect();
+        print!("{}", output::table(&["PAGE", "PATH", "BYTES", "P50 MS", "P95 MS", "MAX MS"], rows));
+        return Ok(());
+    }
     // A fanout counts messages published; each is received once per subscriber.
     let (messages, who, rate) = match r.deliveries {
         Some(_) => ("messages published", "publishers / subscribers", "published"),

@@ -67,13 +67,11 @@ impl Visitor {
     }
 
     /// Refuses a form that does not carry the session's CSRF token.
-    pub fn check_csrf(&self, token: &str) -> Result<(), Response> {
+    pub fn csrf(&self, token: &str) -> Result<(), ApiError> {
         if token == self.session.csrf_token {
             return Ok(());
         }
-        Err(error_page(ApiError::CsrfFailed(
-            "this form is not from your session; reload the page and try again".into(),
-        )))
+        Err(ApiError::CsrfFailed("this form is not from your session; reload the page and try again".into()))
     }
 }
 

@@ -14,7 +14,7 @@ use switchboard_store::MessageRecord;
 use switchboard_store::conversations::{ConversationRecord, HistoryQuery};
 
 use super::common::{PAGE, Visitor, error_page, part_views, see_other, visitor};
-use super::messages::{read_reply, reply_parts, send_as};
+use super::messages::{read_checked, send_as};
 use super::render::page;
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -197,13 +197,7 @@ pub async fn send(
         Err(r) => return r,
     };
     let result = async {
-        let form = read_reply(form).await?;
-        if form.csrf_token != v.session.csrf_token {
-            return Err(ApiError::CsrfFailed(
-                "this form is not from your session; reload the page and try again".into(),
-            ));
-        }
-        let parts = reply_parts(&form)?;
+        let parts = read_checked(&v, form).await?;
         let m = SendMessage { to: format!("conversation:{id}"), parts, ..Default::default() };
         send_as(&state, &v, m).await
     }

@@ -86,14 +86,14 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): P
 }
 
 /// A reply as the form sends it.
-pub struct ReplyForm {
+struct ReplyForm {
     pub csrf_token: String,
     pub text: String,
     pub files: Vec<FilePart>,
 }
 
 /// Reads the reply form (`multipart/form-data`: `csrf_token`, `text`, any number of `file`).
-pub async fn read_reply(mut form: Multipart) -> Result<ReplyForm, ApiError> {
+async fn read_reply(mut form: Multipart) -> Result<ReplyForm, ApiError> {
     let mut out = ReplyForm { csrf_token: String::new(), text: String::new(), files: Vec::new() };
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::fields(vec![switchboard_core::api::FieldError {
@@ -122,7 +122,7 @@ pub async fn read_reply(mut form: Multipart) -> Result<ReplyForm, ApiError> {
 }
 
 /// The parts a reply form makes: its text (if any), then its files.
-pub fn reply_parts(form: &ReplyForm) -> Result<Vec<Part>, ApiError> {
+fn reply_parts(form: &ReplyForm) -> Result<Vec<Part>, ApiError> {
     let mut parts = Vec::new();
     let text = form.text.trim();
     if !text.is_empty() {
@@ -136,6 +136,13 @@ pub fn reply_parts(form: &ReplyForm) -> Result<Vec<Part>, ApiError> {
         }]));
     }
     Ok(parts)
+}
+
+/// The parts of a send form of the person's session: read, its CSRF token checked, made parts.
+pub async fn read_checked(v: &Visitor, form: Multipart) -> Result<Vec<Part>, ApiError> {
+    let form = read_reply(form).await?;
+    v.csrf(&form.csrf_token)?;
+    reply_parts(&form)
 }
 
 /// Sends `m` as the person; returns the new message's id.
@@ -164,12 +171,7 @@ pub async fn reply(
         Err(r) => return r,
     };
     let result = async {
-        let form = read_reply(form).await?;
-        if form.csrf_token != v.session.csrf_token {
-            return Err(ApiError::CsrfFailed(
-                "this form is not from your session; reload the page and try again".into(),
-            ));
-        }
+        let parts = read_checked(&v, form).await?;
         let (m, _) = visible(&state, &v, &id).await?;
         let conversation = match &m.conversation_id {
             Some(c) => state.conversations.get(&v.principal, c).await.ok().map(|c| c.id),
@@ -180,7 +182,6 @@ pub async fn reply(
             None if m.sender == v.address() => m.to.clone(),
             None => m.sender.clone(),
         };
-        let parts = reply_parts(&form)?;
         let send = SendMessage {
             to,
             parts,
@@ -234,4 +235,26 @@ pub async fn file(
         h.insert(CONTENT_DISPOSITION, d);
     }
     res
+}
+
+/// `POST /agents/{id}/message`: the agent page's form; shows the sent message.
+pub async fn to_agent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Multipart,
+) -> Response {
+    let v = match visitor(&state, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let result = async {
+        let parts = read_checked(&v, form).await?;
+        send_as(&state, &v, SendMessage { to: format!("agent:{id}"), parts, ..Default::default() }).await
+    }
+    .await;
+    match result {
+        Ok(sent) => see_other(&format!("/messages/{sent}")),
+        Err(e) => error_page(e),
+    }
 }

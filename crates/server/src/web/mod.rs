@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/sign-out", post(pages::sign_out))
         .route("/agents", get(pages::agents))
         .route("/agents/{id}", get(pages::agent))
+        .route("/agents/{id}/message", post(messages::to_agent))
         .layer(axum::middleware::map_response(secure_headers));
     pages.merge(assets::router())
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use switchboard_core::api::Agent;
 use switchboard_core::people::Login;
-use switchboard_store::AgentFilter;
+use switchboard_store::{AgentFilter, DeliveryFilter};
 
 use super::common::{PAGE, error_page, see_other, session, visitor};
 use super::render::page;
@@ -184,6 +184,50 @@ pub async fn agent(State(state): State<AppState>, headers: HeaderMap, Path(id): 
             output_schema: pretty(&c.output_schema),
         })
         .collect();
-    let ctx = minijinja::context! { me => v.me(&state).await, nav => "agents", agent, capabilities };
+    let health = match delivery_health(&state, &s.user.tenant, &agent.id).await {
+        Ok(h) => h,
+        Err(e) => return error_page(e),
+    };
+    let ctx = minijinja::context! {
+        me => v.me(&state).await, nav => "agents", agent, capabilities, health,
+        may_send => v.principal.may_send(),
+    };
     page(StatusCode::OK, "agent.html", ctx)
+}
+
+/// How deliveries to an agent are going: its push endpoint's circuit (open with the reason,
+/// or disabled by a 410), the deliveries waiting for it, and its recent dead letters.
+#[derive(Serialize)]
+struct Health {
+    push: bool,
+    circuit_open: Option<String>,
+    disabled: bool,
+    waiting: i64,
+    dead: usize,
+    /// 50 or more: "at least".
+    dead_capped: bool,
+    last_error: Option<String>,
+}
+
+async fn delivery_health(state: &AppState, tenant: &str, id: &str) -> Result<Health, ApiError> {
+    let address = format!("agent:{id}");
+    let push = crate::api::agents::settings_of(state, tenant, &[id.to_owned()]).await?;
+    let push = push.into_iter().next().map(|(_, p)| p);
+    let waiting = state.store.outstanding(tenant, std::slice::from_ref(&address)).await?;
+    let filter = DeliveryFilter {
+        state: Some(switchboard_core::api::DeliveryState::Dead),
+        recipient: Some(address),
+        limit: PAGE,
+        ..Default::default()
+    };
+    let dead = state.store.list_deliveries(tenant, filter).await?;
+    Ok(Health {
+        push: push.is_some(),
+        circuit_open: push.as_ref().and_then(|p| p.health_error.clone()),
+        disabled: push.as_ref().is_some_and(|p| p.disabled),
+        waiting: waiting.first().map_or(0, |(_, n)| *n),
+        dead_capped: dead.len() >= PAGE,
+        last_error: dead.last().and_then(|(_, d)| d.last_error.clone()),
+        dead: dead.len(),
+    })
 }

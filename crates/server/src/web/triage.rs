@@ -81,8 +81,8 @@ pub async fn route(
         Ok(v) => v,
         Err(r) => return r,
     };
-    if let Err(r) = v.check_csrf(&form.csrf_token) {
-        return r;
+    if let Err(e) = v.csrf(&form.csrf_token) {
+        return error_page(e);
     }
     match state.auto.reroute(&v.principal, &id, form.capability.trim()).await {
         Ok(_) => see_other("/triage?routed=1"),

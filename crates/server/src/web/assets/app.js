@@ -106,3 +106,19 @@ if ("serviceWorker" in navigator) {
     });
   }
 })();
+
+// Lists by keyboard: J and K move the focus to the next or previous item of the inbox or
+// triage list (each item's link), as in mail clients; Enter opens it. Typing in a field is
+// left alone.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "j" && e.key !== "k") return;
+  if (e.altKey || e.ctrlKey || e.metaKey) return;
+  const t = e.target;
+  if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) return;
+  const links = Array.from(document.querySelectorAll("table.inbox td a, section.card > p > a[href^='/messages/']"));
+  if (!links.length) return;
+  const at = links.indexOf(document.activeElement);
+  const next = e.key === "j" ? Math.min(at + 1, links.length - 1) : Math.max(at - 1, 0);
+  links[at === -1 ? 0 : next].focus();
+  e.preventDefault();
+});
