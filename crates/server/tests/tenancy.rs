@@ -363,6 +363,9 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
             (None, None, NotFound, NotFound)
         }
         "markConversationRead" => (p(json!({ "up_to": 1 })), None, NotFound, NotFound),
+        // A's conversation is not there for B: no status is set or cleared in it.
+        "putConversationStatus" => (p(json!({ "text": "lurking" })), None, NotFound, NotFound),
+        "deleteConversationStatus" => (None, None, NotFound, NotFound),
         _ => return None,
     })
 }
