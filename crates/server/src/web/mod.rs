@@ -12,6 +12,7 @@
 //! same-origin`. Forms that change something carry the session's CSRF token in a hidden
 //! field; the sign-in form is refused when the browser says another site sent it.
 
+mod admin;
 mod assets;
 mod common;
 mod conversations;
@@ -46,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/sign-out", post(pages::sign_out))
         .route("/agents", get(pages::agents))
         .route("/agents/{id}", get(pages::agent))
+        .merge(admin::router())
         .layer(axum::middleware::map_response(secure_headers));
     pages.merge(assets::router())
 }
