@@ -2,7 +2,7 @@
 //! dead letters and the audit log.
 //!
 //! They decide nothing of their own: each calls the domain function its API handler calls,
-//! as the signed-in person's principal ([`principal_of`]), so roles and tenancy are the
+//! as the signed-in person's principal (`web::common::visitor`), so roles and tenancy are the
 //! domain's (another tenant's ids answer 404 there). A person who is not an owner or admin
 //! gets the 403 page before anything is read. Forms that change something carry the
 //! session's CSRF token (checked before anything else) and answer with a redirect to the page
