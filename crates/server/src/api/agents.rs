@@ -272,7 +272,7 @@ pub struct RevokeQuery {
     grace_seconds: Option<String>,
 }
 
-fn grace_seconds(asked: Option<&str>) -> Result<u64, ApiError> {
+pub(crate) fn grace_seconds(asked: Option<&str>) -> Result<u64, ApiError> {
     match asked.map(str::parse::<u64>) {
         None => Ok(0),
         Some(Ok(n)) if n <= MAX_KEY_GRACE_SECONDS => Ok(n),

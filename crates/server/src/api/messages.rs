@@ -52,7 +52,7 @@ fn answer(outcome: AcceptOutcome) -> Result<MessageAccepted, ApiError> {
     }
 }
 
-fn attempt_view(a: switchboard_store::push::AttemptRecord) -> PushAttempt {
+pub(crate) fn attempt_view(a: switchboard_store::push::AttemptRecord) -> PushAttempt {
     PushAttempt {
         recipient: a.recipient,
         attempt: a.attempt,

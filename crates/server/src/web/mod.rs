@@ -12,6 +12,7 @@
 //! same-origin`. Forms that change something carry the session's CSRF token in a hidden
 //! field; the sign-in form is refused when the browser says another site sent it.
 
+mod admin;
 mod assets;
 mod common;
 mod conversations;
@@ -47,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/agents", get(pages::agents))
         .route("/agents/{id}", get(pages::agent))
         .route("/agents/{id}/message", post(messages::to_agent))
+        .merge(admin::router())
         .layer(axum::middleware::map_response(secure_headers));
     pages.merge(assets::router())
 }

@@ -23,6 +23,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("agents.html", include_str!("templates/agents.html")),
     ("agent.html", include_str!("templates/agent.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("admin_nav.html", include_str!("templates/admin_nav.html")),
+    ("admin_form_error.html", include_str!("templates/admin_form_error.html")),
+    ("admin_confirm.html", include_str!("templates/admin_confirm.html")),
+    ("admin_users.html", include_str!("templates/admin_users.html")),
+    ("admin_keys.html", include_str!("templates/admin_keys.html")),
+    ("admin_policies.html", include_str!("templates/admin_policies.html")),
+    ("admin_dead_letters.html", include_str!("templates/admin_dead_letters.html")),
+    ("admin_dead_letter.html", include_str!("templates/admin_dead_letter.html")),
+    ("admin_audit.html", include_str!("templates/admin_audit.html")),
 ];
 
 fn env() -> &'static Environment<'static> {

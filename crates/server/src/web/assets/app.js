@@ -80,8 +80,7 @@ if ("serviceWorker" in navigator) {
     if (fresh) list.replaceWith(document.importNode(fresh, true));
   }
 
-  const events = new EventSource(src);
-  events.addEventListener("unread", (e) => {
+  function onUnread(e) {
     let n;
     try { n = JSON.parse(e.data).unread; } catch (_) { return; }
     if (typeof n !== "number" || n < 0) return;
@@ -95,7 +94,23 @@ if ("serviceWorker" in navigator) {
     }
     unread = n;
     refreshConversation();
+  }
+
+  // The stream is closed when the page is left and opened again if it comes back from the
+  // back/forward cache: a left page that kept its stream would hold one of the browser's six
+  // connections to the hub, and after a few pages the next one would wait for a free one.
+  let events = null;
+  function listen() {
+    if (events) return;
+    events = new EventSource(src);
+    events.addEventListener("unread", onUnread);
+  }
+  window.addEventListener("pagehide", () => {
+    if (events) events.close();
+    events = null;
   });
+  window.addEventListener("pageshow", listen);
+  listen();
 
   // Browser notifications need the person's permission, asked from a click.
   const ask = document.getElementById("enable-notifications");
