@@ -80,11 +80,21 @@ pub enum AuditAction {
     ConversationJoin,
     /// A participant removed from a conversation.
     ConversationLeave,
+    /// An approval requested (its deciders, policy and deadline in the detail).
+    ApprovalCreate,
+    /// A decider answered an approval (the option, and the hash of what they were shown).
+    ApprovalDecide,
+    /// An approval's escalation step fired (the deciders it added).
+    ApprovalEscalate,
+    /// An approval's deadline passed: it ended in its default outcome.
+    ApprovalExpire,
+    /// The requester canceled an approval.
+    ApprovalCancel,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 35] = [
+    pub const ALL: [AuditAction; 40] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -120,6 +130,11 @@ impl AuditAction {
         AuditAction::ConversationCreate,
         AuditAction::ConversationJoin,
         AuditAction::ConversationLeave,
+        AuditAction::ApprovalCreate,
+        AuditAction::ApprovalDecide,
+        AuditAction::ApprovalEscalate,
+        AuditAction::ApprovalExpire,
+        AuditAction::ApprovalCancel,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -160,6 +175,11 @@ impl AuditAction {
             AuditAction::ConversationCreate => "conversation.create",
             AuditAction::ConversationJoin => "conversation.participant_add",
             AuditAction::ConversationLeave => "conversation.participant_remove",
+            AuditAction::ApprovalCreate => "approval.create",
+            AuditAction::ApprovalDecide => "approval.decide",
+            AuditAction::ApprovalEscalate => "approval.escalate",
+            AuditAction::ApprovalExpire => "approval.expire",
+            AuditAction::ApprovalCancel => "approval.cancel",
         }
     }
 

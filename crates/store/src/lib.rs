@@ -13,6 +13,7 @@ use switchboard_core::principal::Principal;
 use switchboard_core::time::Millis;
 
 pub mod access;
+pub mod approvals;
 pub mod audit;
 pub mod autoroute;
 pub mod conversations;
@@ -39,6 +40,7 @@ pub use records::{
 pub use wake::{WakeKey, Wakeups};
 
 use access::AccessStore;
+use approvals::ApprovalStore;
 use audit::AuditStore;
 use autoroute::AutoRouteStore;
 use conversations::ConversationStore;
@@ -255,6 +257,7 @@ pub trait Store:
     + AutoRouteStore
     + ConversationStore
     + InboxStore
+    + ApprovalStore
     + Send
     + Sync
     + 'static
@@ -310,6 +313,7 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 /// The store's traits, to bring every area's methods into scope on a concrete backend.
 pub mod prelude {
     pub use crate::access::AccessStore;
+    pub use crate::approvals::ApprovalStore;
     pub use crate::audit::AuditStore;
     pub use crate::autoroute::AutoRouteStore;
     pub use crate::conversations::ConversationStore;

@@ -9,6 +9,10 @@ use switchboard_core::api::Priority;
 pub(crate) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
      correlation_id, in_reply_to, idempotency_key, created_at, expires_at, priority";
 
+/// The columns of `approvals` an `ApprovalRecord` is read from, in its fields' order.
+pub(crate) const APPROVAL_COLS: &str = "tenant_id, id, message_id, requester, request, deadline, state, deciders, \
+     escalated, decisions, outcome, outbox, due_at, version, created_at, updated_at";
+
 /// Appended to a condition on messages `m`: the message was sent to one agent of a capability
 /// (`capability:<name>`, not the `?all` broadcast). `?` and `%` cannot occur in a capability
 /// name, so the patterns are exact.

@@ -25,6 +25,10 @@ use access::*;
 mod audit;
 use audit::*;
 
+#[path = "suite/approvals.rs"]
+mod approvals;
+use approvals::*;
+
 #[path = "suite/groups.rs"]
 mod groups;
 use groups::*;
@@ -942,6 +946,9 @@ backends!(
     deleting_an_agent_or_user_ends_its_places,
     a_persons_inbox_is_newest_first_filtered_and_searched,
     working_statuses_expire,
+    an_approval_changes_only_over_the_version_it_read,
+    due_approvals_are_those_whose_time_came,
+    approvals_list_newest_first_by_state_and_tenant,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

@@ -86,6 +86,19 @@ pub struct SendMessage {
     /// capability is active, instead of queueing the message for an inactive one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_active: Option<bool>,
+    /// `approval_request`: the message asks for an approval. Its one `data` part holds a
+    /// `CreateApproval` body (`deciders` default to `[to]`, which must then be a person or a
+    /// group); the hub stores the approval and delivers the request as `POST /v1/approvals`
+    /// would, and its outcome comes back as the reply (`?wait=reply` answers with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MessageKind>,
+}
+
+/// What a send is, when it is more than a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    ApprovalRequest,
 }
 
 /// Where a message goes in its recipients' queues. Each delivery is ordered by

@@ -5,6 +5,7 @@
 //! silently ignored, which is the kind of mistake a user wants to hear about.
 
 mod agents;
+mod approvals;
 mod audit;
 mod common;
 mod conversations;
@@ -16,6 +17,7 @@ mod tenants;
 mod topics;
 
 pub use agents::*;
+pub use approvals::*;
 pub use audit::*;
 pub use common::*;
 pub use conversations::*;

@@ -373,9 +373,10 @@ mod tests {
             idempotency_key: Some("k\0".into()),
             ttl_seconds: None,
             metadata: Some(json!({"k": "x\0y"})),
-            // Not strings: the enum and the flag cannot carry a NUL.
+            // Not strings: the enums and the flag cannot carry a NUL.
             priority: None,
             require_active: None,
+            kind: None,
         };
         assert_eq!(
             paths(&m),

@@ -51,6 +51,7 @@ use writer::{AcceptJob, QUEUE, writer_loop};
 
 mod access;
 mod agents;
+mod approvals;
 mod audit;
 mod conversations;
 mod deliveries;

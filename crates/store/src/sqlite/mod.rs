@@ -28,6 +28,7 @@ use writer::{QUEUE, Queued, writer_loop};
 
 mod access;
 mod agents;
+mod approvals;
 mod audit;
 mod conversations;
 mod deliveries;

@@ -278,6 +278,30 @@ CREATE TABLE IF NOT EXISTS conversation_messages (
 );
 CREATE INDEX IF NOT EXISTS conversation_messages_reply
     ON conversation_messages(tenant_id, conversation_id, in_reply_to) WHERE in_reply_to IS NOT NULL;
+-- Approvals (see `approvals.rs`): one row each; JSON columns written by the domain, `version`
+-- the condition of every update, `due_at` what the once-a-second ticker looks up.
+CREATE TABLE IF NOT EXISTS approvals (
+    tenant_id  TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    requester  TEXT NOT NULL,
+    request    TEXT NOT NULL,
+    deadline   INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    deciders   TEXT NOT NULL,
+    escalated  INTEGER NOT NULL DEFAULT 0,
+    decisions  TEXT NOT NULL,
+    outcome    TEXT,
+    outbox     TEXT NOT NULL,
+    due_at     INTEGER,
+    version    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS approvals_due ON approvals(due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS approvals_message ON approvals(tenant_id, message_id);
+CREATE INDEX IF NOT EXISTS approvals_state ON approvals(tenant_id, state, id);
 PRAGMA user_version = 9;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
