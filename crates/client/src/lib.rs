@@ -14,6 +14,7 @@
 //! ```
 
 mod access;
+mod approvals;
 mod conversations;
 mod people;
 mod queries;

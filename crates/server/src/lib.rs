@@ -1,7 +1,7 @@
 //! The Switchboard node: HTTP API, streams, the delivery engine and its background tasks.
 //!
 //! [`Hub::start`] opens the store, makes sure the default tenant exists, binds the listener
-//! and spawns the tasks it owns (the HTTP server, the reaper, the presence flusher). Each task
+//! and spawns the tasks it owns (the HTTP server, the reaper, the presence flusher, the approvals' ticker). Each task
 //! watches one shutdown channel; [`Hub::shutdown`] signals it, waits for in-flight requests
 //! and streams to finish, then closes the store so every queued write is committed.
 
@@ -187,6 +187,7 @@ impl Hub {
             );
         }
         let oauth = Arc::new(domain::oauth::OAuth::open(store.clone(), issuer, &config).await?);
+        let approvals = Arc::new(domain::approvals::Approvals::new(store.clone(), acceptor.clone()));
         let state = api::AppState {
             store: store.clone(),
             config: config.clone(),
@@ -206,6 +207,7 @@ impl Hub {
             groups: Arc::new(domain::groups::Groups::new(store.clone())),
             auto,
             conversations: Arc::new(domain::conversations::Conversations::new(store.clone())),
+            approvals: approvals.clone(),
             sessions: Arc::new(domain::people::sessions::Sessions::new(store.clone())),
             deliveries: domain::delivery::Deliveries::new(
                 store.clone(),
@@ -231,6 +233,11 @@ impl Hub {
             tokio::spawn(domain::push::dispatcher(pusher, shutdown_rx.clone())),
             tokio::spawn(domain::access::refresher(access, shutdown_rx.clone())),
             tokio::spawn(domain::wildcards::refresher(patterns, shutdown_rx.clone())),
+            tokio::spawn(domain::approvals::ticker::ticker(
+                approvals,
+                std::time::Duration::from_secs(1),
+                shutdown_rx.clone(),
+            )),
         ];
         let app = api::router(state, web::router())
             .layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));

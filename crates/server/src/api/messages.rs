@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_core::api::{
-    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageReply, MessageStatus, Problem,
-    PushAttempt, SendBatch, SendMessage,
+    BatchAccepted, BatchItem, Delivery, DeliveryState, MessageAccepted, MessageKind, MessageReply, MessageStatus,
+    Problem, PushAttempt, SendBatch, SendMessage,
 };
 use switchboard_core::time::rfc3339;
 use switchboard_store::{AcceptOutcome, DeliveryRecord};
@@ -174,6 +174,9 @@ pub async fn send(
     let waiting = q.waiting(&auth.0)?;
     // `prepare` applies the string rule (`validate::send_message`).
     let req: SendMessage = read_json(body, state.config.max_message_bytes).await?;
+    if req.kind == Some(MessageKind::ApprovalRequest) {
+        return send_approval(&state, &auth.0, req, waiting).await;
+    }
     let m = state.acceptor.prepare(&auth.0, req).await?;
     let outcome = state
         .acceptor
@@ -188,6 +191,37 @@ pub async fn send(
             accepted.deliveries = Some(wait_delivered(&state, auth.0.tenant.as_str(), &accepted.id, ms).await?);
         }
         Some(Waiting::Reply(ms)) => return wait_reply(&state, &auth.0, &accepted.id, ms).await,
+    }
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// A send with `kind: "approval_request"`: the approval is stored and its request is the
+/// message; `?wait=reply` answers with its outcome.
+async fn send_approval(
+    state: &AppState,
+    by: &switchboard_core::Principal,
+    req: SendMessage,
+    waiting: Option<Waiting>,
+) -> Result<Response, ApiError> {
+    let errors = switchboard_core::validate::strings(&req);
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let (approval, recipients) = state.approvals.create_from_send(by, req).await?;
+    let mut accepted = MessageAccepted {
+        id: approval.message_id,
+        status: "accepted".into(),
+        recipients,
+        created_at: approval.created_at,
+        duplicate: false,
+        deliveries: None,
+    };
+    match waiting {
+        None => {}
+        Some(Waiting::Delivered(ms)) => {
+            accepted.deliveries = Some(wait_delivered(state, by.tenant.as_str(), &accepted.id, ms).await?);
+        }
+        Some(Waiting::Reply(ms)) => return wait_reply(state, by, &accepted.id, ms).await,
     }
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }

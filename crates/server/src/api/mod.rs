@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use switchboard_core::api as wire;
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod conversations;
@@ -66,6 +67,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(sessions::router(), "auth"))
         .merge(openapi::tagged(topics::router(), "topics"))
         .merge(openapi::tagged(conversations::router(), "conversations"))
+        .merge(openapi::tagged(approvals::router(), "approvals"))
         .merge(openapi::tagged(inbox::router(), "inbox"))
         .merge(openapi::tagged(stream::router(), "stream"))
         .merge(openapi::tagged(policies::router(), "policies"))

@@ -44,6 +44,8 @@ pub struct AppState {
     pub auto: Arc<crate::domain::autoroute::AutoRouter>,
     /// Conversations: participants, histories, read markers.
     pub conversations: Arc<Conversations>,
+    /// Approvals: create, decide, cancel (their clock runs as a task of its own).
+    pub approvals: Arc<crate::domain::approvals::Approvals>,
     /// Sign-in, sessions and sign-out.
     pub sessions: Arc<Sessions>,
     /// Leases, acks and nacks; consumers' wait loop.

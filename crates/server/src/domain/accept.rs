@@ -75,6 +75,13 @@ impl Acceptor {
                 "your role `viewer` only reads; sending needs the role member, admin or owner".into(),
             ));
         }
+        if m.kind.is_some() {
+            return Err(ApiError::fields(vec![switchboard_core::api::FieldError {
+                path: "kind".into(),
+                message: "an `approval_request` is sent alone, with `POST /v1/messages` (or `POST /v1/approvals`)"
+                    .into(),
+            }]));
+        }
         let access = self.access.tenant(&by.tenant).await?;
         self.access.send(&access, by)?;
         let to = validate::send_message(&m).map_err(ApiError::fields)?;
@@ -260,6 +267,70 @@ impl Acceptor {
         outcomes.pop().ok_or_else(|| ApiError::Internal("the store answered no outcome".into()))
     }
 
+    /// Checks that `by` may send to each of `to` (rate and policy), as a send would: the
+    /// approvals' request is a send from its requester to its deciders.
+    pub async fn authorize_sends(&self, by: &Principal, to: &[Address]) -> Result<(), ApiError> {
+        if !by.may_send() {
+            return Err(ApiError::Forbidden(
+                "your role `viewer` only reads; asking for an approval needs the role member, admin or owner".into(),
+            ));
+        }
+        let access = self.access.tenant(&by.tenant).await?;
+        self.access.send(&access, by)?;
+        for a in to {
+            self.access.authorize(&access, by, Action::Send, a).await?;
+        }
+        Ok(())
+    }
+
+    /// The people `to` reaches (`user:`/`group:` addresses), each once: 422 naming the address
+    /// that reaches nobody.
+    pub async fn people(&self, tenant: &TenantId, to: &[Address]) -> Result<Vec<Routed>, ApiError> {
+        let mut out: Vec<Routed> = Vec::new();
+        for a in to {
+            for r in self.routing.route(self.store.as_ref(), tenant, None, a).await? {
+                if !out.iter().any(|(x, _)| *x == r.0) {
+                    out.push(r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a message the hub composes on someone's behalf (an approval's request or
+    /// outcome) with the id `id` and the idempotency key `key`, so that sending it again (a
+    /// retry after a crash) finds the first one instead of storing a second. Answers its
+    /// recipients.
+    pub async fn compose(&self, tenant: &TenantId, sender: String, c: Composed) -> Result<Vec<String>, ApiError> {
+        let first =
+            c.to.first().cloned().ok_or_else(|| ApiError::Internal("a composed message needs an address".into()))?;
+        let routed = self.people(tenant, &c.to).await?;
+        let m = SendMessage {
+            to: first.to_string(),
+            parts: c.parts,
+            in_reply_to: c.in_reply_to,
+            idempotency_key: Some(c.key),
+            metadata: Some(c.metadata),
+            ..Default::default()
+        };
+        let mut built = build(tenant, sender, &first, routed, m, "composed".into())?;
+        built.id = c.id;
+        let pushes = !built.push_recipients.is_empty();
+        let outcome = self.store.accept(vec![built]).await?.pop();
+        if pushes {
+            self.poke.poke();
+        }
+        match outcome {
+            Some(AcceptOutcome::Accepted { recipients, .. } | AcceptOutcome::Duplicate { recipients, .. }) => {
+                Ok(recipients)
+            }
+            Some(AcceptOutcome::KeyReused { id }) => {
+                Err(ApiError::Internal(format!("the key of a composed message names message {id}")))
+            }
+            None => Err(ApiError::Internal("the store answered no outcome".into())),
+        }
+    }
+
     /// Sends a push health event to `to` (the tenant's `events_to` agent) as a CloudEvent in a
     /// `data` part, from the hub itself: a durable message like any other. Events about `to`
     /// itself are not sent to it, so a failing ops endpoint cannot feed itself.
@@ -304,6 +375,17 @@ impl Acceptor {
         }
         Ok(())
     }
+}
+
+/// A message for [`Acceptor::compose`].
+pub struct Composed {
+    pub id: String,
+    pub key: String,
+    /// People and groups, or for an outcome the requester (the first is the message's `to`).
+    pub to: Vec<Address>,
+    pub parts: Vec<Part>,
+    pub metadata: serde_json::Value,
+    pub in_reply_to: Option<String>,
 }
 
 fn request_hash(m: &SendMessage) -> String {

@@ -25,6 +25,8 @@
 //!   them, what `group:<name>` reaches.
 //! - [`access`]: the tenants' policies and limits, kept in memory, and the checks of
 //!   sends, subscriptions, streams and requests; [`limits`]: the buckets and counters.
+//! - [`approvals`]: approvals (create, decide, cancel) and their clock, the ticker that
+//!   escalates and expires them on time on any node.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
@@ -35,6 +37,7 @@
 pub mod accept;
 pub mod access;
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod autoroute;
 pub mod conversations;

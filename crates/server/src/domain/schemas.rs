@@ -207,6 +207,38 @@ impl Schemas {
     }
 }
 
+/// Whether `schema` is a JSON Schema the hub can use (as capability schemas are checked):
+/// the compiler's complaint if not.
+pub fn check_schema(schema: &Value) -> Result<(), String> {
+    compile(schema).map(|_| ())
+}
+
+/// Every location of `value` that fails `schema`, at most 100, named from `root`
+/// (`form.amount`). A schema that does not compile is one failure at `root`.
+pub fn value_failures(schema: &Value, value: &Value, root: &str) -> Vec<FieldError> {
+    let v = match compile(schema) {
+        Ok(v) => v,
+        Err(e) => return vec![FieldError { path: root.into(), message: e }],
+    };
+    v.iter_errors(value)
+        .take(MAX_ERRORS)
+        .map(|e| FieldError { path: located(root.to_owned(), e.instance_path()), message: clip(e.to_string()) })
+        .collect()
+}
+
+fn located(mut out: String, at: &jsonschema::paths::Location) -> String {
+    for seg in at.segments() {
+        match seg {
+            jsonschema::paths::LocationSegment::Property(p) => {
+                out.push('.');
+                out.push_str(&p);
+            }
+            jsonschema::paths::LocationSegment::Index(n) => out.push_str(&format!("[{n}]")),
+        }
+    }
+    out
+}
+
 /// `parts[i].data` followed by the instance location in the style of every other path
 /// (`.name` for a property, `[n]` for an array index).
 fn data_path(part: usize, at: &jsonschema::paths::Location) -> String {
