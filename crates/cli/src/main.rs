@@ -15,8 +15,8 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, audit, bench, conversation, dead_letters, deliveries, group, inbox, login, message, migrate, oauth, policy,
-    send, serve, tail, tenant, token, topic, user,
+    agent, approval, audit, bench, conversation, dead_letters, deliveries, group, inbox, login, message, migrate,
+    oauth, policy, send, serve, tail, tenant, token, topic, user,
 };
 
 #[derive(Parser)]
@@ -74,6 +74,10 @@ enum Command {
     /// Groups of people, what `group:<name>` reaches; `triage` gets what `auto` cannot route.
     #[command(subcommand)]
     Group(group::GroupCmd),
+    /// List the approvals you may see (yours to decide, or asked by you), newest first.
+    Approvals(approval::ApprovalsArgs),
+    /// Answer an approval: `--option X` (default `approve`), `--reject`, `--comment`, `--form`.
+    Approve(approval::ApproveArgs),
     /// Create, list and revoke your personal access tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
@@ -137,6 +141,8 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Whoami(args) => login::whoami(args).await,
         Command::User(cmd) => user::run(cmd).await,
         Command::Group(cmd) => group::run(cmd).await,
+        Command::Approvals(args) => approval::list(args).await,
+        Command::Approve(args) => approval::approve(args).await,
         Command::Token(cmd) => token::run(cmd).await,
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Limits(cmd) => policy::run_limits(cmd).await,

@@ -1,6 +1,7 @@
 //! One module per command family: its clap arguments and what it does.
 
 pub mod agent;
+pub mod approval;
 pub mod audit;
 pub mod bench;
 pub mod conversation;
