@@ -1,5 +1,5 @@
 //! The web app for people: server-rendered pages at `/` (sign-in, inbox, messages,
-//! conversations with live updates, triage, agent directory),
+//! conversations with live updates, triage, agent directory, approvals),
 //! their assets embedded in the binary, no build step.
 //!
 //! A door beside `api/`: it uses the API's [`AppState`] and its session cookie rules
@@ -13,6 +13,7 @@
 //! field; the sign-in form is refused when the browser says another site sent it.
 
 mod admin;
+mod approvals;
 mod assets;
 mod common;
 mod conversations;
@@ -49,6 +50,9 @@ pub fn router() -> Router<AppState> {
         .route("/agents/{id}", get(pages::agent))
         .route("/agents/{id}/message", post(messages::to_agent))
         .merge(admin::router())
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::one))
+        .route("/approvals/{id}/decide", post(approvals::decide))
         .layer(axum::middleware::map_response(secure_headers));
     pages.merge(assets::router())
 }

@@ -22,6 +22,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("triage.html", include_str!("templates/triage.html")),
     ("agents.html", include_str!("templates/agents.html")),
     ("agent.html", include_str!("templates/agent.html")),
+    ("approvals.html", include_str!("templates/approvals.html")),
+    ("approval.html", include_str!("templates/approval.html")),
     ("error.html", include_str!("templates/error.html")),
     ("admin_nav.html", include_str!("templates/admin_nav.html")),
     ("admin_form_error.html", include_str!("templates/admin_form_error.html")),
