@@ -127,6 +127,8 @@ struct TenantA {
     group: String,
     /// A conversation of the puller and the person, with one message.
     conversation: String,
+    /// An approval asked of the person.
+    approval: String,
 }
 
 impl TenantA {
@@ -137,6 +139,7 @@ impl TenantA {
         m.extend([self.dead.as_str(), self.pending.as_str(), "a-secret-payload"]);
         m.extend(self.acked.iter().map(String::as_str));
         m.extend([self.user.as_str(), self.email.as_str(), self.token_id.as_str(), self.conversation.as_str()]);
+        m.push(self.approval.as_str());
         m
     }
 }
@@ -225,7 +228,13 @@ async fn seed_a(hub: &TestHub) -> TenantA {
         .send(&SendMessage::text(format!("conversation:{conversation}"), "a-secret-payload"))
         .await
         .expect("a message in A's conversation");
+    let ask = json!({ "question": "a-secret-payload?", "options": [{ "id": "approve", "label": "Yes" }],
+        "deciders": [format!("user:{user}")], "default_outcome": "approve",
+        "deadline": switchboard_core::time::rfc3339(switchboard_core::time::now_ms() + 3_600_000) });
+    let approval =
+        admin.create_approval(&serde_json::from_value(ask).unwrap()).await.expect("A's approval").approval.id;
     TenantA {
+        approval,
         group,
         conversation,
         user,
@@ -366,6 +375,19 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         // A's conversation is not there for B: no status is set or cleared in it.
         "putConversationStatus" => (p(json!({ "text": "lurking" })), None, NotFound, NotFound),
         "deleteConversationStatus" => (None, None, NotFound, NotFound),
+        // A's person is no one B can ask; A's approval is not there for B (only a person
+        // decides, so the admin and the agent are refused before the look-up).
+        "createApproval" => (
+            p(json!({ "question": "q", "options": [{ "id": "approve", "label": "Yes" }],
+                "deciders": [format!("user:{}", a.user)], "default_outcome": "approve",
+                "deadline": "2099-01-01T00:00:00Z" })),
+            None,
+            Invalid,
+            Invalid,
+        ),
+        "listApprovals" => (None, None, Clean, Clean),
+        "getApproval" | "cancelApproval" => (None, None, NotFound, NotFound),
+        "decideApproval" => (p(json!({ "option": "approve" })), None, NotFoundOrForbidden, NotFoundOrForbidden),
         _ => return None,
     })
 }
@@ -380,6 +402,8 @@ fn fill_path(path: &str, a: &TenantA) -> String {
         &a.user
     } else if path.starts_with("/v1/conversations/") {
         &a.conversation
+    } else if path.starts_with("/v1/approvals/") {
+        &a.approval
     } else {
         &a.puller
     };
