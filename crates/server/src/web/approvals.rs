@@ -234,8 +234,8 @@ pub async fn decide(
         Err(r) => return r,
     };
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, x)| x.clone());
-    if let Err(r) = v.check_csrf(&get("csrf_token").unwrap_or_default()) {
-        return r;
+    if let Err(e) = v.csrf(&get("csrf_token").unwrap_or_default()) {
+        return error_page(e);
     }
     let by = &v.principal;
     let current = match state.approvals.get(by, &id).await {
