@@ -80,11 +80,13 @@ pub enum AuditAction {
     ConversationJoin,
     /// A participant removed from a conversation.
     ConversationLeave,
+    /// A person's e-mail notification preferences replaced.
+    NotificationPrefsUpdate,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 35] = [
+    pub const ALL: [AuditAction; 36] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -120,6 +122,7 @@ impl AuditAction {
         AuditAction::ConversationCreate,
         AuditAction::ConversationJoin,
         AuditAction::ConversationLeave,
+        AuditAction::NotificationPrefsUpdate,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -160,6 +163,7 @@ impl AuditAction {
             AuditAction::ConversationCreate => "conversation.create",
             AuditAction::ConversationJoin => "conversation.participant_add",
             AuditAction::ConversationLeave => "conversation.participant_remove",
+            AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
         }
     }
 

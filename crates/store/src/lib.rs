@@ -20,6 +20,7 @@ mod error;
 pub mod groups;
 pub mod health;
 pub mod inbox;
+pub mod notify;
 pub mod oauth;
 pub mod postgres;
 pub mod push;
@@ -44,6 +45,7 @@ use autoroute::AutoRouteStore;
 use conversations::ConversationStore;
 use groups::GroupStore;
 use inbox::InboxStore;
+use notify::NotifyStore;
 use oauth::OAuthStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
@@ -255,6 +257,7 @@ pub trait Store:
     + AutoRouteStore
     + ConversationStore
     + InboxStore
+    + NotifyStore
     + Send
     + Sync
     + 'static

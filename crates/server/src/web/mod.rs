@@ -1,5 +1,6 @@
 //! The web app for people: server-rendered pages at `/` (sign-in, inbox, messages,
-//! conversations with live updates, triage, agent directory),
+//! conversations with live updates, triage, agent directory, the one-click links of
+//! notification e-mails),
 //! their assets embedded in the binary, no build step.
 //!
 //! A door beside `api/`: it uses the API's [`AppState`] and its session cookie rules
@@ -19,6 +20,7 @@ mod conversations;
 mod inbox;
 mod live;
 mod messages;
+mod open;
 mod pages;
 mod render;
 mod triage;
@@ -49,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/agents/{id}", get(pages::agent))
         .route("/agents/{id}/message", post(messages::to_agent))
         .merge(admin::router())
+        .route("/open/{token}", get(open::open))
         .layer(axum::middleware::map_response(secure_headers));
     pages.merge(assets::router())
 }

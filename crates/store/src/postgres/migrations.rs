@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (11, include_str!("schema_v11.sql")),
     (12, include_str!("schema_v12.sql")),
     (13, include_str!("schema_v13.sql")),
+    (15, include_str!("schema_v15.sql")),
     (16, include_str!("schema_v16.sql")),
 ];
 

@@ -34,6 +34,7 @@ mod deliveries;
 mod groups;
 mod inbox;
 mod messages;
+mod notify;
 mod oauth;
 mod push;
 mod rows;

@@ -278,6 +278,32 @@ CREATE TABLE IF NOT EXISTS conversation_messages (
 );
 CREATE INDEX IF NOT EXISTS conversation_messages_reply
     ON conversation_messages(tenant_id, conversation_id, in_reply_to) WHERE in_reply_to IS NOT NULL;
+-- E-mail notifications (issue 13): each person's preferences (JSON), each tenant's scan
+-- position over deliveries (`seq`), and the outbox of e-mails to send, claimed by one node at
+-- a time (`claimed_until`) and kept once sent (`sent_at`) so they are never sent twice.
+CREATE TABLE IF NOT EXISTS notify_prefs (
+    tenant_id  TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    prefs      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS notify_cursors (
+    tenant_id  TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    tenant_id     TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    message_id    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    due_at        INTEGER NOT NULL,
+    claimed_by    TEXT,
+    sent_at       INTEGER,
+    PRIMARY KEY (tenant_id, user_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
 PRAGMA user_version = 9;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
