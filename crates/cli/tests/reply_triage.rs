@@ -103,7 +103,12 @@ async fn triage_lists_what_auto_could_not_place_and_routes_it(backend: Backend) 
     let billing = Capability {
         name: "billing".into(),
         description: Some("invoices, refunds and payment questions".into()),
-        ..Default::default()
+        tags: vec![],
+        examples: vec![],
+        input_schema: None,
+        output_schema: None,
+        output_schema_mode: None,
+        reassign_on_timeout: None,
     };
     let (biller, biller_client) = agent(&hub, "biller", vec![billing]).await;
 

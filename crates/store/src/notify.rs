@@ -43,7 +43,8 @@ pub trait NotifyStore: Send + Sync {
     /// A person's notification preferences (JSON text), if they set any.
     async fn notify_prefs(&self, tenant: &str, user_id: &str) -> Result<Option<String>>;
     /// Replaces a person's preferences, with the audit entry recording it; `false` (nothing
-    /// written) if the tenant has no such user.
+    /// written) if the tenant has no such user. Their rows held for later (quiet hours) come
+    /// due at `now`, to be judged by the new preferences.
     async fn put_notify_prefs(
         &self,
         tenant: &str,

@@ -10,6 +10,7 @@
 pub mod jwt;
 pub mod receiver;
 pub mod web;
+pub mod smtp;
 
 use std::future::Future;
 use std::time::Duration;

@@ -70,6 +70,12 @@ impl NotifyStore for PostgresStore {
                 &[&tenant, &user_id, prefs, &now],
             )
             .await?;
+            tx.execute(
+                "UPDATE notify_outbox SET due_at = $3 WHERE tenant_id = $1 AND user_id = $2 \
+                 AND sent_at IS NULL AND claimed_by IS NULL AND due_at > $3",
+                &[&tenant, &user_id, &now],
+            )
+            .await?;
             append_if(&tx, true, audit).await?;
             tx.commit().await?;
             Ok(true)

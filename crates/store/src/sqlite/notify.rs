@@ -1,6 +1,7 @@
 //! The SQLite side of [`NotifyStore`]: notification preferences, the per-tenant cursor over
-//! deliveries to people, and the e-mail outbox. Every write runs on the one writer, so the
-//! cursor's compare-and-set never loses here; it matters on PostgreSQL.
+//! deliveries to people, and the e-mail outbox. The scans, and the look for due rows, read on
+//! a reader connection; the one writer is asked only when there is something to write, so an
+//! idle notifier costs the group commit nothing.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
@@ -15,7 +16,8 @@ use crate::notify::{NotifyStore, OutboxItem, ScannedDelivery, scan};
 /// The deliveries after the cursor, oldest first, with what the filter needs: the
 /// recipient, and who sent the message this one replies to (if it replies to one).
 const SCAN: &str = "SELECT d.seq, d.recipient, d.message_id, d.created_at, m.sender, \
-        (SELECT p.sender FROM messages p WHERE p.tenant_id = m.tenant_id AND p.id = m.in_reply_to) \
+        CASE WHEN d.recipient LIKE 'user:%' THEN \
+            (SELECT p.sender FROM messages p WHERE p.tenant_id = m.tenant_id AND p.id = m.in_reply_to) END \
      FROM deliveries d JOIN messages m ON m.tenant_id = d.tenant_id AND m.id = d.message_id \
      WHERE d.tenant_id = ?1 AND d.seq > ?2 ORDER BY d.seq LIMIT ?3";
 
@@ -57,6 +59,12 @@ impl NotifyStore for SqliteStore {
                 params![tenant, user, prefs, now],
             )
             .map_err(internal)?;
+            c.execute(
+                "UPDATE notify_outbox SET due_at = ?3 WHERE tenant_id = ?1 AND user_id = ?2 \
+                 AND sent_at IS NULL AND claimed_by IS NULL AND due_at > ?3",
+                params![tenant, user, now],
+            )
+            .map_err(internal)?;
             append_if(c, true, audit.as_ref())?;
             Ok(true)
         })
@@ -64,28 +72,51 @@ impl NotifyStore for SqliteStore {
     }
 
     async fn collect_notifications(&self, k: crate::notify::Collect) -> Result<usize> {
+        // The scan reads on a reader connection, so the writer (and the sends it commits) is
+        // asked only when there is something to write; the write then checks that the cursor
+        // is still where the scan began (nothing else moves it on this one writer, but a
+        // second scan of the same tenant could).
+        let tenant = k.tenant.clone();
+        let limit = k.limit;
+        let (cursor, rows) = self
+            .read(move |c| {
+                let cursor: Option<i64> = c
+                    .prepare_cached("SELECT seq FROM notify_cursors WHERE tenant_id = ?1")
+                    .map_err(internal)?
+                    .query_row(params![tenant], |r| r.get(0))
+                    .optional()
+                    .map_err(internal)?;
+                let mut st = c.prepare_cached(SCAN).map_err(internal)?;
+                let rows = st
+                    .query_map(params![tenant, cursor.unwrap_or(0), limit as i64], |r| {
+                        Ok(ScannedDelivery {
+                            seq: r.get(0)?,
+                            recipient: r.get(1)?,
+                            message_id: r.get(2)?,
+                            created_at: r.get(3)?,
+                            sender: r.get(4)?,
+                            parent_sender: r.get(5)?,
+                        })
+                    })
+                    .map_err(internal)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(internal)?;
+                Ok((cursor, rows))
+            })
+            .await?;
+        let from = cursor.unwrap_or(0);
+        let found = scan(&rows, from, &k, 0);
+        if found.requests.is_empty() && found.cursor == from && cursor.is_some() {
+            return Ok(0);
+        }
         self.write(move |c, _| {
-            let cursor: Option<i64> = c
+            let now: Option<i64> = c
                 .query_row("SELECT seq FROM notify_cursors WHERE tenant_id = ?1", params![k.tenant], |r| r.get(0))
                 .optional()
                 .map_err(internal)?;
-            let from = cursor.unwrap_or(0);
-            let mut st = c.prepare_cached(SCAN).map_err(internal)?;
-            let rows = st
-                .query_map(params![k.tenant, from, k.limit as i64], |r| {
-                    Ok(ScannedDelivery {
-                        seq: r.get(0)?,
-                        recipient: r.get(1)?,
-                        message_id: r.get(2)?,
-                        created_at: r.get(3)?,
-                        sender: r.get(4)?,
-                        parent_sender: r.get(5)?,
-                    })
-                })
-                .map_err(internal)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(internal)?;
-            let scan = scan(&rows, from, &k, 0);
+            if now != cursor {
+                return Ok(0);
+            }
             let mut ins = c
                 .prepare_cached(
                     "INSERT INTO notify_outbox (tenant_id, user_id, message_id, created_at, due_at) \
@@ -93,17 +124,15 @@ impl NotifyStore for SqliteStore {
                 )
                 .map_err(internal)?;
             let mut added = 0;
-            for (user, message, at) in &scan.requests {
+            for (user, message, at) in &found.requests {
                 added += ins.execute(params![k.tenant, user, message, at, k.now]).map_err(internal)?;
             }
-            if scan.cursor != from || cursor.is_none() {
-                c.execute(
-                    "INSERT INTO notify_cursors (tenant_id, seq, updated_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
-                    params![k.tenant, scan.cursor, k.now],
-                )
-                .map_err(internal)?;
-            }
+            c.execute(
+                "INSERT INTO notify_cursors (tenant_id, seq, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+                params![k.tenant, found.cursor, k.now],
+            )
+            .map_err(internal)?;
             Ok(added)
         })
         .await
@@ -117,6 +146,19 @@ impl NotifyStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<OutboxItem>> {
         let node = node.to_owned();
+        // Most ticks find nothing due: ask a reader before the writer.
+        let due = self
+            .read(move |c| {
+                c.prepare_cached("SELECT 1 FROM notify_outbox WHERE sent_at IS NULL AND due_at <= ?1 LIMIT 1")
+                    .map_err(internal)?
+                    .query_row(params![now], |_| Ok(()))
+                    .optional()
+                    .map_err(internal)
+            })
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         self.write(move |c, _| {
             let mut st = c
                 .prepare_cached(
