@@ -43,8 +43,9 @@ async fn person(hub: &TestHub, email: &str, name: &str) -> (String, Client) {
     let id = hub.admin().create_user(&req).await.expect("create user").user.id;
     let s =
         hub.anonymous().login(&Login { email: email.into(), password: PASSWORD.into(), tenant: None }).await.unwrap();
-    let t = hub.anonymous().create_token_in_session(&s, &CreateToken { name: "t".into(), expires_in_days: None });
-    (id, hub.admin().with_token(t.await.expect("token").token))
+    let req = CreateToken { name: "t".into(), expires_in_days: None };
+    let t = hub.anonymous().create_token_in_session(&s, &req).await.expect("token").token;
+    (id, hub.admin().with_token(t))
 }
 
 fn http() -> reqwest::Client {
@@ -98,16 +99,16 @@ async fn a_request_arrives_as_one_e_mail_whose_link_leads_to_it_through_sign_in(
     let sink = SmtpSink::start().await;
     let hub = hub_with(&sink).await;
     let (ann, as_ann) = person(&hub, "ann@example.com", "Ann").await;
-    let (_, bot) = hub.agent("Deploy bot", &[]).await;
+    let (_, bot) = hub.agent("deploy-bot", &[]).await;
 
     let asked = bot.send(&SendMessage::text(format!("user:{ann}"), "Ship 1.2 to production?")).await.unwrap();
     let mail = mail_to(&sink, "ann@example.com", 1).await.remove(0);
-    assert_eq!(mail.header("Subject").as_deref(), Some("Deploy bot: Ship 1.2 to production?"));
+    assert_eq!(mail.header("Subject").as_deref(), Some("deploy-bot: Ship 1.2 to production?"));
     assert_eq!(mail.header("From").as_deref(), Some("Switchboard <hub@example.com>"));
     assert_eq!(mail.envelope_from, "hub@example.com");
     assert!(mail.header("To").unwrap().contains("ann@example.com"));
     let text = mail.text();
-    assert!(text.contains("Deploy bot sent you a request") && text.contains("> Ship 1.2 to production?"), "{text}");
+    assert!(text.contains("deploy-bot sent you a request") && text.contains("> Ship 1.2 to production?"), "{text}");
     let link = link_in(&mail);
     assert!(link.starts_with(&format!("{}/open/", hub.url())), "{link}");
 
@@ -118,6 +119,8 @@ async fn a_request_arrives_as_one_e_mail_whose_link_leads_to_it_through_sign_in(
     let to_sign_in = format!("/sign-in?next={}", next.replace('/', "%2F"));
     assert_eq!(res.headers()[LOCATION], to_sign_in.as_str());
     let form = http().get(format!("{}{to_sign_in}", hub.url())).send().await.unwrap().text().await.unwrap();
+    // The template escapes `/` as `&#x2f;`, which the browser reads back as `/`.
+    let form = form.replace("&#x2f;", "/");
     assert!(form.contains(&format!(r#"name="next" value="{next}""#)), "{form}");
     let signed_in = http()
         .post(format!("{}/sign-in", hub.url()))

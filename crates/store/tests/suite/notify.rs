@@ -3,7 +3,7 @@
 //! holds rows from other claims until sent, deferred or the hold ends, and preferences belong
 //! to users of the tenant.
 
-use switchboard_store::notify::{Collect, NotifyStore, OutboxItem};
+use switchboard_store::notify::{Collect, OutboxItem};
 use switchboard_store::prelude::*;
 use switchboard_store::users::UserRecord;
 
