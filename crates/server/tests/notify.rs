@@ -90,7 +90,7 @@ async fn link_key(hub: &TestHub) -> Vec<u8> {
     let snap = hub.snapshot().await;
     let row = snap.tables["hub_keys"].iter().find(|r| r.contains("open-link")).expect("the link key").clone();
     // SQLite shows the blob as hex; PostgreSQL's row text as \\x<hex>.
-    let hex = row.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 64).next().expect("32 bytes of hex");
+    let hex = row.split(|c: char| !c.is_ascii_hexdigit()).find(|w| w.len() == 64).expect("32 bytes of hex");
     (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
 }
 

@@ -49,7 +49,11 @@ pub async fn requests_to_people_enter_the_outbox_once_and_are_claimed_once(s: &d
     s.accept(batch).await.unwrap();
     // Far past the accept (1000): every row is settled, on either backend.
     let now = 100_000;
-    assert_eq!(s.collect_notifications(collect(now)).await.unwrap(), 2, "m1 and m4; not m2 (an agent), not m3 (a reply)");
+    assert_eq!(
+        s.collect_notifications(collect(now)).await.unwrap(),
+        2,
+        "m1 and m4; not m2 (an agent), not m3 (a reply)"
+    );
     assert_eq!(s.collect_notifications(collect(now)).await.unwrap(), 0, "the cursor moved past them");
 
     let claimed = s.claim_notifications(now, 60_000, "node-a", 10).await.unwrap();
