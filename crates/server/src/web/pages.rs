@@ -251,6 +251,8 @@ async fn delivery_health(state: &AppState, tenant: &str, id: &str) -> Result<Hea
         last_error: dead.last().and_then(|(_, d)| d.last_error.clone()),
         dead: dead.len(),
     })
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe_next;

@@ -9,8 +9,8 @@
 
 pub mod jwt;
 pub mod receiver;
-pub mod web;
 pub mod smtp;
+pub mod web;
 
 use std::future::Future;
 use std::time::Duration;
