@@ -16,7 +16,7 @@ mod output;
 
 use commands::{
     agent, approval, audit, bench, conversation, dead_letters, deliveries, group, inbox, login, message, migrate,
-    oauth, policy, send, serve, tail, tenant, token, topic, user,
+    oauth, policy, reply, send, serve, tail, tenant, token, topic, triage, user,
 };
 
 #[derive(Parser)]
@@ -52,6 +52,11 @@ enum Command {
     DeadLetters(dead_letters::DeadCmd),
     /// Show a message and its deliveries.
     Message(message::MessageArgs),
+    /// Answer a message: in reply to it, to its conversation, else to its sender.
+    Reply(reply::ReplyArgs),
+    /// Messages `auto` could not place, with the router's ranked candidates; `triage route`
+    /// sends one to a capability.
+    Triage(triage::TriageArgs),
     /// Take messages from this agent's inbox.
     Inbox(inbox::InboxArgs),
     /// Drive a running hub with a workload and report throughput and latency (admin token).
@@ -132,6 +137,8 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Deliveries(args) => deliveries::run(args).await,
         Command::DeadLetters(cmd) => dead_letters::run(cmd).await,
         Command::Message(args) => message::run(args).await,
+        Command::Reply(args) => reply::run(args).await,
+        Command::Triage(args) => triage::run(args).await,
         Command::Inbox(args) => inbox::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Tail(args) => tail::run(args).await,

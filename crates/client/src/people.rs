@@ -61,6 +61,19 @@ impl Client {
         self.call::<(), _>(Method::GET, "/v1/users/me/tokens", None).await
     }
 
+    /// The caller's e-mail notification preferences (people only).
+    pub async fn notification_prefs(&self) -> Result<switchboard_core::api::NotificationPrefs> {
+        self.call::<(), _>(Method::GET, "/v1/users/me/notifications", None).await
+    }
+
+    /// Replaces the caller's e-mail notification preferences (people only).
+    pub async fn put_notification_prefs(
+        &self,
+        prefs: &switchboard_core::api::NotificationPrefs,
+    ) -> Result<switchboard_core::api::NotificationPrefs> {
+        self.call(Method::PUT, "/v1/users/me/notifications", Some(prefs)).await
+    }
+
     pub async fn revoke_token(&self, id: &str) -> Result<()> {
         self.call::<(), ()>(Method::DELETE, &format!("/v1/users/me/tokens/{}", urlencode(id)), None).await
     }

@@ -90,11 +90,13 @@ pub enum AuditAction {
     ApprovalExpire,
     /// The requester canceled an approval.
     ApprovalCancel,
+    /// A person's e-mail notification preferences replaced.
+    NotificationPrefsUpdate,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 40] = [
+    pub const ALL: [AuditAction; 41] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -135,6 +137,7 @@ impl AuditAction {
         AuditAction::ApprovalEscalate,
         AuditAction::ApprovalExpire,
         AuditAction::ApprovalCancel,
+        AuditAction::NotificationPrefsUpdate,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -180,6 +183,7 @@ impl AuditAction {
             AuditAction::ApprovalEscalate => "approval.escalate",
             AuditAction::ApprovalExpire => "approval.expire",
             AuditAction::ApprovalCancel => "approval.cancel",
+            AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
         }
     }
 

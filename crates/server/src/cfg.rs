@@ -63,6 +63,29 @@ pub struct Settings {
     /// An external issuer's key set is fetched again for an unknown `kid` at most this
     /// often, milliseconds.
     pub jwks_refresh_min_ms: Option<u64>,
+    /// E-mail notifications: the SMTP server's host name (unset: no e-mail is sent).
+    pub smtp_host: Option<String>,
+    /// The SMTP server's port (default by `smtp_tls`: 25, 587 or 465).
+    pub smtp_port: Option<u16>,
+    /// `none` (plain text, for a relay on the same host), `starttls` (the default) or `tls`.
+    pub smtp_tls: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// The `From` of notification e-mails, e.g. `Switchboard <hub@example.com>`.
+    pub smtp_from: Option<String>,
+    /// How often a node looks for new requests to e-mail, milliseconds.
+    pub notify_interval_ms: Option<u64>,
+}
+
+/// A setting never shown: `Debug` prints `***`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 impl Settings {
@@ -95,6 +118,13 @@ impl Settings {
             public_url: self.public_url.or(lower.public_url),
             oauth_token_ttl_secs: self.oauth_token_ttl_secs.or(lower.oauth_token_ttl_secs),
             jwks_refresh_min_ms: self.jwks_refresh_min_ms.or(lower.jwks_refresh_min_ms),
+            smtp_host: self.smtp_host.or(lower.smtp_host),
+            smtp_port: self.smtp_port.or(lower.smtp_port),
+            smtp_tls: self.smtp_tls.or(lower.smtp_tls),
+            smtp_username: self.smtp_username.or(lower.smtp_username),
+            smtp_password: self.smtp_password.or(lower.smtp_password),
+            smtp_from: self.smtp_from.or(lower.smtp_from),
+            notify_interval_ms: self.notify_interval_ms.or(lower.notify_interval_ms),
         }
     }
 
@@ -159,6 +189,33 @@ pub struct Config {
     /// `kid`, milliseconds (default 10000): a stream of tokens with made-up key ids costs
     /// the issuer one request per this interval, not one per token.
     pub jwks_refresh_min_ms: u64,
+    /// Where notification e-mails go out; `None`: no e-mail (and no error).
+    pub smtp: Option<SmtpConfig>,
+    /// How often the node looks for new requests to e-mail, milliseconds (default 1000).
+    pub notify_interval_ms: u64,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text: only for a relay on the same host or network.
+    None,
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Tls,
+}
+
+/// The SMTP server notification e-mails go through.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The `From` mailbox, checked at start-up.
+    pub from: String,
 }
 
 impl Default for Config {
@@ -193,6 +250,8 @@ impl Default for Config {
             public_url: None,
             oauth_token_ttl_secs: 900,
             jwks_refresh_min_ms: 10_000,
+            smtp: None,
+            notify_interval_ms: 1_000,
         }
     }
 }
@@ -202,6 +261,7 @@ impl Config {
     pub fn resolve(flags: Settings, file: Settings) -> Result<Config, ConfigError> {
         let s = flags.over(file);
         let d = Config::default();
+        let smtp = smtp(&s)?;
         let c = Config {
             listen: s.listen.unwrap_or(d.listen),
             data_dir: s.data_dir.unwrap_or(d.data_dir),
@@ -229,6 +289,8 @@ impl Config {
             public_url: s.public_url.filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_owned()),
             oauth_token_ttl_secs: s.oauth_token_ttl_secs.unwrap_or(d.oauth_token_ttl_secs),
             jwks_refresh_min_ms: s.jwks_refresh_min_ms.unwrap_or(d.jwks_refresh_min_ms),
+            smtp,
+            notify_interval_ms: s.notify_interval_ms.unwrap_or(d.notify_interval_ms),
         };
         c.validate()?;
         Ok(c)
@@ -282,7 +344,8 @@ impl Config {
                 "public_url: `{u}` is not an http(s) URL; use the base URL clients reach the hub at, e.g. https://hub.example.com"
             )));
         }
-        let ranges: [(&str, u64, u64, u64); 16] = [
+        let ranges: [(&str, u64, u64, u64); 17] = [
+            ("notify_interval_ms", self.notify_interval_ms, 50, 600_000),
             ("oauth_token_ttl_secs", self.oauth_token_ttl_secs, 1, 24 * 3600),
             ("jwks_refresh_min_ms", self.jwks_refresh_min_ms, 0, 3600 * 1000),
             ("push_timeout_ms", self.push_timeout_ms, 100, 300_000),
@@ -313,6 +376,47 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The SMTP settings, resolved: none without a host; with one, a sender is required.
+fn smtp(s: &Settings) -> Result<Option<SmtpConfig>, ConfigError> {
+    let Some(host) = s.smtp_host.clone().filter(|h| !h.is_empty()) else {
+        if s.smtp_from.as_deref().is_some_and(|f| !f.is_empty()) {
+            return Err(ConfigError(
+                "smtp_host (--smtp-host, SWITCHBOARD_SMTP_HOST): missing; smtp_from is set, and e-mail needs the SMTP server too".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let tls = match s.smtp_tls.as_deref().unwrap_or("starttls") {
+        "none" => SmtpTls::None,
+        "starttls" => SmtpTls::StartTls,
+        "tls" => SmtpTls::Tls,
+        other => {
+            return Err(ConfigError(format!("smtp_tls: `{other}` is not understood; use none, starttls or tls")));
+        }
+    };
+    let default_port = match tls {
+        SmtpTls::None => 25,
+        SmtpTls::StartTls => 587,
+        SmtpTls::Tls => 465,
+    };
+    let from = s.smtp_from.clone().filter(|f| !f.is_empty()).ok_or_else(|| {
+        ConfigError("smtp_from (--smtp-from, SWITCHBOARD_SMTP_FROM): missing; e-mail needs a sender such as `Switchboard <hub@example.com>`".into())
+    })?;
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError(format!(
+            "smtp_from: `{from}` is not a mailbox; use an address such as hub@example.com or `Switchboard <hub@example.com>`"
+        )));
+    }
+    let username = s.smtp_username.clone().filter(|u| !u.is_empty());
+    let password = s.smtp_password.clone().filter(|p| !p.0.is_empty());
+    if username.is_some() != password.is_some() {
+        return Err(ConfigError(
+            "smtp_username and smtp_password: set both to sign in to the SMTP server, or neither".into(),
+        ));
+    }
+    Ok(Some(SmtpConfig { host, port: s.smtp_port.unwrap_or(default_port), tls, username, password, from }))
 }
 
 #[cfg(test)]
@@ -352,6 +456,37 @@ mod tests {
         assert!(c.serves_tls());
         let e = Config::resolve(flags, Settings::default()).unwrap_err();
         assert!(e.0.starts_with("tls_cert (--tls-cert, SWITCHBOARD_TLS_CERT): missing"), "{e}");
+    }
+
+    #[test]
+    fn smtp_needs_a_host_and_a_sender_and_hides_the_password() {
+        let c = Config::resolve(Settings::default(), Settings::default()).unwrap();
+        assert!(c.smtp.is_none());
+        let file = Settings {
+            smtp_host: Some("mail.example.com".into()),
+            smtp_from: Some("Hub <hub@example.com>".into()),
+            smtp_username: Some("hub".into()),
+            smtp_password: Some(Secret("hunter2-secret".into())),
+            ..Default::default()
+        };
+        let c = Config::resolve(Settings::default(), file.clone()).unwrap();
+        let smtp = c.smtp.as_ref().unwrap();
+        assert_eq!((smtp.port, smtp.tls), (587, SmtpTls::StartTls));
+        assert!(!format!("{c:?} {file:?}").contains("hunter2"), "the password is never printed");
+        let tls = Settings { smtp_tls: Some("tls".into()), ..Default::default() };
+        assert_eq!(Config::resolve(tls, file.clone()).unwrap().smtp.unwrap().port, 465);
+        for (flags, starts) in [
+            (Settings { smtp_tls: Some("ssl".into()), ..Default::default() }, "smtp_tls:"),
+            (Settings { smtp_from: Some("not a mailbox".into()), ..Default::default() }, "smtp_from:"),
+            (Settings { smtp_password: Some(Secret(String::new())), ..Default::default() }, "smtp_username and"),
+        ] {
+            let e = Config::resolve(flags, file.clone()).unwrap_err();
+            assert!(e.0.starts_with(starts), "{e}");
+        }
+        let e =
+            Config::resolve(Settings { smtp_from: Some("a@b.c".into()), ..Default::default() }, Settings::default())
+                .unwrap_err();
+        assert!(e.0.starts_with("smtp_host"), "{e}");
     }
 
     #[test]

@@ -186,8 +186,24 @@ impl Hub {
                  issuer; set public_url (SWITCHBOARD_PUBLIC_URL) to the URL clients reach the hub at"
             );
         }
-        let oauth = Arc::new(domain::oauth::OAuth::open(store.clone(), issuer, &config).await?);
+        let oauth = Arc::new(domain::oauth::OAuth::open(store.clone(), issuer.clone(), &config).await?);
         let approvals = Arc::new(domain::approvals::Approvals::new(store.clone(), acceptor.clone()));
+        let notifications = Arc::new(domain::notify::Notifications::open(store.clone()).await?);
+        // No SMTP server configured: no e-mail, and no error.
+        let notifier = match &config.smtp {
+            None => None,
+            Some(smtp) => {
+                let helo = domain::notify::mail::host_of(&issuer);
+                Some(domain::notify::Notifier {
+                    store: store.clone(),
+                    notifications: notifications.clone(),
+                    mailer: domain::notify::mail::Mailer::new(smtp, &helo)?,
+                    base_url: issuer.clone(),
+                    node: node_id(),
+                    interval_ms: config.notify_interval_ms,
+                })
+            }
+        };
         let state = api::AppState {
             store: store.clone(),
             config: config.clone(),
@@ -219,9 +235,10 @@ impl Hub {
             send_audit,
             pusher: pusher.clone(),
             oauth,
+            notifications,
             shutdown: shutdown_rx.clone(),
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(domain::tasks::reaper(
                 store.clone(),
                 metrics.clone(),
@@ -239,6 +256,9 @@ impl Hub {
                 shutdown_rx.clone(),
             )),
         ];
+        if let Some(n) = notifier {
+            tasks.push(tokio::spawn(domain::notify::notifier(n, shutdown_rx.clone())));
+        }
         let app = api::router(state, web::router())
             .layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(

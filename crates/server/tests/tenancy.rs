@@ -343,6 +343,9 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         // Neither an admin token nor an agent key is a person with tokens of its own.
         "createToken" => (p(json!({ "name": "by-b" })), None, Forbidden, Forbidden),
         "listTokens" | "revokeToken" => (None, None, Forbidden, Forbidden),
+        // Notification preferences are a person's own: neither an admin nor an agent has any.
+        "getNotificationPrefs" => (None, None, Forbidden, Forbidden),
+        "putNotificationPrefs" => (p(json!({ "email": false })), None, Forbidden, Forbidden),
         // B's own policy and limits (none), never A's; an agent may not see or set them.
         "getPolicy" | "getLimits" => (None, None, Clean, Forbidden),
         "putPolicy" => (p(json!({ "rules": null })), None, Clean, Forbidden),

@@ -21,6 +21,7 @@ mod error;
 pub mod groups;
 pub mod health;
 pub mod inbox;
+pub mod notify;
 pub mod oauth;
 pub mod postgres;
 pub mod push;
@@ -46,6 +47,7 @@ use autoroute::AutoRouteStore;
 use conversations::ConversationStore;
 use groups::GroupStore;
 use inbox::InboxStore;
+use notify::NotifyStore;
 use oauth::OAuthStore;
 use push::PushStore;
 use switchboard_core::audit::NewAuditEvent;
@@ -258,6 +260,7 @@ pub trait Store:
     + ConversationStore
     + InboxStore
     + ApprovalStore
+    + NotifyStore
     + Send
     + Sync
     + 'static
@@ -319,6 +322,7 @@ pub mod prelude {
     pub use crate::conversations::ConversationStore;
     pub use crate::groups::GroupStore;
     pub use crate::inbox::InboxStore;
+    pub use crate::notify::NotifyStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;
     pub use crate::users::UserStore;

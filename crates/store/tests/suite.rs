@@ -52,6 +52,9 @@ use flow::*;
 #[path = "suite/inbox.rs"]
 mod inbox;
 use inbox::*;
+#[path = "suite/notify.rs"]
+mod notify;
+use notify::*;
 
 const T: &str = "t1";
 
@@ -877,6 +880,9 @@ macro_rules! backends {
 }
 
 backends!(
+    requests_to_people_enter_the_outbox_once_and_are_claimed_once,
+    notification_prefs_belong_to_users_and_release_held_rows,
+    the_link_key_is_made_once,
     priorities_order_a_recipients_queue,
     a_lapsed_anycast_delivery_moves_once,
     a_lease_taken_again_is_not_moved,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use switchboard_server::cfg::Secret;
 use switchboard_server::{Config, Hub, Settings};
 
 use crate::logs::{self, LogArgs, LogFormat};
@@ -80,6 +81,27 @@ pub struct ServeArgs {
     /// Lifetime of OAuth2 access tokens, seconds (default 900).
     #[arg(long, env = "SWITCHBOARD_OAUTH_TOKEN_TTL_SECS")]
     oauth_token_ttl_secs: Option<u64>,
+    /// E-mail notifications: the SMTP server (unset: no e-mail is sent). Links in e-mails
+    /// start with --public-url.
+    #[arg(long, env = "SWITCHBOARD_SMTP_HOST")]
+    smtp_host: Option<String>,
+    /// The SMTP port (default 25, 587 or 465 by --smtp-tls).
+    #[arg(long, env = "SWITCHBOARD_SMTP_PORT")]
+    smtp_port: Option<u16>,
+    /// none, starttls (default) or tls.
+    #[arg(long, env = "SWITCHBOARD_SMTP_TLS", value_parser = ["none", "starttls", "tls"])]
+    smtp_tls: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_SMTP_USERNAME")]
+    smtp_username: Option<String>,
+    /// Only from the environment or the file, so it shows in no process list.
+    #[arg(skip)]
+    smtp_password: Option<String>,
+    /// The sender of notification e-mails, e.g. "Switchboard <hub@example.com>".
+    #[arg(long, env = "SWITCHBOARD_SMTP_FROM")]
+    smtp_from: Option<String>,
+    /// How often the node looks for new requests to e-mail, ms (default 1000).
+    #[arg(long, env = "SWITCHBOARD_NOTIFY_INTERVAL_MS")]
+    notify_interval_ms: Option<u64>,
     #[command(flatten)]
     pub(crate) logs: LogArgs,
 }
@@ -138,6 +160,13 @@ pub fn resolve_config(a: ServeArgs) -> Result<Config> {
         tls_key: a.tls_key,
         public_url: a.public_url,
         oauth_token_ttl_secs: a.oauth_token_ttl_secs,
+        smtp_host: a.smtp_host,
+        smtp_port: a.smtp_port,
+        smtp_tls: a.smtp_tls,
+        smtp_username: a.smtp_username,
+        smtp_password: a.smtp_password.or_else(|| std::env::var("SWITCHBOARD_SMTP_PASSWORD").ok()).map(Secret),
+        smtp_from: a.smtp_from,
+        notify_interval_ms: a.notify_interval_ms,
         ..Settings::default()
     };
     let config = Config::resolve(flags, file)?;

@@ -30,6 +30,7 @@ pub mod identity_providers;
 pub mod inbox;
 pub mod limits;
 pub mod messages;
+pub mod notifications;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
@@ -64,6 +65,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(groups::router(), "groups"))
         .merge(openapi::tagged(routing::router(), "routing"))
         .merge(openapi::tagged(tokens::router(), "tokens"))
+        .merge(openapi::tagged(notifications::router(), "notifications"))
         .merge(openapi::tagged(sessions::router(), "auth"))
         .merge(openapi::tagged(topics::router(), "topics"))
         .merge(openapi::tagged(conversations::router(), "conversations"))

@@ -56,6 +56,8 @@ pub struct AppState {
     pub send_audit: Arc<SendAudit>,
     /// OAuth2: token issuance, signing keys, bearer JWTs, identity providers.
     pub oauth: Arc<OAuth>,
+    /// Notification preferences and the signed links of notification e-mails.
+    pub notifications: Arc<crate::domain::notify::Notifications>,
     /// Changes to `true` when the node shuts down; streams close on it.
     pub shutdown: watch::Receiver<bool>,
 }

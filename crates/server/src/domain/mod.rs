@@ -44,6 +44,7 @@ pub mod conversations;
 pub mod delivery;
 pub mod groups;
 pub mod limits;
+pub mod notify;
 pub mod oauth;
 pub mod people;
 pub mod poke;

@@ -1,5 +1,6 @@
 //! The web app for people: server-rendered pages at `/` (sign-in, inbox, messages,
-//! conversations with live updates, triage, agent directory, approvals),
+//! conversations with live updates, triage, agent directory, approvals, the one-click links
+//! of notification e-mails),
 //! their assets embedded in the binary, no build step.
 //!
 //! A door beside `api/`: it uses the API's [`AppState`] and its session cookie rules
@@ -20,6 +21,7 @@ mod conversations;
 mod inbox;
 mod live;
 mod messages;
+mod open;
 mod pages;
 mod render;
 mod triage;
@@ -53,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::one))
         .route("/approvals/{id}/decide", post(approvals::decide))
+        .route("/open/{token}", get(open::open))
         .layer(axum::middleware::map_response(secure_headers));
     pages.merge(assets::router())
 }

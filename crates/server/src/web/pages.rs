@@ -24,16 +24,34 @@ use crate::listener::ClientAddr;
 pub struct SignInQuery {
     #[serde(default)]
     signed_out: Option<String>,
+    /// Where to go once signed in (see [`safe_next`]).
+    #[serde(default)]
+    next: Option<String>,
 }
 
-/// `GET /sign-in`: the form (or home, when already signed in).
+/// `next` if it is a path on this site: it starts with one `/` (not `//`, which a browser
+/// reads as another host, nor `/\`, which some read the same way), and has no scheme, no
+/// control characters and no backslash. Anything else is dropped, so a link cannot send a
+/// person who signs in to another site.
+pub(super) fn safe_next(next: Option<&str>) -> Option<&str> {
+    let n = next?;
+    let ok = n.starts_with('/')
+        && !n.starts_with("//")
+        && !n.contains('\\')
+        && !n.chars().any(|c| c.is_control())
+        && n.len() <= 2000;
+    ok.then_some(n)
+}
+
+/// `GET /sign-in`: the form (or home, or `next`, when already signed in).
 pub async fn sign_in_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<SignInQuery>) -> Response {
+    let next = safe_next(q.next.as_deref());
     if let Some(token) = session_cookie(&headers)
         && let Ok(Some(_)) = state.sessions.session(token).await
     {
-        return see_other("/");
+        return see_other(next.unwrap_or("/"));
     }
-    page(StatusCode::OK, "sign_in.html", minijinja::context! { signed_out => q.signed_out.is_some() })
+    page(StatusCode::OK, "sign_in.html", minijinja::context! { signed_out => q.signed_out.is_some(), next })
 }
 
 #[derive(Deserialize)]
@@ -42,6 +60,8 @@ pub struct SignInForm {
     password: String,
     #[serde(default)]
     tenant: Option<String>,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// `POST /sign-in`: signs in with the API's rules (throttling included) and sets the session
@@ -58,9 +78,10 @@ pub async fn sign_in(
     let tenant = form.tenant.filter(|t| !t.trim().is_empty());
     let login = Login { email: form.email.clone(), password: form.password, tenant: tenant.clone() };
     let client = client.map(|Extension(c)| c.to_string());
+    let next = safe_next(form.next.as_deref());
     match state.sessions.login(login, client).await {
         Ok(opened) => {
-            let mut res = see_other("/");
+            let mut res = see_other(next.unwrap_or("/"));
             let secure = state.config.tls_cert.is_some();
             res.headers_mut().insert(SET_COOKIE, cookie(&opened.token, ABSOLUTE_MS / 1000, secure));
             res
@@ -68,7 +89,7 @@ pub async fn sign_in(
         Err(e) => {
             let problem = e.problem();
             let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);
-            let ctx = minijinja::context! { error => problem.detail, email => form.email, tenant => tenant };
+            let ctx = minijinja::context! { error => problem.detail, email => form.email, tenant => tenant, next };
             page(status, "sign_in.html", ctx)
         }
     }
@@ -230,4 +251,28 @@ async fn delivery_health(state: &AppState, tenant: &str, id: &str) -> Result<Hea
         last_error: dead.last().and_then(|(_, d)| d.last_error.clone()),
         dead: dead.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_path_on_this_site_or_nothing() {
+        for ok in ["/", "/messages/0192", "/approvals/a?x=1#y"] {
+            assert_eq!(safe_next(Some(ok)), Some(ok));
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "messages/1",
+            "/a\nb",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod jwt;
 pub mod receiver;
+pub mod smtp;
 pub mod web;
 
 use std::future::Future;

@@ -61,6 +61,7 @@ mod inbox;
 mod listener;
 mod messages;
 mod migrations;
+mod notify;
 mod oauth;
 mod push;
 mod rows;

@@ -35,6 +35,7 @@ mod deliveries;
 mod groups;
 mod inbox;
 mod messages;
+mod notify;
 mod oauth;
 mod push;
 mod rows;

@@ -302,6 +302,32 @@ CREATE TABLE IF NOT EXISTS approvals (
 CREATE INDEX IF NOT EXISTS approvals_due ON approvals(due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS approvals_message ON approvals(tenant_id, message_id);
 CREATE INDEX IF NOT EXISTS approvals_state ON approvals(tenant_id, state, id);
+-- E-mail notifications (issue 13): each person's preferences (JSON), each tenant's scan
+-- position over deliveries (`seq`), and the outbox of e-mails to send, claimed by one node at
+-- a time (`claimed_until`) and kept once sent (`sent_at`) so they are never sent twice.
+CREATE TABLE IF NOT EXISTS notify_prefs (
+    tenant_id  TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    prefs      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, user_id)
+);
+CREATE TABLE IF NOT EXISTS notify_cursors (
+    tenant_id  TEXT PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    tenant_id     TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    message_id    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    due_at        INTEGER NOT NULL,
+    claimed_by    TEXT,
+    sent_at       INTEGER,
+    PRIMARY KEY (tenant_id, user_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
 PRAGMA user_version = 9;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
