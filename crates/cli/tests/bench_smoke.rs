@@ -86,6 +86,24 @@ async fn conversation_delivers_every_message_to_both_receivers_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_renders_every_page_for_a_person_with_a_full_inbox() {
+    let hub = start_hub().await;
+    let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
+    let mut cfg = BenchConfig::for_workload(Workload::Pages);
+    cfg.messages = 60;
+    let r = switchboard_bench::run(&admin, &cfg, |_, _| {}).await.unwrap();
+    let pages = r.pages.expect("page timings");
+    let names: Vec<&str> = pages.iter().map(|p| p.page.as_str()).collect();
+    for want in ["inbox", "inbox, search", "conversation", "triage", "agents", "message"] {
+        assert!(names.contains(&want), "{want} was measured: {names:?}");
+    }
+    assert!(pages.iter().all(|p| p.bytes > 0 && p.p50_ms > 0.0 && p.p50_ms <= p.max_ms), "{pages:?}");
+    let inbox = pages.iter().find(|p| p.page == "inbox").expect("inbox");
+    let search = pages.iter().find(|p| p.page == "inbox, search").expect("search");
+    assert!(inbox.bytes > search.bytes, "the search shows fewer messages than the inbox: {pages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_reports_the_hubs_memory() {
     let hub = start_hub().await;
     let admin = Client::new(hub.url.clone(), Some(ADMIN.into()));
