@@ -183,8 +183,14 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
     assert_eq!(v["result"]["status"]["state"], "TASK_STATE_WORKING", "{v}");
 
     // The same messageId again is the same task, not a second message.
-    let again = rpc(&hub, &bob_id, &key, "SendMessage", json!({ "message": {
-        "messageId": "m-1", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "ping" }] } }))
+    let again = rpc(
+        &hub,
+        &bob_id,
+        &key,
+        "SendMessage",
+        json!({ "message": {
+        "messageId": "m-1", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "ping" }] } }),
+    )
     .await;
     assert_eq!(again["result"]["task"]["id"], task_id, "{again}");
 
@@ -192,7 +198,10 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
     let reply = SendMessage {
         in_reply_to: Some(task_id.clone()),
         conversation_id: Some(context.clone()),
-        parts: vec![switchboard_core::api::Part::text("pong"), switchboard_core::api::Part::Data { data: json!({"n": 1}) }],
+        parts: vec![
+            switchboard_core::api::Part::text("pong"),
+            switchboard_core::api::Part::Data { data: json!({"n": 1}) },
+        ],
         ..SendMessage::text(&got.from, "")
     };
     bob.ack(vec![task_id.clone()]).await.unwrap();
@@ -210,12 +219,21 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
     assert_eq!(t["status"]["message"]["parts"], parts);
     assert_eq!(t["artifacts"][0]["parts"], parts);
     assert_eq!(t["history"].as_array().map(Vec::len), Some(2));
-    assert_eq!(rpc(&hub, &bob_id, &key, "GetTask", json!({ "id": task_id, "historyLength": 0 })).await["result"]
-        .get("history"), None);
+    assert_eq!(
+        rpc(&hub, &bob_id, &key, "GetTask", json!({ "id": task_id, "historyLength": 0 })).await["result"]
+            .get("history"),
+        None
+    );
 
     // A second task in the same context; bob asks for input by the metadata convention.
-    let second = rpc(&hub, &bob_id, &key, "SendMessage", json!({ "message": {
-        "messageId": "m-2", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "book it" }] } }))
+    let second = rpc(
+        &hub,
+        &bob_id,
+        &key,
+        "SendMessage",
+        json!({ "message": {
+        "messageId": "m-2", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "book it" }] } }),
+    )
     .await;
     let second_id = second["result"]["task"]["id"].as_str().unwrap().to_owned();
     assert_eq!(second["result"]["task"]["contextId"], context);
@@ -261,10 +279,12 @@ async fn json_rpc_errors_follow_the_spec() {
         assert_eq!(error_code(&v), -32001, "version {served:?}: {v}");
     }
     // Method not found; a known operation not built yet.
-    let (status, v) = post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "Nope"}).to_string()).await;
+    let (status, v) =
+        post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "Nope"}).to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(error_code(&v), -32601, "{v}");
-    let (_, v) = post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "CancelTask"}).to_string()).await;
+    let (_, v) =
+        post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "CancelTask"}).to_string()).await;
     assert_eq!(error_code(&v), -32004, "{v}");
     // Not JSON; not a JSON-RPC request; bad params.
     let (_, v) = post(&hub, bob, key, Some("1.0"), "{not json".into()).await;
@@ -274,7 +294,9 @@ async fn json_rpc_errors_follow_the_spec() {
     assert_eq!(error_code(&v), -32600, "{v}");
     let v = rpc(&hub, bob, key, "SendMessage", json!({ "message": { "messageId": "m", "parts": [] } })).await;
     assert_eq!(error_code(&v), -32602, "{v}");
-    let v = rpc(&hub, bob, key, "SendMessage", json!({ "message": { "messageId": "m", "parts": [{"kind": "video"}] } })).await;
+    let v =
+        rpc(&hub, bob, key, "SendMessage", json!({ "message": { "messageId": "m", "parts": [{"kind": "video"}] } }))
+            .await;
     assert_eq!(error_code(&v), -32602, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("parts[0]"), "{v}");
     // Unauthenticated is HTTP's 401; an unknown agent 404.
@@ -314,8 +336,14 @@ async fn a_task_is_found_only_by_its_sender_in_its_tenant() {
     assert_eq!(rpc(&hub, bob, common::ADMIN, "GetTask", get).await["result"]["id"], task_id);
     // A context another agent does not take part in cannot be joined.
     let context = sent["result"]["task"]["contextId"].as_str().unwrap();
-    let v = rpc(&hub, bob, &carol_reg.api_key, "SendMessage", json!({ "message": {
-        "messageId": "c-1", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "hi" }] } }))
+    let v = rpc(
+        &hub,
+        bob,
+        &carol_reg.api_key,
+        "SendMessage",
+        json!({ "message": {
+        "messageId": "c-1", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "hi" }] } }),
+    )
     .await;
     assert_eq!(error_code(&v), -32602, "{v}");
     hub.stop().await;

@@ -89,7 +89,11 @@ fn version(headers: &HeaderMap) -> Result<(), String> {
         None => return Ok(()),
         Some(v) => v.to_str().map_err(|_| "the A2A-Version header is not text".to_owned())?.trim(),
     };
-    let served = v.is_empty() || v == "0.3" || v == "0.3.0" || v == "1.0" || v.strip_prefix("1.0.").is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let served = v.is_empty()
+        || v == "0.3"
+        || v == "0.3.0"
+        || v == "1.0"
+        || v.strip_prefix("1.0.").is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if served { Ok(()) } else { Err(format!("A2A version `{v}` is not supported; this hub speaks 1.0 and 0.3")) }
 }
 

@@ -41,7 +41,9 @@ pub fn from_a2a(v: &Value) -> Result<Part, String> {
 fn from_v03(kind: &str, o: &Map<String, Value>) -> Result<Part, String> {
     match kind {
         "text" => text_field(o, "text").map(Part::text).ok_or_else(|| "a text part needs `text`, a string".into()),
-        "data" => o.get("data").cloned().map(|data| Part::Data { data }).ok_or_else(|| "a data part needs `data`".into()),
+        "data" => {
+            o.get("data").cloned().map(|data| Part::Data { data }).ok_or_else(|| "a data part needs `data`".into())
+        }
         "file" => {
             let f = o.get("file").and_then(Value::as_object).ok_or("a file part needs `file`, an object")?;
             Ok(Part::File {

@@ -62,7 +62,9 @@ pub async fn send(
         .get("messageId")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty() && s.chars().count() <= MAX_MESSAGE_ID)
-        .ok_or_else(|| invalid(format!("`message.messageId` is required: a string of 1 to {MAX_MESSAGE_ID} characters")))?;
+        .ok_or_else(|| {
+            invalid(format!("`message.messageId` is required: a string of 1 to {MAX_MESSAGE_ID} characters"))
+        })?;
     if msg.get("taskId").is_some_and(|t| !t.is_null()) {
         return Err(A2aError::Unsupported(
             "continuing a task (`message.taskId`) is not supported yet; send a new message in the same `contextId`"
@@ -126,7 +128,13 @@ pub async fn send(
 /// `GetTask`: the task as it now is. `TaskNotFoundError` for an id that is unknown, another
 /// tenant's, not a message to this agent, or not sent by the caller (the tenant's
 /// administrators see every task).
-pub async fn get(store: &dyn Store, by: &Principal, agent_id: &str, params: &Value, dialect: Dialect) -> Result<Value, A2aError> {
+pub async fn get(
+    store: &dyn Store,
+    by: &Principal,
+    agent_id: &str,
+    params: &Value,
+    dialect: Dialect,
+) -> Result<Value, A2aError> {
     let id = params.get("id").and_then(Value::as_str).ok_or_else(|| invalid("`id` (the task's id) is required"))?;
     let history = match params.get("historyLength") {
         None | Some(Value::Null) => None,
@@ -165,8 +173,7 @@ async fn latest_reply(store: &dyn Store, original: &MessageRecord) -> Result<Opt
         let last = thread
             .into_iter()
             .map(|(_, m)| m)
-            .filter(|m| m.in_reply_to.as_deref() == Some(original.id.as_str()) && m.sender != original.sender)
-            .last();
+            .rfind(|m| m.in_reply_to.as_deref() == Some(original.id.as_str()) && m.sender != original.sender);
         if last.is_some() {
             return Ok(last);
         }
