@@ -50,8 +50,17 @@ async fn rpc(hub: &TestHub, id: &str, token: &str, method: &str, params: Value) 
     v
 }
 
+/// A non-blocking send's params (`returnImmediately`).
 fn text_message(message_id: &str, text: &str) -> Value {
-    json!({ "message": { "messageId": message_id, "role": "ROLE_USER", "parts": [{ "text": text }] } })
+    json!({ "message": { "messageId": message_id, "role": "ROLE_USER", "parts": [{ "text": text }] },
+            "configuration": { "returnImmediately": true } })
+}
+
+/// A non-blocking send in a context.
+fn in_context(message_id: &str, text: &str, context: &str) -> Value {
+    let mut v = text_message(message_id, text);
+    v["message"]["contextId"] = json!(context);
+    v
 }
 
 #[track_caller]
@@ -183,15 +192,7 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
     assert_eq!(v["result"]["status"]["state"], "TASK_STATE_WORKING", "{v}");
 
     // The same messageId again is the same task, not a second message.
-    let again = rpc(
-        &hub,
-        &bob_id,
-        &key,
-        "SendMessage",
-        json!({ "message": {
-        "messageId": "m-1", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "ping" }] } }),
-    )
-    .await;
+    let again = rpc(&hub, &bob_id, &key, "SendMessage", in_context("m-1", "ping", &context)).await;
     assert_eq!(again["result"]["task"]["id"], task_id, "{again}");
 
     // bob answers with data: the task is completed with the reply's parts.
@@ -226,15 +227,7 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
     );
 
     // A second task in the same context; bob asks for input by the metadata convention.
-    let second = rpc(
-        &hub,
-        &bob_id,
-        &key,
-        "SendMessage",
-        json!({ "message": {
-        "messageId": "m-2", "role": "ROLE_USER", "contextId": context, "parts": [{ "text": "book it" }] } }),
-    )
-    .await;
+    let second = rpc(&hub, &bob_id, &key, "SendMessage", in_context("m-2", "book it", &context)).await;
     let second_id = second["result"]["task"]["id"].as_str().unwrap().to_owned();
     assert_eq!(second["result"]["task"]["contextId"], context);
     let asked = next(&bob).await.message;
@@ -252,7 +245,8 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
 
     // 0.3: no A2A-Version header, 0.3 method names and shapes.
     let body = json!({ "jsonrpc": "2.0", "id": "x", "method": "message/send", "params": { "message": {
-        "kind": "message", "messageId": "m-3", "role": "user", "parts": [{ "kind": "text", "text": "old" }] } } });
+        "kind": "message", "messageId": "m-3", "role": "user", "parts": [{ "kind": "text", "text": "old" }] },
+        "configuration": { "blocking": false } } });
     let (status, v) = post(&hub, &bob_id, &key, None, body.to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(v["result"]["kind"], "task", "{v}");
@@ -346,5 +340,35 @@ async fn a_task_is_found_only_by_its_sender_in_its_tenant() {
     )
     .await;
     assert_eq!(error_code(&v), -32602, "{v}");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_blocking_send_answers_with_the_settled_task() {
+    let hub = TestHub::start().await;
+    let (alice_reg, _) = hub.agent("alice", &[]).await;
+    let (bob_reg, bob) = hub.agent("bob", &[]).await;
+    let responder = tokio::spawn(async move {
+        for (text, state) in [("done", None), ("which day?", Some("TASK_STATE_INPUT_REQUIRED"))] {
+            let m = next(&bob).await.message;
+            bob.ack(vec![m.id.clone()]).await.unwrap();
+            let reply = SendMessage {
+                in_reply_to: Some(m.id.clone()),
+                metadata: state.map(|s| json!({ "a2a": { "state": s } })),
+                ..SendMessage::text(&m.from, text)
+            };
+            bob.send(&reply).await.unwrap();
+        }
+    });
+    let bob_id = bob_reg.agent.id.as_str();
+    let blocking = |id: &str, text: &str| json!({ "message": { "messageId": id, "role": "ROLE_USER", "parts": [{ "text": text }] } });
+    // No configuration: the answer waits for the agent's reply.
+    let v = rpc(&hub, bob_id, &alice_reg.api_key, "SendMessage", blocking("b-1", "work")).await;
+    assert_eq!(v["result"]["task"]["status"]["state"], "TASK_STATE_COMPLETED", "{v}");
+    assert_eq!(v["result"]["task"]["artifacts"][0]["parts"], json!([{ "text": "done" }]));
+    // An interrupted state answers too.
+    let v = rpc(&hub, bob_id, &alice_reg.api_key, "SendMessage", blocking("b-2", "book")).await;
+    assert_eq!(v["result"]["task"]["status"]["state"], "TASK_STATE_INPUT_REQUIRED", "{v}");
+    responder.await.unwrap();
     hub.stop().await;
 }

@@ -146,7 +146,12 @@ pub(super) async fn call(
         Some(_) => return Ok(fail(id, RpcError::a2a(-32602, "INVALID_PARAMS", "`params` must be an object"))),
     };
     let by = &auth.0;
-    let deps = Deps { store: state.store.as_ref(), acceptor: &state.acceptor, conversations: &state.conversations };
+    let deps = Deps {
+        store: state.store.as_ref(),
+        acceptor: &state.acceptor,
+        conversations: &state.conversations,
+        shutdown: state.shutdown.clone(),
+    };
     let result = match method {
         "SendMessage" => tasks::send(&deps, by, &agent, &params, Dialect::V10).await.map(|t| json!({ "task": t })),
         "message/send" => tasks::send(&deps, by, &agent, &params, Dialect::V03).await,

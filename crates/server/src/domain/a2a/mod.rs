@@ -60,6 +60,12 @@ impl TaskState {
         TaskState::ALL.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("UNSPECIFIED")
     }
 
+    /// Whether the task has stopped (completed, failed, canceled, rejected) or waits for the
+    /// client (input or auth required): where a blocking send answers.
+    pub fn settled(self) -> bool {
+        !matches!(self, TaskState::Submitted | TaskState::Working)
+    }
+
     /// The state as `dialect` writes it: `TASK_STATE_INPUT_REQUIRED` or `input-required`.
     pub fn wire(self, dialect: Dialect) -> String {
         match dialect {

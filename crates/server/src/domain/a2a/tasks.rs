@@ -1,12 +1,16 @@
 //! `SendMessage` and `GetTask`: a task is a durable message to the agent, its state derived
 //! from the message's delivery and the agent's replies (see the table in `super`).
 
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 use switchboard_core::api::{CreateConversation, DeliveryState, Part, SendMessage};
 use switchboard_core::time::rfc3339;
 use switchboard_core::{AgentId, Principal, Recipient};
 use switchboard_store::conversations::HistoryQuery;
 use switchboard_store::{AcceptOutcome, AgentRecord, DeliveryRecord, MessageRecord, Store};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::parts::{from_a2a, to_a2a};
 use super::{A2aError, Dialect, TaskState};
@@ -19,11 +23,19 @@ const MAX_MESSAGE_ID: usize = 200;
 /// How many messages of a task's thread are read to find its latest reply.
 const THREAD_LIMIT: usize = 500;
 
+/// How long a blocking `SendMessage` waits for the task to stop or pause before it answers
+/// the task as it is (usually `TASK_STATE_WORKING`).
+pub const BLOCKING_WAIT: Duration = Duration::from_secs(30);
+/// How often a blocking send looks again when nothing woke it (a reply sent elsewhere).
+const RECHECK: Duration = Duration::from_millis(500);
+
 /// What the operations need of the node.
 pub struct Deps<'a> {
     pub store: &'a dyn Store,
     pub acceptor: &'a Acceptor,
     pub conversations: &'a Conversations,
+    /// The node's shutdown signal: a blocking send answers at once when it is raised.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 fn invalid(s: impl Into<String>) -> A2aError {
@@ -41,8 +53,10 @@ fn metadata(m: &MessageRecord) -> Option<Value> {
 
 /// `SendMessage`: the client's message becomes a message from `by` to the agent, through
 /// the normal accept path (policies, limits, audit), in the conversation that is its context.
-/// Answers the task (`TASK_STATE_SUBMITTED`; a repeat of a `messageId` answers the task as it
-/// now is).
+/// Blocking by default (A2A 1.0 section 3.2.2): the answer waits, up to [`BLOCKING_WAIT`],
+/// until the task is completed, failed, canceled, rejected, or needs input or auth. With
+/// `configuration.returnImmediately: true` (or 0.3's `blocking: false`) it answers at once,
+/// `TASK_STATE_SUBMITTED`. A repeat of a `messageId` answers the same task.
 pub async fn send(
     d: &Deps<'_>,
     by: &Principal,
@@ -122,7 +136,52 @@ pub async fn send(
         }
         None => return Err(A2aError::Api(ApiError::Internal("the store answered no outcome".into()))),
     };
-    task(d.store, by, &agent.id, &id, None, dialect).await
+    let config = params.get("configuration");
+    let immediately = match dialect {
+        Dialect::V10 => config.and_then(|c| c.get("returnImmediately")).and_then(Value::as_bool).unwrap_or(false),
+        Dialect::V03 => !config.and_then(|c| c.get("blocking")).and_then(Value::as_bool).unwrap_or(true),
+    };
+    let history = config.and_then(|c| c.get("historyLength")).and_then(Value::as_u64);
+    if immediately {
+        return task(d.store, by, &agent.id, &id, history, dialect).await;
+    }
+    settled(d, by, &agent.id, &id, history, dialect).await
+}
+
+/// The task once it stops or pauses, or as it is when [`BLOCKING_WAIT`] has passed. Woken
+/// by the caller's inbox (a reply to the caller or to the conversation lands there), and
+/// looks again every [`RECHECK`] for a reply that woke nobody.
+async fn settled(
+    d: &Deps<'_>,
+    by: &Principal,
+    agent_id: &str,
+    id: &str,
+    history: Option<u64>,
+    dialect: Dialect,
+) -> Result<Value, A2aError> {
+    let inbox = crate::domain::delivery::inbox_of(by)?;
+    let mut woken = d.store.wakeups().subscribe((by.tenant.as_str().to_owned(), inbox));
+    let mut shutdown = d.shutdown.clone();
+    let deadline = Instant::now() + BLOCKING_WAIT;
+    loop {
+        woken.borrow_and_update();
+        let view = task(d.store, by, agent_id, id, history, dialect).await?;
+        let state = view.pointer("/status/state").and_then(Value::as_str).and_then(TaskState::parse);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if state.is_some_and(TaskState::settled) || left.is_zero() {
+            return Ok(view);
+        }
+        let pause = left.min(RECHECK);
+        tokio::select! {
+            changed = woken.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            _ = tokio::time::sleep(pause) => {}
+            _ = crate::shutdown::stopped(&mut shutdown) => return Ok(view),
+        }
+    }
 }
 
 /// `GetTask`: the task as it now is. `TaskNotFoundError` for an id that is unknown, another
