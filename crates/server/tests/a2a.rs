@@ -191,9 +191,11 @@ async fn a_sent_message_is_pulled_answered_and_the_task_completes() {
     let v = rpc(&hub, &bob_id, &key, "GetTask", json!({ "id": task_id })).await;
     assert_eq!(v["result"]["status"]["state"], "TASK_STATE_WORKING", "{v}");
 
-    // The same messageId again is the same task, not a second message.
+    // Each send is a new task (messageIds are not taken for retries), in the context given.
     let again = rpc(&hub, &bob_id, &key, "SendMessage", in_context("m-1", "ping", &context)).await;
-    assert_eq!(again["result"]["task"]["id"], task_id, "{again}");
+    assert_ne!(again["result"]["task"]["id"], task_id, "{again}");
+    assert_eq!(again["result"]["task"]["contextId"], context, "{again}");
+    assert_eq!(next(&bob).await.message.id, again["result"]["task"]["id"].as_str().unwrap());
 
     // bob answers with data: the task is completed with the reply's parts.
     let reply = SendMessage {
@@ -278,8 +280,28 @@ async fn json_rpc_errors_follow_the_spec() {
     assert_eq!(status, 200);
     assert_eq!(error_code(&v), -32601, "{v}");
     let (_, v) =
-        post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "CancelTask"}).to_string()).await;
+        post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "ListTasks"}).to_string()).await;
     assert_eq!(error_code(&v), -32004, "{v}");
+    // CancelTask: unknown is not found; the hub cannot cancel a known one yet.
+    let v = rpc(&hub, bob, key, "CancelTask", json!({ "id": "no-such-task" })).await;
+    assert_eq!(error_code(&v), -32001, "{v}");
+    let sent = rpc(&hub, bob, key, "SendMessage", text_message("m-c", "stop me")).await;
+    let v = rpc(&hub, bob, key, "CancelTask", json!({ "id": sent["result"]["task"]["id"] })).await;
+    assert_eq!(error_code(&v), -32002, "{v}");
+    // Continuing an unknown task: not found.
+    let more = json!({ "message": { "messageId": "m-t", "taskId": "no-such-task", "parts": [{ "text": "more" }] } });
+    assert_eq!(error_code(&rpc(&hub, bob, key, "SendMessage", more).await), -32001);
+    // A body that says it is not JSON.
+    let res = reqwest::Client::new()
+        .post(format!("{}/a2a/{bob}", hub.url()))
+        .bearer_auth(key)
+        .header("content-type", "text/plain")
+        .body(ok.clone())
+        .send()
+        .await
+        .unwrap();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(error_code(&v), -32005, "{v}");
     // Not JSON; not a JSON-RPC request; bad params.
     let (_, v) = post(&hub, bob, key, Some("1.0"), "{not json".into()).await;
     assert_eq!(error_code(&v), -32700, "{v}");

@@ -1,7 +1,8 @@
 //! The JSON-RPC 2.0 binding (A2A 1.0 section 9) at `POST /a2a/{id}`.
 //!
 //! Order of checks: authentication (HTTP 401 problem, as the API), the agent exists in the
-//! caller's tenant (HTTP 404 problem), the body is JSON (`-32700`), a JSON-RPC request
+//! caller's tenant (HTTP 404 problem), a JSON content type when one is named (`-32005`), the
+//! body is JSON (`-32700`), a JSON-RPC request
 //! (`-32600`), the `A2A-Version` header (`-32009`), the method (`-32601`), its params
 //! (`-32602`). Every JSON-RPC answer is HTTP 200.
 //!
@@ -65,6 +66,7 @@ impl From<A2aError> for RpcError {
         match e {
             A2aError::TaskNotFound(m) => RpcError::a2a(-32001, "TASK_NOT_FOUND", m),
             A2aError::InvalidParams(m) => RpcError::a2a(-32602, "INVALID_PARAMS", m),
+            A2aError::NotCancelable(m) => RpcError::a2a(-32002, "TASK_NOT_CANCELABLE", m),
             A2aError::Unsupported(m) => RpcError::a2a(-32004, "UNSUPPORTED_OPERATION", m),
             A2aError::Api(e) => {
                 let p = e.problem();
@@ -121,6 +123,11 @@ pub(super) async fn call(
             return Ok(fail(Value::Null, e));
         }
     };
+    let ctype = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ctype.is_empty() && !ctype.to_ascii_lowercase().contains("json") {
+        let m = format!("content type `{ctype}` is not served; send `application/json`");
+        return Ok(fail(Value::Null, RpcError::a2a(-32005, "CONTENT_TYPE_NOT_SUPPORTED", m)));
+    }
     let Ok(req) = serde_json::from_slice::<Value>(&bytes) else {
         return Ok(fail(Value::Null, RpcError::a2a(-32700, "PARSE_ERROR", "Invalid JSON payload")));
     };
@@ -157,6 +164,8 @@ pub(super) async fn call(
         "message/send" => tasks::send(&deps, by, &agent, &params, Dialect::V03).await,
         "GetTask" => tasks::get(deps.store, by, &agent.id, &params, Dialect::V10).await,
         "tasks/get" => tasks::get(deps.store, by, &agent.id, &params, Dialect::V03).await,
+        "CancelTask" => tasks::cancel(deps.store, by, &agent.id, &params, Dialect::V10).await,
+        "tasks/cancel" => tasks::cancel(deps.store, by, &agent.id, &params, Dialect::V03).await,
         other => return Ok(fail(id, not_served(other))),
     };
     Ok(match result {
@@ -168,16 +177,8 @@ pub(super) async fn call(
 /// The answer for a method this hub does not serve: a known A2A operation not built yet
 /// names its own error; anything else is `-32601`.
 fn not_served(method: &str) -> RpcError {
-    const UNSUPPORTED: [&str; 8] = [
-        "SendStreamingMessage",
-        "ListTasks",
-        "CancelTask",
-        "SubscribeToTask",
-        "message/stream",
-        "tasks/list",
-        "tasks/cancel",
-        "tasks/resubscribe",
-    ];
+    const UNSUPPORTED: [&str; 6] =
+        ["SendStreamingMessage", "ListTasks", "SubscribeToTask", "message/stream", "tasks/list", "tasks/resubscribe"];
     if UNSUPPORTED.contains(&method) {
         return RpcError::a2a(-32004, "UNSUPPORTED_OPERATION", format!("{method} is not supported by this hub yet"));
     }

@@ -91,6 +91,8 @@ pub enum A2aError {
     TaskNotFound(String),
     /// `InvalidParamsError`, with what to fix.
     InvalidParams(String),
+    /// `TaskNotCancelableError`.
+    NotCancelable(String),
     /// `UnsupportedOperationError`.
     Unsupported(String),
     /// Anything the hub refused or failed at as it would for the API.

@@ -56,7 +56,8 @@ fn metadata(m: &MessageRecord) -> Option<Value> {
 /// Blocking by default (A2A 1.0 section 3.2.2): the answer waits, up to [`BLOCKING_WAIT`],
 /// until the task is completed, failed, canceled, rejected, or needs input or auth. With
 /// `configuration.returnImmediately: true` (or 0.3's `blocking: false`) it answers at once,
-/// `TASK_STATE_SUBMITTED`. A repeat of a `messageId` answers the same task.
+/// `TASK_STATE_SUBMITTED`. Each call is a new message: a repeated `messageId` is not taken
+/// for a retry (clients, the TCK among them, reuse them for different messages).
 pub async fn send(
     d: &Deps<'_>,
     by: &Principal,
@@ -79,7 +80,10 @@ pub async fn send(
         .ok_or_else(|| {
             invalid(format!("`message.messageId` is required: a string of 1 to {MAX_MESSAGE_ID} characters"))
         })?;
-    if msg.get("taskId").is_some_and(|t| !t.is_null()) {
+    if let Some(task_id) = msg.get("taskId").filter(|t| !t.is_null()) {
+        let task_id = task_id.as_str().ok_or_else(|| invalid("`message.taskId` must be a string"))?;
+        // An unknown task is not found; a known one cannot be continued yet.
+        task(d.store, by, &agent.id, task_id, Some(0), dialect).await?;
         return Err(A2aError::Unsupported(
             "continuing a task (`message.taskId`) is not supported yet; send a new message in the same `contextId`"
                 .into(),
@@ -121,7 +125,6 @@ pub async fn send(
         to: Recipient::agent_text(&AgentId::from(agent.id.as_str())),
         parts,
         conversation_id: Some(context),
-        idempotency_key: Some(format!("a2a:{message_id}")),
         metadata: Some(json!({ "a2a": a2a })),
         ..Default::default()
     };
@@ -182,6 +185,20 @@ async fn settled(
             _ = crate::shutdown::stopped(&mut shutdown) => return Ok(view),
         }
     }
+}
+
+/// `CancelTask`: the hub cannot stop an agent's work yet, so a task of the caller's is
+/// `TaskNotCancelableError` and any other `TaskNotFoundError`.
+pub async fn cancel(
+    store: &dyn Store,
+    by: &Principal,
+    agent_id: &str,
+    params: &Value,
+    dialect: Dialect,
+) -> Result<Value, A2aError> {
+    let id = params.get("id").and_then(Value::as_str).ok_or_else(|| invalid("`id` (the task's id) is required"))?;
+    task(store, by, agent_id, id, Some(0), dialect).await?;
+    Err(A2aError::NotCancelable(format!("task {id} cannot be canceled: this hub does not cancel tasks yet")))
 }
 
 /// `GetTask`: the task as it now is. `TaskNotFoundError` for an id that is unknown, another
