@@ -14,6 +14,7 @@ use switchboard_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod a2a;
 pub mod api;
 pub mod cfg;
 pub mod domain;
@@ -259,7 +260,7 @@ impl Hub {
         if let Some(n) = notifier {
             tasks.push(tokio::spawn(domain::notify::notifier(n, shutdown_rx.clone())));
         }
-        let app = api::router(state, web::router())
+        let app = api::router(state, web::router().merge(a2a::router()))
             .layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(
             %addr,

@@ -28,12 +28,15 @@
 //! - [`approvals`]: approvals (create, decide, cancel) and their clock, the ticker that
 //!   escalates and expires them on time on any node.
 //! - [`tasks`]: the background tasks (reaper, presence flusher).
+//! - [`a2a`]: A2A tasks over messages (state derived from deliveries and replies), parts
+//!   between the two models, Agent Cards.
 //!
 //! Rule: nothing here imports `crate::api` or `AppState`. Each function takes the narrow
 //! handles it needs (`&dyn Store`, a service of this layer, the config), and every mutating
 //! call receives the acting [`Principal`](switchboard_core::Principal), so that the audit
 //! record of a change can later be written in the same transaction.
 
+pub mod a2a;
 pub mod accept;
 pub mod access;
 pub mod agents;
