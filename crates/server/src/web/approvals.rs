@@ -6,14 +6,14 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use switchboard_core::api::{Approval, DecideApproval, FieldError, Part};
 use switchboard_core::time::{now_ms, parse_rfc3339};
 
-use super::common::{Visitor, error_page, see_other, visitor};
+use super::common::{Visitor, error_page, see_other};
 use super::render::page;
 use crate::api::AppState;
 use crate::domain::approvals::view;
@@ -67,11 +67,7 @@ fn deadline_text(a: &Approval) -> String {
 }
 
 /// `/approvals?tab=pending|decided|expired`: the approvals the person may see.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TabQuery>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn list(State(state): State<AppState>, v: Visitor, Query(q): Query<TabQuery>) -> Response {
     let tab = match q.tab.as_deref() {
         Some("decided") => "decided",
         Some("expired") => "expired",
@@ -175,11 +171,7 @@ async fn show(state: &AppState, v: &Visitor, a: Approval, status: StatusCode, er
 }
 
 /// `/approvals/{id}`: one approval, and the answer form while it is open.
-pub async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn one(State(state): State<AppState>, v: Visitor, Path(id): Path<String>) -> Response {
     match state.approvals.get(&v.principal, &id).await {
         Ok(a) => show(&state, &v, view(&a), StatusCode::OK, Vec::new()).await,
         Err(e) => error_page(e),
@@ -225,14 +217,10 @@ fn posted_form(schema: Option<&Value>, fields: &[(String, String)]) -> Result<Op
 /// what was wrong, when it is refused.
 pub async fn decide(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    v: Visitor,
     Path(id): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, x)| x.clone());
     if let Err(e) = v.csrf(&get("csrf_token").unwrap_or_default()) {
         return error_page(e);

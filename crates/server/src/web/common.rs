@@ -98,6 +98,16 @@ pub async fn session(state: &AppState, headers: &HeaderMap) -> Result<SessionRec
     }
 }
 
+/// A page handler's `v: Visitor` argument: the signed-in person, or (as the rejection) the
+/// redirect to the sign-in form or the error page.
+impl axum::extract::FromRequestParts<AppState> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        visitor(state, &parts.headers).await
+    }
+}
+
 /// [`session`] with the principal it acts as.
 pub async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Visitor, Response> {
     let session = session(state, headers).await?;

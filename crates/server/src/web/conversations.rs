@@ -5,7 +5,7 @@
 //! Showing a conversation moves the person's read marker to its end.
 
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use switchboard_core::api::SendMessage;
@@ -13,7 +13,7 @@ use switchboard_core::time::{now_ms, rfc3339};
 use switchboard_store::MessageRecord;
 use switchboard_store::conversations::{ConversationRecord, HistoryQuery};
 
-use super::common::{PAGE, Visitor, error_page, part_views, see_other, visitor};
+use super::common::{PAGE, Visitor, error_page, part_views, see_other};
 use super::messages::{read_checked, send_as};
 use super::render::page;
 use crate::api::AppState;
@@ -44,11 +44,7 @@ pub struct ListQuery {
 }
 
 /// `GET /conversations`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn list(State(state): State<AppState>, v: Visitor, Query(q): Query<ListQuery>) -> Response {
     let page_rows = match state.conversations.list(&v.principal, q.after, PAGE).await {
         Ok(rows) => rows,
         Err(e) => return error_page(e),
@@ -130,11 +126,7 @@ async fn latest(
 }
 
 /// `GET /conversations/{id}`.
-pub async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn show(State(state): State<AppState>, v: Visitor, Path(id): Path<String>) -> Response {
     let c = match state.conversations.get(&v.principal, &id).await {
         Ok(c) => c,
         Err(e) => return error_page(e),
@@ -164,14 +156,10 @@ pub struct LiveQuery {
 /// messages) and the statuses it replaces.
 pub async fn live(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    v: Visitor,
     Path(id): Path<String>,
     Query(q): Query<LiveQuery>,
 ) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let c = match state.conversations.get(&v.principal, &id).await {
         Ok(c) => c,
         Err(e) => return error_page(e),
@@ -186,16 +174,7 @@ pub async fn live(
 }
 
 /// `POST /conversations/{id}/send`: the person writes to everyone in it.
-pub async fn send(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Multipart,
-) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn send(State(state): State<AppState>, v: Visitor, Path(id): Path<String>, form: Multipart) -> Response {
     let result = async {
         let parts = read_checked(&v, form).await?;
         let m = SendMessage { to: format!("conversation:{id}"), parts, ..Default::default() };

@@ -4,14 +4,14 @@
 //! message marks it read (acknowledges it).
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use switchboard_core::api::DeliveryState;
 use switchboard_core::time::rfc3339;
 use switchboard_store::inbox::{InboxItem, InboxQuery};
 
-use super::common::{PAGE, error_page, preview, visitor};
+use super::common::{PAGE, Visitor, error_page, preview};
 use super::render::page;
 use crate::api::AppState;
 
@@ -58,11 +58,7 @@ pub struct InboxFilter {
 }
 
 /// `/`: the inbox.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap, Query(f): Query<InboxFilter>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn home(State(state): State<AppState>, v: Visitor, Query(f): Query<InboxFilter>) -> Response {
     let nonempty = |s: &Option<String>| s.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let (q, from) = (nonempty(&f.q), nonempty(&f.from));
     let unread_only = f.show.as_deref() == Some("unread");

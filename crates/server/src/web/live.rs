@@ -10,22 +10,17 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
-use super::common::visitor;
+use super::common::Visitor;
 use crate::api::AppState;
 
 /// How often the page is told to look again even without a wake-up (statuses expire).
 const TICK: Duration = Duration::from_secs(3);
 
-pub async fn live(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn live(State(state): State<AppState>, v: Visitor) -> Response {
     let (tenant, address) = (v.tenant().to_owned(), v.address());
     let mut woken = state.store.wakeups().subscribe((tenant.clone(), address.clone()));
     let mut shutdown = state.shutdown.clone();

@@ -8,7 +8,7 @@
 
 use axum::extract::{Multipart, Path, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Serialize;
@@ -16,7 +16,7 @@ use switchboard_core::api::{DeliveryState, FilePart, Part, SendMessage};
 use switchboard_core::time::rfc3339;
 use switchboard_store::MessageRecord;
 
-use super::common::{Visitor, error_page, part_views, preview, see_other, visitor};
+use super::common::{Visitor, error_page, part_views, preview, see_other};
 use super::render::page;
 use crate::api::AppState;
 use crate::error::ApiError;
@@ -47,11 +47,7 @@ struct Linked {
 }
 
 /// `GET /messages/{id}`.
-pub async fn show(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn show(State(state): State<AppState>, v: Visitor, Path(id): Path<String>) -> Response {
     let (m, mine) = match visible(&state, &v, &id).await {
         Ok(found) => found,
         Err(e) => return error_page(e),
@@ -160,16 +156,7 @@ pub async fn send_as(state: &AppState, v: &Visitor, m: SendMessage) -> Result<St
 }
 
 /// `POST /messages/{id}/reply`.
-pub async fn reply(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Multipart,
-) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn reply(State(state): State<AppState>, v: Visitor, Path(id): Path<String>, form: Multipart) -> Response {
     let result = async {
         let parts = read_checked(&v, form).await?;
         let (m, _) = visible(&state, &v, &id).await?;
@@ -202,15 +189,7 @@ pub async fn reply(
 
 /// `GET /messages/{id}/files/{index}`: a file part's bytes, as a download (never rendered
 /// inline, so a file cannot run as a page of the app).
-pub async fn file(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((id, index)): Path<(String, usize)>,
-) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn file(State(state): State<AppState>, v: Visitor, Path((id, index)): Path<(String, usize)>) -> Response {
     let (m, _) = match visible(&state, &v, &id).await {
         Ok(found) => found,
         Err(e) => return error_page(e),
@@ -238,16 +217,7 @@ pub async fn file(
 }
 
 /// `POST /agents/{id}/message`: the agent page's form; shows the sent message.
-pub async fn to_agent(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    form: Multipart,
-) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn to_agent(State(state): State<AppState>, v: Visitor, Path(id): Path<String>, form: Multipart) -> Response {
     let result = async {
         let parts = read_checked(&v, form).await?;
         send_as(&state, &v, SendMessage { to: format!("agent:{id}"), parts, ..Default::default() }).await

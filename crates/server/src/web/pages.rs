@@ -11,7 +11,7 @@ use switchboard_core::api::Agent;
 use switchboard_core::people::Login;
 use switchboard_store::{AgentFilter, DeliveryFilter};
 
-use super::common::{PAGE, error_page, see_other, session, visitor};
+use super::common::{PAGE, Visitor, error_page, see_other, session};
 use super::render::page;
 use crate::api::AppState;
 use crate::api::auth::{check_same_site, session_cookie};
@@ -144,11 +144,7 @@ pub struct AgentsQuery {
 }
 
 /// `/agents`: the directory, by name of capability if one is asked for.
-pub async fn agents(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<AgentsQuery>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn agents(State(state): State<AppState>, v: Visitor, Query(q): Query<AgentsQuery>) -> Response {
     let s = &v.session;
     let capability = q.capability.filter(|c| !c.trim().is_empty());
     let filter = AgentFilter { capability: capability.clone(), after: q.after, limit: PAGE };
@@ -177,11 +173,7 @@ struct CapabilityView {
 }
 
 /// `/agents/{id}`: one agent's card, status and capabilities with their schemas.
-pub async fn agent(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn agent(State(state): State<AppState>, v: Visitor, Path(id): Path<String>) -> Response {
     let s = &v.session;
     let record = match state.store.get_agent(&s.user.tenant, &id).await {
         Ok(Some(a)) => a,

@@ -5,14 +5,14 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use switchboard_core::api::RoutingDecision;
 use switchboard_core::time::rfc3339;
 use switchboard_store::inbox::InboxQuery;
 
-use super::common::{PAGE, error_page, preview, see_other, visitor};
+use super::common::{PAGE, Visitor, error_page, preview, see_other};
 use super::render::page;
 use crate::api::AppState;
 use crate::domain::autoroute::stored_decision;
@@ -33,11 +33,7 @@ pub struct TriageQuery {
 }
 
 /// `GET /triage`.
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TriageQuery>) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn list(State(state): State<AppState>, v: Visitor, Query(q): Query<TriageQuery>) -> Response {
     let query =
         InboxQuery { recipient: v.address(), before: q.before, auto_only: true, limit: PAGE, ..Default::default() };
     let items = match state.store.person_inbox(v.tenant(), query).await {
@@ -73,14 +69,10 @@ pub struct RouteForm {
 /// `POST /triage/{id}/route`.
 pub async fn route(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    v: Visitor,
     Path(id): Path<String>,
     Form(form): Form<RouteForm>,
 ) -> Response {
-    let v = match visitor(&state, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if let Err(e) = v.csrf(&form.csrf_token) {
         return error_page(e);
     }
