@@ -110,20 +110,26 @@ impl Browser {
         e.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    /// Waits until the page's text contains `want`. A page that is being replaced (after a
-    /// click that navigates) is read again.
+    /// Waits until the page's text contains `want`: a `MutationObserver` in the page answers
+    /// as soon as it does (or after the deadline), so nothing here sleeps. A page replaced
+    /// while it waits (after a click that navigates) is asked again.
     pub async fn wait_for_text(&self, want: &str) {
+        const WAIT: &str = "const want = arguments[0], done = arguments[arguments.length - 1];
+             const has = () => !!document.body && document.body.innerText.includes(want);
+             if (has()) return done(true);
+             const obs = new MutationObserver(() => { if (has()) { obs.disconnect(); done(true); } });
+             obs.observe(document.documentElement, { subtree: true, childList: true, characterData: true, attributes: true });
+             setTimeout(() => { obs.disconnect(); done(has()); }, arguments[1]);";
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
-            let text = match self.client.find(Locator::Css("body")).await {
-                Ok(body) => body.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            if text.contains(want) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as u64;
+            let found = self.client.execute_async(WAIT, vec![json!(want), json!(left)]).await;
+            if matches!(found, Ok(Value::Bool(true))) {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "the page never showed {want:?}; it shows:\n{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if std::time::Instant::now() >= deadline {
+                panic!("the page never showed {want:?}; it shows:\n{}", self.text().await);
+            }
         }
     }
 
