@@ -92,11 +92,13 @@ pub enum AuditAction {
     ApprovalCancel,
     /// A person's e-mail notification preferences replaced.
     NotificationPrefsUpdate,
+    /// A tenant's retention replaced (`PUT /v1/tenant/retention`).
+    RetentionSet,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 41] = [
+    pub const ALL: [AuditAction; 42] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -138,6 +140,7 @@ impl AuditAction {
         AuditAction::ApprovalExpire,
         AuditAction::ApprovalCancel,
         AuditAction::NotificationPrefsUpdate,
+        AuditAction::RetentionSet,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -184,6 +187,7 @@ impl AuditAction {
             AuditAction::ApprovalExpire => "approval.expire",
             AuditAction::ApprovalCancel => "approval.cancel",
             AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
+            AuditAction::RetentionSet => "retention.set",
         }
     }
 

@@ -308,6 +308,9 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "getMessage" => (None, None, NotFound, NotFound),
         "getPushSettings" => (None, None, Clean, Forbidden),
         "putPushSettings" => (p(json!({})), None, Clean, Forbidden),
+        "getRetention" => (None, None, Clean, Forbidden),
+        // B's own retention, of a minute: A's messages are not B's to purge.
+        "putRetention" => (p(json!({ "messages_max_age_seconds": 60 })), None, Clean, Forbidden),
         // A's agent's own name: B may use it (names are per tenant), and a 409 would tell B
         // that A has an agent of that name.
         "registerAgent" => (p(json!({ "name": a.names[1] })), None, Clean, Forbidden),
