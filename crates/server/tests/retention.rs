@@ -117,3 +117,29 @@ async fn erasing_an_agent_empties_its_messages_and_the_chain_verifies() {
     assert_problem(got, 404, "not_found");
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn erasing_a_person_empties_their_messages_and_forgets_their_address() {
+    let hub = TestHub::start().await;
+    let admin = hub.admin();
+    let req = switchboard_core::people::CreateUser {
+        email: "ann@example.com".into(),
+        name: "Ann".into(),
+        role: switchboard_core::principal::Role::Member,
+        password: None,
+    };
+    let ann = admin.create_user(&req).await.unwrap().user;
+    let to_ann = admin.send(&SendMessage::text(format!("user:{}", ann.id), "your results")).await.unwrap().id;
+    admin.erase_user(&ann.id).await.unwrap();
+    let m = admin.get_message(&to_ann).await.expect("the tombstone stays");
+    assert!(m.message.parts.is_empty(), "{:?}", m.message.parts);
+    let audit = admin.audit(&Default::default()).await.unwrap();
+    let delete = audit.events.iter().find(|e| e.action == "user.delete").expect("audited");
+    assert_eq!(delete.detail["messages_erased"], 1);
+    assert!(
+        !delete.detail.to_string().contains("ann@example.com"),
+        "an erasure's entry keeps no address: {}",
+        delete.detail
+    );
+    hub.stop().await;
+}
