@@ -92,11 +92,13 @@ pub enum AuditAction {
     ApprovalCancel,
     /// A person's e-mail notification preferences replaced.
     NotificationPrefsUpdate,
+    /// An external A2A agent registered from its Agent Card (`POST /v1/agents:import`).
+    AgentImport,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 41] = [
+    pub const ALL: [AuditAction; 42] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -138,6 +140,7 @@ impl AuditAction {
         AuditAction::ApprovalExpire,
         AuditAction::ApprovalCancel,
         AuditAction::NotificationPrefsUpdate,
+        AuditAction::AgentImport,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -184,6 +187,7 @@ impl AuditAction {
             AuditAction::ApprovalExpire => "approval.expire",
             AuditAction::ApprovalCancel => "approval.cancel",
             AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
+            AuditAction::AgentImport => "agent.import",
         }
     }
 

@@ -23,6 +23,10 @@ pub struct PushSettings {
     pub disabled: bool,
     /// Per-agent retry schedule, milliseconds between attempts.
     pub retry_schedule_ms: Option<Vec<u64>>,
+    /// For an agent imported from an A2A Agent Card: the interface its messages are forwarded
+    /// to (URL, binding, protocol version, credentials), as JSON the server reads. `None`
+    /// for a webhook agent.
+    pub a2a: Option<String>,
 }
 
 /// Take up to `limit` due push deliveries for this node.

@@ -32,6 +32,7 @@ fn settings_from_row(r: &Row, at: usize) -> Result<PushSettings, Fail> {
         disabled: r.try_get(at + 4)?,
         // Same leniency as the SQLite store: the schedule was validated when written.
         retry_schedule_ms: schedule.and_then(|s| serde_json::from_str(&s).ok()),
+        a2a: r.try_get(at + 6)?,
     })
 }
 
@@ -72,10 +73,10 @@ impl PushStore for PostgresStore {
                     // Only for a registered agent: a write racing the agent's deletion must not
                     // leave its secret behind.
                     "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, \
-                     disabled, retry_schedule) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                     disabled, retry_schedule, a2a) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
                      WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2) \
                      ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = $3, previous = $4, \
-                     previous_until = $5, health_error = $6, disabled = $7, retry_schedule = $8",
+                     previous_until = $5, health_error = $6, disabled = $7, retry_schedule = $8, a2a = $9",
                 )
                 .await?;
             let n = tx
@@ -90,6 +91,7 @@ impl PushStore for PostgresStore {
                         &s.health_error,
                         &s.disabled,
                         schedule,
+                        &s.a2a,
                     ],
                 )
                 .await?;

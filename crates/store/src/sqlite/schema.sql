@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS agent_push (
     health_error   TEXT,
     disabled       INTEGER NOT NULL DEFAULT 0,
     retry_schedule TEXT,                  -- JSON array of milliseconds
+    a2a            TEXT,                  -- JSON: the A2A interface of an imported agent
     PRIMARY KEY (tenant_id, agent_id)
 );
 CREATE TABLE IF NOT EXISTS push_attempts (
@@ -328,7 +329,7 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     PRIMARY KEY (tenant_id, user_id, message_id)
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
-PRAGMA user_version = 9;
+PRAGMA user_version = 11;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
     tenant_id       TEXT NOT NULL,
