@@ -75,6 +75,9 @@ async def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(('127.0.0.1', 0))
+    # Listening before the port is printed: a connection made at once waits in the backlog
+    # until uvicorn accepts it.
+    sock.listen(128)
     port = sock.getsockname()[1]
     agent_card = card(f'http://127.0.0.1:{port}')
     handler = DefaultRequestHandler(agent_executor=Echo(), task_store=InMemoryTaskStore(), agent_card=agent_card)
