@@ -285,6 +285,74 @@ async fn a_working_task_is_read_again_with_get_task_until_it_completes() {
     hub.stop().await;
 }
 
+/// A task still running when the attempt's time is up is followed on the retry schedule with
+/// `GetTask` (the message is not sent again), and its result arrives as the reply.
+#[tokio::test]
+async fn a_task_still_running_after_the_attempt_is_followed_on_the_retry_schedule() {
+    let hub = TestHub::start_with(|c| {
+        c.push_timeout_ms = 400;
+        c.push_retry_schedule_ms = vec![100; 50];
+    })
+    .await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = done.clone();
+    let ext = Agent::start(card_1_0, move |_, call| {
+        let id = call["id"].clone();
+        let state = if finished.load(std::sync::atomic::Ordering::SeqCst) {
+            "TASK_STATE_COMPLETED"
+        } else {
+            "TASK_STATE_WORKING"
+        };
+        let task = json!({ "id": "t-long", "contextId": "c", "status": { "state": state },
+            "artifacts": [{ "artifactId": "a", "parts": [{ "text": "took a while" }] }] });
+        match call["method"].as_str() {
+            Some("SendMessage") => (200, json!({ "jsonrpc": "2.0", "id": id, "result": { "task": task } })),
+            _ => (200, json!({ "jsonrpc": "2.0", "id": id, "result": task })),
+        }
+    })
+    .await;
+    let imported = import(&hub, import_req(ext.card_url())).await;
+    let (_, alice) = hub.agent("alice", &[]).await;
+    let sent = alice.send(&SendMessage::text(agent_addr(&imported.agent.id), "long")).await.unwrap();
+    let admin = hub.admin();
+    eventually(15, "two attempts that found the task working", || async {
+        let s = admin.get_message(&sent.id).await.unwrap();
+        let working = s.push_attempts.iter().filter(|a| a.error_kind.as_deref() == Some("a2a_working")).count();
+        (working >= 2).then_some(())
+    })
+    .await;
+    assert!(alice.inbox(&InboxOptions::default()).await.unwrap().messages.is_empty(), "no reply while it runs");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let inbox = alice.inbox(&InboxOptions { wait_ms: Some(10_000), ..Default::default() }).await.unwrap();
+    let reply = &inbox.messages.first().expect("the result").message;
+    assert_eq!(reply.parts, vec![Part::text("took a while")]);
+    assert_eq!(reply.metadata.as_ref().unwrap()["a2a"]["task_id"], "t-long");
+    state_of(&admin, &sent.id, DeliveryState::Acked).await;
+    let methods: Vec<String> = ext.calls().iter().map(|(_, b)| b["method"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(methods.iter().filter(|m| *m == "SendMessage").count(), 1, "sent once: {methods:?}");
+    assert!(methods[1..].iter().all(|m| m == "GetTask"), "{methods:?}");
+    hub.stop().await;
+}
+
+/// A task that never settles goes dead when the schedule is spent, saying so.
+#[tokio::test]
+async fn a_task_that_never_settles_goes_dead_when_the_schedule_is_spent() {
+    let hub = TestHub::start_with(|c| c.push_timeout_ms = 300).await; // schedule: two retries
+    let ext = Agent::start(card_1_0, |_, call| {
+        let task = json!({ "id": "t-stuck", "status": { "state": "TASK_STATE_SUBMITTED" } });
+        let result = if call["method"] == "SendMessage" { json!({ "task": task }) } else { task };
+        (200, json!({ "jsonrpc": "2.0", "id": call["id"], "result": result }))
+    })
+    .await;
+    let imported = import(&hub, import_req(ext.card_url())).await;
+    let admin = hub.admin();
+    let sent = admin.send(&SendMessage::text(agent_addr(&imported.agent.id), "x")).await.unwrap();
+    let s = state_of(&admin, &sent.id, DeliveryState::Dead).await;
+    let error = s.deliveries[0].last_error.clone().unwrap();
+    assert!(error.contains("t-stuck is still TASK_STATE_SUBMITTED"), "{error}");
+    hub.stop().await;
+}
+
 /// The field a refused import names, and its message.
 async fn refused(hub: &TestHub, req: ImportAgent) -> (String, String) {
     match hub.admin().import_agent(&req).await.unwrap_err() {

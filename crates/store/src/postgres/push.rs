@@ -356,6 +356,46 @@ impl PushStore for PostgresStore {
         run.await.map_err(Fail::into_store)
     }
 
+    async fn a2a_task(&self, tenant: &str, message_id: &str) -> Result<Option<String>> {
+        retrying(move || async move {
+            let c = self.conn().await?;
+            let row = c
+                .query_opt(
+                    "SELECT task_id FROM a2a_tasks WHERE tenant_id = $1 AND message_id = $2",
+                    &[&tenant, &message_id],
+                )
+                .await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    async fn set_a2a_task(&self, tenant: &str, message_id: &str, task_id: Option<String>) -> Result<()> {
+        let task_id = &task_id;
+        retrying(move || async move {
+            let c = self.conn().await?;
+            match task_id {
+                Some(t) => {
+                    c.execute(
+                        "INSERT INTO a2a_tasks (tenant_id, message_id, task_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id, message_id) DO UPDATE SET task_id = $3",
+                        &[&tenant, &message_id, t],
+                    )
+                    .await?
+                }
+                None => {
+                    c.execute("DELETE FROM a2a_tasks WHERE tenant_id = $1 AND message_id = $2", &[&tenant, &message_id])
+                        .await?
+                }
+            };
+            Ok(())
+        })
+        .await
+    }
+
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {
         retrying(move || async move {
             let c = self.conn().await?;

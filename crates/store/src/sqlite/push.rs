@@ -229,6 +229,40 @@ impl PushStore for SqliteStore {
         .await
     }
 
+    async fn a2a_task(&self, tenant: &str, message_id: &str) -> Result<Option<String>> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT task_id FROM a2a_tasks WHERE tenant_id = ?1 AND message_id = ?2",
+                [tenant, message_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn set_a2a_task(&self, tenant: &str, message_id: &str, task_id: Option<String>) -> Result<()> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.write(move |c, _| {
+            match task_id {
+                Some(t) => c.execute(
+                    "INSERT INTO a2a_tasks (tenant_id, message_id, task_id) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (tenant_id, message_id) DO UPDATE SET task_id = ?3",
+                    params![tenant, message_id, t],
+                ),
+                None => c.execute(
+                    "DELETE FROM a2a_tasks WHERE tenant_id = ?1 AND message_id = ?2",
+                    params![tenant, message_id],
+                ),
+            }
+            .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {
         let tenant = tenant.to_owned();
         self.read(move |c| {

@@ -39,6 +39,11 @@ pub(super) fn outgoing(job: &PushJob, remote: &Remote) -> Result<Outgoing, Strin
     Ok(request(remote, call))
 }
 
+/// The request that reads the agent's task `task_id` again (`GetTask`).
+pub(super) fn get_task(remote: &Remote, task_id: &str) -> Outgoing {
+    request(remote, remote::get_task_call(remote, task_id))
+}
+
 fn request(remote: &Remote, call: Call) -> Outgoing {
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
     if remote.dialect() == crate::domain::a2a::Dialect::V10 {
@@ -50,8 +55,8 @@ fn request(remote: &Remote, call: Call) -> Outgoing {
 }
 
 /// Reads the task again (`GetTask`) every [`POLL_EVERY`] until it stops or pauses, or until
-/// `deadline` (the attempt must end inside its claim). Returns the latest answer: a task
-/// still running at the deadline is stored as it is (`TASK_STATE_WORKING`).
+/// `deadline` (the attempt must end inside its claim). Returns the latest answer; a task still
+/// running then is followed by the next attempts (see `attempt`).
 pub(super) async fn settle(http: &reqwest::Client, remote: &Remote, mut answer: Answer, deadline: Instant) -> Answer {
     while !answer.state.settled() {
         let Some(task_id) = answer.task_id.clone() else { break };

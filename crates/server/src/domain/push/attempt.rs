@@ -15,6 +15,7 @@ use super::circuit::{Ended, Policy};
 use super::endpoint::{RefusedAddress, check_literal};
 use super::signing::{sign, sign_ed25519};
 use super::{Pusher, retry};
+use crate::domain::a2a::Dialect;
 use crate::domain::a2a::remote::{self, Remote};
 use crate::domain::delivery::StoredJson;
 
@@ -102,7 +103,8 @@ async fn send(p: &Pusher, tenant: &TenantPushSettings, out: Outgoing) -> Answer 
     if !allow_private && let Err(e) = check_literal(&out.url) {
         return Answer::Failed { kind: "refused_address", status: None, body: vec![], error: e };
     }
-    let mut req = http.post(&out.url).body(out.body);
+    // A bodiless request is an HTTP+JSON `GetTask`; everything else is POSTed.
+    let mut req = if out.body.is_empty() { http.get(&out.url) } else { http.post(&out.url).body(out.body) };
     for (k, v) in &out.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -172,12 +174,21 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
         tracing::warn!(error = %e, "could not read tenant push settings; using the node's");
         TenantPushSettings::default()
     });
-    let out = match &remote {
-        Some(r) => match super::a2a::outgoing(&job, r) {
+    // A task the agent was still working on at the last attempt is read again, not resent.
+    let task = match &remote {
+        Some(_) => p.store.a2a_task(&job.tenant, &m.id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, message = %m.id, "could not read the A2A task of a message; sending it again");
+            None
+        }),
+        None => None,
+    };
+    let out = match (&remote, &task) {
+        (Some(r), Some(t)) => super::a2a::get_task(r, t),
+        (Some(r), None) => match super::a2a::outgoing(&job, r) {
             Ok(out) => out,
             Err(e) => return corrupt(p, &job, n, &e).await,
         },
-        None => match StoredJson::new(m, n) {
+        (None, _) => match StoredJson::new(m, n) {
             // Strings and already-valid JSON: encoding cannot fail.
             Ok(body) => webhook(p, &job, &tenant, serde_json::to_vec(&body).unwrap_or_default(), n).await,
             Err(e) => return corrupt(p, &job, n, &format!("stored message is corrupt: {e}")).await,
@@ -207,8 +218,26 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
                     // The answer is stored inside the claim: the attempt ends before it runs out.
                     let deadline = started + std::time::Duration::from_millis(p.config.push_timeout_ms);
                     let answer = super::a2a::settle(client(p, &tenant).0, r, answer, deadline).await;
-                    let reply = Reply { metadata: Some(answer.metadata()), parts: answer.parts };
-                    (PushOutcome::Acked, Some(status), Some(record_reply(p, &job, reply).await), body)
+                    match answer.task_id.clone().filter(|_| !answer.state.settled()) {
+                        // Still running: followed with `GetTask` on the retry schedule (the
+                        // endpoint is healthy, so the circuit counts it a success).
+                        Some(t) => {
+                            if task.as_deref() != Some(t.as_str())
+                                && let Err(e) = p.store.set_a2a_task(&job.tenant, &m.id, Some(t.clone())).await
+                            {
+                                tracing::warn!(error = %e, message = %m.id, "could not record an A2A task; it will be sent again");
+                            }
+                            let error = format!("the agent's task {t} is still {}", answer.state.wire(Dialect::V10));
+                            (retry_or_dead(error, None), Some(status), Some("a2a_working"), body)
+                        }
+                        None => {
+                            if task.is_some() {
+                                let _ = p.store.set_a2a_task(&job.tenant, &m.id, None).await;
+                            }
+                            let reply = Reply { metadata: Some(answer.metadata()), parts: answer.parts };
+                            (PushOutcome::Acked, Some(status), Some(record_reply(p, &job, reply).await), body)
+                        }
+                    }
                 }
                 // An answer that is not A2A is a failure like a 5xx: tried again on the schedule.
                 Err(error) => (retry_or_dead(error, None), Some(status), Some("a2a_answer"), body),
@@ -267,6 +296,7 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
     let ended = match kind {
         _ if success => Ended::Success,
         Some("gone") => Ended::Gone,
+        Some("a2a_working") => Ended::Success,
         _ => Ended::Failure,
     };
     // The circuit learns of the failure before the store makes the retry due, so the
