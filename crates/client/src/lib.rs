@@ -209,6 +209,11 @@ impl Client {
         self.call(Method::POST, "/v1/agents", Some(req)).await
     }
 
+    /// Imports an external A2A agent from its Agent Card (admin token): `POST /v1/agents:import`.
+    pub async fn import_agent(&self, req: &ImportAgent) -> Result<AgentImported> {
+        self.call(Method::POST, "/v1/agents:import", Some(req)).await
+    }
+
     /// Lists agents, optionally by capability and status.
     pub async fn list_agents(&self, capability: Option<&str>, status: Option<AgentStatus>) -> Result<AgentList> {
         let mut q = Vec::new();

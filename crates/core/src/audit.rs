@@ -94,11 +94,13 @@ pub enum AuditAction {
     NotificationPrefsUpdate,
     /// A tenant's retention replaced (`PUT /v1/tenant/retention`).
     RetentionSet,
+    /// An external A2A agent registered from its Agent Card (`POST /v1/agents:import`).
+    AgentImport,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 42] = [
+    pub const ALL: [AuditAction; 43] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -141,6 +143,7 @@ impl AuditAction {
         AuditAction::ApprovalCancel,
         AuditAction::NotificationPrefsUpdate,
         AuditAction::RetentionSet,
+        AuditAction::AgentImport,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -188,6 +191,7 @@ impl AuditAction {
             AuditAction::ApprovalCancel => "approval.cancel",
             AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
             AuditAction::RetentionSet => "retention.set",
+            AuditAction::AgentImport => "agent.import",
         }
     }
 

@@ -315,6 +315,10 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         // that A has an agent of that name.
         "registerAgent" => (p(json!({ "name": a.names[1] })), None, Clean, Forbidden),
         "listAgents" => (None, None, Clean, Clean),
+        // A card nobody serves: refused as a card that cannot be fetched, for B's admin.
+        "importAgent" => {
+            (p(json!({ "card_url": "http://127.0.0.1:9/.well-known/agent-card.json" })), None, Invalid, Forbidden)
+        }
         "getAgent" => (None, None, NotFound, NotFound),
         "updateAgent" => (p(json!({ "name": "renamed-by-b" })), None, NotFound, NotFoundOrForbidden),
         "deleteAgent" => (None, None, NotFound, NotFoundOrForbidden),

@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS agent_push (
     health_error   TEXT,
     disabled       INTEGER NOT NULL DEFAULT 0,
     retry_schedule TEXT,                  -- JSON array of milliseconds
+    a2a            TEXT,                  -- JSON: the A2A interface of an imported agent
     PRIMARY KEY (tenant_id, agent_id)
 );
 CREATE TABLE IF NOT EXISTS push_attempts (
@@ -118,6 +119,14 @@ CREATE TABLE IF NOT EXISTS push_attempts (
 CREATE INDEX IF NOT EXISTS push_attempts_message ON push_attempts(tenant_id, message_id, id);
 CREATE INDEX IF NOT EXISTS deliveries_push_due ON deliveries(due_at)
     WHERE push = 1 AND (state = 'pending' OR state = 'leased' OR state = 'delivered');
+-- The task an imported agent is still working on for a message: the next attempt reads it
+-- (`GetTask`) instead of sending the message again. Gone once the task has settled.
+CREATE TABLE IF NOT EXISTS a2a_tasks (
+    tenant_id  TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, message_id)
+);
 CREATE TABLE IF NOT EXISTS tenant_push_settings (
     tenant_id TEXT PRIMARY KEY,
     settings  TEXT NOT NULL              -- JSON
