@@ -261,10 +261,7 @@ async fn conversations_are_tools_and_resources_of_their_participants() {
     let (a, a_client) = hub.agent("alpha", &[]).await;
     let (b, _) = hub.agent("beta", &[]).await;
     let (outsider, _) = hub.agent("outsider", &[]).await;
-    let req = CreateConversation {
-        title: Some("launch".into()),
-        participants: vec![format!("agent:{}", b.agent.id)],
-    };
+    let req = CreateConversation { title: Some("launch".into()), participants: vec![format!("agent:{}", b.agent.id)] };
     let c = a_client.create_conversation(&req).await.expect("a conversation").conversation;
     let s = Session::open(&hub, &a.api_key).await;
     s.ok("send_message", json!({"to": format!("conversation:{}", c.id), "text": "first"})).await;
@@ -413,4 +410,77 @@ async fn another_sites_host_or_origin_is_refused() {
             post(&hub.url(), &[("authorization", &auth), ("host", &host), ("origin", &origin)], &ping).await;
         assert_eq!(status, 200, "{host}: {v}");
     }
+}
+
+const V2: &str = "2026-07-28";
+
+/// One stateless request of the 2026-07-28 revision: the per-request `_meta` and the standard
+/// headers (`Mcp-Method`, `Mcp-Name`), no session. Answers (status, headers, message).
+async fn stateless(
+    hub: &TestHub,
+    token: &str,
+    method: &str,
+    name: Option<&str>,
+    mut params: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": V2,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+    });
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("authorization", auth.as_str()), ("mcp-protocol-version", V2), ("mcp-method", method)];
+    if let Some(n) = name {
+        headers.push(("mcp-name", n));
+    }
+    post(&hub.url(), &headers, &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await
+}
+
+#[tokio::test]
+async fn the_2026_revision_is_stateless_with_server_discover() {
+    let hub = TestHub::start().await;
+    let (a, _) = hub.agent("alpha", &[]).await;
+    let (b, b_client) = hub.agent("beta", &[]).await;
+    let (status, headers, v) = stateless(&hub, &a.api_key, "server/discover", None, json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(headers.get("mcp-session-id").is_none(), "no session in 2026-07-28");
+    let versions = v["result"]["supportedVersions"].as_array().expect("supported versions");
+    assert!(versions.contains(&json!(V1)) && versions.contains(&json!(V2)), "{v}");
+    assert_eq!(v["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "switchboard", "{v}");
+    assert!(v["result"]["capabilities"]["tools"].is_object(), "{v}");
+
+    let (status, _, v) = stateless(&hub, &a.api_key, "tools/list", None, json!({})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 10);
+
+    let to = format!("agent:{}", b.agent.id);
+    let args = json!({"name": "send_message", "arguments": {"to": to, "text": "stateless"}});
+    let (status, headers, v) = stateless(&hub, &a.api_key, "tools/call", Some("send_message"), args).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(headers.get("mcp-session-id").is_none());
+    assert_eq!(v["result"]["isError"], false, "{v}");
+    let got = b_client.inbox(&InboxOptions { wait_ms: Some(5000), ..Default::default() }).await.unwrap();
+    assert_eq!(got.messages[0].message.parts, vec![Part::text("stateless")]);
+
+    // Every request authenticates: without a token, 401 as in 2025-11-25.
+    let (status, _, _) = post(
+        &hub.url(),
+        &[("mcp-protocol-version", V2), ("mcp-method", "tools/list")],
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn prompts_put_the_tools_to_work() {
+    let hub = TestHub::start().await;
+    let (a, _) = hub.agent("alpha", &[]).await;
+    let s = Session::open(&hub, &a.api_key).await;
+    let listed = s.rpc("prompts/list", json!({})).await;
+    let names: Vec<&str> =
+        listed["result"]["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["handle_inbox", "ask_capability"]);
+    let got = s.rpc("prompts/get", json!({"name": "handle_inbox"})).await;
+    assert!(got["result"]["messages"][0]["content"]["text"].as_str().unwrap().contains("read_inbox"), "{got}");
 }

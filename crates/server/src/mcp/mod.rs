@@ -17,6 +17,7 @@
 //! - DNS rebinding: rmcp refuses a `Host` that is not localhost, 127.0.0.1, [::1] or the host of
 //!   `public_url` (403), and an `Origin` that is not one of those (any port).
 
+mod prompts;
 mod resources;
 mod schemas;
 mod server;

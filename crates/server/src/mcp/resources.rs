@@ -93,7 +93,10 @@ pub async fn read(state: &AppState, by: Principal, uri: &str) -> Result<ReadReso
             None,
         ));
     };
-    Ok(ReadResourceResult::new(vec![ResourceContents::text(value.to_string(), uri).with_mime_type(JSON)]))
+    // The caller's own data, changing with every message: not to be cached.
+    Ok(ReadResourceResult::new(vec![ResourceContents::text(value.to_string(), uri).with_mime_type(JSON)])
+        .with_ttl_ms(0)
+        .with_cache_scope(rmcp::model::CacheScope::Private))
 }
 
 async fn conversation(state: &AppState, by: Principal, id: &str) -> Result<Value, ApiError> {

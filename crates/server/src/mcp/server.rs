@@ -2,15 +2,15 @@
 //! dispatch of tool calls and resource reads to `tools` and `resources` as the request's caller.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use switchboard_core::Principal;
 
-use super::{resources, tools};
+use super::{prompts, resources, tools};
 use crate::api::AppState;
 
 /// One per session (2025-11-25) or per request (2026-07-28); it holds only the node's state.
@@ -40,7 +40,7 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Result<Principal, McpError> {
 
 impl ServerHandler for Switchboard {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = ServerCapabilities::builder().enable_tools().enable_resources().build();
+        let capabilities = ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().build();
         let mut info = InitializeResult::new(capabilities).with_instructions(INSTRUCTIONS);
         info.server_info = Implementation::new("switchboard", env!("CARGO_PKG_VERSION"));
         info
@@ -96,5 +96,21 @@ impl ServerHandler for Switchboard {
     ) -> Result<ReadResourceResponse, McpError> {
         let by = caller(&ctx)?;
         resources::read(&self.state, by, &request.uri).await.map(ReadResourceResponse::from)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        Ok(prompts::list())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        prompts::get(&request.name, request.arguments).map(GetPromptResponse::from)
     }
 }
