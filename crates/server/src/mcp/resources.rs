@@ -24,10 +24,10 @@ const LATEST: i64 = 100;
 
 /// The API's refusal as an MCP error: not found stays not found (-32002), the rest are the
 /// request's fault (-32602) or the hub's (-32603).
-fn mcp_error(e: ApiError) -> McpError {
+fn mcp_error(e: ApiError, uri: &str) -> McpError {
     let detail = e.problem().detail;
     match e {
-        ApiError::NotFound(_) => McpError::resource_not_found(detail, None),
+        ApiError::NotFound(_) => McpError::resource_not_found(detail, Some(json!({ "uri": uri }))),
         ApiError::Internal(m) => {
             tracing::warn!(error = %m, "an MCP resource read failed");
             McpError::internal_error(detail, None)
@@ -40,7 +40,8 @@ fn mcp_error(e: ApiError) -> McpError {
 pub async fn list(state: &AppState, by: Principal, cursor: Option<String>) -> Result<ListResourcesResult, McpError> {
     let q: crate::api::conversations::ListQuery = serde_json::from_value(json!({ "cursor": cursor }))
         .map_err(|e| McpError::invalid_params(e.to_string(), None))?;
-    let Json(page) = crate::api::conversations::list(State(state.clone()), Auth(by), Q(q)).await.map_err(mcp_error)?;
+    let Json(page) =
+        crate::api::conversations::list(State(state.clone()), Auth(by), Q(q)).await.map_err(|e| mcp_error(e, ""))?;
     let resources = page
         .conversations
         .into_iter()
@@ -79,10 +80,11 @@ pub fn templates() -> ListResourceTemplatesResult {
 /// Reads a conversation or a message resource.
 pub async fn read(state: &AppState, by: Principal, uri: &str) -> Result<ReadResourceResult, McpError> {
     let value = if let Some(id) = uri.strip_prefix(CONVERSATIONS).filter(|id| !id.is_empty()) {
-        conversation(state, by, id).await.map_err(mcp_error)?
+        conversation(state, by, id).await.map_err(|e| mcp_error(e, uri))?
     } else if let Some(id) = uri.strip_prefix(MESSAGES).filter(|id| !id.is_empty()) {
-        let Json(m) =
-            crate::api::messages::show(State(state.clone()), Auth(by), Path(id.to_owned())).await.map_err(mcp_error)?;
+        let Json(m) = crate::api::messages::show(State(state.clone()), Auth(by), Path(id.to_owned()))
+            .await
+            .map_err(|e| mcp_error(e, uri))?;
         serde_json::to_value(m).map_err(|e| McpError::internal_error(e.to_string(), None))?
     } else {
         return Err(McpError::resource_not_found(
@@ -90,7 +92,7 @@ pub async fn read(state: &AppState, by: Principal, uri: &str) -> Result<ReadReso
                 "no resource `{uri}`; resources are {CONVERSATIONS}<id> and {MESSAGES}<id> (see resources/list and \
                  resources/templates/list)"
             ),
-            None,
+            Some(json!({ "uri": uri })),
         ));
     };
     // The caller's own data, changing with every message: not to be cached.
