@@ -484,3 +484,29 @@ async fn prompts_put_the_tools_to_work() {
     let got = s.rpc("prompts/get", json!({"name": "handle_inbox"})).await;
     assert!(got["result"]["messages"][0]["content"]["text"].as_str().unwrap().contains("read_inbox"), "{got}");
 }
+
+#[tokio::test]
+async fn the_public_url_host_is_accepted_and_named_in_the_metadata() {
+    let hub = TestHub::start_with(|c| c.public_url = Some("https://hub.example.com".into())).await;
+    let (a, _) = hub.agent("alpha", &[]).await;
+    let auth = format!("Bearer {}", a.api_key);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": V1, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+    let headers =
+        [("authorization", auth.as_str()), ("host", "hub.example.com"), ("origin", "https://hub.example.com")];
+    let (status, _, v) = post(&hub.url(), &headers, &init).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _, _) = post(&hub.url(), &[("authorization", &auth), ("host", "other.example.com")], &init).await;
+    assert_eq!(status, 403);
+    let (status, h, _) = post(&hub.url(), &[("host", "hub.example.com")], &init).await;
+    assert_eq!(status, 401);
+    let challenge = h.get("www-authenticate").unwrap().to_str().unwrap();
+    assert!(challenge.contains("https://hub.example.com/.well-known/oauth-protected-resource/mcp"), "{challenge}");
+    let m: Value = reqwest::get(format!("{}/.well-known/oauth-protected-resource/mcp", hub.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["resource"], "https://hub.example.com/mcp");
+}
