@@ -510,3 +510,18 @@ async fn the_public_url_host_is_accepted_and_named_in_the_metadata() {
         .unwrap();
     assert_eq!(m["resource"], "https://hub.example.com/mcp");
 }
+
+#[tokio::test]
+async fn a_session_answers_only_the_caller_that_opened_it() {
+    let hub = TestHub::start().await;
+    let (a, _) = hub.agent("alpha", &[]).await;
+    let (b, _) = hub.agent("beta", &[]).await;
+    let s = Session::open(&hub, &a.api_key).await;
+    let other = format!("Bearer {}", b.api_key);
+    let mut headers = s.headers();
+    headers.push(("authorization", &other));
+    let ping = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+    let (status, _, _) = post(&hub.url(), &headers, &ping).await;
+    assert_eq!(status, 404, "another caller's token on A's session");
+    assert_eq!(s.rpc("ping", json!({})).await["result"], json!({}), "A's session still works for A");
+}

@@ -6,8 +6,8 @@
 //!
 //! - Framing is the `rmcp` crate's: protocol revision 2025-11-25 (and older) with sessions
 //!   (`Mcp-Session-Id`), 2026-07-28 stateless with `server/discover`. Sessions live in this
-//!   node's memory (idle ones end after 5 minutes); they hold only the client's `initialize`
-//!   parameters, never who the caller is, so a stateless (2026-07-28) request works on any node.
+//!   node's memory (idle ones end after 5 minutes) with the caller that opened them
+//!   (`sessions.rs`: anyone else gets 404); a stateless (2026-07-28) request works on any node.
 //! - Authentication is the API's (`api::auth::Auth`: agent API keys, personal access tokens,
 //!   OAuth2 bearer JWTs), on every request, session or not; the principal rides in the request's
 //!   extensions to the tools. A request without a valid token is 401 with
@@ -21,6 +21,7 @@ mod prompts;
 mod resources;
 mod schemas;
 mod server;
+mod sessions;
 mod tools;
 
 use axum::Router;
@@ -46,9 +47,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         std::sync::Arc::new(LocalSessionManager::default()),
         transport_config(state),
     );
+    let door = Door { state: state.clone(), sessions: std::sync::Arc::new(sessions::SessionOwners::default()) };
     Router::new()
         .route_service(PATH, service)
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(axum::middleware::from_fn_with_state(door, authenticate))
         .route("/.well-known/oauth-protected-resource", get(resource_metadata))
         .route("/.well-known/oauth-protected-resource/mcp", get(resource_metadata))
 }
@@ -116,20 +118,48 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
+/// What the authentication layer of `/mcp` holds.
+#[derive(Clone)]
+struct Door {
+    state: AppState,
+    sessions: std::sync::Arc<sessions::SessionOwners>,
+}
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
 /// Authenticates every request to `/mcp` as the API does, and leaves the principal in the
-/// request's extensions for the tools (rmcp hands the request's parts to them).
-async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// request's extensions for the tools (rmcp hands the request's parts to them). A session
+/// (2025-11-25) answers only the caller that opened it: anyone else gets 404, as for a session
+/// that does not exist.
+async fn authenticate(State(door): State<Door>, req: Request, next: Next) -> Response {
+    let state = &door.state;
     let (mut parts, body) = req.into_parts();
-    match Auth::from_request_parts(&mut parts, &state).await {
+    match Auth::from_request_parts(&mut parts, state).await {
         Ok(Auth(principal)) => {
-            parts.extensions.insert(principal);
-            next.run(Request::from_parts(parts, body)).await
+            let session = parts.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            if let Some(id) = &session
+                && !door.sessions.may_use(id, &principal)
+            {
+                return crate::error::ApiError::NotFound(
+                    "no such MCP session for this caller; send `initialize` without `Mcp-Session-Id` to open one"
+                        .into(),
+                )
+                .into_response();
+            }
+            parts.extensions.insert(principal.clone());
+            let res = next.run(Request::from_parts(parts, body)).await;
+            if session.is_none()
+                && let Some(opened) = res.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+            {
+                door.sessions.opened(opened, &principal);
+            }
+            res
         }
         Err(e) => {
             let unauthenticated = matches!(e, crate::error::ApiError::Unauthenticated(_));
             let mut res = e.into_response();
             if unauthenticated {
-                let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", base_url(&state, &parts.headers));
+                let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", base_url(state, &parts.headers));
                 let challenge = format!("Bearer resource_metadata=\"{metadata}\"");
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
                     res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
