@@ -20,6 +20,7 @@ pub mod cfg;
 pub mod domain;
 pub mod error;
 pub mod listener;
+pub mod mcp;
 pub mod metrics;
 pub mod shutdown;
 pub mod token;
@@ -261,7 +262,8 @@ impl Hub {
         if let Some(n) = notifier {
             tasks.push(tokio::spawn(domain::notify::notifier(n, shutdown_rx.clone())));
         }
-        let app = api::router(state, web::router().merge(a2a::router()))
+        let mcp = mcp::router(&state);
+        let app = api::router(state, web::router().merge(a2a::router()).merge(mcp))
             .layer(axum::middleware::from_fn_with_state(presence.clone(), api::note_presence));
         tracing::info!(
             %addr,
