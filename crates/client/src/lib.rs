@@ -239,6 +239,11 @@ impl Client {
         self.call::<(), ()>(Method::DELETE, &format!("/v1/agents/{}", urlencode(id)), None).await
     }
 
+    /// Deletes an agent and erases the payloads of its messages (admin; cannot be undone).
+    pub async fn erase_agent(&self, id: &str) -> Result<()> {
+        self.call::<(), ()>(Method::DELETE, &format!("/v1/agents/{}?erase=true", urlencode(id)), None).await
+    }
+
     pub async fn heartbeat(&self, id: &str) -> Result<Agent> {
         self.call::<(), _>(Method::POST, &format!("/v1/agents/{}/heartbeat", urlencode(id)), None).await
     }
@@ -281,6 +286,16 @@ impl Client {
     /// Replaces the tenant's push settings (admin).
     pub async fn put_tenant_push_settings(&self, s: &TenantPushSettings) -> Result<TenantPushSettings> {
         self.call(Method::PUT, "/v1/tenant/push-settings", Some(s)).await
+    }
+
+    /// The tenant's retention (admin).
+    pub async fn retention(&self) -> Result<TenantRetention> {
+        self.call::<(), _>(Method::GET, "/v1/tenant/retention", None).await
+    }
+
+    /// Replaces the tenant's retention (admin).
+    pub async fn put_retention(&self, r: &TenantRetention) -> Result<TenantRetention> {
+        self.call(Method::PUT, "/v1/tenant/retention", Some(r)).await
     }
 
     /// Lists deliveries by state and recipient (`query` like `state=dead&recipient=agent:…`).

@@ -52,6 +52,9 @@ use flow::*;
 #[path = "suite/inbox.rs"]
 mod inbox;
 use inbox::*;
+#[path = "suite/retention.rs"]
+mod retention;
+use retention::*;
 #[path = "suite/notify.rs"]
 mod notify;
 use notify::*;
@@ -985,6 +988,11 @@ backends!(
     an_approval_changes_only_over_the_version_it_read,
     due_approvals_are_those_whose_time_came,
     approvals_list_newest_first_by_state_and_tenant,
+    retention_purges_finished_old_messages_only,
+    a_purge_pages_with_its_cursor,
+    a_purged_conversation_message_leaves_the_history,
+    retention_settings_are_per_tenant,
+    erasure_empties_payloads_and_keeps_the_rows,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

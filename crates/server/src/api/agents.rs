@@ -171,12 +171,18 @@ pub async fn update(
 }
 
 /// Deletes an agent (admin); its key stops working and its open deliveries go to `dead`.
-#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "deleteAgent", params(AgentPath),
+/// With `?erase=true`, the payloads of its messages are erased first.
+#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "deleteAgent", params(AgentPath, super::EraseQuery),
     responses((status = 204, description = "Deleted"), (status = 403, response = Forbidden),
               (status = 404, response = NotFound)))]
-pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Q(q): Q<super::EraseQuery>,
+) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
-    state.agents.remove(&auth.0, &id).await?;
+    state.agents.remove(&auth.0, &id, q.erase).await?;
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
     state.access.forget_agent(auth.0.tenant.as_str(), &id);
     state.oauth.forget_agent(auth.0.tenant.as_str(), &id);

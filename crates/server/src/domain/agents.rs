@@ -169,10 +169,21 @@ impl Agents {
     }
 
     /// Deletes agent `id`: its key stops working and its open deliveries go to `dead`.
-    pub async fn remove(&self, by: &Principal, id: &str) -> Result<(), ApiError> {
+    /// With `erase`, the payloads of the agent's messages are erased first (see
+    /// `RetentionStore::erase_messages`); an erasure cut short by a crash is finished by
+    /// asking again, since the agent is deleted only after it.
+    pub async fn remove(&self, by: &Principal, id: &str, erase: bool) -> Result<(), ApiError> {
         let tenant = by.tenant.as_str();
         let now = now_ms();
-        let audit = NewAuditEvent::by(by, AuditAction::AgentDelete, agent_target(id), now);
+        let mut audit = NewAuditEvent::by(by, AuditAction::AgentDelete, agent_target(id), now);
+        if erase {
+            if self.store.get_agent(tenant, id).await?.is_none() {
+                return Err(not_registered(id));
+            }
+            let address = switchboard_core::Recipient::agent_text(&id.into());
+            let erased = self.store.erase_messages(tenant, &address, now).await?;
+            audit = audit.with_detail(serde_json::json!({ "erase": true, "messages_erased": erased.messages }));
+        }
         if !self.store.delete_agent(tenant, id, now, Some(audit)).await? {
             return Err(not_registered(id));
         }

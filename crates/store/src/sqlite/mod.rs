@@ -30,6 +30,7 @@ mod access;
 mod agents;
 mod approvals;
 mod audit;
+pub mod backup;
 mod conversations;
 mod deliveries;
 mod groups;
@@ -38,6 +39,7 @@ mod messages;
 mod notify;
 mod oauth;
 mod push;
+mod retention;
 mod rows;
 mod tenants;
 mod topics;
@@ -166,9 +168,14 @@ impl SqliteStore {
 /// (recipient, order_key, seq) by `schema.sql`. Version 9 adds `messages.routing` (an `auto`
 /// message's decision) beside the groups and routing settings tables (`schema.sql`). Version 11
 /// adds `agent_push.a2a` (the A2A interface of an agent imported from its Agent Card).
+/// Version 13 adds `messages.erased_at` (erasure) beside the retention table (`schema.sql`).
 /// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..13).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 13: messages can be erased");
+        add_column(conn, "messages", "erased_at", "INTEGER")?;
+    }
     if (1..11).contains(&version) {
         tracing::info!("migrating the SQLite store to version 11: agents imported from A2A Agent Cards");
         add_column(conn, "agent_push", "a2a", "TEXT")?;

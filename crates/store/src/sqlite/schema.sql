@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at      INTEGER NOT NULL,
     expires_at      INTEGER,
     routing         TEXT,                  -- an `auto` message's routing decision (JSON) (version 9)
-    priority        TEXT                   -- 'high' or 'low'; NULL: normal (version 8)
+    priority        TEXT,                  -- 'high' or 'low'; NULL: normal (version 8)
+    erased_at       INTEGER                -- the payload was erased: a tombstone (version 13)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
 -- Request/reply: the replies to a message (version 8).
@@ -337,7 +338,7 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     PRIMARY KEY (tenant_id, user_id, message_id)
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
-PRAGMA user_version = 11;
+PRAGMA user_version = 13;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
     tenant_id       TEXT NOT NULL,
@@ -347,4 +348,11 @@ CREATE TABLE IF NOT EXISTS conversation_status (
     expires_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, conversation_id, participant)
+);
+-- A tenant's retention (version 13; NULL: kept for ever), read by the purge task.
+CREATE TABLE IF NOT EXISTS tenant_retention (
+    tenant_id               TEXT PRIMARY KEY,
+    messages_max_age_ms     INTEGER,
+    dead_letters_max_age_ms INTEGER,
+    updated_at              INTEGER NOT NULL
 );
