@@ -314,10 +314,6 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         // A's agent's own name: B may use it (names are per tenant), and a 409 would tell B
         // that A has an agent of that name.
         "registerAgent" => (p(json!({ "name": a.names[1] })), None, Clean, Forbidden),
-        // A card nobody serves: 422 naming `card_url`, and nothing of A's in the answer.
-        "importAgent" => {
-            (p(json!({ "card_url": "http://127.0.0.1:9/.well-known/agent-card.json" })), None, Invalid, Forbidden)
-        }
         "listAgents" => (None, None, Clean, Clean),
         // A card nobody serves: refused as a card that cannot be fetched, for B's admin.
         "importAgent" => {
