@@ -92,11 +92,15 @@ pub enum AuditAction {
     ApprovalCancel,
     /// A person's e-mail notification preferences replaced.
     NotificationPrefsUpdate,
+    /// A principal's public key published in the directory (end-to-end trust).
+    KeyPublish,
+    /// A principal's public key revoked (by its owner or a tenant admin).
+    KeyRevoke,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 41] = [
+    pub const ALL: [AuditAction; 43] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -138,6 +142,8 @@ impl AuditAction {
         AuditAction::ApprovalExpire,
         AuditAction::ApprovalCancel,
         AuditAction::NotificationPrefsUpdate,
+        AuditAction::KeyPublish,
+        AuditAction::KeyRevoke,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -184,6 +190,8 @@ impl AuditAction {
             AuditAction::ApprovalExpire => "approval.expire",
             AuditAction::ApprovalCancel => "approval.cancel",
             AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
+            AuditAction::KeyPublish => "key.publish",
+            AuditAction::KeyRevoke => "key.revoke",
         }
     }
 

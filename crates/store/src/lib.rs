@@ -21,6 +21,7 @@ mod error;
 pub mod groups;
 pub mod health;
 pub mod inbox;
+pub mod keys;
 pub mod notify;
 pub mod oauth;
 pub mod postgres;
@@ -47,6 +48,7 @@ use autoroute::AutoRouteStore;
 use conversations::ConversationStore;
 use groups::GroupStore;
 use inbox::InboxStore;
+use keys::KeyStore;
 use notify::NotifyStore;
 use oauth::OAuthStore;
 use push::PushStore;
@@ -261,6 +263,7 @@ pub trait Store:
     + InboxStore
     + ApprovalStore
     + NotifyStore
+    + KeyStore
     + Send
     + Sync
     + 'static

@@ -100,6 +100,7 @@ fn message(tenant: &str, id: &str, to: &str, key: Option<&str>) -> NewMessage {
         in_history: false,
         audit: None,
         routing: None,
+        signature: None,
     }
 }
 

@@ -74,6 +74,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
         priority: a.priority.as_deref().map(|p| Priority::parse(Some(p))),
         require_active: a.require_active.then_some(true),
         kind: None,
+        signature: None,
     };
     let c = client(&a.conn)?;
     if a.wait_reply {

@@ -34,6 +34,7 @@ mod conversations;
 mod deliveries;
 mod groups;
 mod inbox;
+mod keys;
 mod messages;
 mod notify;
 mod oauth;
@@ -165,9 +166,14 @@ impl SqliteStore {
 /// order: their key is their accept time), and the open-delivery index is rebuilt on
 /// (recipient, order_key, seq) by `schema.sql`. Version 9 adds `messages.routing` (an `auto`
 /// message's decision) beside the groups and routing settings tables (`schema.sql`).
+/// Version 12 adds `messages.signature` beside the `principal_keys` table (`schema.sql`).
 /// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..12).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 12: messages keep their sender's signature");
+        add_column(conn, "messages", "signature", "TEXT")?;
+    }
     if (1..9).contains(&version) {
         tracing::info!("migrating the SQLite store to version 9: messages keep their routing decision");
         add_column(conn, "messages", "routing", "TEXT")?;

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at      INTEGER NOT NULL,
     expires_at      INTEGER,
     routing         TEXT,                  -- an `auto` message's routing decision (JSON) (version 9)
-    priority        TEXT                   -- 'high' or 'low'; NULL: normal (version 8)
+    priority        TEXT,                  -- 'high' or 'low'; NULL: normal (version 8)
+    signature       TEXT                   -- the sender's signature (JSON), as sent (version 12)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
 -- Request/reply: the replies to a message (version 8).
@@ -328,7 +329,7 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     PRIMARY KEY (tenant_id, user_id, message_id)
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
-PRAGMA user_version = 9;
+PRAGMA user_version = 12;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
     tenant_id       TEXT NOT NULL,
@@ -339,3 +340,16 @@ CREATE TABLE IF NOT EXISTS conversation_status (
     updated_at      INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, conversation_id, participant)
 );
+-- Principals' public keys (end-to-end trust, version 12): public halves only; a revoked key
+-- keeps its row so older signatures can still be checked.
+CREATE TABLE IF NOT EXISTS principal_keys (
+    tenant_id   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    principal   TEXT NOT NULL,             -- agent:<id> or user:<id>
+    kind        TEXT NOT NULL,             -- x25519 or ed25519
+    public_key  TEXT NOT NULL,             -- standard base64 of 32 bytes
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER,
+    PRIMARY KEY (tenant_id, key_id)
+);
+CREATE INDEX IF NOT EXISTS principal_keys_principal ON principal_keys(tenant_id, principal);
