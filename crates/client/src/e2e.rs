@@ -261,12 +261,29 @@ impl Client {
     /// Makes the caller's key pairs and publishes their public halves (`principal` is the
     /// caller, as `whoami` names it).
     pub async fn init_keys(&self, principal: &str) -> Result<KeyPairs> {
+        self.publish_pairs(principal, None).await
+    }
+
+    /// New key pairs for the caller, published in place of `old` (which are revoked).
+    pub async fn rotate_keys(&self, old: &KeyPairs) -> Result<KeyPairs> {
+        self.publish_pairs(&old.principal, Some(old)).await
+    }
+
+    async fn publish_pairs(&self, principal: &str, old: Option<&KeyPairs>) -> Result<KeyPairs> {
         let (seed, x) = generate();
         let signing = self
-            .publish_key(&PublishKey { kind: KeyKind::Ed25519, public_key: signing_public(&seed), replaces: None })
+            .publish_key(&PublishKey {
+                kind: KeyKind::Ed25519,
+                public_key: signing_public(&seed),
+                replaces: old.map(|o| o.signing_key_id.clone()),
+            })
             .await?;
         let encryption = self
-            .publish_key(&PublishKey { kind: KeyKind::X25519, public_key: encryption_public(&x)?, replaces: None })
+            .publish_key(&PublishKey {
+                kind: KeyKind::X25519,
+                public_key: encryption_public(&x)?,
+                replaces: old.map(|o| o.encryption_key_id.clone()),
+            })
             .await?;
         Ok(KeyPairs {
             principal: principal.to_owned(),
