@@ -287,3 +287,68 @@ async fn a_sealed_message_must_be_signed() {
     assert_eq!(alice.send(&m).await.unwrap_err().code(), Some("bad_signature"));
     hub.stop().await;
 }
+
+/// The Python example (docs/examples/open_sealed.py, PyNaCl-free: `pyhpke` and
+/// `cryptography`) opens a message the Rust client sealed, and verifies its signature; a
+/// message moved to another address does not verify there either.
+#[tokio::test]
+#[ignore = "needs SWITCHBOARD_TEST_PYTHON (a venv with .ci/requirements-standards.txt)"]
+async fn the_python_example_opens_a_message_sealed_by_the_rust_client() {
+    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect("SWITCHBOARD_TEST_PYTHON names a Python interpreter");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/examples/open_sealed.py");
+    let hub = TestHub::start().await;
+    let (a_id, alice, a_keys) = agent_with_keys(&hub, "alice").await;
+    let (b_id, bob, b_keys) = agent_with_keys(&hub, "bob").await;
+    let parts = vec![
+        Part::text("naïve café ☕ \"quoted\"\n"),
+        Part::Data { data: serde_json::json!({"z": [1, -2, {"b": true, "a": null}], "a": "ü"}) },
+    ];
+    let m = SendMessage { parts: parts.clone(), ..SendMessage::text(agent_addr(&b_id), "") };
+    alice.send_sealed(m, &a_keys).await.expect("sealed send");
+    let got = next(&bob).await.message;
+    let sender_keys = bob.keys_of(&agent_addr(&a_id), true).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: &dyn erased::Json| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, v.json()).unwrap();
+        path
+    };
+    let run = |message: &switchboard_core::api::Message| {
+        let out = std::process::Command::new(&python)
+            .arg(script)
+            .arg(write("message.json", message))
+            .arg(write("keys.json", &b_keys))
+            .arg(write("sender_keys.json", &sender_keys))
+            .output()
+            .expect("run the Python example");
+        assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("the example prints JSON")
+    };
+    let opened = run(&got);
+    assert_eq!(opened["parts"], serde_json::to_value(&parts).unwrap());
+    assert_eq!(opened["verified"], true);
+    let moved = switchboard_core::api::Message { to: "agent:someone-else".into(), ..got };
+    assert_eq!(run(&moved)["verified"], false, "a moved message does not verify in Python either");
+
+    // A signed plain message: Python's canonical JSON of these parts (non-ASCII, escapes,
+    // nested objects) is the bytes the Rust client signed.
+    let m = SendMessage { parts: parts.clone(), ..SendMessage::text(agent_addr(&b_id), "") };
+    alice.send_signed(m, &a_keys).await.expect("signed send");
+    let plain = run(&next(&bob).await.message);
+    assert_eq!(plain["parts"], serde_json::to_value(&parts).unwrap());
+    assert_eq!(plain["verified"], true);
+    hub.stop().await;
+}
+
+/// Serializes the example's inputs without naming each type.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("serializable")
+        }
+    }
+}
