@@ -325,6 +325,7 @@ pub mod prelude {
     pub use crate::conversations::ConversationStore;
     pub use crate::groups::GroupStore;
     pub use crate::inbox::InboxStore;
+    pub use crate::keys::KeyStore;
     pub use crate::notify::NotifyStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;

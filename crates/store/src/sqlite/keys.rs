@@ -102,6 +102,8 @@ impl KeyStore for SqliteStore {
                     out.push(r.map_err(internal)?);
                 }
             }
+            // Oldest first over all the principals, as PostgreSQL's one query orders them.
+            out.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
             Ok(out)
         })
         .await

@@ -343,7 +343,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 12);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 12);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -428,7 +428,7 @@ mod tests {
         assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 12);
     }
 
     /// A version-6 database (messages without `routing`, no groups) gets both at open, and
@@ -455,7 +455,7 @@ mod tests {
         assert!(store.list_groups("t", None, 10).await.expect("groups").is_empty());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 12);
     }
 
     /// A version-6 database (before priorities) gets `messages.priority` and
@@ -495,6 +495,33 @@ mod tests {
         store.close().await;
         assert!(index_sql(&conn, "deliveries_open").contains("order_key"), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 12);
+    }
+
+    /// A version-9 database (before end-to-end trust) gets `messages.signature` and the
+    /// `principal_keys` table at open, and its messages read as unsigned.
+    #[tokio::test]
+    async fn version_9_messages_get_a_signature_column() {
+        use crate::MessageStore;
+        use crate::keys::KeyStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "ALTER TABLE messages DROP COLUMN signature; DROP TABLE principal_keys; \
+             INSERT INTO messages (tenant_id, id, sender, recipient, parts, request_hash, created_at) \
+                 VALUES ('t', 'm1', 'admin', 'agent:b', '[]', '', 1000); \
+             PRAGMA user_version = 9;",
+        )
+        .expect("make a version-9 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let (m, _) = store.get_message("t", "m1").await.expect("read").expect("m1 kept");
+        assert_eq!(m.signature, None);
+        assert!(store.keys_of("t", vec!["agent:b".into()], true).await.expect("keys table").is_empty());
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 12);
     }
 }
