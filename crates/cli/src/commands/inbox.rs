@@ -65,21 +65,25 @@ pub async fn run(a: InboxArgs) -> Result<()> {
         println!("inbox is empty");
         return Ok(());
     }
+    // The SIGNATURE column only when something is signed: an inbox of plain messages reads
+    // as it always did.
+    let any_signed = signed.iter().any(|s| *s != "-");
     let rows = inbox
         .messages
         .iter()
         .zip(&signed)
         .map(|(m, s)| {
-            vec![
-                m.message.id.clone(),
-                m.message.from.clone(),
-                m.attempt.to_string(),
-                (*s).to_owned(),
-                output::text_of(&m.message.parts),
-            ]
+            let mut row = vec![m.message.id.clone(), m.message.from.clone(), m.attempt.to_string()];
+            if any_signed {
+                row.push((*s).to_owned());
+            }
+            row.push(output::text_of(&m.message.parts));
+            row
         })
         .collect();
-    print!("{}", output::table(&["ID", "FROM", "ATTEMPT", "SIGNATURE", "TEXT"], rows));
+    let headers: &[&str] =
+        if any_signed { &["ID", "FROM", "ATTEMPT", "SIGNATURE", "TEXT"] } else { &["ID", "FROM", "ATTEMPT", "TEXT"] };
+    print!("{}", output::table(headers, rows));
     if !a.ack {
         println!("(not acknowledged: run with --ack, or they come back after their lease)");
     }
