@@ -13,9 +13,10 @@ mod conn;
 mod credentials;
 mod logs;
 mod output;
+mod private_keys;
 
 use commands::{
-    agent, approval, audit, backup, bench, conversation, dead_letters, deliveries, group, inbox, login, message,
+    agent, approval, audit, backup, bench, conversation, dead_letters, deliveries, group, inbox, keys, login, message,
     migrate, oauth, policy, reply, send, serve, tail, tenant, token, topic, triage, user,
 };
 
@@ -59,6 +60,10 @@ enum Command {
     Triage(triage::TriageArgs),
     /// Take messages from this agent's inbox.
     Inbox(inbox::InboxArgs),
+    /// Your key pairs for sealed (end-to-end encrypted) and signed messages: init, list,
+    /// revoke.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
     /// Drive a running hub with a workload and report throughput and latency (admin token).
     Bench(bench::BenchArgs),
     /// Follow this agent's messages as they arrive (WebSocket), acknowledging each.
@@ -138,6 +143,7 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Agent(cmd) => agent::run(cmd).await,
         Command::Topic(cmd) => topic::run(cmd).await,
         Command::Send(args) => send::run(args).await,
+        Command::Keys(cmd) => keys::run(cmd).await,
         Command::Conversation(cmd) => conversation::run(cmd).await,
         Command::Deliveries(args) => deliveries::run(args).await,
         Command::DeadLetters(cmd) => dead_letters::run(cmd).await,

@@ -49,6 +49,7 @@ pub fn text_of(parts: &[Part]) -> String {
             Part::Text { text } => text.clone(),
             Part::Data { data } => data.to_string(),
             Part::File { file } => format!("[file {}]", file.name.as_deref().unwrap_or("")),
+            Part::Sealed { .. } => "[sealed]".to_owned(),
         })
         .collect::<Vec<_>>()
         .join(" ")

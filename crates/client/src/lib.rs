@@ -16,6 +16,7 @@
 mod access;
 mod approvals;
 mod conversations;
+pub mod e2e;
 mod people;
 mod queries;
 mod routing;

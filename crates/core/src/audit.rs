@@ -96,11 +96,15 @@ pub enum AuditAction {
     RetentionSet,
     /// An external A2A agent registered from its Agent Card (`POST /v1/agents:import`).
     AgentImport,
+    /// A principal's public key published in the directory (end-to-end trust).
+    KeyPublish,
+    /// A principal's public key revoked (by its owner or a tenant admin).
+    KeyRevoke,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 43] = [
+    pub const ALL: [AuditAction; 45] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -144,6 +148,8 @@ impl AuditAction {
         AuditAction::NotificationPrefsUpdate,
         AuditAction::RetentionSet,
         AuditAction::AgentImport,
+        AuditAction::KeyPublish,
+        AuditAction::KeyRevoke,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -192,6 +198,8 @@ impl AuditAction {
             AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
             AuditAction::RetentionSet => "retention.set",
             AuditAction::AgentImport => "agent.import",
+            AuditAction::KeyPublish => "key.publish",
+            AuditAction::KeyRevoke => "key.revoke",
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod address;
 pub mod api;
 pub mod audit;
+pub mod e2e;
 pub mod ids;
 pub mod limits;
 pub mod oauth;

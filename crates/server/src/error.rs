@@ -29,6 +29,16 @@ pub enum ApiError {
     SchemaViolation { detail: String, errors: Vec<FieldError> },
     #[error("{0}")]
     UnknownRecipient(String),
+    /// A message's signature does not verify against the sender's registered key (or names
+    /// no current key of the sender): 422 `bad_signature`, naming the field.
+    #[error("{detail}")]
+    BadSignature { detail: String, errors: Vec<FieldError> },
+    /// A sealed part is sealed to a revoked key: 422 `revoked_key`, naming the entry.
+    #[error("{detail}")]
+    RevokedKey { detail: String, errors: Vec<FieldError> },
+    /// A sealed part names a key the directory does not have: 422 `unknown_key`.
+    #[error("{detail}")]
+    UnknownKey { detail: String, errors: Vec<FieldError> },
     /// `capability:<name>` where no agent of the tenant has the capability at all (active or
     /// not): distinct from `unknown_recipient` so that auto-routing can send it to triage.
     #[error("{0}")]
@@ -115,6 +125,13 @@ impl ApiError {
                 "A data part does not match the capability's schema",
             ),
             UnknownRecipient(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_recipient", "Unknown recipient"),
+            BadSignature { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "bad_signature", "The message's signature does not verify")
+            }
+            RevokedKey { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "revoked_key", "The message is sealed to a revoked key")
+            }
+            UnknownKey { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_key", "The message names an unknown key"),
             NoTriage(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_triage", "No one can triage this message"),
             NoCapableAgent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_capable_agent", "No agent has the capability"),
             ReplyTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "reply_timeout", "No reply arrived in time"),
@@ -150,7 +167,10 @@ impl ApiError {
         let errors = match self {
             ApiError::InvalidBody { errors, .. }
             | ApiError::InvalidParams { errors, .. }
-            | ApiError::SchemaViolation { errors, .. } => errors.clone(),
+            | ApiError::SchemaViolation { errors, .. }
+            | ApiError::BadSignature { errors, .. }
+            | ApiError::RevokedKey { errors, .. }
+            | ApiError::UnknownKey { errors, .. } => errors.clone(),
             _ => Vec::new(),
         };
         let detail = match self {

@@ -129,12 +129,20 @@ struct TenantA {
     conversation: String,
     /// An approval asked of the person.
     approval: String,
+    /// The id of a public key the puller published (end-to-end trust).
+    public_key: String,
 }
 
 impl TenantA {
     /// Strings whose presence in an answer to B would reveal A's data.
     fn markers(&self) -> Vec<&str> {
-        let mut m = vec![self.pusher.as_str(), self.puller.as_str(), self.puller_key.as_str(), self.topic.as_str()];
+        let mut m = vec![
+            self.pusher.as_str(),
+            self.puller.as_str(),
+            self.puller_key.as_str(),
+            self.topic.as_str(),
+            self.public_key.as_str(),
+        ];
         m.extend(self.names.iter().map(String::as_str));
         m.extend([self.dead.as_str(), self.pending.as_str(), "a-secret-payload"]);
         m.extend(self.acked.iter().map(String::as_str));
@@ -233,7 +241,10 @@ async fn seed_a(hub: &TestHub) -> TenantA {
         "deadline": switchboard_core::time::rfc3339(switchboard_core::time::now_ms() + 3_600_000) });
     let approval =
         admin.create_approval(&serde_json::from_value(ask).unwrap()).await.expect("A's approval").approval.id;
+    let public_key =
+        puller_client.init_keys(&agent_addr(&puller.agent.id)).await.expect("A's public keys").signing_key_id;
     TenantA {
+        public_key,
         approval,
         group,
         conversation,
@@ -366,6 +377,16 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "putIdentityProviders" => (p(json!({ "providers": [] })), None, Clean, Forbidden),
         // Groups: B's own (none of A's); A's group's name is a 404 for B, and B may use it.
         "listGroups" => (None, None, Clean, Forbidden),
+        // Public keys: the keys of A's topic's subscribers are none of B's; the admin has no
+        // keys to publish; A's key cannot be revoked by B's admin or agent.
+        "listKeys" => (None, Some("to=topic:a-topic-secret.eu"), Clean, Clean),
+        "publishKey" => (
+            p(json!({ "kind": "x25519", "public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE=" })),
+            None,
+            Forbidden,
+            Clean,
+        ),
+        "revokeKey" => (None, None, NotFound, NotFoundOrForbidden),
         "getGroup" | "deleteGroup" | "addGroupMember" | "removeGroupMember" => (None, None, NotFound, Forbidden),
         "putGroup" => (p(json!({ "members": [] })), None, Clean, Forbidden),
         // B's own routing settings; A's model and key never show.
@@ -417,10 +438,11 @@ fn fill_path(path: &str, a: &TenantA) -> String {
     } else {
         &a.puller
     };
+    let key_id = if path.starts_with("/v1/keys/") { &a.public_key } else { &a.puller_key };
     path.replace("{id}", id)
         .replace("{agent_id}", &a.puller)
         .replace("{topic}", &a.topic)
-        .replace("{key_id}", &a.puller_key)
+        .replace("{key_id}", key_id)
         .replace("{name}", &a.group)
         .replace("{user}", &a.user)
         .replace("{address}", &agent_addr(&a.puller))

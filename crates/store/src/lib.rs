@@ -21,6 +21,7 @@ mod error;
 pub mod groups;
 pub mod health;
 pub mod inbox;
+pub mod keys;
 pub mod notify;
 pub mod oauth;
 pub mod postgres;
@@ -48,6 +49,7 @@ use autoroute::AutoRouteStore;
 use conversations::ConversationStore;
 use groups::GroupStore;
 use inbox::InboxStore;
+use keys::KeyStore;
 use notify::NotifyStore;
 use oauth::OAuthStore;
 use push::PushStore;
@@ -264,6 +266,7 @@ pub trait Store:
     + ApprovalStore
     + NotifyStore
     + RetentionStore
+    + KeyStore
     + Send
     + Sync
     + 'static
@@ -325,6 +328,7 @@ pub mod prelude {
     pub use crate::conversations::ConversationStore;
     pub use crate::groups::GroupStore;
     pub use crate::inbox::InboxStore;
+    pub use crate::keys::KeyStore;
     pub use crate::notify::NotifyStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;

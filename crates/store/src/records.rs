@@ -70,6 +70,8 @@ pub struct NewMessage {
     pub audit: Option<NewAuditEvent>,
     /// How an `auto` message was routed (JSON text), stored with it.
     pub routing: Option<String>,
+    /// The sender's signature (JSON text), checked by the server before it gets here.
+    pub signature: Option<String>,
 }
 
 /// What happened to a message offered for acceptance.
@@ -99,6 +101,8 @@ pub struct MessageRecord {
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
     pub priority: Priority,
+    /// The sender's signature (JSON text), as sent.
+    pub signature: Option<String>,
 }
 
 /// One recipient's delivery of a message.

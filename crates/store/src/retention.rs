@@ -106,7 +106,7 @@ pub(crate) mod sql {
         AND conversation_id = ?2 AND seq IN (SELECT seq FROM conversation_messages \
         WHERE tenant_id = ?1 AND conversation_id = ?2 AND message_id = ?3 ORDER BY seq LIMIT 1)";
     /// Erasure: `?1` tenant, `?2` address, `?3` now.
-    pub(crate) const ERASE: &str = "UPDATE messages SET parts = '[]', metadata = NULL, routing = NULL, \
+    pub(crate) const ERASE: &str = "UPDATE messages SET parts = '[]', metadata = NULL, routing = NULL, signature = NULL, \
         erased_at = ?3 WHERE tenant_id = ?1 AND (sender = ?2 OR recipient = ?2) AND erased_at IS NULL";
     pub(crate) const GET: &str = "SELECT messages_max_age_ms, dead_letters_max_age_ms FROM tenant_retention \
         WHERE tenant_id = ?1";

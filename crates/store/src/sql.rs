@@ -7,7 +7,7 @@ use switchboard_core::api::Priority;
 
 /// The columns of `messages` a `MessageRecord` is read from.
 pub(crate) const MESSAGE_COLS: &str = "tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
-     correlation_id, in_reply_to, idempotency_key, created_at, expires_at, priority";
+     correlation_id, in_reply_to, idempotency_key, created_at, expires_at, priority, signature";
 
 /// The columns of `approvals` an `ApprovalRecord` is read from, in its fields' order.
 pub(crate) const APPROVAL_COLS: &str = "tenant_id, id, message_id, requester, request, deadline, state, deciders, \

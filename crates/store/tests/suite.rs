@@ -38,7 +38,10 @@ use conversations::*;
 
 #[path = "suite/keys.rs"]
 mod keys;
+#[path = "suite/principal_keys.rs"]
+mod principal_keys;
 use keys::*;
+use principal_keys::*;
 
 #[path = "suite/users.rs"]
 mod users;
@@ -103,6 +106,7 @@ fn message(tenant: &str, id: &str, to: &str, key: Option<&str>) -> NewMessage {
         in_history: false,
         audit: None,
         routing: None,
+        signature: None,
     }
 }
 
@@ -911,6 +915,8 @@ macro_rules! backends {
 }
 
 backends!(
+    public_keys_rotate_and_revoke_and_are_never_deleted,
+    a_message_keeps_its_signature,
     requests_to_people_enter_the_outbox_once_and_are_claimed_once,
     notification_prefs_belong_to_users_and_release_held_rows,
     the_link_key_is_made_once,

@@ -10,6 +10,7 @@ pub mod dead_letters;
 pub mod deliveries;
 pub mod group;
 pub mod inbox;
+pub mod keys;
 pub mod login;
 pub mod message;
 pub mod migrate;

@@ -5,8 +5,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use switchboard_core::api::{Message, Part, Priority, SendMessage};
 
+use switchboard_client::e2e;
+
 use crate::conn::{Conn, client};
-use crate::output;
+use crate::{output, private_keys};
 
 /// What to send, to whom, and how long to wait for it.
 #[derive(Args)]
@@ -45,6 +47,13 @@ pub struct SendArgs {
     /// Anycast: refuse instead of queueing when no agent with the capability is active.
     #[arg(long)]
     require_active: bool,
+    /// Seal the parts end to end for every current key of the recipients (and sign them):
+    /// the hub stores and routes ciphertext only. Needs `switchboard keys init`.
+    #[arg(long)]
+    seal: bool,
+    /// Sign the message with your Ed25519 key (receivers see it verified).
+    #[arg(long)]
+    sign: bool,
     #[command(flatten)]
     conn: Conn,
 }
@@ -62,7 +71,7 @@ pub async fn run(a: SendArgs) -> Result<()> {
     if parts.is_empty() {
         bail!("nothing to send: give the text as an argument, or --data '{{…}}'");
     }
-    let m = SendMessage {
+    let mut m = SendMessage {
         to: a.to,
         parts,
         conversation_id: a.conversation,
@@ -74,8 +83,20 @@ pub async fn run(a: SendArgs) -> Result<()> {
         priority: a.priority.as_deref().map(|p| Priority::parse(Some(p))),
         require_active: a.require_active.then_some(true),
         kind: None,
+        signature: None,
     };
     let c = client(&a.conn)?;
+    if a.seal || a.sign {
+        let me = c.whoami().await?.principal;
+        let Some(keys) = private_keys::load(&me)? else {
+            bail!("--seal and --sign need your keys: run `switchboard keys init` first (as {me})");
+        };
+        if a.seal {
+            let recipients = c.recipient_keys(&m.to).await?;
+            m.parts = vec![e2e::seal(&m.parts, &recipients.keys)?];
+        }
+        e2e::sign(&mut m, &keys)?;
+    }
     if a.wait_reply {
         let r = c.request(&m, a.timeout_ms).await?;
         if a.conn.json {

@@ -34,6 +34,10 @@ pub enum Part {
     File {
         file: FilePart,
     },
+    /// End-to-end encrypted parts (`docs/e2e.md`); a message carries it alone, signed.
+    Sealed {
+        sealed: super::Sealed,
+    },
 }
 
 impl Part {
@@ -92,6 +96,10 @@ pub struct SendMessage {
     /// would, and its outcome comes back as the reply (`?wait=reply` answers with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MessageKind>,
+    /// The sender's Ed25519 signature (`docs/e2e.md`); required with a `sealed` part. A bad
+    /// one is refused (422 `bad_signature`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::MessageSignature>,
 }
 
 /// What a send is, when it is more than a message.
@@ -287,6 +295,13 @@ pub struct Message {
     /// Delivery order in the recipients' queues.
     #[serde(default)]
     pub priority: Priority,
+    /// The sender's signature, as sent, for receivers to check against the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::MessageSignature>,
+    /// True when the message was signed and the hub checked the signature against the
+    /// sender's registered key when it accepted it (unsigned messages: false).
+    #[serde(default)]
+    pub verified: bool,
 }
 
 /// Answer to `POST /v1/messages?wait=reply`: the request as stored and the first reply to it

@@ -377,6 +377,7 @@ mod tests {
             priority: None,
             require_active: None,
             kind: None,
+            signature: Some(crate::api::MessageSignature { key_id: "pk\0".into(), sig: "s".into() }),
         };
         assert_eq!(
             paths(&m),
@@ -390,6 +391,7 @@ mod tests {
                 "in_reply_to",
                 "idempotency_key",
                 "metadata.k",
+                "signature.key_id",
             ]
         );
     }

@@ -28,6 +28,7 @@ pub mod deliveries;
 pub mod groups;
 pub mod identity_providers;
 pub mod inbox;
+pub mod keys;
 pub mod limits;
 pub mod messages;
 pub mod notifications;
@@ -63,6 +64,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(openapi::tagged(whoami::router(), "whoami"))
         .merge(openapi::tagged(users::router(), "users"))
         .merge(openapi::tagged(groups::router(), "groups"))
+        .merge(openapi::tagged(keys::router(), "keys"))
         .merge(openapi::tagged(routing::router(), "routing"))
         .merge(openapi::tagged(tokens::router(), "tokens"))
         .merge(openapi::tagged(notifications::router(), "notifications"))

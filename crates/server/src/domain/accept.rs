@@ -18,6 +18,7 @@ use super::access::Access;
 use super::audit::SendAudit;
 use super::autoroute::AutoRouter;
 use super::conversations;
+use super::keys;
 use super::poke::Poke;
 use super::routing::{self, Routed, Routing};
 use super::schemas::{self, Direction, Schemas};
@@ -92,6 +93,9 @@ impl Acceptor {
         let hash = if m.idempotency_key.is_some() { request_hash(&m) } else { String::new() };
         let mut m = m;
         let conversation = conversations::joins(self.store.as_ref(), by, &to, &mut m.conversation_id).await?;
+        // Signed and sealed messages only: the plain send skips this with one test.
+        let signature =
+            if keys::needs_check(&m) { keys::check_send(self.store.as_ref(), by, &to, &m).await? } else { None };
         let mut decision = None;
         let routed = if let (Address::Conversation(_), Some(c)) = (&to, &conversation) {
             self.routing.conversation(self.store.as_ref(), c, &by.sender()).await?
@@ -123,6 +127,7 @@ impl Acceptor {
         }
         let mut built = build(&by.tenant, by.sender(), &to, routed, m, hash)?;
         built.routing = decision;
+        built.signature = signature;
         built.in_history = conversation.is_some();
         Ok(built)
     }
@@ -170,6 +175,31 @@ impl Acceptor {
                 Ok(())
             }
         }
+    }
+
+    /// Whom a message from `by` to `to` would reach now, as a send routes it (a capability:
+    /// every agent with it, since any one of them may be chosen): whose keys a sender seals
+    /// for. Nothing is written; the tenant's policy is not consulted (keys are public).
+    pub async fn recipients(&self, by: &Principal, to: &Address) -> Result<Vec<String>, ApiError> {
+        let store = self.store.as_ref();
+        let routed = match to {
+            Address::Auto => {
+                return Err(ApiError::UnsupportedAddress(
+                    "`auto` is routed by the message's text, so its recipients are not known before it is sent".into(),
+                ));
+            }
+            Address::Conversation(_) => {
+                let mut id = None;
+                let Some(c) = conversations::joins(store, by, to, &mut id).await? else { return Ok(Vec::new()) };
+                self.routing.conversation(store, &c, &by.sender()).await?
+            }
+            Address::Capability { name, .. } => {
+                let agents = self.routing.capable(store, by.tenant.as_str(), name, true, false).await?;
+                agents.iter().map(routing::routed).collect()
+            }
+            _ => self.routing.route(store, &by.tenant, by.agent(), to).await?,
+        };
+        Ok(routed.into_iter().map(|(r, _)| r).collect())
     }
 
     /// Routes a message that has `data` parts to an `agent:` address, and checks them against
@@ -426,5 +456,6 @@ fn build(
         in_history: false,
         audit: None,
         routing: None,
+        signature: None,
     })
 }

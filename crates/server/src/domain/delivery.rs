@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
-use switchboard_core::api::{InboxMessage, Message, Part, Priority};
+use switchboard_core::api::{InboxMessage, Message, MessageSignature, Part, Priority};
 use switchboard_core::audit::{AuditAction, NewAuditEvent};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{Millis, now_ms, rfc3339};
@@ -33,6 +33,13 @@ pub fn message_view(m: MessageRecord) -> Result<Message, ApiError> {
         ),
         None => None,
     };
+    let signature: Option<MessageSignature> = match m.signature {
+        Some(s) => Some(
+            serde_json::from_str(&s)
+                .map_err(|e| ApiError::Internal(format!("stored signature of message {} does not parse: {e}", m.id)))?,
+        ),
+        None => None,
+    };
     Ok(Message {
         id: m.id,
         from: m.sender,
@@ -46,6 +53,9 @@ pub fn message_view(m: MessageRecord) -> Result<Message, ApiError> {
         created_at: rfc3339(m.created_at),
         expires_at: m.expires_at.map(rfc3339),
         priority: m.priority,
+        // Stored only once the hub checked it (`domain::keys`).
+        verified: signature.is_some(),
+        signature,
     })
 }
 
@@ -288,6 +298,9 @@ pub struct StoredJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
     priority: Priority,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<&'a RawValue>,
+    verified: bool,
     attempt: u32,
     /// Set in a stream frame; a push has no lease the receiver can see.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -314,6 +327,13 @@ impl<'a> StoredJson<'a> {
             created_at: rfc3339(m.created_at),
             expires_at: m.expires_at.map(rfc3339),
             priority: m.priority,
+            signature: m
+                .signature
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| stored("signature", e))?,
+            verified: m.signature.is_some(),
             attempt,
             lease_expires_at: None,
         })
@@ -374,6 +394,7 @@ mod tests {
             created_at: 1_700_000_000_123,
             expires_at: Some(1_700_000_060_000),
             priority: Priority::High,
+            signature: Some(r#"{"key_id":"pk_1","sig":"c2ln"}"#.into()),
         };
         let bare = MessageRecord {
             metadata: None,
@@ -383,6 +404,7 @@ mod tests {
             idempotency_key: None,
             expires_at: None,
             priority: Priority::Normal,
+            signature: None,
             ..full.clone()
         };
         for m in [full, bare] {

@@ -46,6 +46,7 @@ pub mod autoroute;
 pub mod conversations;
 pub mod delivery;
 pub mod groups;
+pub mod keys;
 pub mod limits;
 pub mod notify;
 pub mod oauth;

@@ -154,6 +154,8 @@ fn part_view(p: &Part) -> PartView {
             data: None,
             file: Some(file.name.clone().or_else(|| file.uri.clone()).unwrap_or_else(|| "(a file)".into())),
         },
+        // The hub cannot read a sealed part; the page says so instead of showing ciphertext.
+        Part::Sealed { .. } => PartView { text: Some("(sealed: end-to-end encrypted)".into()), data: None, file: None },
     }
 }
 

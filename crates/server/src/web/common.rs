@@ -175,6 +175,10 @@ pub fn part_views(parts_json: &str) -> Vec<PartView> {
                     // Only web links are offered as links.
                     v.file_uri = file.uri.filter(|u| u.starts_with("https://") || u.starts_with("http://"));
                 }
+                // The hub cannot read a sealed part: the page says so instead of showing ciphertext.
+                Part::Sealed { .. } => {
+                    v.text = Some("(sealed: end-to-end encrypted; open it with your own key)".into())
+                }
             }
             v
         })

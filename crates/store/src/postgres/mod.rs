@@ -58,6 +58,7 @@ mod deliveries;
 mod error;
 mod groups;
 mod inbox;
+mod keys;
 mod listener;
 mod messages;
 mod migrations;

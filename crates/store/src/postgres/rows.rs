@@ -41,6 +41,7 @@ pub(super) fn message_from_row(r: &Row, at: usize) -> Result<MessageRecord, Fail
         created_at: r.try_get(at + 10)?,
         expires_at: r.try_get(at + 11)?,
         priority: Priority::parse(r.try_get::<_, Option<&str>>(at + 12)?),
+        signature: r.try_get(at + 13)?,
     })
 }
 

@@ -194,18 +194,20 @@ async fn accept_batch(
     let expires: Vec<Option<i64>> = msgs.iter().map(|m| m.expires_at).collect();
     let routing = opt(|m| m.routing.as_deref());
     let priorities: Vec<Option<&str>> = msgs.iter().map(|m| crate::sql::priority_text(m.priority)).collect();
+    let signatures = opt(|m| m.signature.as_deref());
 
     // `ORDER BY n` inserts in accept order, so of two messages in one group with the same
     // key, the first wins (as it would one by one).
     let st = c
         .prepare_cached(
             "INSERT INTO messages (tenant_id, id, sender, recipient, parts, metadata, conversation_id, \
-             correlation_id, in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing, priority) \
-             SELECT t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, pr \
+             correlation_id, in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing, priority, \
+             signature) \
+             SELECT t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, pr, sg \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
                          $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::int8[], $14::text[], \
-                         $15::text[]) \
-                  WITH ORDINALITY AS u(t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, pr, n) \
+                         $15::text[], $16::text[]) \
+                  WITH ORDINALITY AS u(t, id, s, r, p, md, cv, cr, irt, k, h, c, e, rt, pr, sg, n) \
              ORDER BY n \
              ON CONFLICT (tenant_id, sender, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING tenant_id, id",
@@ -230,6 +232,7 @@ async fn accept_batch(
                 &expires,
                 &routing,
                 &priorities,
+                &signatures,
             ],
         )
         .await?;

@@ -32,8 +32,8 @@ fn accept_one(
     }
     let mut st = conn.prepare_cached(
         "INSERT INTO messages (tenant_id, id, sender, recipient, parts, metadata, conversation_id, correlation_id, \
-         in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing, priority) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         in_reply_to, idempotency_key, request_hash, created_at, expires_at, routing, priority, signature) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     st.execute(params![
         m.tenant,
@@ -50,7 +50,8 @@ fn accept_one(
         m.created_at,
         m.expires_at,
         m.routing,
-        priority_text(m.priority)
+        priority_text(m.priority),
+        m.signature
     ])?;
     if m.in_history {
         super::conversations::append_history(conn, m)?;

@@ -35,6 +35,7 @@ mod conversations;
 mod deliveries;
 mod groups;
 mod inbox;
+mod keys;
 mod messages;
 mod notify;
 mod oauth;
@@ -168,6 +169,7 @@ impl SqliteStore {
 /// (recipient, order_key, seq) by `schema.sql`. Version 9 adds `messages.routing` (an `auto`
 /// message's decision) beside the groups and routing settings tables (`schema.sql`). Version 11
 /// adds `agent_push.a2a` (the A2A interface of an agent imported from its Agent Card).
+/// Version 12 adds `messages.signature` beside the `principal_keys` table (`schema.sql`).
 /// Version 13 adds `messages.erased_at` (erasure) beside the retention table (`schema.sql`).
 /// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -175,6 +177,10 @@ fn migrate(conn: &Connection) -> Result<()> {
     if (1..13).contains(&version) {
         tracing::info!("migrating the SQLite store to version 13: messages can be erased");
         add_column(conn, "messages", "erased_at", "INTEGER")?;
+    }
+    if (1..12).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 12: messages keep their sender's signature");
+        add_column(conn, "messages", "signature", "TEXT")?;
     }
     if (1..11).contains(&version) {
         tracing::info!("migrating the SQLite store to version 11: agents imported from A2A Agent Cards");
@@ -528,6 +534,33 @@ mod tests {
         let s = PushSettings { secret: "whsec_x".into(), a2a: Some("{}".into()), ..Default::default() };
         store.put_push_settings("t", "a1", s.clone(), None).await.expect("write");
         assert_eq!(store.push_settings("t", &["a1".into()]).await.expect("read")[0].1, s);
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 13);
+    }
+
+    /// A version-9 database (before end-to-end trust) gets `messages.signature` and the
+    /// `principal_keys` table at open, and its messages read as unsigned.
+    #[tokio::test]
+    async fn version_9_messages_get_a_signature_column() {
+        use crate::MessageStore;
+        use crate::keys::KeyStore;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "ALTER TABLE messages DROP COLUMN signature; DROP TABLE principal_keys; \
+             INSERT INTO messages (tenant_id, id, sender, recipient, parts, request_hash, created_at) \
+                 VALUES ('t', 'm1', 'admin', 'agent:b', '[]', '', 1000); \
+             PRAGMA user_version = 9;",
+        )
+        .expect("make a version-9 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let (m, _) = store.get_message("t", "m1").await.expect("read").expect("m1 kept");
+        assert_eq!(m.signature, None);
+        assert!(store.keys_of("t", vec!["agent:b".into()], true).await.expect("keys table").is_empty());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
         assert_eq!(version, 13);

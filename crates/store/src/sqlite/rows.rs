@@ -43,6 +43,7 @@ pub(super) fn message_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite:
         created_at: r.get(at + 10)?,
         expires_at: r.get(at + 11)?,
         priority: Priority::parse(r.get::<_, Option<String>>(at + 12)?.as_deref()),
+        signature: r.get(at + 13)?,
     })
 }
 

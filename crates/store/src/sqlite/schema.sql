@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS messages (
     expires_at      INTEGER,
     routing         TEXT,                  -- an `auto` message's routing decision (JSON) (version 9)
     priority        TEXT,                  -- 'high' or 'low'; NULL: normal (version 8)
-    erased_at       INTEGER                -- the payload was erased: a tombstone (version 13)
+    erased_at       INTEGER,               -- the payload was erased: a tombstone (version 13)
+    signature       TEXT                   -- the sender's signature (JSON), as sent (version 12)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
 -- Request/reply: the replies to a message (version 8).
@@ -356,3 +357,16 @@ CREATE TABLE IF NOT EXISTS tenant_retention (
     dead_letters_max_age_ms INTEGER,
     updated_at              INTEGER NOT NULL
 );
+-- Principals' public keys (end-to-end trust, version 12): public halves only; a revoked key
+-- keeps its row so older signatures can still be checked.
+CREATE TABLE IF NOT EXISTS principal_keys (
+    tenant_id   TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    principal   TEXT NOT NULL,             -- agent:<id> or user:<id>
+    kind        TEXT NOT NULL,             -- x25519 or ed25519
+    public_key  TEXT NOT NULL,             -- standard base64 of 32 bytes
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER,
+    PRIMARY KEY (tenant_id, key_id)
+);
+CREATE INDEX IF NOT EXISTS principal_keys_principal ON principal_keys(tenant_id, principal);

@@ -97,6 +97,9 @@ pub fn to_a2a(p: &Part, dialect: Dialect) -> Value {
             }
             json!({ "kind": "file", "file": f })
         }
+        // A2A has no sealed part: it travels as data, opened by the client as Switchboard's.
+        (Part::Sealed { sealed }, Dialect::V10) => json!({ "data": { "sealed": sealed } }),
+        (Part::Sealed { sealed }, Dialect::V03) => json!({ "kind": "data", "data": { "sealed": sealed } }),
     }
 }
 

@@ -88,7 +88,7 @@ pub fn message_text(parts: &[Part]) -> String {
                 out.push(' ');
             }
             Part::Data { data } => walk(data, &mut out),
-            Part::File { .. } => {}
+            Part::File { .. } | Part::Sealed { .. } => {}
         }
     }
     out

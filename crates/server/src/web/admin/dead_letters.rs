@@ -98,6 +98,7 @@ fn part_view(p: &Part) -> PartView {
         Part::Text { text } => PartView { kind: "text", body: text.clone() },
         Part::Data { data } => PartView { kind: "data", body: pretty(data) },
         Part::File { file } => PartView { kind: "file", body: pretty(file) },
+        Part::Sealed { sealed } => PartView { kind: "sealed", body: pretty(sealed) },
     }
 }
 
