@@ -15,8 +15,8 @@ mod logs;
 mod output;
 
 use commands::{
-    agent, approval, audit, bench, conversation, dead_letters, deliveries, group, inbox, login, message, migrate,
-    oauth, policy, reply, send, serve, tail, tenant, token, topic, triage, user,
+    agent, approval, audit, backup, bench, conversation, dead_letters, deliveries, group, inbox, login, message,
+    migrate, oauth, policy, reply, send, serve, tail, tenant, token, topic, triage, user,
 };
 
 #[derive(Parser)]
@@ -97,6 +97,11 @@ enum Command {
     /// providers.
     #[command(subcommand, name = "oauth")]
     OAuth(oauth::OAuthCmd),
+    /// Copy the live embedded store to a file, without stopping the hub (SQLite; for
+    /// PostgreSQL use pg_dump).
+    Backup(backup::BackupArgs),
+    /// Install a backup as the store of a data directory (then `serve --data-dir` on it).
+    Restore(backup::RestoreArgs),
 }
 
 #[tokio::main]
@@ -154,6 +159,8 @@ async fn run_client(cmd: Command) -> anyhow::Result<()> {
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Limits(cmd) => policy::run_limits(cmd).await,
         Command::OAuth(cmd) => oauth::run(cmd).await,
+        Command::Backup(a) => backup::run_backup(a).await,
+        Command::Restore(a) => backup::run_restore(a).await,
     }
 }
 

@@ -209,6 +209,11 @@ impl Client {
         self.call(Method::POST, "/v1/agents", Some(req)).await
     }
 
+    /// Imports an external A2A agent from its Agent Card (admin token): `POST /v1/agents:import`.
+    pub async fn import_agent(&self, req: &ImportAgent) -> Result<AgentImported> {
+        self.call(Method::POST, "/v1/agents:import", Some(req)).await
+    }
+
     /// Lists agents, optionally by capability and status.
     pub async fn list_agents(&self, capability: Option<&str>, status: Option<AgentStatus>) -> Result<AgentList> {
         let mut q = Vec::new();
@@ -232,6 +237,11 @@ impl Client {
 
     pub async fn delete_agent(&self, id: &str) -> Result<()> {
         self.call::<(), ()>(Method::DELETE, &format!("/v1/agents/{}", urlencode(id)), None).await
+    }
+
+    /// Deletes an agent and erases the payloads of its messages (admin; cannot be undone).
+    pub async fn erase_agent(&self, id: &str) -> Result<()> {
+        self.call::<(), ()>(Method::DELETE, &format!("/v1/agents/{}?erase=true", urlencode(id)), None).await
     }
 
     pub async fn heartbeat(&self, id: &str) -> Result<Agent> {
@@ -276,6 +286,16 @@ impl Client {
     /// Replaces the tenant's push settings (admin).
     pub async fn put_tenant_push_settings(&self, s: &TenantPushSettings) -> Result<TenantPushSettings> {
         self.call(Method::PUT, "/v1/tenant/push-settings", Some(s)).await
+    }
+
+    /// The tenant's retention (admin).
+    pub async fn retention(&self) -> Result<TenantRetention> {
+        self.call::<(), _>(Method::GET, "/v1/tenant/retention", None).await
+    }
+
+    /// Replaces the tenant's retention (admin).
+    pub async fn put_retention(&self, r: &TenantRetention) -> Result<TenantRetention> {
+        self.call(Method::PUT, "/v1/tenant/retention", Some(r)).await
     }
 
     /// Lists deliveries by state and recipient (`query` like `state=dead&recipient=agent:…`).

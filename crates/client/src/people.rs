@@ -51,6 +51,11 @@ impl Client {
         self.call::<(), ()>(Method::DELETE, &format!("/v1/users/{}", urlencode(id)), None).await
     }
 
+    /// Removes a user and erases the payloads of their messages (cannot be undone).
+    pub async fn erase_user(&self, id: &str) -> Result<()> {
+        self.call::<(), ()>(Method::DELETE, &format!("/v1/users/{}?erase=true", urlencode(id)), None).await
+    }
+
     /// Creates a personal access token for the person this client acts as; shown only once.
     pub async fn create_token(&self, req: &CreateToken) -> Result<TokenCreated> {
         self.call(Method::POST, "/v1/users/me/tokens", Some(req)).await

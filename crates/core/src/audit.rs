@@ -92,11 +92,15 @@ pub enum AuditAction {
     ApprovalCancel,
     /// A person's e-mail notification preferences replaced.
     NotificationPrefsUpdate,
+    /// A tenant's retention replaced (`PUT /v1/tenant/retention`).
+    RetentionSet,
+    /// An external A2A agent registered from its Agent Card (`POST /v1/agents:import`).
+    AgentImport,
 }
 
 impl AuditAction {
     /// Every action, in declaration order.
-    pub const ALL: [AuditAction; 41] = [
+    pub const ALL: [AuditAction; 43] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -138,6 +142,8 @@ impl AuditAction {
         AuditAction::ApprovalExpire,
         AuditAction::ApprovalCancel,
         AuditAction::NotificationPrefsUpdate,
+        AuditAction::RetentionSet,
+        AuditAction::AgentImport,
     ];
 
     /// The text stored, shown and filtered on (`agent.register`).
@@ -184,6 +190,8 @@ impl AuditAction {
             AuditAction::ApprovalExpire => "approval.expire",
             AuditAction::ApprovalCancel => "approval.cancel",
             AuditAction::NotificationPrefsUpdate => "notification_prefs.update",
+            AuditAction::RetentionSet => "retention.set",
+            AuditAction::AgentImport => "agent.import",
         }
     }
 

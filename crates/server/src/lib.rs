@@ -1,7 +1,7 @@
 //! The Switchboard node: HTTP API, streams, the delivery engine and its background tasks.
 //!
 //! [`Hub::start`] opens the store, makes sure the default tenant exists, binds the listener
-//! and spawns the tasks it owns (the HTTP server, the reaper, the presence flusher, the approvals' ticker). Each task
+//! and spawns the tasks it owns (the HTTP server, the reaper, the presence flusher, the approvals' ticker, the retention purge). Each task
 //! watches one shutdown channel; [`Hub::shutdown`] signals it, waits for in-flight requests
 //! and streams to finish, then closes the store so every queued write is committed.
 
@@ -252,6 +252,7 @@ impl Hub {
             tokio::spawn(domain::push::dispatcher(pusher, shutdown_rx.clone())),
             tokio::spawn(domain::access::refresher(access, shutdown_rx.clone())),
             tokio::spawn(domain::wildcards::refresher(patterns, shutdown_rx.clone())),
+            tokio::spawn(domain::retention::purger(store.clone(), metrics.purged.clone(), shutdown_rx.clone())),
             tokio::spawn(domain::approvals::ticker::ticker(
                 approvals,
                 std::time::Duration::from_secs(1),

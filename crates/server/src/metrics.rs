@@ -61,6 +61,8 @@ pub struct Metrics {
     pub limit_refusals: Family<KindLabels, Counter>,
     /// Sends and subscriptions refused by a tenant's policy.
     pub policy_denials: Counter,
+    /// What retention deleted.
+    pub purged: crate::domain::retention::PurgeMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,8 +127,20 @@ impl Metrics {
             "Sends and subscriptions refused by a tenant's policy",
             policy_denials.clone(),
         );
+        let purged = crate::domain::retention::PurgeMetrics::default();
+        registry.register(
+            "retention_purged_messages",
+            "Messages deleted by the tenants' retention",
+            purged.messages.clone(),
+        );
+        registry.register(
+            "retention_purged_deliveries",
+            "Deliveries deleted by the tenants' retention (with their messages, and dead letters)",
+            purged.deliveries.clone(),
+        );
         Metrics {
             registry,
+            purged,
             limit_refusals,
             policy_denials,
             accepted,

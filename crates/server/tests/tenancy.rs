@@ -308,10 +308,17 @@ fn plan(op_id: &str, a: &TenantA) -> Option<(Option<Value>, Option<&'static str>
         "getMessage" => (None, None, NotFound, NotFound),
         "getPushSettings" => (None, None, Clean, Forbidden),
         "putPushSettings" => (p(json!({})), None, Clean, Forbidden),
+        "getRetention" => (None, None, Clean, Forbidden),
+        // B's own retention, of a minute: A's messages are not B's to purge.
+        "putRetention" => (p(json!({ "messages_max_age_seconds": 60 })), None, Clean, Forbidden),
         // A's agent's own name: B may use it (names are per tenant), and a 409 would tell B
         // that A has an agent of that name.
         "registerAgent" => (p(json!({ "name": a.names[1] })), None, Clean, Forbidden),
         "listAgents" => (None, None, Clean, Clean),
+        // A card nobody serves: refused as a card that cannot be fetched, for B's admin.
+        "importAgent" => {
+            (p(json!({ "card_url": "http://127.0.0.1:9/.well-known/agent-card.json" })), None, Invalid, Forbidden)
+        }
         "getAgent" => (None, None, NotFound, NotFound),
         "updateAgent" => (p(json!({ "name": "renamed-by-b" })), None, NotFound, NotFoundOrForbidden),
         "deleteAgent" => (None, None, NotFound, NotFoundOrForbidden),

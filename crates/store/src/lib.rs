@@ -26,6 +26,7 @@ pub mod oauth;
 pub mod postgres;
 pub mod push;
 mod records;
+pub mod retention;
 mod sql;
 pub mod sqlite;
 pub mod users;
@@ -50,6 +51,7 @@ use inbox::InboxStore;
 use notify::NotifyStore;
 use oauth::OAuthStore;
 use push::PushStore;
+use retention::RetentionStore;
 use switchboard_core::audit::NewAuditEvent;
 use users::UserStore;
 
@@ -261,6 +263,7 @@ pub trait Store:
     + InboxStore
     + ApprovalStore
     + NotifyStore
+    + RetentionStore
     + Send
     + Sync
     + 'static
@@ -325,6 +328,7 @@ pub mod prelude {
     pub use crate::notify::NotifyStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::push::PushStore;
+    pub use crate::retention::RetentionStore;
     pub use crate::users::UserStore;
     pub use crate::{AgentStore, DeliveryStore, MessageStore, Store, TenantStore, TopicStore};
 }

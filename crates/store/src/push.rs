@@ -23,6 +23,10 @@ pub struct PushSettings {
     pub disabled: bool,
     /// Per-agent retry schedule, milliseconds between attempts.
     pub retry_schedule_ms: Option<Vec<u64>>,
+    /// For an agent imported from an A2A Agent Card: the interface its messages are forwarded
+    /// to (URL, binding, protocol version, credentials), as JSON the server reads. `None`
+    /// for a webhook agent.
+    pub a2a: Option<String>,
 }
 
 /// Take up to `limit` due push deliveries for this node.
@@ -116,6 +120,11 @@ pub trait PushStore: Send + Sync {
         settings: String,
         audit: Option<NewAuditEvent>,
     ) -> Result<()>;
+    /// The task an imported A2A agent is still working on for a message (its remote id), so
+    /// the next attempt reads it (`GetTask`) instead of sending the message again.
+    async fn a2a_task(&self, tenant: &str, message_id: &str) -> Result<Option<String>>;
+    /// Records (`Some`) or forgets (`None`) that task.
+    async fn set_a2a_task(&self, tenant: &str, message_id: &str, task_id: Option<String>) -> Result<()>;
     /// The hub's Ed25519 signing key (32 secret bytes), shared by every node: stores
     /// `candidate` if there is none yet and returns whichever is stored.
     async fn signing_key(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;

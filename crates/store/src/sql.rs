@@ -67,7 +67,7 @@ pub(crate) const DELIVERY_LISTING: &str = "SELECT d.seq, d.message_id, m.sender,
 
 /// The columns of `agent_push` (as `p`) a `PushSettings` is read from.
 pub(crate) const PUSH_SETTINGS_COLS: &str =
-    "p.secret, p.previous, p.previous_until, p.health_error, p.disabled, p.retry_schedule";
+    "p.secret, p.previous, p.previous_until, p.health_error, p.disabled, p.retry_schedule, p.a2a";
 
 /// `last_error` of a delivery that went dead because it was handed out `max_attempts` times.
 pub(crate) const OUT_OF_ATTEMPTS: &str = "not acknowledged after the maximum number of attempts";

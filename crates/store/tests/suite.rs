@@ -52,6 +52,9 @@ use flow::*;
 #[path = "suite/inbox.rs"]
 mod inbox;
 use inbox::*;
+#[path = "suite/retention.rs"]
+mod retention;
+use retention::*;
 #[path = "suite/notify.rs"]
 mod notify;
 use notify::*;
@@ -618,6 +621,34 @@ async fn a_deleted_agent_keeps_no_push_settings(s: &dyn Store) {
     assert_eq!(left, ["b"], "a write for an unregistered agent stored nothing");
 }
 
+/// An imported A2A agent's interface is kept with its push settings and handed to the
+/// dispatcher with each claim; a webhook agent has none.
+async fn an_a2a_interface_rides_with_the_claim(s: &dyn Store) {
+    push_agent(s, "ext").await;
+    push_agent(s, "hook").await;
+    let iface = r#"{"url":"https://a.example/rpc","binding":"JSONRPC"}"#.to_owned();
+    let mut settings = s.push_settings(T, &["ext".into()]).await.unwrap().pop().unwrap().1;
+    settings.a2a = Some(iface.clone());
+    s.put_push_settings(T, "ext", settings, None).await.unwrap();
+    s.accept(vec![pushed("m1", "ext"), pushed("m2", "hook")]).await.unwrap();
+    let jobs = s.claim_push(claim_at(1000)).await.unwrap();
+    let of = |id: &str| jobs.iter().find(|j| j.agent_id == id).map(|j| j.settings.a2a.clone());
+    assert_eq!(of("ext"), Some(Some(iface)));
+    assert_eq!(of("hook"), Some(None));
+}
+
+/// The task an A2A agent is still working on is kept per message and tenant, replaced, and
+/// forgotten.
+async fn an_a2a_task_is_kept_until_forgotten(s: &dyn Store) {
+    assert_eq!(s.a2a_task(T, "m1").await.unwrap(), None);
+    s.set_a2a_task(T, "m1", Some("t-1".into())).await.unwrap();
+    s.set_a2a_task(T, "m1", Some("t-2".into())).await.unwrap();
+    assert_eq!(s.a2a_task(T, "m1").await.unwrap().as_deref(), Some("t-2"));
+    assert_eq!(s.a2a_task("other", "m1").await.unwrap(), None, "per tenant");
+    s.set_a2a_task(T, "m1", None).await.unwrap();
+    assert_eq!(s.a2a_task(T, "m1").await.unwrap(), None);
+}
+
 /// Claims everything due at 1000 and lets each attempt die.
 async fn kill_all(s: &dyn Store) {
     for j in s.claim_push(claim_at(1000)).await.unwrap() {
@@ -916,6 +947,8 @@ backends!(
     claim_push_keeps_within_per_agent_and_agent_room,
     claim_push_skips_disabled_and_endpointless_agents,
     a_deleted_agent_keeps_no_push_settings,
+    an_a2a_interface_rides_with_the_claim,
+    an_a2a_task_is_kept_until_forgotten,
     replay_and_purge_dead_follow_the_filter,
     list_deliveries_filters_and_pages,
     subscribe_is_idempotent_and_needs_a_registered_agent,
@@ -955,6 +988,11 @@ backends!(
     an_approval_changes_only_over_the_version_it_read,
     due_approvals_are_those_whose_time_came,
     approvals_list_newest_first_by_state_and_tenant,
+    retention_purges_finished_old_messages_only,
+    a_purge_pages_with_its_cursor,
+    a_purged_conversation_message_leaves_the_history,
+    retention_settings_are_per_tenant,
+    erasure_empties_payloads_and_keeps_the_rows,
 );
 
 /// Tests that tamper with the database under the store, given direct access to it (`Raw`).

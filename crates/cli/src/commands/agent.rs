@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use switchboard_core::api::{AgentStatus, Capability, RegisterAgent};
+use switchboard_core::api::{A2aCredentials, AgentStatus, Capability, ImportAgent, RegisterAgent};
 
 use crate::conn::{Conn, client};
 use crate::output;
@@ -29,6 +29,26 @@ pub enum AgentCmd {
         /// A full card as JSON (file path), instead of the flags.
         #[arg(long, conflicts_with_all = ["description", "capabilities", "endpoint"])]
         card: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Import an external A2A agent from its Agent Card (admin token): messages to it are
+    /// forwarded with the A2A protocol, and its answers come back as replies.
+    Import {
+        /// The card's URL, e.g. https://agent.example/.well-known/agent-card.json.
+        card_url: String,
+        /// The name in the registry (default: the card's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// A bearer token the hub sends to the agent (`Authorization: Bearer …`).
+        #[arg(long, conflicts_with = "api_key")]
+        bearer: Option<String>,
+        /// An API key the hub sends to the agent, in the header the card names.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// The API key's header, when the card names none (default X-API-Key).
+        #[arg(long, requires = "api_key")]
+        api_key_header: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -181,6 +201,23 @@ pub async fn run(cmd: AgentCmd) -> Result<()> {
             if r.agent.endpoint.is_some() {
                 println!("webhook secret: {}   (verify push signatures with it)", r.webhook_secret);
             }
+        }
+        AgentCmd::Import { card_url, name, bearer, api_key, api_key_header, conn } => {
+            let auth = match (bearer, api_key) {
+                (Some(token), _) => Some(A2aCredentials::Bearer { token }),
+                (None, Some(value)) => Some(A2aCredentials::ApiKey { value, header: api_key_header }),
+                (None, None) => None,
+            };
+            let req = ImportAgent { card_url, name, auth, retry_schedule_ms: None };
+            let r = client(&conn)?.import_agent(&req).await?;
+            if conn.json {
+                return output::json(&r);
+            }
+            println!("imported agent {} ({}) from {}", r.agent.name, r.agent.id, r.a2a.card_url);
+            println!("address:  agent:{}", r.agent.id);
+            println!("a2a:      {} {} at {}", r.a2a.binding, r.a2a.protocol_version, r.a2a.url);
+            let caps: Vec<&str> = r.agent.capabilities.iter().map(|c| c.name.as_str()).collect();
+            println!("capabilities: {}", if caps.is_empty() { "(none)".into() } else { caps.join(", ") });
         }
         AgentCmd::List { capability, status, conn } => {
             let status = match status.as_deref() {

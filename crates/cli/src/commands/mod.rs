@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod approval;
 pub mod audit;
+pub mod backup;
 pub mod bench;
 pub mod conversation;
 pub mod dead_letters;

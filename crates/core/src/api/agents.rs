@@ -203,3 +203,62 @@ pub struct AgentList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
+
+/// `POST /v1/agents:import`: registers an external A2A agent from its Agent Card. Messages to
+/// it are forwarded with the A2A client binding by the push engine (retries, circuit breaker,
+/// policies and audit as for webhooks); its answers come back as replies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportAgent {
+    /// Where the Agent Card is, e.g. `https://agent.example/.well-known/agent-card.json`.
+    /// Fetched by the hub under the push engine's SSRF guard.
+    #[schema(pattern = "^https?://")]
+    pub card_url: String,
+    /// The name in the registry; default: the card's name (characters outside `[A-Za-z0-9._-]`
+    /// become `-`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The credentials the hub sends with every call to the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<A2aCredentials>,
+    /// Retry schedule for forwards to this agent, as for a webhook agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::retry_schedule)]
+    pub retry_schedule_ms: Option<Vec<u64>>,
+}
+
+/// Credentials the hub sends to an imported A2A agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum A2aCredentials {
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: String },
+    /// An API key in a header: `header`, else the one the card's API-key security scheme
+    /// names, else `X-API-Key`.
+    ApiKey {
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+    },
+}
+
+/// The A2A interface the hub forwards an imported agent's messages to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct A2aInterface {
+    pub card_url: String,
+    pub url: String,
+    /// `JSONRPC` or `HTTP+JSON`.
+    pub binding: String,
+    /// `1.0` or `0.3…`.
+    pub protocol_version: String,
+    /// The kind of credentials sent (`bearer`, `api_key`), never their value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+}
+
+/// Answer to `POST /v1/agents:import`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentImported {
+    pub agent: Agent,
+    pub a2a: A2aInterface,
+}

@@ -36,3 +36,19 @@ pub struct TenantList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
+
+/// A tenant's retention (`GET`/`PUT /v1/tenant/retention`, admin). A field left out or `null`
+/// keeps that kind for ever. A message is deleted only once every one of its deliveries is
+/// finished (acknowledged or expired); one still waiting for a recipient is kept however old.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRetention {
+    /// Delete messages this many seconds after they were accepted, once finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3_153_600_000_u64)]
+    pub messages_max_age_seconds: Option<u64>,
+    /// Delete dead letters this many seconds after they died (`replay` them before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3_153_600_000_u64)]
+    pub dead_letters_max_age_seconds: Option<u64>,
+}

@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use switchboard_core::api::{Agent, AgentList, AgentRegistered, AgentStatus, RegisterAgent, UpdateAgent};
+use switchboard_core::api::{
+    Agent, AgentImported, AgentList, AgentRegistered, AgentStatus, ImportAgent, RegisterAgent, UpdateAgent,
+};
 use switchboard_core::api::{AgentKey, AgentKeyCreated, AgentKeyList, FieldError, WebhookSecret};
 use switchboard_core::principal::PrincipalKind;
 use switchboard_core::time::{now_ms, rfc3339};
@@ -72,6 +74,26 @@ pub async fn register(
     let r = state.agents.register(&auth.0, req).await?;
     let agent = view(r.record, state.config.heartbeat_window_ms, None);
     Ok((StatusCode::CREATED, Json(AgentRegistered { agent, api_key: r.api_key, webhook_secret: r.webhook_secret })))
+}
+
+/// Imports an external A2A agent from its Agent Card (admin): it is registered with the
+/// card's skills as capabilities, and messages to it are forwarded with the A2A client
+/// binding by the push engine; its answers come back as replies.
+#[utoipa::path(post, path = "/v1/agents:import", operation_id = "importAgent", request_body = ImportAgent,
+    responses((status = 201, description = "Imported", body = AgentImported),
+              (status = 403, response = Forbidden), (status = 409, response = Conflict),
+              (status = 422, response = Unprocessable)))]
+pub async fn import(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<(StatusCode, Json<AgentImported>), ApiError> {
+    auth.require_admin()?;
+    let req: ImportAgent = parse_json(body, CARD_LIMIT).await?;
+    state.access.register_agent(&auth.0).await?;
+    let (r, remote) = crate::domain::a2a::import::import(&state.agents, &auth.0, req).await?;
+    let agent = view(r.record, state.config.heartbeat_window_ms, None);
+    Ok((StatusCode::CREATED, Json(AgentImported { agent, a2a: remote.view() })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -149,12 +171,18 @@ pub async fn update(
 }
 
 /// Deletes an agent (admin); its key stops working and its open deliveries go to `dead`.
-#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "deleteAgent", params(AgentPath),
+/// With `?erase=true`, the payloads of its messages are erased first.
+#[utoipa::path(delete, path = "/v1/agents/{id}", operation_id = "deleteAgent", params(AgentPath, super::EraseQuery),
     responses((status = 204, description = "Deleted"), (status = 403, response = Forbidden),
               (status = 404, response = NotFound)))]
-pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Q(q): Q<super::EraseQuery>,
+) -> Result<StatusCode, ApiError> {
     auth.require_admin()?;
-    state.agents.remove(&auth.0, &id).await?;
+    state.agents.remove(&auth.0, &id, q.erase).await?;
     state.tokens.forget_agent(auth.0.tenant.as_str(), &id);
     state.access.forget_agent(auth.0.tenant.as_str(), &id);
     state.oauth.forget_agent(auth.0.tenant.as_str(), &id);
@@ -309,6 +337,7 @@ pub async fn revoke_key(
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register, list))
+        .routes(routes!(import))
         .routes(routes!(show, update, remove))
         .routes(routes!(heartbeat))
         .routes(routes!(webhook_secret))

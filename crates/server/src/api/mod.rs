@@ -254,6 +254,18 @@ async fn refuse_nul_in_url(req: Request, next: Next) -> Response {
 /// Query parameters, with errors as problem documents.
 pub struct Q<T>(pub T);
 
+/// `?erase=true` on deleting an agent or a person: their messages' payloads go too.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EraseQuery {
+    /// Also erase the payload (parts, metadata) of every message they sent or were sent
+    /// directly, leaving a tombstone (ids, addresses and times; `erased_at` set). Cannot be
+    /// undone.
+    #[serde(default)]
+    pub erase: bool,
+}
+
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
     type Rejection = ApiError;
 

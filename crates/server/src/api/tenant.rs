@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use base64::Engine;
 use serde::Serialize;
-use switchboard_core::api::TenantPushSettings;
+use switchboard_core::api::{TenantPushSettings, TenantRetention};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -40,6 +40,31 @@ pub async fn put_push_settings(
     Ok(Json(s))
 }
 
+/// The tenant's retention (admin).
+#[utoipa::path(get, path = "/v1/tenant/retention", operation_id = "getRetention",
+    responses((status = 200, description = "How long the tenant's messages and dead letters are kept", body = TenantRetention),
+              (status = 403, response = Forbidden)))]
+pub async fn retention(State(state): State<AppState>, auth: Auth) -> Result<Json<TenantRetention>, ApiError> {
+    auth.require_admin()?;
+    Ok(Json(crate::domain::retention::get(state.store.as_ref(), auth.0.tenant.as_str()).await?))
+}
+
+/// Replaces the tenant's retention (admin). Applied within seconds by every node's purge task.
+#[utoipa::path(put, path = "/v1/tenant/retention", operation_id = "putRetention",
+    request_body = TenantRetention,
+    responses((status = 200, description = "The retention as stored", body = TenantRetention),
+              (status = 403, response = Forbidden), (status = 422, response = Unprocessable)))]
+pub async fn put_retention(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Body,
+) -> Result<Json<TenantRetention>, ApiError> {
+    auth.require_admin()?;
+    let r: TenantRetention = parse_json(body, 4 * 1024).await?;
+    crate::domain::retention::put(state.store.as_ref(), &auth.0, &r).await?;
+    Ok(Json(r))
+}
+
 /// One public key, JWK style (RFC 8037 `OKP` / `Ed25519`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Jwk {
@@ -70,5 +95,8 @@ pub async fn keys(State(state): State<AppState>) -> Result<Json<KeySet>, ApiErro
 
 /// This resource's routes, each with its OpenAPI operation.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(push_settings, put_push_settings)).routes(routes!(keys))
+    OpenApiRouter::new()
+        .routes(routes!(push_settings, put_push_settings))
+        .routes(routes!(retention, put_retention))
+        .routes(routes!(keys))
 }

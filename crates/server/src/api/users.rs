@@ -113,12 +113,18 @@ pub async fn update(
 }
 
 /// Removes a user with its sessions and personal access tokens (owners and admins; only an
-/// owner removes an owner).
-#[utoipa::path(delete, path = "/v1/users/{id}", operation_id = "deleteUser", params(UserPath),
+/// owner removes an owner). With `?erase=true`, the payloads of their messages are erased
+/// first, and the audit entry of the removal does not name their e-mail address.
+#[utoipa::path(delete, path = "/v1/users/{id}", operation_id = "deleteUser", params(UserPath, super::EraseQuery),
     responses((status = 204, description = "Removed"),
               (status = 403, response = Forbidden), (status = 404, response = NotFound)))]
-pub async fn remove(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.users.remove(&auth.0, &id).await?;
+pub async fn remove(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Q(q): Q<super::EraseQuery>,
+) -> Result<StatusCode, ApiError> {
+    state.users.remove(&auth.0, &id, q.erase).await?;
     state.tokens.forget_user(auth.0.tenant.as_str(), &id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -48,6 +48,12 @@ impl Agents {
         Agents { store, routing, pusher, config }
     }
 
+    /// Whether the tenant's pushes (and cards fetched for it) may reach private addresses: the
+    /// node allows them, or the tenant does.
+    pub async fn allow_private(&self, tenant: &str) -> Result<bool, ApiError> {
+        Ok(self.config.allow_private_endpoints || self.pusher.tenant_settings(tenant).await?.allow_private_endpoints)
+    }
+
     /// Checks a card: its fields, its endpoint (SSRF guard, unless the node or the tenant
     /// allows private endpoints) and its retry schedule.
     async fn check_card(&self, tenant: &str, req: &RegisterAgent) -> Result<(), ApiError> {
@@ -59,8 +65,7 @@ impl Agents {
             return Err(ApiError::fields(errors));
         }
         if let Some(e) = &req.endpoint {
-            let allow = self.config.allow_private_endpoints
-                || self.pusher.tenant_settings(tenant).await?.allow_private_endpoints;
+            let allow = self.allow_private(tenant).await?;
             super::push::check_endpoint(e, allow)
                 .await
                 .map_err(|message| ApiError::fields(vec![FieldError { path: "endpoint".into(), message }]))?;
@@ -77,6 +82,32 @@ impl Agents {
     /// Registers an agent from its card, with a new API key and webhook secret.
     pub async fn register(&self, by: &Principal, req: RegisterAgent) -> Result<Registered, ApiError> {
         self.check_card(by.tenant.as_str(), &req).await?;
+        let detail = serde_json::json!({ "name": req.name });
+        self.create(by, req, AuditAction::AgentRegister, detail, None).await
+    }
+
+    /// Registers an external A2A agent read from its Agent Card (`req`, already checked by
+    /// the caller against the card): messages to it are forwarded to the interface `a2a`
+    /// (the JSON of `a2a::remote::Remote`). Audited as `agent.import`, `detail` saying from where.
+    pub async fn register_imported(
+        &self,
+        by: &Principal,
+        req: RegisterAgent,
+        a2a: String,
+        detail: serde_json::Value,
+    ) -> Result<Registered, ApiError> {
+        self.check_card(by.tenant.as_str(), &req).await?;
+        self.create(by, req, AuditAction::AgentImport, detail, Some(a2a)).await
+    }
+
+    async fn create(
+        &self,
+        by: &Principal,
+        req: RegisterAgent,
+        action: AuditAction,
+        detail: serde_json::Value,
+        a2a: Option<String>,
+    ) -> Result<Registered, ApiError> {
         let now = now_ms();
         let retry_schedule_ms = req.retry_schedule_ms.clone();
         let record = AgentRecord {
@@ -93,13 +124,12 @@ impl Agents {
             last_seen_at: None,
         };
         let api_key = new_token(API_KEY_PREFIX);
-        let audit = NewAuditEvent::by(by, AuditAction::AgentRegister, agent_target(&record.id), now)
-            .with_detail(serde_json::json!({ "name": record.name }));
+        let audit = NewAuditEvent::by(by, action, agent_target(&record.id), now).with_detail(detail);
         self.store.create_agent(record.clone(), token_hash(&api_key), Some(audit)).await?;
-        let settings = PushSettings { secret: super::push::new_secret(), retry_schedule_ms, ..Default::default() };
+        let settings = PushSettings { secret: super::push::new_secret(), retry_schedule_ms, a2a, ..Default::default() };
         let webhook_secret = settings.secret.clone();
         self.store.put_push_settings(&record.tenant, &record.id, settings, None).await?;
-        tracing::info!(agent = %record.id, name = %record.name, "agent registered");
+        tracing::info!(agent = %record.id, name = %record.name, action = action.as_str(), "agent registered");
         Ok(Registered { record, api_key, webhook_secret })
     }
 
@@ -139,10 +169,21 @@ impl Agents {
     }
 
     /// Deletes agent `id`: its key stops working and its open deliveries go to `dead`.
-    pub async fn remove(&self, by: &Principal, id: &str) -> Result<(), ApiError> {
+    /// With `erase`, the payloads of the agent's messages are erased first (see
+    /// `RetentionStore::erase_messages`); an erasure cut short by a crash is finished by
+    /// asking again, since the agent is deleted only after it.
+    pub async fn remove(&self, by: &Principal, id: &str, erase: bool) -> Result<(), ApiError> {
         let tenant = by.tenant.as_str();
         let now = now_ms();
-        let audit = NewAuditEvent::by(by, AuditAction::AgentDelete, agent_target(id), now);
+        let mut audit = NewAuditEvent::by(by, AuditAction::AgentDelete, agent_target(id), now);
+        if erase {
+            if self.store.get_agent(tenant, id).await?.is_none() {
+                return Err(not_registered(id));
+            }
+            let address = switchboard_core::Recipient::agent_text(&id.into());
+            let erased = self.store.erase_messages(tenant, &address, now).await?;
+            audit = audit.with_detail(serde_json::json!({ "erase": true, "messages_erased": erased.messages }));
+        }
         if !self.store.delete_agent(tenant, id, now, Some(audit)).await? {
             return Err(not_registered(id));
         }

@@ -54,6 +54,7 @@ pub mod poke;
 pub mod presence;
 pub mod push;
 pub mod reply;
+pub mod retention;
 pub mod routing;
 pub mod schemas;
 pub mod tasks;

@@ -64,6 +64,7 @@ mod migrations;
 mod notify;
 mod oauth;
 mod push;
+mod retention;
 mod rows;
 mod tenants;
 mod topics;

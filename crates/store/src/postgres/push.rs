@@ -32,6 +32,7 @@ fn settings_from_row(r: &Row, at: usize) -> Result<PushSettings, Fail> {
         disabled: r.try_get(at + 4)?,
         // Same leniency as the SQLite store: the schedule was validated when written.
         retry_schedule_ms: schedule.and_then(|s| serde_json::from_str(&s).ok()),
+        a2a: r.try_get(at + 6)?,
     })
 }
 
@@ -72,10 +73,10 @@ impl PushStore for PostgresStore {
                     // Only for a registered agent: a write racing the agent's deletion must not
                     // leave its secret behind.
                     "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, \
-                     disabled, retry_schedule) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                     disabled, retry_schedule, a2a) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
                      WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = $1 AND id = $2) \
                      ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = $3, previous = $4, \
-                     previous_until = $5, health_error = $6, disabled = $7, retry_schedule = $8",
+                     previous_until = $5, health_error = $6, disabled = $7, retry_schedule = $8, a2a = $9",
                 )
                 .await?;
             let n = tx
@@ -90,6 +91,7 @@ impl PushStore for PostgresStore {
                         &s.health_error,
                         &s.disabled,
                         schedule,
+                        &s.a2a,
                     ],
                 )
                 .await?;
@@ -352,6 +354,46 @@ impl PushStore for PostgresStore {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         run.await.map_err(Fail::into_store)
+    }
+
+    async fn a2a_task(&self, tenant: &str, message_id: &str) -> Result<Option<String>> {
+        retrying(move || async move {
+            let c = self.conn().await?;
+            let row = c
+                .query_opt(
+                    "SELECT task_id FROM a2a_tasks WHERE tenant_id = $1 AND message_id = $2",
+                    &[&tenant, &message_id],
+                )
+                .await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            })
+        })
+        .await
+    }
+
+    async fn set_a2a_task(&self, tenant: &str, message_id: &str, task_id: Option<String>) -> Result<()> {
+        let task_id = &task_id;
+        retrying(move || async move {
+            let c = self.conn().await?;
+            match task_id {
+                Some(t) => {
+                    c.execute(
+                        "INSERT INTO a2a_tasks (tenant_id, message_id, task_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id, message_id) DO UPDATE SET task_id = $3",
+                        &[&tenant, &message_id, t],
+                    )
+                    .await?
+                }
+                None => {
+                    c.execute("DELETE FROM a2a_tasks WHERE tenant_id = $1 AND message_id = $2", &[&tenant, &message_id])
+                        .await?
+                }
+            };
+            Ok(())
+        })
+        .await
     }
 
     async fn tenant_push_settings(&self, tenant: &str) -> Result<Option<String>> {

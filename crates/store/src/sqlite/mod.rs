@@ -30,6 +30,7 @@ mod access;
 mod agents;
 mod approvals;
 mod audit;
+pub mod backup;
 mod conversations;
 mod deliveries;
 mod groups;
@@ -38,6 +39,7 @@ mod messages;
 mod notify;
 mod oauth;
 mod push;
+mod retention;
 mod rows;
 mod tenants;
 mod topics;
@@ -164,10 +166,20 @@ impl SqliteStore {
 /// priorities: `messages.priority` and `deliveries.order_key` (existing deliveries keep accept
 /// order: their key is their accept time), and the open-delivery index is rebuilt on
 /// (recipient, order_key, seq) by `schema.sql`. Version 9 adds `messages.routing` (an `auto`
-/// message's decision) beside the groups and routing settings tables (`schema.sql`).
+/// message's decision) beside the groups and routing settings tables (`schema.sql`). Version 11
+/// adds `agent_push.a2a` (the A2A interface of an agent imported from its Agent Card).
+/// Version 13 adds `messages.erased_at` (erasure) beside the retention table (`schema.sql`).
 /// Idempotent, so a crash before the version is set only runs it again.
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if (1..13).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 13: messages can be erased");
+        add_column(conn, "messages", "erased_at", "INTEGER")?;
+    }
+    if (1..11).contains(&version) {
+        tracing::info!("migrating the SQLite store to version 11: agents imported from A2A Agent Cards");
+        add_column(conn, "agent_push", "a2a", "TEXT")?;
+    }
     if (1..9).contains(&version) {
         tracing::info!("migrating the SQLite store to version 9: messages keep their routing decision");
         add_column(conn, "messages", "routing", "TEXT")?;
@@ -337,7 +349,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 11);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -366,7 +378,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 11);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -422,7 +434,7 @@ mod tests {
         assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 11);
     }
 
     /// A version-6 database (messages without `routing`, no groups) gets both at open, and
@@ -449,7 +461,7 @@ mod tests {
         assert!(store.list_groups("t", None, 10).await.expect("groups").is_empty());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 11);
     }
 
     /// A version-6 database (before priorities) gets `messages.priority` and
@@ -489,6 +501,35 @@ mod tests {
         store.close().await;
         assert!(index_sql(&conn, "deliveries_open").contains("order_key"), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 9);
+        assert_eq!(version, 11);
+    }
+
+    /// A version-9 database (before the A2A gateway) gets `agent_push.a2a` at open, and a
+    /// webhook agent's settings read back without one.
+    #[tokio::test]
+    async fn version_9_gets_the_a2a_interface_column() {
+        use crate::push::{PushSettings, PushStore};
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.close().await;
+        let conn = Connection::open(dir.path().join("switchboard.db")).expect("connect");
+        conn.execute_batch(
+            "ALTER TABLE agent_push DROP COLUMN a2a; \
+             INSERT INTO agents (tenant_id, id, name, capabilities, created_at, updated_at) \
+                 VALUES ('t', 'a1', 'hook', '[]', 1, 1); \
+             INSERT INTO agent_push (tenant_id, agent_id, secret) VALUES ('t', 'a1', 'whsec_x'); \
+             PRAGMA user_version = 9;",
+        )
+        .expect("make a version-9 database");
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let got = store.push_settings("t", &["a1".into()]).await.expect("read");
+        assert_eq!(got[0].1, PushSettings { secret: "whsec_x".into(), ..Default::default() });
+        let s = PushSettings { secret: "whsec_x".into(), a2a: Some("{}".into()), ..Default::default() };
+        store.put_push_settings("t", "a1", s.clone(), None).await.expect("write");
+        assert_eq!(store.push_settings("t", &["a1".into()]).await.expect("read")[0].1, s);
+        store.close().await;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 11);
     }
 }

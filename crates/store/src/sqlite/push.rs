@@ -22,6 +22,7 @@ fn settings_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<PushS
         health_error: r.get(at + 3)?,
         disabled: disabled != 0,
         retry_schedule_ms: schedule.and_then(|s| serde_json::from_str(&s).ok()),
+        a2a: r.get(at + 6)?,
     })
 }
 
@@ -40,11 +41,11 @@ impl PushStore for SqliteStore {
             // Only for a registered agent: a write racing the agent's deletion must not leave
             // its secret behind.
             let n = c.execute(
-                "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, disabled, retry_schedule) \
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2) \
+                "INSERT INTO agent_push (tenant_id, agent_id, secret, previous, previous_until, health_error, disabled, retry_schedule, a2a) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM agents WHERE tenant_id = ?1 AND id = ?2) \
                  ON CONFLICT (tenant_id, agent_id) DO UPDATE SET secret = ?3, previous = ?4, previous_until = ?5, \
-                 health_error = ?6, disabled = ?7, retry_schedule = ?8",
-                params![tenant, agent_id, s.secret, s.previous, s.previous_until, s.health_error, s.disabled, schedule],
+                 health_error = ?6, disabled = ?7, retry_schedule = ?8, a2a = ?9",
+                params![tenant, agent_id, s.secret, s.previous, s.previous_until, s.health_error, s.disabled, schedule, s.a2a],
             )
             .map_err(internal)?;
             append_if(c, n > 0, audit.as_ref())
@@ -224,6 +225,40 @@ impl PushStore for SqliteStore {
                 })
                 .map_err(internal)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(internal)
+        })
+        .await
+    }
+
+    async fn a2a_task(&self, tenant: &str, message_id: &str) -> Result<Option<String>> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT task_id FROM a2a_tasks WHERE tenant_id = ?1 AND message_id = ?2",
+                [tenant, message_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)
+        })
+        .await
+    }
+
+    async fn set_a2a_task(&self, tenant: &str, message_id: &str, task_id: Option<String>) -> Result<()> {
+        let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
+        self.write(move |c, _| {
+            match task_id {
+                Some(t) => c.execute(
+                    "INSERT INTO a2a_tasks (tenant_id, message_id, task_id) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (tenant_id, message_id) DO UPDATE SET task_id = ?3",
+                    params![tenant, message_id, t],
+                ),
+                None => c.execute(
+                    "DELETE FROM a2a_tasks WHERE tenant_id = ?1 AND message_id = ?2",
+                    params![tenant, message_id],
+                ),
+            }
+            .map_err(internal)?;
+            Ok(())
         })
         .await
     }

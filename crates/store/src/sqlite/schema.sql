@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at      INTEGER NOT NULL,
     expires_at      INTEGER,
     routing         TEXT,                  -- an `auto` message's routing decision (JSON) (version 9)
-    priority        TEXT                   -- 'high' or 'low'; NULL: normal (version 8)
+    priority        TEXT,                  -- 'high' or 'low'; NULL: normal (version 8)
+    erased_at       INTEGER                -- the payload was erased: a tombstone (version 13)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages(tenant_id, id);
 -- Request/reply: the replies to a message (version 8).
@@ -100,6 +101,7 @@ CREATE TABLE IF NOT EXISTS agent_push (
     health_error   TEXT,
     disabled       INTEGER NOT NULL DEFAULT 0,
     retry_schedule TEXT,                  -- JSON array of milliseconds
+    a2a            TEXT,                  -- JSON: the A2A interface of an imported agent
     PRIMARY KEY (tenant_id, agent_id)
 );
 CREATE TABLE IF NOT EXISTS push_attempts (
@@ -117,6 +119,14 @@ CREATE TABLE IF NOT EXISTS push_attempts (
 CREATE INDEX IF NOT EXISTS push_attempts_message ON push_attempts(tenant_id, message_id, id);
 CREATE INDEX IF NOT EXISTS deliveries_push_due ON deliveries(due_at)
     WHERE push = 1 AND (state = 'pending' OR state = 'leased' OR state = 'delivered');
+-- The task an imported agent is still working on for a message: the next attempt reads it
+-- (`GetTask`) instead of sending the message again. Gone once the task has settled.
+CREATE TABLE IF NOT EXISTS a2a_tasks (
+    tenant_id  TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    task_id    TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, message_id)
+);
 CREATE TABLE IF NOT EXISTS tenant_push_settings (
     tenant_id TEXT PRIMARY KEY,
     settings  TEXT NOT NULL              -- JSON
@@ -328,7 +338,7 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     PRIMARY KEY (tenant_id, user_id, message_id)
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
-PRAGMA user_version = 9;
+PRAGMA user_version = 13;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
     tenant_id       TEXT NOT NULL,
@@ -338,4 +348,11 @@ CREATE TABLE IF NOT EXISTS conversation_status (
     expires_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, conversation_id, participant)
+);
+-- A tenant's retention (version 13; NULL: kept for ever), read by the purge task.
+CREATE TABLE IF NOT EXISTS tenant_retention (
+    tenant_id               TEXT PRIMARY KEY,
+    messages_max_age_ms     INTEGER,
+    dead_letters_max_age_ms INTEGER,
+    updated_at              INTEGER NOT NULL
 );

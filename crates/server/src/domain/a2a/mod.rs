@@ -17,7 +17,9 @@
 //! written either way: `input-required` (0.3) or `TASK_STATE_INPUT_REQUIRED` (1.0).
 
 pub mod card;
+pub mod import;
 pub mod parts;
+pub mod remote;
 pub mod tasks;
 
 use crate::error::ApiError;

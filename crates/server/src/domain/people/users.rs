@@ -145,15 +145,23 @@ impl Users {
     }
 
     /// Removes a user with its sessions and tokens (administrators; owners alone remove owners).
-    pub async fn remove(&self, by: &Principal, id: &str) -> Result<(), ApiError> {
+    /// With `erase`, the payloads of the person's messages are erased first (see
+    /// `RetentionStore::erase_messages`), and the audit entry keeps no e-mail address.
+    pub async fn remove(&self, by: &Principal, id: &str, erase: bool) -> Result<(), ApiError> {
         require_admin(by)?;
         let tenant = by.tenant.as_str();
         let existing = self.store.get_user(tenant, id).await?.ok_or_else(|| no_such_user(id))?;
         if existing.role == Role::Owner && !owns(by) {
             return Err(only_owners("remove an owner"));
         }
-        let audit = NewAuditEvent::by(by, AuditAction::UserDelete, target(id), now_ms())
-            .with_detail(serde_json::json!({ "email": existing.email }));
+        let now = now_ms();
+        let detail = if erase {
+            let erased = self.store.erase_messages(tenant, &format!("user:{id}"), now).await?;
+            serde_json::json!({ "erase": true, "messages_erased": erased.messages })
+        } else {
+            serde_json::json!({ "email": existing.email })
+        };
+        let audit = NewAuditEvent::by(by, AuditAction::UserDelete, target(id), now).with_detail(detail);
         if !self.store.delete_user(tenant, id, Some(audit)).await? {
             return Err(no_such_user(id));
         }

@@ -10,10 +10,13 @@ use switchboard_core::time::now_ms;
 use switchboard_core::{AgentId, Principal, PrincipalKind, Recipient, TenantId};
 use switchboard_store::push::{AttemptRecord, PushJob, PushOutcome};
 
+use super::a2a::Outgoing;
 use super::circuit::{Ended, Policy};
 use super::endpoint::{RefusedAddress, check_literal};
 use super::signing::{sign, sign_ed25519};
 use super::{Pusher, retry};
+use crate::domain::a2a::Dialect;
+use crate::domain::a2a::remote::{self, Remote};
 use crate::domain::delivery::StoredJson;
 
 /// Most of a response body read (for the reply and the attempt log).
@@ -60,7 +63,8 @@ fn find_source<'a, E: std::error::Error + 'static>(e: &'a (dyn std::error::Error
     None
 }
 
-async fn send(p: &Pusher, job: &PushJob, tenant: &TenantPushSettings, body: Vec<u8>, attempt: u32) -> Answer {
+/// The signed webhook request for `job`: the message as stored, Standard Webhooks headers.
+async fn webhook(p: &Pusher, job: &PushJob, tenant: &TenantPushSettings, body: Vec<u8>, attempt: u32) -> Outgoing {
     let now = now_ms();
     let ts = now / 1000;
     let id = &job.message.id;
@@ -76,20 +80,34 @@ async fn send(p: &Pusher, job: &PushJob, tenant: &TenantPushSettings, body: Vec<
             Err(e) => tracing::warn!(error = %e, "could not load the hub signing key; sending without v1a"),
         }
     }
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("webhook-id", id.clone()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", signatures.join(" ")),
+        ("switchboard-attempt", attempt.to_string()),
+    ];
+    Outgoing { url: job.endpoint.clone(), headers: headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), body }
+}
+
+/// The client an attempt for `tenant` uses: the one that refuses private addresses, unless
+/// the node or the tenant allows them.
+fn client<'a>(p: &'a Pusher, tenant: &TenantPushSettings) -> (&'a reqwest::Client, bool) {
     let allow_private = p.config.allow_private_endpoints || tenant.allow_private_endpoints;
+    (if allow_private { &p.http_private } else { &p.http }, allow_private)
+}
+
+async fn send(p: &Pusher, tenant: &TenantPushSettings, out: Outgoing) -> Answer {
+    let (http, allow_private) = client(p, tenant);
     // Literal IP addresses bypass the resolver: check them here.
-    if !allow_private && let Err(e) = check_literal(&job.endpoint) {
+    if !allow_private && let Err(e) = check_literal(&out.url) {
         return Answer::Failed { kind: "refused_address", status: None, body: vec![], error: e };
     }
-    let http = if allow_private { &p.http_private } else { &p.http };
-    let req = http
-        .post(&job.endpoint)
-        .header("content-type", "application/json")
-        .header("webhook-id", id.as_str())
-        .header("webhook-timestamp", ts.to_string())
-        .header("webhook-signature", signatures.join(" "))
-        .header("switchboard-attempt", attempt.to_string())
-        .body(body);
+    // A bodiless request is an HTTP+JSON `GetTask`; everything else is POSTed.
+    let mut req = if out.body.is_empty() { http.get(&out.url) } else { http.post(&out.url).body(out.body) };
+    for (k, v) in &out.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
     match req.send().await {
         Ok(res) => {
             let status = res.status().as_u16();
@@ -144,32 +162,39 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
     let key = (job.tenant.clone(), job.agent_id.clone());
     let n = job.attempts + 1;
     let m = &job.message;
-    // The push body: the message as stored, with this attempt's number.
-    let body = match StoredJson::new(m, n) {
-        // Strings and already-valid JSON: encoding cannot fail.
-        Ok(body) => serde_json::to_vec(&body).unwrap_or_default(),
-        Err(e) => {
-            tracing::error!(message = %m.id, error = %e, "stored message is not JSON; dead-lettering");
-            finish(
-                p,
-                &job,
-                n,
-                0,
-                None,
-                Some("internal"),
-                None,
-                PushOutcome::Dead { error: "stored message is corrupt".into() },
-            )
-            .await;
-            return;
-        }
+    // An agent imported from an A2A card is called with the A2A client binding; any other
+    // gets the message as stored, with this attempt's number, as a signed webhook.
+    let remote = match job.settings.a2a.as_deref().map(serde_json::from_str::<Remote>) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => return corrupt(p, &job, n, &format!("the stored A2A interface cannot be read: {e}")).await,
+        None => None,
     };
     let started = Instant::now();
     let tenant = p.tenant_settings(&job.tenant).await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not read tenant push settings; using the node's");
         TenantPushSettings::default()
     });
-    let result = send(p, &job, &tenant, body, n).await;
+    // A task the agent was still working on at the last attempt is read again, not resent.
+    let task = match &remote {
+        Some(_) => p.store.a2a_task(&job.tenant, &m.id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, message = %m.id, "could not read the A2A task of a message; sending it again");
+            None
+        }),
+        None => None,
+    };
+    let out = match (&remote, &task) {
+        (Some(r), Some(t)) => super::a2a::get_task(r, t),
+        (Some(r), None) => match super::a2a::outgoing(&job, r) {
+            Ok(out) => out,
+            Err(e) => return corrupt(p, &job, n, &e).await,
+        },
+        (None, _) => match StoredJson::new(m, n) {
+            // Strings and already-valid JSON: encoding cannot fail.
+            Ok(body) => webhook(p, &job, &tenant, serde_json::to_vec(&body).unwrap_or_default(), n).await,
+            Err(e) => return corrupt(p, &job, n, &format!("stored message is corrupt: {e}")).await,
+        },
+    };
+    let result = send(p, &tenant, out).await;
     let took = started.elapsed().as_millis() as i64;
     // The agent's schedule, else the tenant's, else the node's.
     let schedule = job
@@ -186,6 +211,38 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
     };
     let metrics = &p.metrics;
     let (outcome, status, kind, body) = match result {
+        Answer::Ok { status, body } if remote.is_some() => {
+            let r = remote.as_ref().expect("matched on is_some");
+            match remote::read_answer(r.binding, &body) {
+                Ok(answer) => {
+                    // The answer is stored inside the claim: the attempt ends before it runs out.
+                    let deadline = started + std::time::Duration::from_millis(p.config.push_timeout_ms);
+                    let answer = super::a2a::settle(client(p, &tenant).0, r, answer, deadline).await;
+                    match answer.task_id.clone().filter(|_| !answer.state.settled()) {
+                        // Still running: followed with `GetTask` on the retry schedule (the
+                        // endpoint is healthy, so the circuit counts it a success).
+                        Some(t) => {
+                            if task.as_deref() != Some(t.as_str())
+                                && let Err(e) = p.store.set_a2a_task(&job.tenant, &m.id, Some(t.clone())).await
+                            {
+                                tracing::warn!(error = %e, message = %m.id, "could not record an A2A task; it will be sent again");
+                            }
+                            let error = format!("the agent's task {t} is still {}", answer.state.wire(Dialect::V10));
+                            (retry_or_dead(error, None), Some(status), Some("a2a_working"), body)
+                        }
+                        None => {
+                            if task.is_some() {
+                                let _ = p.store.set_a2a_task(&job.tenant, &m.id, None).await;
+                            }
+                            let reply = Reply { metadata: Some(answer.metadata()), parts: answer.parts };
+                            (PushOutcome::Acked, Some(status), Some(record_reply(p, &job, reply).await), body)
+                        }
+                    }
+                }
+                // An answer that is not A2A is a failure like a 5xx: tried again on the schedule.
+                Err(error) => (retry_or_dead(error, None), Some(status), Some("a2a_answer"), body),
+            }
+        }
         Answer::Ok { status, body } => {
             let kind = match serde_json::from_slice::<Reply>(&body) {
                 Ok(reply) if !reply.parts.is_empty() => record_reply(p, &job, reply).await,
@@ -239,6 +296,7 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
     let ended = match kind {
         _ if success => Ended::Success,
         Some("gone") => Ended::Gone,
+        Some("a2a_working") => Ended::Success,
         _ => Ended::Failure,
     };
     // The circuit learns of the failure before the store makes the retry due, so the
@@ -249,6 +307,12 @@ pub(super) async fn attempt(p: &Pusher, job: PushJob) {
     };
     finish(p, &job, n, took, status, kind, excerpt(&body), outcome).await;
     super::events::report_circuit(p, &key, change, first_failure, kind).await;
+}
+
+/// Dead-letters a delivery whose stored form cannot be sent (a retry would not help).
+async fn corrupt(p: &Pusher, job: &PushJob, n: u32, error: &str) {
+    tracing::error!(message = %job.message.id, error = %error, "stored message cannot be pushed; dead-lettering");
+    finish(p, job, n, 0, None, Some("internal"), None, PushOutcome::Dead { error: error.to_owned() }).await;
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -31,6 +31,7 @@ use crate::cfg::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+mod a2a;
 mod attempt;
 mod circuit;
 mod dispatcher;

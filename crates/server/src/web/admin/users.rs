@@ -224,7 +224,7 @@ pub async fn delete(
     if let Some(r) = a.forged(&f.csrf_token) {
         return r;
     }
-    if let Err(e) = state.users.remove(a.by(), &id).await {
+    if let Err(e) = state.users.remove(a.by(), &id, false).await {
         return error_page(e);
     }
     state.tokens.forget_user(a.tenant(), &id);
