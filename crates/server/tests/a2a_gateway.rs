@@ -285,6 +285,33 @@ async fn a_working_task_is_read_again_with_get_task_until_it_completes() {
     hub.stop().await;
 }
 
+/// An A2A client reaches an imported agent through the hub's own A2A door: its blocking
+/// `SendMessage` answers the task completed with the external agent's artifact.
+#[tokio::test]
+async fn an_a2a_client_reaches_an_imported_agent_through_the_hub() {
+    let hub = TestHub::start().await;
+    let ext = Agent::start(card_1_0, |_, call| (200, completed(call))).await;
+    let imported = import(&hub, import_req(ext.card_url())).await;
+    let (alice, _) = hub.agent("alice", &[]).await;
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
+        "message": { "messageId": "from-a2a-client", "role": "ROLE_USER", "parts": [{ "text": "via the hub" }] } } });
+    let res = reqwest::Client::new()
+        .post(format!("{}/a2a/{}", hub.url(), imported.agent.id))
+        .bearer_auth(&alice.api_key)
+        .header("A2A-Version", "1.0")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    let task = &v["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{v}");
+    assert!(v.to_string().contains("echo: via the hub"), "the external agent's answer: {v}");
+    assert_eq!(text_of(&ext.calls()[0].1), "via the hub");
+    hub.stop().await;
+}
+
 /// A task still running when the attempt's time is up is followed on the retry schedule with
 /// `GetTask` (the message is not sent again), and its result arrives as the reply.
 #[tokio::test]

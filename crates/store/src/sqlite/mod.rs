@@ -349,7 +349,7 @@ mod tests {
         drop(SqliteStore::open(dir.path()).expect("reopen"));
         assert!(index_sql(&conn, "deliveries_open").contains(OPEN), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 11);
+        assert_eq!(version, 13);
     }
 
     /// A version-2 database (before the audit log) gets the audit tables at open.
@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(store.append_audit(e).await.expect("append").seq, 1);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 11);
+        assert_eq!(version, 13);
     }
 
     /// A version-3 database's bootstrap token (stored as `admin` in the default tenant)
@@ -434,7 +434,7 @@ mod tests {
         assert!(store.principal_for_token("h-a").await.expect("look up").is_none());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 11);
+        assert_eq!(version, 13);
     }
 
     /// A version-6 database (messages without `routing`, no groups) gets both at open, and
@@ -461,7 +461,7 @@ mod tests {
         assert!(store.list_groups("t", None, 10).await.expect("groups").is_empty());
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 11);
+        assert_eq!(version, 13);
     }
 
     /// A version-6 database (before priorities) gets `messages.priority` and
@@ -501,7 +501,7 @@ mod tests {
         store.close().await;
         assert!(index_sql(&conn, "deliveries_open").contains("order_key"), "{}", index_sql(&conn, "deliveries_open"));
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 11);
+        assert_eq!(version, 13);
     }
 
     /// A version-9 database (before the A2A gateway) gets `agent_push.a2a` at open, and a
@@ -530,6 +530,6 @@ mod tests {
         assert_eq!(store.push_settings("t", &["a1".into()]).await.expect("read")[0].1, s);
         store.close().await;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 11);
+        assert_eq!(version, 13);
     }
 }
