@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (14, include_str!("schema_v14.sql")),
     (15, include_str!("schema_v15.sql")),
     (16, include_str!("schema_v16.sql")),
+    (17, include_str!("schema_v17.sql")),
 ];
 
 /// Brings the schema up to date. An advisory lock serialises nodes that start together;
