@@ -58,7 +58,8 @@ if [ -n "${A2A_TCK_POSTGRES:-}" ]; then
   psql -q "$A2A_TCK_POSTGRES/postgres" -c "CREATE DATABASE $DB"
   STORE=(--database-url "$A2A_TCK_POSTGRES/$DB")
 fi
-SWITCHBOARD_ADMIN_TOKEN=$TOKEN RUST_LOG=${RUST_LOG:-warn} \
+# The TCK's webhook receiver listens on loopback: this hub may push there.
+SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true SWITCHBOARD_ADMIN_TOKEN=$TOKEN RUST_LOG=${RUST_LOG:-warn} \
   "$BIN" serve --listen 127.0.0.1:0 "${STORE[@]}" >"$WORK/hub.out" 2>"$WORK/hub.err" &
 HUB_PID=$!
 URL=
@@ -93,9 +94,18 @@ done
 # Where the TCK lags spec 1.0.1 (see ../shared/conformance/README.md, "Known lag"); each
 # entry: a pytest node-id substring, and why.
 DESELECT=(
+  "tests/compatibility/http_json/test_problem_details.py::TestAIP193ErrorFormat::test_error_content_type \
+    HTTP_JSON-ERR-001 wants application/json; 1.0.1 section 11.6's example answers Content-Type: application/a2a+json"
+  "tests/compatibility/core_operations/test_error_handling.py::TestRestErrorStructure::test_error_uses_aip193_format \
+    HTTP_JSON-ERR-001 wants application/json; 1.0.1 section 11.6's example answers Content-Type: application/a2a+json"
+  "tests/compatibility/core_operations/test_transport_behavior.py::TestRestFormat::test_response_content_type \
+    HTTP_JSON-SVC-001 wants application/json; 1.0.1 section 11.4: responses are Content-Type: application/a2a+json"
 )
 ARGS=()
-for d in "${DESELECT[@]}"; do ARGS+=(--deselect "${d%% *}"); done
+for d in "${DESELECT[@]}"; do
+  ARGS+=(--deselect "${d%% *}")
+  echo "deselected (TCK lags spec 1.0.1): ${d#* }"
+done
 
 cd "$TCK"
 status=0

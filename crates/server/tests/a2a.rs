@@ -304,7 +304,12 @@ async fn json_rpc_errors_follow_the_spec() {
     let more = json!({ "message": { "messageId": "m-t2", "taskId": sent["result"]["task"]["id"], "parts": [{ "text": "more" }] } });
     assert_eq!(error_code(&rpc(&hub, bob, key, "SendMessage", more).await), -32004);
     // ListTasks: bad page sizes and tokens are invalid params.
-    for bad in [json!({ "pageSize": 0 }), json!({ "pageSize": 101 }), json!({ "pageToken": "nope" }), json!({ "status": "RUNNING" })] {
+    for bad in [
+        json!({ "pageSize": 0 }),
+        json!({ "pageSize": 101 }),
+        json!({ "pageToken": "nope" }),
+        json!({ "status": "RUNNING" }),
+    ] {
         assert_eq!(error_code(&rpc(&hub, bob, key, "ListTasks", bad.clone()).await), -32602, "{bad}");
     }
     // Continuing an unknown task: not found.

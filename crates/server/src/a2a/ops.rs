@@ -84,6 +84,45 @@ fn push_params(params: &Value, dialect: Dialect) -> Value {
     p
 }
 
+/// `snake_case` to `lowerCamelCase` (`task_id` to `taskId`).
+fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut up = false;
+    for c in key.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// ProtoJSON parsers take a field by its proto name as well as its JSON name (`task_id` for
+/// `taskId`): the request's own fields, and those of its `message`, `configuration` and push
+/// config objects, are renamed to their JSON names (a JSON name given wins). Parts, metadata
+/// and data are left as they are.
+pub fn json_names(v: &mut Value, depth: usize) {
+    let Some(o) = v.as_object_mut() else { return };
+    let snake: Vec<String> = o.keys().filter(|k| k.contains('_')).cloned().collect();
+    for k in snake {
+        if let Some(val) = o.remove(&k) {
+            o.entry(camel(&k)).or_insert(val);
+        }
+    }
+    if depth == 0 {
+        return;
+    }
+    for key in ["message", "configuration", "pushNotificationConfig", "taskPushNotificationConfig", "authentication"] {
+        if let Some(inner) = o.get_mut(key) {
+            json_names(inner, depth - 1);
+        }
+    }
+}
+
 fn start_stream(state: &AppState, facts: Facts, opening: Opening, dialect: Dialect) -> Done {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(stream::follow(state.store.clone(), facts, opening, dialect, state.shutdown.clone(), tx));
@@ -108,6 +147,9 @@ pub async fn run(
         push: &state.a2a_push,
     };
     let store = state.store.as_ref();
+    let mut params = params.clone();
+    json_names(&mut params, 3);
+    let params = &params;
     let v = match op {
         Op::SendMessage => match tasks::send(&deps, by, agent, params, dialect).await? {
             Sent::Message(f) => {

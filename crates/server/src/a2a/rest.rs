@@ -129,7 +129,8 @@ pub(super) async fn call(
 ) -> Result<Response, ApiError> {
     let agent = find_agent(&state, &auth, &agent_id).await?;
     let Some((op, path_params)) = route(&method, &rest) else {
-        let m = format!("{method} /{rest} is not an A2A HTTP+JSON operation; see section 11.3 of the A2A specification");
+        let m =
+            format!("{method} /{rest} is not an A2A HTTP+JSON operation; see section 11.3 of the A2A specification");
         return Ok(error(StatusCode::NOT_FOUND, "NOT_FOUND", "METHOD_NOT_FOUND", "a2a-protocol.org", m));
     };
     let dialect = match super::rpc::version(&headers) {

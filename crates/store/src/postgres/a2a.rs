@@ -10,8 +10,7 @@ use crate::Result;
 use crate::a2a::{A2aPushConfigRecord, A2aStore, A2aTaskFilter, A2aTaskRecord};
 
 const TASK_COLUMNS: &str = "tenant_id, id, agent_id, owner, context_id, created_at";
-const CONFIG_COLUMNS: &str =
-    "tenant_id, task_id, id, owner, url, token, auth_scheme, auth_credentials, created_at";
+const CONFIG_COLUMNS: &str = "tenant_id, task_id, id, owner, url, token, auth_scheme, auth_credentials, created_at";
 
 fn task(r: &Row) -> Result<A2aTaskRecord, Fail> {
     Ok(A2aTaskRecord {
@@ -45,7 +44,9 @@ impl A2aStore for PostgresStore {
         retrying(move || async move {
             let c = self.conn().await?;
             c.execute(
-                &format!("INSERT INTO a2a_tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"),
+                &format!(
+                    "INSERT INTO a2a_tasks ({TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+                ),
                 &[&t.tenant, &t.id, &t.agent_id, &t.owner, &t.context_id, &t.created_at],
             )
             .await?;

@@ -9,8 +9,7 @@ use crate::Result;
 use crate::a2a::{A2aPushConfigRecord, A2aStore, A2aTaskFilter, A2aTaskRecord};
 
 const TASK_COLUMNS: &str = "tenant_id, id, agent_id, owner, context_id, created_at";
-const CONFIG_COLUMNS: &str =
-    "tenant_id, task_id, id, owner, url, token, auth_scheme, auth_credentials, created_at";
+const CONFIG_COLUMNS: &str = "tenant_id, task_id, id, owner, url, token, auth_scheme, auth_credentials, created_at";
 
 fn task(r: &Row<'_>) -> rusqlite::Result<A2aTaskRecord> {
     Ok(A2aTaskRecord {
@@ -42,7 +41,9 @@ impl A2aStore for SqliteStore {
     async fn record_a2a_task(&self, t: A2aTaskRecord) -> Result<()> {
         self.write(move |c, _| {
             c.execute(
-                &format!("INSERT INTO a2a_tasks ({TASK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"),
+                &format!(
+                    "INSERT INTO a2a_tasks ({TASK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
+                ),
                 params![t.tenant, t.id, t.agent_id, t.owner, t.context_id, t.created_at],
             )
             .map_err(internal)?;

@@ -69,9 +69,11 @@ pub async fn list(
     let history = history_length(params.get("historyLength"))?;
     let state = match text(params, "status") {
         None => None,
-        Some(s) if s == "TASK_STATE_UNSPECIFIED" => None,
+        Some("TASK_STATE_UNSPECIFIED") => None,
         Some(s) => Some(TaskState::parse(s).ok_or_else(|| {
-            invalid(format!("`status` `{s}` is not a task state; use one of TASK_STATE_SUBMITTED, TASK_STATE_WORKING, …"))
+            invalid(format!(
+                "`status` `{s}` is not a task state; use one of TASK_STATE_SUBMITTED, TASK_STATE_WORKING, …"
+            ))
         })?),
     };
     let after = match text(params, "statusTimestampAfter") {
@@ -103,7 +105,7 @@ pub async fn list(
         }
         all.push(f);
     }
-    all.sort_by(|a, b| key(b).cmp(&key(a)));
+    all.sort_by_key(|f| std::cmp::Reverse(key(f)));
     let total = all.len();
     let start = match &from {
         None => 0,

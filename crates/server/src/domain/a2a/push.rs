@@ -107,7 +107,8 @@ impl A2aPush {
 
     async fn run(&self, tenant: &str, task: &str) -> Result<(), A2aError> {
         let load = || async {
-            let (m, d) = self.store.get_message(tenant, task).await?.ok_or_else(|| A2aError::TaskNotFound(task.into()))?;
+            let (m, d) =
+                self.store.get_message(tenant, task).await?.ok_or_else(|| A2aError::TaskNotFound(task.into()))?;
             Facts::read(self.store.as_ref(), m, d).await
         };
         let mut facts = load().await?;
@@ -184,12 +185,33 @@ impl A2aPush {
             }
             match req.body(body.clone()).send().await {
                 Ok(r) if r.status().is_success() => return,
-                Ok(r) => tracing::info!(task = %c.task_id, config = %c.id, status = %r.status(), attempt, "A2A push refused by the receiver"),
+                Ok(r) => {
+                    tracing::info!(task = %c.task_id, config = %c.id, status = %r.status(), attempt, "A2A push refused by the receiver")
+                }
                 Err(e) => tracing::info!(task = %c.task_id, config = %c.id, error = %e, attempt, "A2A push failed"),
             }
         }
         tracing::warn!(task = %c.task_id, config = %c.id, "A2A push given up after its retries");
     }
+}
+
+/// A config's URL: http or https, and (unless private endpoints are allowed) no literal
+/// address push may not reach. A name is not resolved here: the guarded client drops the
+/// addresses it may not reach when it connects, each time.
+fn check_url(url: &str, private: bool) -> Result<(), A2aError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("`url` is not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(invalid("`url` must be an http:// or https:// URL with a host"));
+    }
+    if !private {
+        crate::domain::push::endpoint::check_literal(url).map_err(|e| {
+            invalid(format!(
+                "`url` {e}; the node allows private endpoints with SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true, a tenant \
+                 with `allow_private_endpoints` in PUT /v1/tenant/push-settings"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// The config in `dialect`'s shape.
@@ -220,9 +242,10 @@ pub fn view(c: &A2aPushConfigRecord, dialect: Dialect) -> Value {
 /// `pushNotificationConfig` (0.3, and 1.0 drafts).
 fn read(by: &Principal, task: &str, p: &Value) -> Result<A2aPushConfigRecord, A2aError> {
     let inner = p.get("pushNotificationConfig").filter(|v| v.is_object()).unwrap_or(p);
-    let url = inner.get("url").and_then(Value::as_str).filter(|u| !u.is_empty()).ok_or_else(|| {
-        invalid("`url` is required: the http:// or https:// URL the task's updates are posted to")
-    })?;
+    let url =
+        inner.get("url").and_then(Value::as_str).filter(|u| !u.is_empty()).ok_or_else(|| {
+            invalid("`url` is required: the http:// or https:// URL the task's updates are posted to")
+        })?;
     let text = |k: &str| inner.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let auth = inner.get("authentication").filter(|a| a.is_object());
     let scheme = auth.and_then(|a| {
@@ -235,7 +258,9 @@ fn read(by: &Principal, task: &str, p: &Value) -> Result<A2aPushConfigRecord, A2
     if scheme.as_deref().is_some_and(|s| s.is_empty() || s.contains(char::is_whitespace)) {
         return Err(invalid("`authentication.scheme` must be one word, e.g. Bearer"));
     }
-    if credentials.as_deref().is_some_and(|c| c.contains(['\r', '\n'])) || text("token").is_some_and(|t| t.contains(['\r', '\n'])) {
+    if credentials.as_deref().is_some_and(|c| c.contains(['\r', '\n']))
+        || text("token").is_some_and(|t| t.contains(['\r', '\n']))
+    {
         return Err(invalid("`authentication.credentials` and `token` must be one line"));
     }
     Ok(A2aPushConfigRecord {
@@ -253,12 +278,15 @@ fn read(by: &Principal, task: &str, p: &Value) -> Result<A2aPushConfigRecord, A2
 
 impl A2aPush {
     /// Stores a config for a task the caller may see, after checking its URL, and watches it.
-    pub async fn create_for(self: &Arc<Self>, by: &Principal, facts: &Facts, p: &Value) -> Result<A2aPushConfigRecord, A2aError> {
+    pub async fn create_for(
+        self: &Arc<Self>,
+        by: &Principal,
+        facts: &Facts,
+        p: &Value,
+    ) -> Result<A2aPushConfigRecord, A2aError> {
         let private = self.private_allowed(by.tenant.as_str()).await;
         let record = read(by, &facts.original.id, p)?;
-        crate::domain::push::check_endpoint(&record.url, private)
-            .await
-            .map_err(|e| invalid(format!("`url` {e}")))?;
+        check_url(&record.url, private)?;
         let existing = self.store.a2a_push_configs(&record.tenant, &record.task_id).await?;
         if existing.len() >= MAX_CONFIGS && !existing.iter().any(|c| c.id == record.id) {
             return Err(invalid(format!("a task takes at most {MAX_CONFIGS} push configs; delete one first")));

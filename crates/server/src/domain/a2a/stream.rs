@@ -1,9 +1,10 @@
 //! `SendStreamingMessage` and `SubscribeToTask`: the task's events as they happen, written to
 //! a channel the door turns into Server-Sent Events. Woken by the owner's inbox (the agent's
 //! replies land there, on this node or, through the store's wake-ups, any other), and looks
-//! again every [`RECHECK`] for what wakes no one (the agent taking the message). The stream
-//! ends when the task stops or pauses (completed, failed, canceled, rejected, input or auth
-//! required), when the client goes, or when the node shuts down.
+//! again every [`RECHECK`] for what wakes no one (the agent taking the message). A send's
+//! stream ends when the task stops or pauses (completed, failed, canceled, rejected, input or
+//! auth required: section 11.7), a subscription's only when it stops (section 3.1.6); both
+//! end when the client goes or the node shuts down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,7 +82,11 @@ pub async fn follow(
             }
         }
         (seen, was) = (facts.later.len(), facts.state());
-        if was.settled() {
+        let over = match opening {
+            Opening::Sent => was.settled(),
+            Opening::Subscribed => was.terminal(),
+        };
+        if over {
             return;
         }
         woken.borrow_and_update();

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use switchboard_core::api::{CreateConversation, Part, SendMessage};
 use switchboard_core::time::now_ms;
 use switchboard_core::{AgentId, Principal, Recipient};
-use switchboard_store::a2a::A2aTaskRecord;
+use switchboard_store::a2a::{A2aTaskFilter, A2aTaskRecord};
 use switchboard_store::{AcceptOutcome, AgentRecord, Store};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -117,6 +117,8 @@ pub async fn submit(d: &Deps<'_>, by: &Principal, agent: &AgentRecord, params: &
         Some(_) => return Err(invalid("`message.taskId` must be a non-empty string")),
     };
     let tenant = by.tenant.as_str();
+    // A context the client named that is no conversation: kept as the client wrote it.
+    let mut named: Option<String> = None;
     let (context, in_reply_to) = match continued {
         Some(task_id) => {
             let facts = Facts::load(d.store, by, &agent.id, task_id).await?;
@@ -137,30 +139,34 @@ pub async fn submit(d: &Deps<'_>, by: &Principal, agent: &AgentRecord, params: &
                     facts.context()
                 )));
             }
-            (facts.context(), Some(facts.original.id.clone()))
+            if facts.context() != facts.conversation() {
+                named = Some(facts.context());
+            }
+            (facts.conversation(), Some(facts.original.id.clone()))
         }
         None => match context_given {
-            Some(ctx) => {
-                let found = d.store.get_conversation(tenant, ctx).await?.filter(|c| may_enter(by, c));
-                let c = found.ok_or_else(|| {
-                    invalid(format!(
+            Some(ctx) => match d.store.get_conversation(tenant, ctx).await? {
+                Some(c) if may_enter(by, &c) => (c.id, None),
+                Some(_) => {
+                    return Err(invalid(format!(
                         "`message.contextId` {ctx} is not a context you take part in; leave it out to start a new one"
-                    ))
-                })?;
-                (c.id, None)
-            }
-            None => {
-                let title: String = format!("A2A: {}", agent.name).chars().take(200).collect();
-                let agent_addr = Recipient::agent_text(&AgentId::from(agent.id.as_str()));
-                let req = CreateConversation { title: Some(title), participants: vec![agent_addr] };
-                (d.conversations.create(by, req).await?.id, None)
-            }
+                    )));
+                }
+                None => {
+                    named = Some(ctx.to_owned());
+                    (named_context(d, by, agent, ctx).await?, None)
+                }
+            },
+            None => (new_context(d, by, agent).await?, None),
         },
     };
     let mut a2a = Map::new();
     a2a.insert("messageId".into(), json!(message_id));
     if let Some(t) = &in_reply_to {
         a2a.insert("taskId".into(), json!(t));
+    }
+    if let Some(c) = &named {
+        a2a.insert("contextId".into(), json!(c));
     }
     if let Some(md) = msg.get("metadata").filter(|m| m.is_object()) {
         a2a.insert("metadata".into(), md.clone());
@@ -174,12 +180,43 @@ pub async fn submit(d: &Deps<'_>, by: &Principal, agent: &AgentRecord, params: &
             id: task_id.clone(),
             agent_id: agent.id.clone(),
             owner: by.sender(),
-            context_id: context.clone(),
+            context_id: named.clone().unwrap_or_else(|| context.clone()),
             created_at: now_ms(),
         };
         d.store.record_a2a_task(record).await?;
     }
     Facts::load(d.store, by, &agent.id, &task_id).await
+}
+
+/// A new conversation of the caller and the agent: a new context.
+async fn new_context(d: &Deps<'_>, by: &Principal, agent: &AgentRecord) -> Result<String, A2aError> {
+    let title: String = format!("A2A: {}", agent.name).chars().take(200).collect();
+    let agent_addr = Recipient::agent_text(&AgentId::from(agent.id.as_str()));
+    let req = CreateConversation { title: Some(title), participants: vec![agent_addr] };
+    Ok(d.conversations.create(by, req).await?.id)
+}
+
+/// The conversation behind a context the client named (A2A 1.0 section 3.4.1: agents may
+/// accept client-provided context ids): the one of the caller's earlier task in that context
+/// at this agent, or a new one. The client's id is kept in each message's `metadata.a2a`
+/// and in the task index, and tasks show it as their `contextId`.
+async fn named_context(d: &Deps<'_>, by: &Principal, agent: &AgentRecord, ctx: &str) -> Result<String, A2aError> {
+    if ctx.chars().count() > MAX_MESSAGE_ID {
+        return Err(invalid(format!("`message.contextId` is over {MAX_MESSAGE_ID} characters")));
+    }
+    let filter = A2aTaskFilter {
+        agent_id: agent.id.clone(),
+        owner: Some(by.sender()),
+        context_id: Some(ctx.to_owned()),
+        limit: 1,
+    };
+    if let Some(t) = d.store.list_a2a_tasks(by.tenant.as_str(), filter).await?.pop()
+        && let Some((m, _)) = d.store.get_message(by.tenant.as_str(), &t.id).await?
+        && let Some(c) = m.conversation_id
+    {
+        return Ok(c);
+    }
+    new_context(d, by, agent).await
 }
 
 /// Accepts one message from `by` to the agent; its id.
@@ -287,7 +324,12 @@ pub async fn cancel(d: &Deps<'_>, by: &Principal, agent: &AgentRecord, params: &
 }
 
 /// `GetTask`: the task as it now is.
-pub async fn get(store: &dyn Store, by: &Principal, agent_id: &str, params: &Value) -> Result<(Facts, Option<u64>), A2aError> {
+pub async fn get(
+    store: &dyn Store,
+    by: &Principal,
+    agent_id: &str,
+    params: &Value,
+) -> Result<(Facts, Option<u64>), A2aError> {
     let id = task_id(params, "id")?;
     let history = history_length(params.get("historyLength"))?;
     Ok((Facts::load(store, by, agent_id, id).await?, history))

@@ -161,8 +161,15 @@ impl Facts {
         matches!(self.step(last), Step::Agent { direct: true, .. }).then_some(last)
     }
 
-    pub fn context(&self) -> String {
+    /// The conversation the task is in.
+    pub fn conversation(&self) -> String {
         self.original.conversation_id.clone().unwrap_or_else(|| self.original.id.clone())
+    }
+
+    /// The task's `contextId`: the one the client named, or its conversation's id.
+    pub fn context(&self) -> String {
+        let named = a2a_meta(&self.original).get("contextId").and_then(Value::as_str).map(str::to_owned);
+        named.unwrap_or_else(|| self.conversation())
     }
 
     /// When the state last changed.
@@ -260,17 +267,16 @@ impl Facts {
     /// `None`) and its artifacts unless `artifacts` is false.
     pub fn task(&self, history: Option<u64>, artifacts: bool, dialect: Dialect) -> Value {
         let n = self.later.len();
-        let mut task = json!({ "id": self.original.id, "contextId": self.context(), "status": self.status_after(n, dialect) });
+        let mut task =
+            json!({ "id": self.original.id, "contextId": self.context(), "status": self.status_after(n, dialect) });
         if artifacts {
             let all = self.artifacts(dialect);
             if !all.is_empty() {
                 task["artifacts"] = Value::Array(all);
             }
         }
-        let mut all: Vec<Value> = std::iter::once(&self.original)
-            .chain(self.later.iter())
-            .map(|m| self.message(m, true, dialect))
-            .collect();
+        let mut all: Vec<Value> =
+            std::iter::once(&self.original).chain(self.later.iter()).map(|m| self.message(m, true, dialect)).collect();
         if let Some(h) = history {
             let skip = all.len().saturating_sub(h as usize);
             all.drain(..skip);
@@ -313,7 +319,8 @@ impl Facts {
         }
         let now = self.state();
         if now != last {
-            let mut ev = json!({ "taskId": task, "contextId": context, "status": self.status_after(self.later.len(), dialect) });
+            let mut ev =
+                json!({ "taskId": task, "contextId": context, "status": self.status_after(self.later.len(), dialect) });
             if dialect == Dialect::V03 {
                 ev["final"] = json!(now.settled());
             }
