@@ -9,6 +9,7 @@ use common::receiver::{Plan, Receiver};
 use common::{TestHub, eventually, within};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use switchboard_client::a2a::{A2aReply, TaskState};
 use switchboard_client::{Client, InboxOptions};
 use switchboard_core::api::{InboxMessage, SendMessage};
 
@@ -82,12 +83,14 @@ async fn next(agent: &Client) -> InboxMessage {
 
 /// The agent's reply to `m` in its thread, with `metadata.a2a` = `a2a`.
 async fn reply(agent: &Client, m: &InboxMessage, text: &str, a2a: Value) {
-    let r = SendMessage {
+    let mut r = SendMessage {
         in_reply_to: Some(m.message.id.clone()),
         conversation_id: m.message.conversation_id.clone(),
-        metadata: Some(json!({ "a2a": a2a })),
         ..SendMessage::text(&m.message.from, text)
     };
+    if a2a != json!({}) {
+        r.metadata = Some(json!({ "a2a": a2a }));
+    }
     agent.send(&r).await.unwrap();
 }
 
@@ -101,7 +104,7 @@ async fn a_streamed_send_and_a_subscription_follow_the_agents_replies() {
         let m = next(&bob).await;
         bob.ack(vec![m.message.id.clone()]).await.unwrap();
         reply(&bob, &m, "on it", json!({ "state": "working" })).await;
-        reply(&bob, &m, "the report", json!({ "artifact": { "artifactId": "r", "name": "report" } })).await;
+        bob.send(&A2aReply::to(&m).artifact("r", Some("report")).text("the report").build()).await.unwrap();
         reply(&bob, &m, "done", json!({ "state": "completed" })).await;
         bob
     });
@@ -138,7 +141,9 @@ async fn a_streamed_send_and_a_subscription_follow_the_agents_replies() {
     let agent = tokio::spawn(async move {
         let m = next(&bob).await;
         bob.ack(vec![m.message.id.clone()]).await.unwrap();
-        reply(&bob, &m, "which day?", json!({ "state": "input-required" })).await;
+        // The client crate's helper writes the same convention.
+        let ask = A2aReply::to(&m).state(TaskState::InputRequired).text("which day?").build();
+        bob.send(&ask).await.unwrap();
         let more = next(&bob).await;
         assert_eq!(more.message.in_reply_to.as_deref(), Some(m.message.id.as_str()), "a continuation is in the thread");
         bob.ack(vec![more.message.id.clone()]).await.unwrap();
