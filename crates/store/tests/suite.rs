@@ -55,6 +55,9 @@ use inbox::*;
 #[path = "suite/notify.rs"]
 mod notify;
 use notify::*;
+#[path = "suite/a2a.rs"]
+mod a2a;
+use a2a::*;
 
 const T: &str = "t1";
 
@@ -880,6 +883,7 @@ macro_rules! backends {
 }
 
 backends!(
+    a2a_tasks_and_push_configs_are_kept,
     requests_to_people_enter_the_outbox_once_and_are_claimed_once,
     notification_prefs_belong_to_users_and_release_held_rows,
     the_link_key_is_made_once,
