@@ -47,7 +47,7 @@ size() {
 }
 metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
-SWITCHBOARD_URL=$URL SWITCHBOARD_TOKEN=$TOKEN "$BIN" bench --workload latency --rate "$RATE" \
+SWITCHBOARD_URL=$URL SWITCHBOARD_TOKEN=$TOKEN "$BIN" bench latency --rate "$RATE" \
   --messages $((RATE * DURATION)) >"$DIR/bench.out" 2>"$DIR/bench.err" &
 BENCH=$!
 echo "elapsed_s,store_bytes,purged_messages,accepted_messages" | tee "$OUT"

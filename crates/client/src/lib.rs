@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod a2a;
 mod access;
 mod approvals;
 mod conversations;

@@ -206,6 +206,9 @@ impl Hub {
                 })
             }
         };
+        let a2a_push =
+            Arc::new(domain::a2a::push::A2aPush::new(store.clone(), pusher.clone(), &config, shutdown_rx.clone()));
+        tokio::spawn(a2a_push.clone().resume());
         let state = api::AppState {
             store: store.clone(),
             config: config.clone(),
@@ -238,6 +241,7 @@ impl Hub {
             pusher: pusher.clone(),
             oauth,
             notifications,
+            a2a_push,
             shutdown: shutdown_rx.clone(),
         };
         let mut tasks = vec![

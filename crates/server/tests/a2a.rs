@@ -130,7 +130,10 @@ async fn cards_describe_the_hub_and_each_agent_with_caching() {
     assert_eq!(iface["url"], format!("{}/a2a/{id}", hub.url()));
     assert_eq!(iface["protocolBinding"], "JSONRPC");
     assert_eq!(iface["protocolVersion"], "1.0");
-    assert_eq!(card["capabilities"]["streaming"], false);
+    assert_eq!(card["capabilities"]["streaming"], true);
+    assert_eq!(card["capabilities"]["pushNotifications"], true);
+    assert_eq!(card["supportedInterfaces"][1]["protocolBinding"], "HTTP+JSON");
+    assert_eq!(card["supportedInterfaces"][1]["url"], format!("{}/a2a/{id}/rest", hub.url()));
     assert!(card["defaultInputModes"].as_array().is_some_and(|m| m.contains(&json!("text/plain"))));
     assert!(card["defaultOutputModes"].as_array().is_some_and(|m| !m.is_empty()));
     assert_eq!(
@@ -156,7 +159,15 @@ async fn cards_describe_the_hub_and_each_agent_with_caching() {
 
     // Unknown, unauthenticated and another tenant's: no card.
     assert_eq!(get(&hub, "/a2a/no-such-agent/.well-known/agent-card.json", Some(&key), None).await.0, 404);
-    assert_eq!(get(&hub, &path, None, None).await.0, 401);
+    // Without credentials: a public card that names nothing of the tenant's.
+    let (status, _, cache, public) = get(&hub, &path, None, None).await;
+    assert_eq!(status, 200, "{public}");
+    assert!(cache.starts_with("public"), "{cache}");
+    assert_ne!(public["name"], "translator");
+    assert!(!public.to_string().contains("Translates"), "{public}");
+    assert_eq!(public["skills"], json!([]));
+    assert_eq!(public["supportedInterfaces"], card["supportedInterfaces"]);
+    assert_eq!(get(&hub, &path, Some("sbk_wrong"), None).await.0, 401);
     let other = hub.admin().create_tenant("tenant-b").await.unwrap();
     let other_admin = hub.admin().with_token(other.admin_token.clone());
     let b = other_admin.register_agent(&RegisterAgent { name: "b".into(), ..Default::default() }).await.unwrap();
@@ -274,20 +285,33 @@ async fn json_rpc_errors_follow_the_spec() {
         let (_, v) = post(&hub, bob, key, served, ok.clone()).await;
         assert_eq!(error_code(&v), -32001, "version {served:?}: {v}");
     }
-    // Method not found; a known operation not built yet.
+    // Method not found.
     let (status, v) =
         post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "Nope"}).to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(error_code(&v), -32601, "{v}");
-    let (_, v) =
-        post(&hub, bob, key, Some("1.0"), json!({"jsonrpc": "2.0", "id": 2, "method": "ListTasks"}).to_string()).await;
-    assert_eq!(error_code(&v), -32004, "{v}");
-    // CancelTask: unknown is not found; the hub cannot cancel a known one yet.
+    // CancelTask: unknown is not found; a task not finished is canceled, and then cannot be.
     let v = rpc(&hub, bob, key, "CancelTask", json!({ "id": "no-such-task" })).await;
     assert_eq!(error_code(&v), -32001, "{v}");
     let sent = rpc(&hub, bob, key, "SendMessage", text_message("m-c", "stop me")).await;
     let v = rpc(&hub, bob, key, "CancelTask", json!({ "id": sent["result"]["task"]["id"] })).await;
+    assert_eq!(v["result"]["status"]["state"], "TASK_STATE_CANCELED", "{v}");
+    let v = rpc(&hub, bob, key, "CancelTask", json!({ "id": sent["result"]["task"]["id"] })).await;
     assert_eq!(error_code(&v), -32002, "{v}");
+    // Subscribing to a finished task is unsupported; continuing it too.
+    let v = rpc(&hub, bob, key, "SubscribeToTask", json!({ "id": sent["result"]["task"]["id"] })).await;
+    assert_eq!(error_code(&v), -32004, "{v}");
+    let more = json!({ "message": { "messageId": "m-t2", "taskId": sent["result"]["task"]["id"], "parts": [{ "text": "more" }] } });
+    assert_eq!(error_code(&rpc(&hub, bob, key, "SendMessage", more).await), -32004);
+    // ListTasks: bad page sizes and tokens are invalid params.
+    for bad in [
+        json!({ "pageSize": 0 }),
+        json!({ "pageSize": 101 }),
+        json!({ "pageToken": "nope" }),
+        json!({ "status": "RUNNING" }),
+    ] {
+        assert_eq!(error_code(&rpc(&hub, bob, key, "ListTasks", bad.clone()).await), -32602, "{bad}");
+    }
     // Continuing an unknown task: not found.
     let more = json!({ "message": { "messageId": "m-t", "taskId": "no-such-task", "parts": [{ "text": "more" }] } });
     assert_eq!(error_code(&rpc(&hub, bob, key, "SendMessage", more).await), -32001);

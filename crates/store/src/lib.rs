@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use switchboard_core::principal::Principal;
 use switchboard_core::time::Millis;
 
+pub mod a2a;
 pub mod access;
 pub mod approvals;
 pub mod audit;
@@ -42,6 +43,7 @@ pub use records::{
 };
 pub use wake::{WakeKey, Wakeups};
 
+use a2a::A2aStore;
 use access::AccessStore;
 use approvals::ApprovalStore;
 use audit::AuditStore;
@@ -267,6 +269,7 @@ pub trait Store:
     + NotifyStore
     + RetentionStore
     + KeyStore
+    + A2aStore
     + Send
     + Sync
     + 'static
@@ -321,6 +324,7 @@ pub async fn open(url: Option<&str>, data_dir: &Path, node_id: String) -> Result
 
 /// The store's traits, to bring every area's methods into scope on a concrete backend.
 pub mod prelude {
+    pub use crate::a2a::A2aStore;
     pub use crate::access::AccessStore;
     pub use crate::approvals::ApprovalStore;
     pub use crate::audit::AuditStore;

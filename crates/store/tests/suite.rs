@@ -61,6 +61,9 @@ use retention::*;
 #[path = "suite/notify.rs"]
 mod notify;
 use notify::*;
+#[path = "suite/a2a.rs"]
+mod a2a;
+use a2a::*;
 
 const T: &str = "t1";
 
@@ -917,6 +920,7 @@ macro_rules! backends {
 backends!(
     public_keys_rotate_and_revoke_and_are_never_deleted,
     a_message_keeps_its_signature,
+    a2a_tasks_and_push_configs_are_kept,
     requests_to_people_enter_the_outbox_once_and_are_claimed_once,
     notification_prefs_belong_to_users_and_release_held_rows,
     the_link_key_is_made_once,

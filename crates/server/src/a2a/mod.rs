@@ -4,11 +4,17 @@
 //!
 //! - `GET /.well-known/agent-card.json`: the hub's card, public (it names no agent and no
 //!   tenant; it says where agents are and how to authenticate).
-//! - `GET /a2a/{id}/.well-known/agent-card.json`: the agent's card. Authenticated like the
-//!   API, because agents belong to a tenant: the caller's tenant is the one looked in, and an
+//! - `GET /a2a/{id}/.well-known/agent-card.json`: the agent's card. Without credentials, a
+//!   public card that says how to reach and authenticate to the agent and nothing else (the
+//!   id is not looked up). With credentials (authenticated like the API, because agents
+//!   belong to a tenant) the full card: the caller's tenant is the one looked in, and an
 //!   unknown agent or another tenant's answers 404. An agent's name, description and skills
-//!   are the tenant's data, the same a `GET /v1/agents/{id}` shows.
-//! - `POST /a2a/{id}` and `/a2a/{id}/`: JSON-RPC.
+//!   are the tenant's data, the same a `GET /v1/agents/{id}` shows; `GetExtendedAgentCard`
+//!   answers the same full card.
+//! - `POST /a2a/{id}` and `/a2a/{id}/`: JSON-RPC (`rpc`).
+//! - `/a2a/{id}/rest/…`: HTTP+JSON (`rest`).
+//!
+//! Both bindings read their requests into the operations of `ops`.
 //!
 //! Cards carry `Cache-Control` and a strong `ETag` (a hash of the card's bytes); a request
 //! whose `If-None-Match` names it is answered 304 with no body.
@@ -16,13 +22,15 @@
 //! The base URL in cards is `public_url` when configured, else the request's `Host` with the
 //! node's scheme.
 
+mod ops;
+mod rest;
 mod rpc;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use sha2::{Digest, Sha256};
 
 use crate::api::AppState;
@@ -37,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/a2a/{id}/.well-known/agent-card.json", get(agent_card))
         .route("/a2a/{id}", post(rpc::call))
         .route("/a2a/{id}/", post(rpc::call))
+        .route("/a2a/{id}/rest/{*rest}", any(rest::call))
 }
 
 /// The URL clients reach this hub at.
@@ -75,12 +84,20 @@ async fn hub_card(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 async fn agent_card(
     State(state): State<AppState>,
-    auth: Auth,
+    auth: Result<Auth, ApiError>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let agent = find_agent(&state, &auth, &id).await?;
-    Ok(card_response(&card::agent_card(&base_url(&state, &headers), &agent), &headers, "private, max-age=60"))
+    let base = base_url(&state, &headers);
+    let anonymous = !headers.contains_key(header::AUTHORIZATION) && !headers.contains_key("x-api-key");
+    if anonymous {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(ApiError::NotFound(format!("`{id}` is not an agent id")));
+        }
+        return Ok(card_response(&card::public_agent_card(&base, &id), &headers, "public, max-age=300"));
+    }
+    let agent = find_agent(&state, &auth?, &id).await?;
+    Ok(card_response(&card::agent_card(&base, &agent), &headers, "private, max-age=60"))
 }
 
 /// The agent `id` of the caller's tenant, or 404.

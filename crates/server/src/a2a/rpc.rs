@@ -23,10 +23,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::find_agent;
+use super::ops::{self, Done, Op};
 use crate::api::AppState;
 use crate::api::auth::Auth;
-use crate::domain::a2a::tasks::{self, Deps};
-use crate::domain::a2a::{A2aError, Dialect};
+use crate::domain::a2a::A2aError;
 use crate::error::ApiError;
 
 /// An error answer: code, message, and the `ErrorInfo` reason (with its domain).
@@ -86,7 +86,7 @@ impl From<A2aError> for RpcError {
 }
 
 /// The generation the `A2A-Version` header asks for, or `None` when it is not served.
-fn version(headers: &HeaderMap) -> Result<(), String> {
+pub(super) fn version(headers: &HeaderMap) -> Result<(), String> {
     let v = match headers.get("a2a-version") {
         None => return Ok(()),
         Some(v) => v.to_str().map_err(|_| "the A2A-Version header is not text".to_owned())?.trim(),
@@ -152,43 +152,14 @@ pub(super) async fn call(
         Some(p @ Value::Object(_)) => p.clone(),
         Some(_) => return Ok(fail(id, RpcError::a2a(-32602, "INVALID_PARAMS", "`params` must be an object"))),
     };
-    let by = &auth.0;
-    let deps = Deps {
-        store: state.store.as_ref(),
-        acceptor: &state.acceptor,
-        conversations: &state.conversations,
-        shutdown: state.shutdown.clone(),
+    let Some((op, dialect)) = Op::from_method(method) else {
+        let e = RpcError::a2a(-32601, "METHOD_NOT_FOUND", format!("Method not found: {method}"));
+        return Ok(fail(id, e));
     };
-    let result = match method {
-        "SendMessage" => tasks::send(&deps, by, &agent, &params, Dialect::V10).await.map(|t| json!({ "task": t })),
-        "message/send" => tasks::send(&deps, by, &agent, &params, Dialect::V03).await,
-        "GetTask" => tasks::get(deps.store, by, &agent.id, &params, Dialect::V10).await,
-        "tasks/get" => tasks::get(deps.store, by, &agent.id, &params, Dialect::V03).await,
-        "CancelTask" => tasks::cancel(deps.store, by, &agent.id, &params, Dialect::V10).await,
-        "tasks/cancel" => tasks::cancel(deps.store, by, &agent.id, &params, Dialect::V03).await,
-        other => return Ok(fail(id, not_served(other))),
-    };
-    Ok(match result {
-        Ok(v) => answer(json!({ "jsonrpc": "2.0", "id": id, "result": v })),
-        Err(e) => fail(id, e.into()),
-    })
-}
-
-/// The answer for a method this hub does not serve: a known A2A operation not built yet
-/// names its own error; anything else is `-32601`.
-fn not_served(method: &str) -> RpcError {
-    const UNSUPPORTED: [&str; 6] =
-        ["SendStreamingMessage", "ListTasks", "SubscribeToTask", "message/stream", "tasks/list", "tasks/resubscribe"];
-    if UNSUPPORTED.contains(&method) {
-        return RpcError::a2a(-32004, "UNSUPPORTED_OPERATION", format!("{method} is not supported by this hub yet"));
+    let base = super::base_url(&state, &headers);
+    match ops::run(&state, &auth.0, &agent, &base, op, &params, dialect).await {
+        Ok(Done::Value(v)) => Ok(answer(json!({ "jsonrpc": "2.0", "id": id, "result": v }))),
+        Ok(Done::Stream(rx)) => Ok(ops::sse(rx, move |v| json!({ "jsonrpc": "2.0", "id": id.clone(), "result": v }))),
+        Err(e) => Ok(fail(id, e.into())),
     }
-    if method.contains("PushNotificationConfig") || method.starts_with("tasks/pushNotificationConfig/") {
-        return RpcError::a2a(-32003, "PUSH_NOTIFICATION_NOT_SUPPORTED", "push notifications are not supported yet");
-    }
-    if method == "GetExtendedAgentCard" || method == "agent/getAuthenticatedExtendedCard" {
-        return RpcError::a2a(-32007, "EXTENDED_AGENT_CARD_NOT_CONFIGURED", "this agent has no extended card");
-    }
-    let mut e = RpcError::a2a(-32601, "METHOD_NOT_FOUND", format!("Method not found: {method}"));
-    e.domain = A2A_DOMAIN;
-    e
 }

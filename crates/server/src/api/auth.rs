@@ -138,6 +138,13 @@ fn bearer(parts: &Parts) -> Result<String, ApiError> {
         let (scheme, token) = h.to_str().ok().and_then(|h| h.split_once(' ')).ok_or_else(missing)?;
         return if scheme.eq_ignore_ascii_case("bearer") { Ok(token.trim().to_owned()) } else { Err(missing()) };
     }
+    // The A2A door's `apiKey` security scheme (see `domain::a2a::card`): the same keys in
+    // `X-API-Key`, which A2A clients configured for an API key send.
+    if parts.uri.path().starts_with("/a2a/")
+        && let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok())
+    {
+        return Ok(key.trim().to_owned());
+    }
     in_url.map(str::to_owned).ok_or_else(missing)
 }
 

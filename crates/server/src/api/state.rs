@@ -58,6 +58,8 @@ pub struct AppState {
     pub oauth: Arc<OAuth>,
     /// Notification preferences and the signed links of notification e-mails.
     pub notifications: Arc<crate::domain::notify::Notifications>,
+    /// A2A push notifications: configs and the notifiers of their tasks.
+    pub a2a_push: Arc<crate::domain::a2a::push::A2aPush>,
     /// Changes to `true` when the node shuts down; streams close on it.
     pub shutdown: watch::Receiver<bool>,
 }

@@ -41,6 +41,20 @@ pub struct Received {
     pub signature: String,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// The request line and headers as received.
+    pub head: String,
+}
+
+impl Received {
+    /// A header's value (empty when absent).
+    pub fn header(&self, name: &str) -> String {
+        self.head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    }
 }
 
 pub type Behaviour = Arc<dyn Fn(usize) -> Plan + Send + Sync>;
@@ -203,6 +217,7 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
         signature: header("webhook-signature"),
         body: buf[header_end..header_end + len].to_vec(),
         at: Instant::now(),
+        head,
     })
 }
 

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (14, include_str!("schema_v14.sql")),
     (15, include_str!("schema_v15.sql")),
     (16, include_str!("schema_v16.sql")),
+    (17, include_str!("schema_v17.sql")),
     (18, include_str!("schema_v18.sql")),
     (19, include_str!("schema_v19.sql")),
     (20, include_str!("schema_v20.sql")),

@@ -49,6 +49,7 @@ use listener::{LISTEN_READY, listen_loop};
 use migrations::migrate;
 use writer::{AcceptJob, QUEUE, writer_loop};
 
+mod a2a;
 mod access;
 mod agents;
 mod approvals;

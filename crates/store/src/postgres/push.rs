@@ -361,7 +361,7 @@ impl PushStore for PostgresStore {
             let c = self.conn().await?;
             let row = c
                 .query_opt(
-                    "SELECT task_id FROM a2a_tasks WHERE tenant_id = $1 AND message_id = $2",
+                    "SELECT task_id FROM a2a_remote_tasks WHERE tenant_id = $1 AND message_id = $2",
                     &[&tenant, &message_id],
                 )
                 .await?;
@@ -380,15 +380,18 @@ impl PushStore for PostgresStore {
             match task_id {
                 Some(t) => {
                     c.execute(
-                        "INSERT INTO a2a_tasks (tenant_id, message_id, task_id) VALUES ($1, $2, $3) \
+                        "INSERT INTO a2a_remote_tasks (tenant_id, message_id, task_id) VALUES ($1, $2, $3) \
                          ON CONFLICT (tenant_id, message_id) DO UPDATE SET task_id = $3",
                         &[&tenant, &message_id, t],
                     )
                     .await?
                 }
                 None => {
-                    c.execute("DELETE FROM a2a_tasks WHERE tenant_id = $1 AND message_id = $2", &[&tenant, &message_id])
-                        .await?
+                    c.execute(
+                        "DELETE FROM a2a_remote_tasks WHERE tenant_id = $1 AND message_id = $2",
+                        &[&tenant, &message_id],
+                    )
+                    .await?
                 }
             };
             Ok(())

@@ -4,7 +4,7 @@
 ALTER TABLE agent_push ADD COLUMN IF NOT EXISTS a2a TEXT;
 -- The task an imported agent is still working on for a message: the next attempt reads it
 -- (`GetTask`) instead of sending the message again. Gone once the task has settled.
-CREATE TABLE IF NOT EXISTS a2a_tasks (
+CREATE TABLE IF NOT EXISTS a2a_remote_tasks (
     tenant_id  TEXT NOT NULL,
     message_id TEXT NOT NULL,
     task_id    TEXT NOT NULL,

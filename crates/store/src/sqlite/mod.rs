@@ -26,6 +26,7 @@ use crate::health::WriteHealth;
 use crate::{Result, Store, StoreError, TokenRecord, Wakeups, WriteStatus};
 use writer::{QUEUE, Queued, writer_loop};
 
+mod a2a;
 mod access;
 mod agents;
 mod approvals;

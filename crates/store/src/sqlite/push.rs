@@ -233,7 +233,7 @@ impl PushStore for SqliteStore {
         let (tenant, message_id) = (tenant.to_owned(), message_id.to_owned());
         self.read(move |c| {
             c.query_row(
-                "SELECT task_id FROM a2a_tasks WHERE tenant_id = ?1 AND message_id = ?2",
+                "SELECT task_id FROM a2a_remote_tasks WHERE tenant_id = ?1 AND message_id = ?2",
                 [tenant, message_id],
                 |r| r.get(0),
             )
@@ -248,12 +248,12 @@ impl PushStore for SqliteStore {
         self.write(move |c, _| {
             match task_id {
                 Some(t) => c.execute(
-                    "INSERT INTO a2a_tasks (tenant_id, message_id, task_id) VALUES (?1, ?2, ?3) \
+                    "INSERT INTO a2a_remote_tasks (tenant_id, message_id, task_id) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (tenant_id, message_id) DO UPDATE SET task_id = ?3",
                     params![tenant, message_id, t],
                 ),
                 None => c.execute(
-                    "DELETE FROM a2a_tasks WHERE tenant_id = ?1 AND message_id = ?2",
+                    "DELETE FROM a2a_remote_tasks WHERE tenant_id = ?1 AND message_id = ?2",
                     params![tenant, message_id],
                 ),
             }

@@ -122,7 +122,7 @@ CREATE INDEX IF NOT EXISTS deliveries_push_due ON deliveries(due_at)
     WHERE push = 1 AND (state = 'pending' OR state = 'leased' OR state = 'delivered');
 -- The task an imported agent is still working on for a message: the next attempt reads it
 -- (`GetTask`) instead of sending the message again. Gone once the task has settled.
-CREATE TABLE IF NOT EXISTS a2a_tasks (
+CREATE TABLE IF NOT EXISTS a2a_remote_tasks (
     tenant_id  TEXT NOT NULL,
     message_id TEXT NOT NULL,
     task_id    TEXT NOT NULL,
@@ -339,7 +339,6 @@ CREATE TABLE IF NOT EXISTS notify_outbox (
     PRIMARY KEY (tenant_id, user_id, message_id)
 );
 CREATE INDEX IF NOT EXISTS notify_outbox_due ON notify_outbox(due_at) WHERE sent_at IS NULL;
-PRAGMA user_version = 13;
 -- What a participant is doing in a conversation ("summarizing…"), until it expires.
 CREATE TABLE IF NOT EXISTS conversation_status (
     tenant_id       TEXT NOT NULL,
@@ -370,3 +369,30 @@ CREATE TABLE IF NOT EXISTS principal_keys (
     PRIMARY KEY (tenant_id, key_id)
 );
 CREATE INDEX IF NOT EXISTS principal_keys_principal ON principal_keys(tenant_id, principal);
+-- A2A (user_version 10): which messages are tasks of which agent (ListTasks), and the push
+-- notification configs clients set on their tasks.
+CREATE TABLE IF NOT EXISTS a2a_tasks (
+    tenant_id  TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    agent_id   TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    context_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS a2a_tasks_agent ON a2a_tasks (tenant_id, agent_id, created_at);
+CREATE TABLE IF NOT EXISTS a2a_push_configs (
+    tenant_id        TEXT NOT NULL,
+    task_id          TEXT NOT NULL,
+    id               TEXT NOT NULL,
+    owner            TEXT NOT NULL,
+    url              TEXT NOT NULL,
+    token            TEXT,
+    auth_scheme      TEXT,
+    auth_credentials TEXT,
+    created_at       INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, task_id, id)
+);
+CREATE INDEX IF NOT EXISTS a2a_push_configs_created ON a2a_push_configs (created_at);
+-- The schema version this file brings a database to (see `migrate` in mod.rs).
+PRAGMA user_version = 13;

@@ -14,13 +14,20 @@
 //! | otherwise                                         | `TASK_STATE_SUBMITTED`  |
 //!
 //! The latest reply counts (an agent may answer `working`, then `completed`). `S` may be
-//! written either way: `input-required` (0.3) or `TASK_STATE_INPUT_REQUIRED` (1.0).
+//! written either way: `input-required` (0.3) or `TASK_STATE_INPUT_REQUIRED` (1.0). The
+//! client's continuations and cancel requests are messages in the same thread; `view` has
+//! the whole convention. Beside the messages, the store keeps only an index of tasks (for
+//! `ListTasks`) and the push configs (`push`).
 
 pub mod card;
 pub mod import;
+pub mod list;
 pub mod parts;
+pub mod push;
 pub mod remote;
+pub mod stream;
 pub mod tasks;
+pub mod view;
 
 use crate::error::ApiError;
 

@@ -26,7 +26,7 @@ pub fn from_a2a(v: &Value) -> Result<Part, String> {
         return Ok(Part::Data { data: data.clone() });
     }
     let name = text_field(o, "filename");
-    let media_type = text_field(o, "mediaType");
+    let media_type = text_field(o, "mediaType").or_else(|| text_field(o, "media_type"));
     if let Some(url) = o.get("url") {
         let uri = url.as_str().ok_or("`url` must be a string")?.to_owned();
         return Ok(Part::File { file: FilePart { name, media_type, bytes: None, uri: Some(uri) } });
