@@ -9,8 +9,9 @@
 #   RATE=500 SECONDS_=120 docs/bench/retention.sh # shorter
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/retention docs/bench/retention.sh
 #
-# Prints CSV (elapsed s, store bytes, messages purged so far, messages accepted so far) and
-# writes it to $OUT (default retention-<backend>.csv). Uses target/release/switchboard
+# Prints CSV (elapsed s, store bytes, messages purged so far, messages accepted so far, open
+# deliveries) and writes it to $OUT (default retention-<backend>.csv), the hub's and the
+# bench's logs to $OUT's name with -logs. Uses target/release/switchboard
 # unless SWITCHBOARD_BIN names another binary.
 set -euo pipefail
 BIN=${SWITCHBOARD_BIN:-target/release/switchboard}
@@ -24,7 +25,13 @@ BACKEND=sqlite
 OUT=${OUT:-retention-$BACKEND.csv}
 URL=http://127.0.0.1:$PORT
 TOKEN=sba_retention-bench-admin-token-0123
-cleanup() { kill "$HUB" 2>/dev/null || true; wait "$HUB" 2>/dev/null || true; rm -rf "$DIR"; }
+LOGS=${OUT%.csv}-logs
+cleanup() {
+  kill "$HUB" 2>/dev/null || true
+  wait "$HUB" 2>/dev/null || true
+  mkdir -p "$LOGS" && cp "$DIR"/*.log "$DIR"/bench.* "$LOGS"/ 2>/dev/null || true
+  rm -rf "$DIR"
+}
 trap cleanup EXIT
 
 if [ "$BACKEND" = postgres ]; then
@@ -46,15 +53,16 @@ size() {
   fi
 }
 metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+open_deliveries() { curl -s "$URL/metrics" | awk '/^switchboard_inbox_depth\{/ { n += $2 } END { print n + 0 }'; }
 
 SWITCHBOARD_URL=$URL SWITCHBOARD_TOKEN=$TOKEN "$BIN" bench latency --rate "$RATE" \
   --messages $((RATE * DURATION)) >"$DIR/bench.out" 2>"$DIR/bench.err" &
 BENCH=$!
-echo "elapsed_s,store_bytes,purged_messages,accepted_messages" | tee "$OUT"
+echo "elapsed_s,store_bytes,purged_messages,accepted_messages,open_deliveries" | tee "$OUT"
 start=$(date +%s)
 while kill -0 "$BENCH" 2>/dev/null; do
   now=$(date +%s)
-  echo "$((now - start)),$(size),$(metric switchboard_retention_purged_messages_total),$(metric switchboard_messages_accepted_total)" | tee -a "$OUT"
+  echo "$((now - start)),$(size),$(metric switchboard_retention_purged_messages_total),$(metric switchboard_messages_accepted_total),$(open_deliveries)" | tee -a "$OUT"
   sleep 10
 done
 wait "$BENCH"

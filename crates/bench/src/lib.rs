@@ -447,7 +447,7 @@ pub async fn run(
         }));
     }
 
-    let deadline = Instant::now() + DEADLINE;
+    let deadline = Instant::now() + deadline_for(cfg);
     let mut last_report = Instant::now();
     loop {
         let (s, r) = (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed));
@@ -487,6 +487,17 @@ pub async fn run(
 /// How long a hub run may take before it reports what arrived and counts the rest as lost.
 const DEADLINE: Duration = Duration::from_secs(300);
 
+/// [`DEADLINE`], or for an open-loop run planned to last longer (`messages / rate`), that
+/// plan with half again and a minute to spare: the consumers must go on receiving and
+/// acknowledging for as long as the producers send (a ten-minute run at 1,000 msg/s).
+fn deadline_for(cfg: &BenchConfig) -> Duration {
+    if cfg.rate == 0 {
+        return DEADLINE;
+    }
+    let planned = Duration::from_secs_f64(cfg.messages as f64 / cfg.rate as f64);
+    DEADLINE.max(planned.mul_f64(1.5) + Duration::from_secs(60))
+}
+
 /// The ids the hub accepted (answered 2xx) and the ids the consumers received, to count
 /// losses message by message: a count of receipts would let a failed send that the hub kept
 /// anyway stand in for an accepted one that never came.
@@ -517,5 +528,22 @@ impl Receipts {
     /// Accepted messages not received (so far).
     pub(crate) fn lost(&self) -> u64 {
         self.ids.lock().map(|r| r.accepted.iter().filter(|id| !r.received.contains(*id)).count() as u64).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ten-minute open-loop run keeps its consumers for all ten minutes (the retention
+    /// measurement's consumers stopped acknowledging at 300 s before this).
+    #[test]
+    fn an_open_loop_run_longer_than_the_deadline_gets_its_planned_time() {
+        let mut cfg = BenchConfig::for_workload(Workload::Latency);
+        assert_eq!(deadline_for(&cfg), DEADLINE, "5,000 at 1,000/s: the usual deadline");
+        cfg.messages = 600_000;
+        assert_eq!(deadline_for(&cfg), Duration::from_secs(960), "600 s planned: 900 s and a minute");
+        cfg.rate = 0;
+        assert_eq!(deadline_for(&cfg), DEADLINE, "closed loop: the usual deadline");
     }
 }
