@@ -60,7 +60,7 @@ pub async fn put_retention(
     body: Body,
 ) -> Result<Json<TenantRetention>, ApiError> {
     auth.require_admin()?;
-    let r: TenantRetention = parse_json(body, 4 * 1024).await?;
+    let r: TenantRetention = parse_json(body, 64 * 1024).await?;
     crate::domain::retention::put(state.store.as_ref(), &auth.0, &r).await?;
     Ok(Json(r))
 }
