@@ -51,15 +51,23 @@ pub fn token_for(url: &str) -> Option<String> {
 /// (mode 0600, its directory 0700) and renamed into place. Returns its path.
 pub fn save(url: &str, saved: Saved) -> Result<PathBuf> {
     let path = path().context("cannot tell where to save the token: set HOME or XDG_CONFIG_HOME")?;
-    let dir = path.parent().context("the credentials path has no directory")?;
+    let mut creds: Credentials =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    creds.hubs.insert(key(url), saved);
+    write_private(&path, serde_json::to_string_pretty(&creds)?.as_bytes())?;
+    Ok(path)
+}
+
+/// Writes a file only its owner may read: mode 0600 in a 0700 directory (made if missing),
+/// written whole to a temporary file, synced and renamed into place, so a crash leaves the
+/// old file or the new one. For the credentials file and private keys (`private_keys.rs`).
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("the path has no directory")?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut creds: Credentials =
-        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    creds.hubs.insert(key(url), saved);
     let tmp = path.with_extension("new");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -68,8 +76,7 @@ pub fn save(url: &str, saved: Saved) -> Result<PathBuf> {
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(serde_json::to_string_pretty(&creds)?.as_bytes())?;
+    f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -3,8 +3,6 @@
 //! `~/.config`), mode 0600 in a 0700 directory. Never sent anywhere: the hub gets the public
 //! halves only.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -34,22 +32,6 @@ pub fn load(principal: &str) -> Result<Option<KeyPairs>> {
 /// Saves `keys` (mode 0600, written whole and renamed into place); returns the path.
 pub fn save(keys: &KeyPairs) -> Result<PathBuf> {
     let path = path(&keys.principal)?;
-    let dir = path.parent().context("the key path has no directory")?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension("new");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(serde_json::to_string_pretty(keys)?.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::credentials::write_private(&path, serde_json::to_string_pretty(keys)?.as_bytes())?;
     Ok(path)
 }
